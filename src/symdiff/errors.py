@@ -1,0 +1,41 @@
+"""The one exception hierarchy of symdiff.
+
+Every error symdiff raises on bad input is a ``SymdiffError``; its message says what is wrong and
+where (a column in a formula string, a node of an expression, an argument name). The CLI prints
+that message as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class SymdiffError(Exception):
+    """Base class of every error symdiff raises on bad input."""
+
+
+class ParseError(SymdiffError, ValueError):
+    """A formula string is not in the accepted syntax.
+
+    ``column`` is 1-based (None when the error is not tied to one place); ``text`` is the formula.
+    """
+
+    def __init__(self, message: str, text: str = "", column: int | None = None):
+        self.text = text
+        self.column = column
+        where = f" at column {column}" if column is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class UnsupportedFunctionError(SymdiffError):
+    """A function symdiff cannot lower or cannot emit for the chosen backend."""
+
+
+class NonDifferentiableError(SymdiffError):
+    """A node of the formula has no derivative SymPy or symdiff knows."""
+
+
+class ArgumentError(SymdiffError, ValueError):
+    """A bad argument to a public function: wrt, args, backend, points, ..."""
+
+
+class InputTooLargeError(SymdiffError):
+    """An input exceeds a resource limit (digits of a literal, size of a power, length, depth)."""

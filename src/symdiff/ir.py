@@ -1,0 +1,247 @@
+"""The staged program: small immutable records, a readable listing, and a validator.
+
+Invariants (``Program.validate`` checks them all):
+- forward steps assign each name once; a step's right-hand side is one gate over arguments and
+  earlier steps (a Piecewise gate may carry its guarded branches inline); the last step is the output;
+- backward steps walk the forward steps in reverse; the first write of a gradient is ``=``, every
+  later write is ``+=``; a step's upstream gradient is ``dout`` or was written before;
+- every name (argument, step, gradient) is a distinct Python identifier, not a keyword.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+
+@dataclass(frozen=True)
+class Input:
+    """A formula symbol and its identifiers in generated code (value and gradient)."""
+
+    symbol: sp.Symbol  # the user's symbol, as it appears in Program.expr
+    name: str  # its parameter name in generated code
+    grad: str | None  # its gradient's name, for wrt symbols
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward line: ``name = rhs``, where ``op`` names the gate kind."""
+
+    name: str
+    rhs: sp.Expr
+    op: str
+
+    def __str__(self) -> str:
+        return f"{self.name} = {_text(self.rhs)}"
+
+
+@dataclass(frozen=True)
+class GradStep:
+    """One backward line: ``name (+)= upstream * local``.
+
+    ``local`` is the local derivative of forward step ``source`` with respect to the value whose
+    gradient ``name`` holds, written over forward names; ``accumulate`` marks ``+=`` at a fork.
+    """
+
+    name: str
+    upstream: str
+    local: sp.Expr
+    accumulate: bool
+    source: str
+
+    @property
+    def rhs(self) -> sp.Expr:
+        return sp.Symbol(self.upstream, real=True) * self.local
+
+    def __str__(self) -> str:
+        return f"{self.name} {'+=' if self.accumulate else '='} {grad_text(self, _text)}"
+
+
+def grad_text(step: GradStep, print_expr) -> str:
+    """``upstream * local`` as text, folding a local derivative of 1 or -1."""
+    if step.local == 1:
+        return step.upstream
+    if step.local == -1:
+        return f"-{step.upstream}"
+    local = print_expr(step.local)
+    if step.local.is_Number:
+        return f"{local}*{step.upstream}"
+    if not _is_tight(step.local):
+        local = f"({local})"
+    return f"{step.upstream} * {local}"
+
+
+def _is_tight(expr: sp.Expr) -> bool:
+    """True when ``expr`` prints as one operand that needs no parentheses after ``*``."""
+    if expr.is_Symbol:
+        return True
+    if expr.is_Pow:
+        return expr.exp.is_Integer and expr.exp > 0
+    return isinstance(expr, sp.Function) and not isinstance(expr, sp.Piecewise)
+
+
+def _text(expr: sp.Basic) -> str:
+    return sp.sstr(expr, order="none")
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A formula lowered to staged forward and backward steps (see ``symdiff.lower``).
+
+    >>> import sympy as sp, symdiff
+    >>> x, y = sp.symbols("x y")
+    >>> prog = symdiff.lower(x * y + sp.sin(x), wrt=[x, y])
+    >>> [s.name for s in prog.forward]
+    ['xy', 'sinx', 'out']
+    """
+
+    expr: sp.Expr  # the formula as given (a parsed string, or the user's expression)
+    inputs: tuple[Input, ...]  # in parameter order
+    wrt: tuple[sp.Symbol, ...]
+    forward: tuple[Step, ...]
+    backward: tuple[GradStep, ...]
+    text: str = ""  # the formula over code names (empty when too large to print)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def output(self) -> str:
+        return self.forward[-1].name
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    @property
+    def grads(self) -> tuple[str, ...]:
+        """Gradient names returned by backward, one per wrt symbol, in wrt order."""
+        by_symbol = {i.symbol: i.grad for i in self.inputs}
+        return tuple(by_symbol[s] for s in self.wrt)
+
+    @property
+    def zero_grads(self) -> tuple[str, ...]:
+        """Gradients no backward step writes: wrt symbols the output does not depend on."""
+        written = {g.name for g in self.backward}
+        return tuple(g for g in self.grads if g not in written)
+
+    def __repr__(self) -> str:
+        return (f"<Program {self.output} = f({', '.join(self.args)}): {len(self.forward)} forward "
+                f"steps, {len(self.backward)} backward steps>")
+
+    def __str__(self) -> str:
+        head = f"{self.output} = f({', '.join(self.args)})"
+        if self.text:
+            head += f" = {self.text}"
+        lines = [head, f"wrt: {', '.join(self.grads)}", "forward:"]
+        lines += [f"    {s}" for s in self.forward]
+        lines.append("backward:")
+        source = None
+        for g in self.backward:
+            if g.source != source:
+                source = g.source
+                lines.append(f"    # backprop {self.step(source)}")
+            lines.append(f"    {g}")
+        lines += [f"    {z} = 0" for z in self.zero_grads]
+        return "\n".join(lines)
+
+    def step(self, name: str) -> Step:
+        """The forward step called ``name``."""
+        if "steps" not in self._cache:
+            self._cache["steps"] = {s.name: s for s in self.forward}
+        return self._cache["steps"][name]
+
+    def source(self, backend: str = "math", name: str | None = None) -> str:
+        """Text of a self-contained Python module computing the value and gradient.
+
+        ``backend`` is ``"math"`` (Python floats) or ``"numpy"`` (elementwise over arrays). The
+        module defines ``forward``, ``backward`` and ``value_and_grad`` (prefixed by ``name_``
+        when ``name`` is given) and imports nothing but math or numpy.
+        """
+        from .emit import module_source
+
+        return module_source(self, backend, name)
+
+    def compile(self, backend: str = "math", name: str | None = None) -> Any:
+        """The generated module, compiled and loaded: an object with forward, backward, ..."""
+        from .emit import compile_module
+
+        return compile_module(self, backend, name)
+
+    def evaluate(self, at: dict, dout: float = 1.0) -> dict[str, float]:
+        """Every value of the program at a point: arguments, forward steps and gradients.
+
+        ``at`` maps Symbols or names to numbers. Values are computed at 50 digits (no overflow,
+        no float rounding) and returned as floats, keyed by their names in the generated code.
+
+        >>> import sympy as sp, symdiff
+        >>> a, b = sp.symbols("a b")
+        >>> symdiff.lower(a * b, wrt=[a, b]).evaluate({a: 3, b: 4})
+        {'a': 3.0, 'b': 4.0, 'out': 12.0, 'dout': 1.0, 'da': 4.0, 'db': 3.0}
+        """
+        from .numeric import program_values
+
+        return program_values(self, self.resolve_point(at), dout)
+
+    def resolve_point(self, at: dict) -> dict[str, float]:
+        """``at`` (Symbols or names, user or code spelling -> numbers) keyed by code names."""
+        from .errors import ArgumentError
+
+        if not isinstance(at, dict):
+            raise ArgumentError(f"a point must be a dict of symbol or name -> number, got {at!r}")
+        by_name = {i.symbol.name: i.name for i in self.inputs}
+        by_name.update((i.name, i.name) for i in self.inputs)
+        point = {}
+        for key, value in at.items():
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if name not in by_name:
+                raise ArgumentError(f"the point names {key!r}, which is not an argument")
+            try:
+                point[by_name[name]] = float(value)
+            except (TypeError, ValueError):
+                raise ArgumentError(f"the value of {name} is not a number: {value!r}") from None
+        missing = [n for n in self.args if n not in point]
+        if missing:
+            raise ArgumentError(f"the point gives no value for {', '.join(missing)}")
+        return point
+
+    def validate(self) -> None:
+        """Raise AssertionError when an invariant of the module docstring does not hold."""
+        validate(self)
+
+    def _repr_pretty_(self, printer, cycle):  # IPython shows the listing
+        printer.text(str(self))
+
+
+def is_identifier(name: str) -> bool:
+    """A name usable as a Python variable."""
+    return name.isidentifier() and not keyword.iskeyword(name) and name.isascii()
+
+
+def validate(prog: Program) -> None:
+    """Check the invariants of a Program (single assignment, defined before use, accumulation)."""
+    names = [i.name for i in prog.inputs] + [s.name for s in prog.forward]
+    grads = [i.grad for i in prog.inputs if i.grad] + ["d" + s.name for s in prog.forward]
+    assert len(set(names + grads)) == len(names + grads), "a name is assigned twice"
+    assert all(is_identifier(n) for n in names + grads), "a name is not an identifier"
+    assert len(set(prog.wrt)) == len(prog.wrt) and all(i.grad for i in prog.inputs
+                                                       if i.symbol in prog.wrt)
+    defined = set(prog.args)
+    for step in prog.forward:
+        used = {s.name for s in step.rhs.free_symbols}
+        assert used <= defined, f"{step.name} uses {sorted(used - defined)} before definition"
+        defined.add(step.name)
+    forward_names = defined
+    written = {"d" + prog.output}
+    order = {s.name: k for k, s in enumerate(prog.forward)}
+    last = len(prog.forward)
+    for g in prog.backward:
+        assert g.upstream in written, f"{g.name} reads {g.upstream} before it is written"
+        assert order[g.source] <= last, f"block {g.source} is out of reverse order"
+        last = order[g.source]
+        assert g.upstream == "d" + g.source, f"{g.name} is not fed by d{g.source}"
+        assert g.accumulate == (g.name in written), f"{g.name}: '=' and '+=' are swapped"
+        used = {s.name for s in g.local.free_symbols}
+        assert used <= forward_names, f"{g.name} uses unknown {sorted(used - forward_names)}"
+        written.add(g.name)
