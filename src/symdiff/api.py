@@ -1,0 +1,172 @@
+"""The public entry points: ``lower`` a formula to a Program, ``grad`` for the compiled function.
+
+This module resolves what the user passed (a SymPy expression or a string; symbols or names for
+``wrt`` and ``args``) with clear errors, names the inputs, and runs the pipeline:
+parse -> canonicalize -> lower (forward steps) -> reverse (backward steps) -> Program.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import sympy as sp
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import BooleanAtom, BooleanFunction
+
+from .dag import free_symbols, postorder
+from .errors import ArgumentError
+from .ir import Input, Program
+from .lower import Lowerer, canonicalize
+from .naming import Namer, sanitize
+from .reverse import reverse
+
+_CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
+MAX_PRINTED_NODES = 300  # a formula longer than this (as a tree) is not quoted in listings
+
+
+def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
+    """Lower a formula to a staged forward/backward Program.
+
+    ``expr`` is a SymPy expression or a formula string (parsed with a whitelist, never evaluated).
+    ``wrt`` lists the Symbols (or names) to differentiate with respect to; ``args`` is the parameter
+    order of the generated functions (default: wrt in order, then the other symbols by name).
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> prog = lower(x * sp.exp(y), wrt=[x, y])
+    >>> print(prog.source("math").count("def "))
+    3
+    """
+    expr = as_expression(expr)
+    symbols = sorted(free_symbols(expr), key=lambda s: (s.name, str(s.assumptions0)))
+    real = {s: _real(s) for s in symbols}
+    wrt_pairs = _resolve_wrt(wrt, symbols, real)
+    arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
+    namer = Namer()
+    names = [namer.claim(sanitize(user.name), paired=False) for user, _ in arg_pairs]
+    wrt_internal = {internal for _, internal in wrt_pairs}
+    grads = {internal: namer.claim("d" + name, paired=False)
+             for name, (_, internal) in zip(names, arg_pairs) if internal in wrt_internal}
+    inputs = tuple(Input(user, name, grads.get(internal))
+                   for name, (user, internal) in zip(names, arg_pairs))
+    codes = {internal: sp.Symbol(name, real=True) for name, (_, internal) in zip(names, arg_pairs)}
+    canonical = canonicalize(expr, real)
+    forward = Lowerer(namer, codes).run(canonical)
+    backward = reverse(forward, {codes[i].name: g for i, g in grads.items()})
+    user_wrt = tuple(user for user, _ in wrt_pairs)
+    return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
+                   text=_formula_text(canonical, codes))
+
+
+def grad(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None) -> Callable:
+    """The compiled ``value_and_grad(*args) -> (value, gradients)`` of a formula.
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> grad(x**2, wrt=[x])(3.0)
+    (9.0, (6.0,))
+    """
+    return lower(expr, wrt, args).compile(backend).value_and_grad
+
+
+def as_expression(expr) -> sp.Expr:
+    """A scalar SymPy expression from what the user passed (strings are parsed safely)."""
+    if isinstance(expr, str):
+        from .parse import parse
+
+        expr = parse(expr)
+    elif isinstance(expr, bool):
+        raise ArgumentError(f"expected a formula, got the boolean {expr}")
+    elif isinstance(expr, int):
+        expr = sp.Integer(expr)
+    elif isinstance(expr, float):
+        expr = sp.Float(expr)
+    if isinstance(expr, _CONDITIONS) or not isinstance(expr, sp.Basic):
+        raise ArgumentError(
+            f"expected a scalar SymPy expression or a formula string, got {type(expr).__name__}")
+    if getattr(expr, "is_Matrix", False) or not isinstance(expr, sp.Expr):
+        raise ArgumentError(f"expected a scalar expression, got {type(expr).__name__}")
+    return expr
+
+
+def _real(symbol: sp.Symbol) -> sp.Symbol:
+    """The real-valued version of a symbol (symdiff differentiates over the reals)."""
+    if symbol.is_real:
+        return symbol
+    if symbol.is_commutative is False:
+        raise ArgumentError(f"symbol {symbol.name!r} is non-commutative: not supported")
+    cls = sp.Dummy if isinstance(symbol, sp.Dummy) else sp.Symbol
+    return cls(symbol.name, real=True)
+
+
+def _resolve_wrt(wrt, symbols, real) -> list[tuple[sp.Symbol, sp.Symbol]]:
+    """(user symbol, internal real symbol) for each wrt entry."""
+    if isinstance(wrt, (str, sp.Basic)) or not isinstance(wrt, Iterable):
+        wrt = [wrt] if isinstance(wrt, (str, sp.Symbol)) else wrt
+    if not isinstance(wrt, Iterable):
+        raise ArgumentError(f"wrt must be a list of symbols or names, got {type(wrt).__name__}")
+    pairs = [_resolve_symbol(w, symbols, real, "wrt") for w in wrt]
+    if not pairs:
+        raise ArgumentError("wrt is empty: name at least one symbol to differentiate with respect to")
+    seen = set()
+    for user, internal in pairs:
+        if internal in seen:
+            raise ArgumentError(f"wrt lists {user.name!r} twice")
+        seen.add(internal)
+    return pairs
+
+
+def _resolve_args(args, symbols, real, wrt_pairs) -> list[tuple[sp.Symbol, sp.Symbol]]:
+    if args is None:
+        chosen = {internal for _, internal in wrt_pairs}
+        rest = [(s, real[s]) for s in symbols if real[s] not in chosen]
+        return wrt_pairs + _unique(rest)
+    if isinstance(args, (str, sp.Basic)):
+        raise ArgumentError("args must be a list of symbols or names")
+    pairs = [_resolve_symbol(a, symbols, real, "args") for a in args]
+    given = [internal for _, internal in pairs]
+    if len(set(given)) != len(given):
+        raise ArgumentError("args lists a symbol twice")
+    missing = [u.name for u, i in _unique([(s, real[s]) for s in symbols]) + wrt_pairs
+               if i not in given]
+    if missing:
+        raise ArgumentError(f"args must include every symbol of the formula and of wrt; "
+                            f"missing: {', '.join(dict.fromkeys(missing))}")
+    return pairs
+
+
+def _unique(pairs):
+    """Drop pairs whose internal symbol repeats (x and real x are one variable)."""
+    seen, out = set(), []
+    for user, internal in pairs:
+        if internal not in seen:
+            seen.add(internal)
+            out.append((user, internal))
+    return out
+
+
+def _resolve_symbol(item, symbols, real, what) -> tuple[sp.Symbol, sp.Symbol]:
+    if isinstance(item, str):
+        if not item.strip():
+            raise ArgumentError(f"{what} contains an empty name")
+        matches = [s for s in symbols if s.name == item]
+        if len(matches) > 1 and len({real[s] for s in matches}) > 1:
+            raise ArgumentError(f"{what}: the name {item!r} is ambiguous: the formula has "
+                                f"{len(matches)} different symbols of that name")
+        user = matches[0] if matches else sp.Symbol(item, real=True)
+        return user, real.get(user, _real(user))
+    if isinstance(item, sp.Symbol):
+        return item, real.get(item, _real(item))
+    raise ArgumentError(f"{what} entries must be Symbols or names, got {item!r}")
+
+
+def _formula_text(expr: sp.Expr, codes: dict) -> str:
+    """The formula over code names, when it is small enough to print (empty otherwise)."""
+    size: dict[sp.Basic, int] = {}
+    for node in postorder(expr):
+        size[node] = 1 + sum(size[a] for a in node.args)
+        if size[node] > MAX_PRINTED_NODES:
+            return ""
+    from .dag import substitute
+
+    return sp.sstr(substitute(expr, codes))

@@ -1,0 +1,375 @@
+"""Lower a SymPy formula to the forward steps of a staged program, one step per gate.
+
+The walk is over the expression DAG, iterative and memoised: each distinct subexpression becomes
+at most one step, in a dependency-respecting order (operands in argument order, a quotient's
+numerator before its denominator). Before the walk one rebuild makes every symbol real and turns
+``1/(1 + exp(-t))`` into a sigmoid gate and ``log(1 + exp(t))`` into a softplus gate.
+
+Gates: an Add is one weighted sum; a Mul is a chain of binary products ending with ``num*invden``
+when it has a denominator; a Max/Min is a chain of binary ones; every other function is one gate.
+A Piecewise is one gate: subexpressions that are evaluated anyway, or that are safe to evaluate
+everywhere (polynomials, sin, tanh, ...), are staged before it; the rest stay inline in its
+branches, so an untaken branch is never evaluated in the math backend and its derivative is used
+only where the branch is taken.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.core.relational import Relational
+from sympy.logic.boolalg import BooleanAtom, BooleanFunction
+
+from . import naming
+from .dag import postorder, rebuild
+from .errors import UnsupportedFunctionError
+from .functions import relu, sigmoid, softplus
+from .ir import Step
+
+# Gates that are defined and finite for every finite real input: safe to evaluate unconditionally.
+_TOTAL = (
+    sp.Add, sp.Mul, sp.sin, sp.cos, sp.atan, sp.tanh, sp.asinh, sp.erf, sp.erfc, sp.Abs, sp.sign,
+    sp.Max, sp.Min, sp.Heaviside, sp.floor, sp.ceiling, sigmoid, relu, softplus, sp.atan2,
+)
+_STEMS = {
+    sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.sign: "sgn", sp.Heaviside: "step",
+    sp.floor: "flr", sp.ceiling: "ceil", sp.Max: "max", sp.Min: "min", sigmoid: "sig",
+    softplus: "splus", sp.Piecewise: "pw",
+}
+_WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",
+          7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+_UNSUPPORTED = (sp.Derivative, sp.Integral, sp.Subs, sp.Sum, sp.Product, sp.Limit, sp.Order)
+
+
+def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
+    """One rebuild: symbols -> their real versions, sigmoid and softplus patterns -> gates."""
+
+    def swap(node, args):
+        if node.is_Symbol:
+            return real.get(node)
+        if isinstance(node, sp.Pow) and args[1] == -1:
+            t = _exp_plus_one(args[0])
+            if t is not None:
+                return sigmoid(-t)
+        if isinstance(node, sp.log) and len(args) == 1:
+            t = _exp_plus_one(args[0])
+            if t is not None:
+                return softplus(t)
+        if any(a is not b for a, b in zip(args, node.args)):  # identity: == recurses deeply
+            # Same structure, new leaves: nothing to evaluate (and Add/Mul keep their order).
+            return _unevaluated(node.func, args)
+        return None
+
+    return rebuild(expr, swap)
+
+
+def _unevaluated(func, args):
+    try:
+        return func(*args, evaluate=False)
+    except TypeError:  # classes without an evaluate option (ExprCondPair, Tuple, ...)
+        return func(*args)
+
+
+def _exp_plus_one(node: sp.Basic) -> sp.Expr | None:
+    """``u`` when ``node`` is ``1 + exp(u)``."""
+    if isinstance(node, sp.Add) and len(node.args) == 2 and node.args[0] == 1:
+        if isinstance(node.args[1], sp.exp):
+            return node.args[1].args[0]
+    return None
+
+
+class Lowerer:
+    """Turns the nodes of one canonical expression into forward steps."""
+
+    def __init__(self, namer: naming.Namer, inputs: dict[sp.Symbol, sp.Symbol]):
+        self.namer = namer
+        self.value: dict[sp.Basic, sp.Expr] = dict(inputs)  # node -> step symbol or constant
+        self.steps: list[Step] = []
+        self.hint: dict[sp.Basic, str] = {}  # role names: "num", "den"
+        self.by_rhs: dict[sp.Basic, sp.Symbol] = {}  # value numbering of built right-hand sides
+        self.plans: dict[sp.Basic, tuple[list, Callable]] = {}
+
+    def run(self, root: sp.Expr) -> list[Step]:
+        """Lower ``root``; its value is the last step, named ``out``."""
+        self._analyse(root)
+        self.root = root
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in self.value:
+                continue
+            operands, build = self._plan(node)
+            if ready:
+                self.value[node] = build()
+                continue
+            stack.append((node, True))
+            stack.extend((o, False) for o in reversed(operands) if o not in self.value)
+        last = self.steps[-1].name if self.steps else None
+        if getattr(self.value[root], "name", None) != last or root in self.constant:
+            self._emit("out", self.value[root], "copy", exact=True)  # out = x, out = 3
+        return self.steps
+
+    # -- analysis ---------------------------------------------------------------------------
+
+    def _analyse(self, root: sp.Expr) -> None:
+        """Constants, total nodes, and nodes evaluated on every path (not only inside a branch)."""
+        self.constant: set[sp.Basic] = set()
+        self.total: set[sp.Basic] = set()
+        for node in postorder(root):
+            _reject(node)
+            if node.is_Symbol:
+                self.total.add(node)
+            elif not node.args or all(a in self.constant for a in node.args):
+                self.constant.add(node)
+                self.total.add(node)
+            elif _is_total_gate(node) and all(a in self.total for a in node.args):
+                self.total.add(node)
+        self.unconditional = set(postorder(root, stop=lambda n: isinstance(n, sp.Piecewise)))
+
+    def _staged(self, node: sp.Basic) -> bool:
+        if node in self.constant or node.is_Atom or isinstance(node, (Relational, BooleanAtom, BooleanFunction, ExprCondPair)):
+            return False
+        return node in self.unconditional or node in self.total
+
+    # -- plans: (operands to lower first, build() -> value) -----------------------------------
+
+    def _plan(self, node: sp.Basic) -> tuple[list, Callable]:
+        if node not in self.plans:
+            self.plans[node] = self._make_plan(node)
+        return self.plans[node]
+
+    def _make_plan(self, node: sp.Basic) -> tuple[list, Callable]:
+        if node in self.constant:
+            return [], lambda: node
+        if isinstance(node, sp.Add):
+            return self._plan_add(node)
+        if isinstance(node, sp.Mul):
+            return self._plan_mul(node)
+        if isinstance(node, sp.Pow):
+            return self._plan_pow(node)
+        if isinstance(node, sp.Piecewise):
+            return self._plan_piecewise(node)
+        if isinstance(node, (sp.Max, sp.Min)):
+            return self._plan_extremum(node)
+        if isinstance(node, sp.Function):
+            return self._plan_function(node)
+        raise UnsupportedFunctionError(f"cannot lower {type(node).__name__}: {_short(node)}")
+
+    def _plan_add(self, node: sp.Add):
+        terms = [t.as_coeff_Mul() if t not in self.constant else (t, None) for t in node.args]
+        operands = [rest for _, rest in terms if rest is not None]
+
+        def build():
+            rhs = [c if rest is None else c * self.value[rest] for c, rest in terms]
+            role = self.hint.get(node)
+            names = [(c, None if rest is None else self._name(rest)) for c, rest in terms]
+            name = role or _add_name(names)
+            products = sum(isinstance(r, sp.Mul) for r in operands)
+            if len(name) > naming.MAX_LEN and products >= 2:
+                name = "dot"  # w0*x0 + w1*x1 + w2, as people write it by hand
+            return self._emit(name, sp.Add(*rhs, evaluate=False), "add", stem="sum", node=node)
+
+        return operands, build
+
+    def _plan_mul(self, node: sp.Mul):
+        coeff = sp.S.One
+        numer, denom = [], []
+        for f in node.args:
+            if f in self.constant:
+                coeff *= f
+            elif isinstance(f, sp.Pow) and f.exp.is_Number and f.exp < 0:
+                denom.append(f)
+            else:
+                numer.append(f)
+        if len(numer) == 1 and denom and isinstance(numer[0], sp.Add):
+            self.hint.setdefault(numer[0], "num")
+        if len(denom) == 1 and denom[0].exp == -1 and isinstance(denom[0].base, sp.Add):
+            self.hint.setdefault(denom[0].base, "den")
+        if len(denom) > 1:  # one denominator for all: a/(b*c) -> bc = b*c; invbc = 1/bc
+            den = sp.Mul(*(f.base ** -f.exp for f in denom))
+            denom = [sp.Pow(den, -1, evaluate=False)]
+        operands = numer + denom
+        return operands, lambda: self._build_product(node, coeff, operands)
+
+    def _build_product(self, node, coeff, operands):
+        values = [self.value[o] for o in operands]
+        if len(values) == 1:
+            name = _scale_name(coeff, self._name(operands[0]))
+            return self._emit(name, coeff * values[0], "scale", stem="scaled", node=node)
+        acc, acc_name = values[0], self._name(operands[0])
+        for k, (o, v) in enumerate(zip(operands[1:], values[1:]), start=2):
+            name = acc_name + self._name(o)
+            if k < len(values):
+                acc = self._emit(name, sp.Mul(acc, v, evaluate=False), "mul", stem="prod")
+            else:
+                factors = (acc, v) if coeff == 1 else (coeff, acc, v)
+                acc = self._emit(name, sp.Mul(*factors, evaluate=False), "mul", stem="prod",
+                                 node=node)
+            acc_name = acc.name
+        return acc
+
+    def _plan_pow(self, node: sp.Pow):
+        base, exp = node.args
+        operands = [a for a in (base, exp) if a not in self.constant]
+
+        def build():
+            b, e = (self.value.get(a, a) for a in (base, exp))
+            name = _pow_name(self._name(base) if base in self.value else None, exp,
+                             self._name(exp) if exp in self.value else None, base)
+            return self._emit(name, sp.Pow(b, e, evaluate=False), "pow", stem="pow", node=node)
+
+        return operands, build
+
+    def _plan_extremum(self, node):
+        operands = [a for a in node.args if a not in self.constant]
+
+        def build():
+            stem = _STEMS[node.func]
+            acc, acc_name = self.value.get(node.args[0], node.args[0]), None
+            acc_name = self._name(node.args[0])
+            for k, a in enumerate(node.args[1:], start=2):
+                name = stem + acc_name.removeprefix(stem) + self._name(a)
+                rhs = node.func(acc, self.value.get(a, a), evaluate=False)
+                acc = self._emit(name, rhs, stem, stem=stem,
+                                 node=node if k == len(node.args) else None)
+                acc_name = acc.name
+            return acc
+
+        return operands, build
+
+    def _plan_function(self, node: sp.Function):
+        operands = [a for a in node.args if a not in self.constant]
+        stem = _STEMS.get(node.func, type(node).__name__.lower())
+
+        def build():
+            rhs = node.func(*(self.value.get(a, a) for a in node.args), evaluate=False)
+            name = stem + "".join(self._name(a) for a in operands)
+            return self._emit(name, rhs, type(node).__name__.lower(), stem=stem, node=node)
+
+        return operands, build
+
+    def _plan_piecewise(self, node: sp.Piecewise):
+        inside = postorder(node, stop=lambda n: n is not node and (self._staged(n) or n.is_Atom))
+        operands = [n for n in inside if n is not node and self._staged(n)]
+
+        def build():
+            mapping = {n: self.value[n] for n in operands}
+            mapping.update((n, self.value[n]) for n in inside if n.is_Symbol)
+            rhs = rebuild(node, lambda n, args: mapping.get(n), stop=lambda n: n in mapping)
+            name = "pw" + "".join(self._name(o) for o in operands)
+            return self._emit(name, rhs, "piecewise", stem="pw", node=node)
+
+        return operands, build
+
+    # -- steps and names --------------------------------------------------------------------
+
+    def _emit(self, name, rhs, op, stem="t", node=None, exact=False) -> sp.Symbol:
+        """Append ``name = rhs`` (or reuse an equal earlier step) and return its symbol."""
+        key = None if exact else _structure(rhs)
+        if key is not None and key in self.by_rhs and node is not self.root:
+            return self.by_rhs[key]
+        if node is self.root or exact:
+            name = self.namer.claim("out")
+        else:
+            name = self.namer.step(name, stem)
+        symbol = sp.Symbol(name, real=True)
+        self.steps.append(Step(name, rhs, op))
+        if key is not None:
+            self.by_rhs[key] = symbol
+        return symbol
+
+    def _name(self, node: sp.Basic) -> str:
+        value = self.value.get(node, node)
+        if isinstance(value, sp.Symbol):
+            return value.name
+        return _number_name(value)
+
+
+def _structure(rhs: sp.Basic):
+    """A key equal for equal gates (operand order of a sum or product does not matter)."""
+    if isinstance(rhs, (sp.Add, sp.Mul)):
+        return rhs.func, frozenset(Counter(rhs.args).items())
+    return rhs.func, rhs.args
+
+
+def _reject(node: sp.Basic) -> None:
+    if node is sp.I or node is sp.nan or node is sp.zoo:
+        raise UnsupportedFunctionError(f"the formula contains {node}: only real values are supported")
+    if isinstance(node, AppliedUndef):
+        raise UnsupportedFunctionError(
+            f"{_short(node)} is an undefined function: give it a formula to differentiate")
+    if isinstance(node, _UNSUPPORTED):
+        raise UnsupportedFunctionError(
+            f"{type(node).__name__} is not supported ({_short(node)}): evaluate it first")
+    if isinstance(node, sp.MatrixBase) or getattr(node, "is_Matrix", False):
+        raise UnsupportedFunctionError(f"matrix expressions are not supported yet: {_short(node)}")
+
+
+def _is_total_gate(node: sp.Basic) -> bool:
+    if isinstance(node, sp.Pow):
+        return node.exp.is_Integer and node.exp >= 0
+    return isinstance(node, _TOTAL)
+
+
+def _short(node: sp.Basic, limit: int = 60) -> str:
+    text = sp.sstr(node) if len(postorder(node)) < 200 else type(node).__name__ + "(...)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- derived names ----------------------------------------------------------------------------
+
+
+def _number_name(value: sp.Basic) -> str:
+    if value.is_Integer and value >= 0:
+        return str(value)
+    return {sp.pi: "pi", sp.E: "e", sp.S.Half: "half"}.get(value, "c")
+
+
+def _lead(name: str) -> str:
+    """A name cannot start with a digit: spell a leading small integer as a word."""
+    digits = len(name) - len(name.lstrip("0123456789"))
+    if not digits:
+        return name
+    number = int(name[:digits])
+    return _WORDS.get(number, "n" + name[:digits]) + name[digits:]
+
+
+def _add_name(terms) -> str:
+    """x + y -> xpy, x - y -> xmy, 1 - x -> onemx (coefficient magnitudes are left out)."""
+    plus = [n for c, n in terms if n is not None and c.is_positive]
+    minus = [n for c, n in terms if n is not None and not c.is_positive]
+    consts = [c for c, n in terms if n is None]
+    text = "p".join(plus)
+    for c in consts:
+        sign, c = ("p", c) if c.is_positive else ("m", -c)
+        text = (text + sign if text else ("" if sign == "p" else "m")) + _number_name(c)
+    text += "".join("m" + n for n in minus)
+    return _lead(text)
+
+
+def _scale_name(coeff: sp.Basic, name: str) -> str:
+    if coeff == -1:
+        return "neg" + name
+    if coeff.is_Integer and 0 < coeff <= 10:
+        return _WORDS[int(coeff)] + name
+    if coeff == sp.S.Half:
+        return "half" + name
+    return "scaled" + name
+
+
+def _pow_name(base: str | None, exp: sp.Basic, exp_name: str | None, base_node) -> str:
+    if base is None:  # a constant base: 2**x
+        return _lead(_number_name(base_node) + "pow" + (exp_name or "c"))
+    if exp_name is not None:
+        return base + "pow" + exp_name
+    special = {-1: "inv{}", 2: "{}sqr", 3: "{}cube", -2: "inv{}sqr",
+               sp.S.Half: "sqrt{}", -sp.S.Half: "invsqrt{}"}
+    if exp in special:
+        return special[exp].format(base)
+    if exp.is_Integer:
+        return ("inv" if exp < 0 else "") + base + "pow" + str(abs(exp))
+    return base + "pow"

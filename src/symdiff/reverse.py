@@ -1,0 +1,41 @@
+"""The reverse pass: backward steps from forward steps, last step first.
+
+For each forward step whose value depends on a wrt symbol, one block multiplies the step's upstream
+gradient by the local derivative of each operand (``rules.local_partials``). The first write of a
+gradient is ``=``; every later write, at a fork, is ``+=``. Operands that do not depend on a wrt
+symbol get no gradient, and a local derivative of zero writes nothing.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .dag import postorder
+from .ir import GradStep, Step
+from .rules import local_partials
+
+
+def reverse(forward: list[Step], grad_names: dict[str, str]) -> list[GradStep]:
+    """Backward steps for ``forward``; ``grad_names`` maps each wrt argument to its gradient name.
+
+    Forward step ``s`` has gradient ``d`` + ``s``; the output's gradient is the upstream ``dout``.
+    """
+    needs = set(grad_names)
+    for step in forward:
+        if any(n.is_Symbol and n.name in needs for n in postorder(step.rhs)):
+            needs.add(step.name)
+    grad_of = dict(grad_names)
+    grad_of.update((s.name, "d" + s.name) for s in forward)
+    written = {grad_of[forward[-1].name]}
+    backward: list[GradStep] = []
+    for step in reversed(forward):
+        upstream = grad_of[step.name]
+        if step.name not in needs or upstream not in written:
+            continue
+        for operand, local in local_partials(step.rhs, sp.Symbol(step.name, real=True)):
+            if operand.name not in needs:
+                continue
+            target = grad_of[operand.name]
+            backward.append(GradStep(target, upstream, local, target in written, step.name))
+            written.add(target)
+    return backward
