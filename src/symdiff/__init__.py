@@ -1,0 +1,28 @@
+"""symdiff: readable, verified gradient code from a formula.
+
+    >>> import sympy as sp, symdiff
+    >>> x, y = sp.symbols("x y")
+    >>> prog = symdiff.lower(x * y + sp.exp(x), wrt=[x, y])
+    >>> print(prog.source("math"))          # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from .api import grad, lower  # noqa: E402
+from .check import CheckReport, PartialReport, check  # noqa: E402
+from .errors import (  # noqa: E402
+    ArgumentError,
+    InputTooLargeError,
+    NonDifferentiableError,
+    ParseError,
+    SymdiffError,
+    UnsupportedFunctionError,
+)
+from .functions import relu, sigmoid, softplus  # noqa: E402
+from .ir import GradStep, Program, Step  # noqa: E402
+
+__all__ = [
+    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "NonDifferentiableError", "ParseError",
+    "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError", "__version__", "check", "grad", "lower",
+    "relu", "sigmoid", "softplus",
+]

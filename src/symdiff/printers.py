@@ -1,0 +1,490 @@
+"""Print one small SymPy expression as one line of plain Python, for the math or numpy backend.
+
+A staged program is a list of steps ``name = <expression over earlier names>``; this module prints
+the right-hand sides. ``print_expr`` returns the text and the names of the module-level helper
+functions the text calls (``sigmoid``, ``erf``, ...); ``helper_source`` returns the ``def`` of a
+helper. Generated ``math`` code imports only ``math`` and works on Python floats; generated
+``numpy`` code imports only ``numpy as np`` and works elementwise on arrays with broadcasting.
+
+The printers subclass SymPy's ``PythonCodePrinter`` and ``NumPyPrinter`` and override only what
+those get wrong for symdiff (laziness, overflow, negative integer powers, precedence of ``1/x``,
+``np.`` prefix). Before printing, every node of the expression is checked against an explicit list
+of supported SymPy classes, so nothing SymPy would print as a comment, a complex literal or a
+``functools.reduce`` call slips through: anything else raises ``UnsupportedFunctionError``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import textwrap
+from typing import ClassVar
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import BooleanFalse, BooleanTrue
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.pycode import PythonCodePrinter
+
+from .errors import ArgumentError, UnsupportedFunctionError
+from .functions import relu, sigmoid, softplus
+
+BACKENDS = ("math", "numpy")
+
+# cot(x) prints as 1/tan(x), ...; acot(x) prints as atan(1/x), ... (SymPy's real conventions).
+_RECIPROCAL = {
+    sp.cot: sp.tan, sp.sec: sp.cos, sp.csc: sp.sin,
+    sp.coth: sp.tanh, sp.sech: sp.cosh, sp.csch: sp.sinh,
+}
+_INVERSE_OF_RECIPROCAL = {
+    sp.acot: sp.atan, sp.asec: sp.acos, sp.acsc: sp.asin,
+    sp.acoth: sp.atanh, sp.asech: sp.acosh, sp.acsch: sp.asinh,
+}
+_ELEMENTARY = (
+    sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.asin, sp.acos, sp.atan, sp.atan2,
+    sp.sinh, sp.cosh, sp.tanh, sp.asinh, sp.acosh, sp.atanh,
+)
+_SPECIAL = (sp.erf, sp.erfc, sp.gamma, sp.loggamma)
+_PIECEWISE_LINEAR = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.floor, sp.ceiling)
+_STRUCTURE = (
+    sp.Symbol, sp.Rational, sp.Float, sp.core.numbers.Infinity,
+    sp.core.numbers.NegativeInfinity, sp.core.numbers.NaN, sp.core.numbers.Pi,
+    sp.core.numbers.Exp1, sp.Add, sp.Mul, sp.Pow, sp.core.relational.Relational,
+    sp.And, sp.Or, sp.Not, BooleanTrue, BooleanFalse, sp.Piecewise, ExprCondPair,
+)
+_SUPPORTED = (
+    _STRUCTURE + _ELEMENTARY + _SPECIAL + _PIECEWISE_LINEAR + (sigmoid, relu, softplus)
+    + tuple(_RECIPROCAL) + tuple(_INVERSE_OF_RECIPROCAL)
+)
+_NOT_SUPPORTED = (sp.Dummy, sp.Wild)
+
+
+def _describe(node: sp.Basic) -> str:
+    """A short name of ``node`` for an error message."""
+    if isinstance(node, AppliedUndef):
+        return f"the undefined function {node.func.__name__}"
+    if isinstance(node, sp.Function):
+        return node.func.__name__
+    return type(node).__name__
+
+
+def check_supported(expr: sp.Basic, backend: str) -> None:
+    """Raise ``UnsupportedFunctionError`` for the outermost node no printer here can emit.
+
+    >>> check_supported(sp.LambertW(sp.Symbol("x")), "math")
+    Traceback (most recent call last):
+    symdiff.errors.UnsupportedFunctionError: no math-backend implementation of LambertW
+    """
+    if not isinstance(expr, sp.Basic):
+        raise ArgumentError(f"expected a SymPy expression, got {type(expr).__name__}")
+    stack, seen = [expr], {expr}
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, _SUPPORTED) or isinstance(node, _NOT_SUPPORTED):
+            raise UnsupportedFunctionError(
+                f"no {backend}-backend implementation of {_describe(node)}"
+            )
+        for arg in node.args:
+            if arg not in seen:
+                seen.add(arg)
+                stack.append(arg)
+
+
+class _StagedPrinter:
+    """What both backends share; mixed in before SymPy's printer class."""
+
+    _mod = "math"  # the module prefix of generated calls and constants
+    _backend = "math"
+
+    def __init__(self, settings=None):
+        super().__init__(dict({"order": "none"}, **(settings or {})))
+        self.helpers: set[str] = set()
+
+    def _print_not_supported(self, expr):
+        """Raise instead of SymPy's '# Not supported' comment, in case a check was missed."""
+        raise UnsupportedFunctionError(
+            f"no {self._backend}-backend implementation of {_describe(expr)}"
+        )
+
+    def _print_Symbol(self, expr):
+        """Print the name as is: SymPy would rename keywords, the caller's names must match."""
+        if not expr.name.isidentifier() or keyword.iskeyword(expr.name):
+            raise ArgumentError(f"symbol name {expr.name!r} is not a Python identifier")
+        return expr.name
+
+    def _print_Float(self, expr):
+        """Print the shortest repr of the double (SymPy prints 17 digits); inf/nan by name."""
+        value = float(expr)
+        if math.isnan(value):
+            return f"{self._mod}.nan"
+        if math.isinf(value):
+            return f"{'-' if value < 0 else ''}{self._mod}.inf"
+        return repr(value)
+
+    def _print_Infinity(self, expr):
+        """Name inf in the backend module (SymPy's math printer writes float('inf'))."""
+        return f"{self._mod}.inf"
+
+    def _print_NegativeInfinity(self, expr):
+        """Name -inf in the backend module (SymPy's math printer writes float('-inf'))."""
+        return f"-{self._mod}.inf"
+
+    def _print_NaN(self, expr):
+        """Name nan in the backend module."""
+        return f"{self._mod}.nan"
+
+    def parenthesize(self, item, level, strict=False):
+        """Use the precedence of the emitted text: a Pow may print as ``1/x`` or a call."""
+        prec = self._precedence(item)
+        if prec < level or (not strict and prec <= level):
+            return f"({self._print(item)})"
+        return self._print(item)
+
+    def _precedence(self, item) -> int:
+        """Precedence of the text ``_print(item)`` emits."""
+        if isinstance(item, tuple(_RECIPROCAL)):
+            return PRECEDENCE["Mul"]
+        if isinstance(item, sp.Pow):
+            return self._pow_precedence[self._pow_form(item)]
+        return precedence(item)
+
+    _pow_precedence: ClassVar[dict[str, int]] = {
+        "power": PRECEDENCE["Pow"], "reciprocal": PRECEDENCE["Mul"],
+        "negative": PRECEDENCE["Pow"], "sqrt": PRECEDENCE["Func"],
+        "rsqrt": PRECEDENCE["Mul"], "general": PRECEDENCE["Func"],
+    }
+
+    @staticmethod
+    def _pow_form(expr: sp.Pow) -> str:
+        """Which of the printed forms of a power ``expr`` takes."""
+        e = expr.exp
+        if e.is_Integer:
+            if e.is_nonnegative:
+                return "power"
+            return "reciprocal" if e == -1 else "negative"
+        if e == sp.S.Half:
+            return "sqrt"
+        if e == -sp.S.Half:
+            return "rsqrt"
+        return "general"
+
+    def _print_Pow(self, expr, rational=False):
+        """Choose a form by exponent: integer, -1, +-1/2, or anything else (see the forms)."""
+        form = self._pow_form(expr)
+        base, e = expr.args
+        prec = PRECEDENCE["Pow"]
+        if form == "power":
+            return f"{self.parenthesize(base, prec)}**{self._print(e)}"
+        if form == "reciprocal":
+            return f"1/{self.parenthesize(base, prec)}"
+        if form == "negative":
+            return self._negative_power(base, e)
+        if form in ("sqrt", "rsqrt"):
+            text = f"{self._mod}.sqrt({self._print(base)})"
+            return text if form == "sqrt" else f"1/{text}"
+        return self._general_power(base, e)
+
+    def _print_Relational(self, expr):
+        """Infix ``x > 0``, also for Eq/Ne (SymPy prints Eq(...) or np.greater(...))."""
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+    def _print_reciprocal(self, expr):
+        """cot, sec, csc, coth, sech, csch have no math/numpy function: print 1/tan(x), ..."""
+        inner = _RECIPROCAL[expr.func](expr.args[0], evaluate=False)
+        return f"1/{self._print(inner)}"
+
+    _print_cot = _print_sec = _print_csc = _print_reciprocal
+    _print_coth = _print_sech = _print_csch = _print_reciprocal
+
+    def _print_inverse_of_reciprocal(self, expr):
+        """acot, asec, ... have no math/numpy function: print atan(1/x), ... (SymPy's branch)."""
+        arg = sp.Pow(expr.args[0], -1, evaluate=False)
+        return self._print(_INVERSE_OF_RECIPROCAL[expr.func](arg, evaluate=False))
+
+    _print_acot = _print_asec = _print_acsc = _print_inverse_of_reciprocal
+    _print_acoth = _print_asech = _print_acsch = _print_inverse_of_reciprocal
+
+    def _print_helper_call(self, expr):
+        """Call a module-level helper of the function's own name and record that it is used."""
+        name = expr.func.__name__
+        self.helpers.add(name)
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+
+    _print_sigmoid = _print_relu = _print_softplus = _print_helper_call
+
+    @staticmethod
+    def _heaviside_at_zero(expr) -> sp.Basic:
+        """SymPy's value of Heaviside at 0 (its second argument, 1/2 when omitted)."""
+        return expr.args[1] if len(expr.args) > 1 else sp.S.Half
+
+    def _print_value(self, value: sp.Basic) -> str:
+        """A number as a float literal (so results stay floats), anything else as usual."""
+        if value.is_Number and value.is_finite:
+            return repr(float(value))
+        return self._print(value)
+
+    def _piecewise_parts(self, expr):
+        """(conditions, values, default) texts of a Piecewise; default nan without a True branch.
+
+        Number values print as float literals, so a Piecewise of constants is float-valued.
+        """
+        pairs = list(expr.args)
+        default = f"{self._mod}.nan"
+        if pairs and pairs[-1].cond is sp.true:
+            default = self._print_value(pairs.pop().expr)
+        conds = [self._print(p.cond) for p in pairs]
+        values = [self._print_value(p.expr) for p in pairs]
+        return conds, values, default
+
+
+class MathPrinter(_StagedPrinter, PythonCodePrinter):
+    """Plain Python over floats; calls only ``math`` and builtins."""
+
+    _mod = "math"
+    _backend = "math"
+
+    def _negative_power(self, base, e):
+        """``x**(-2)``: Python floats accept negative integer powers."""
+        return f"{self.parenthesize(base, PRECEDENCE['Pow'])}**({self._print(e)})"
+
+    def _general_power(self, base, e):
+        """``math.pow``: a negative base raises ValueError where ``**`` returns a complex."""
+        return f"math.pow({self._print(base)}, {self._print(e)})"
+
+    def _print_Piecewise(self, expr):
+        """A lazy nested conditional expression (SymPy's falls back to None, not nan)."""
+        conds, values, text = self._piecewise_parts(expr)
+        if not conds:
+            return f"({text})"
+        for cond, value in zip(reversed(conds), reversed(values)):
+            text = f"({value} if {cond} else {text})"
+        return text
+
+    def _print_And(self, expr):
+        """Parenthesized ``and`` so the text is safe inside any other expression."""
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        """Parenthesized ``or`` so the text is safe inside any other expression."""
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr):
+        """Parenthesized ``not`` so the text is safe inside any other expression."""
+        return f"(not {self._print(expr.args[0])})"
+
+    def _print_sign(self, expr):
+        """Comparisons instead of SymPy's copysign form: 0 at 0 with no call."""
+        arg = self._print(expr.args[0])
+        return f"(({arg} > 0) - ({arg} < 0))"
+
+    def _print_Heaviside(self, expr):
+        """A conditional expression; SymPy's second argument is the value at 0."""
+        arg = self._print(expr.args[0])
+        h0 = self._heaviside_at_zero(expr)
+        if h0.is_zero:
+            return f"(1.0 if {arg} > 0 else 0.0)"
+        return f"(1.0 if {arg} > 0 else ({self._print_value(h0)} if {arg} == 0 else 0.0))"
+
+    def _print_floor(self, expr):
+        """``math.floor`` returns an int; keep results floats."""
+        return f"float(math.floor({self._print(expr.args[0])}))"
+
+    def _print_ceiling(self, expr):
+        """``math.ceil`` returns an int; keep results floats."""
+        return f"float(math.ceil({self._print(expr.args[0])}))"
+
+
+class NumpyPrinter(_StagedPrinter, NumPyPrinter):
+    """Elementwise code over arrays with broadcasting; calls only ``np`` and helpers."""
+
+    _mod = "np"
+    _backend = "numpy"
+    _pow_precedence: ClassVar[dict[str, int]] = dict(
+        _StagedPrinter._pow_precedence, negative=PRECEDENCE["Mul"], general=PRECEDENCE["Pow"]
+    )
+
+    def _module_format(self, fqn, register=True):
+        """Write ``np.`` for ``numpy.``: generated code imports numpy as np."""
+        if fqn.startswith("numpy."):
+            fqn = "np." + fqn[len("numpy."):]
+        return super()._module_format(fqn, register)
+
+    def _negative_power(self, base, e):
+        """``1/x**2``: numpy refuses integer arrays to negative integer powers."""
+        return f"1/{self.parenthesize(base, PRECEDENCE['Pow'])}**{self._print(-e)}"
+
+    def _general_power(self, base, e):
+        """``x**e`` is elementwise; nan (with a warning) for a negative base, like np.power."""
+        prec = PRECEDENCE["Pow"]
+        return f"{self.parenthesize(base, prec)}**{self.parenthesize(e, prec)}"
+
+    def _print_Piecewise(self, expr):
+        """``np.select`` with the True branch as default (SymPy's always defaults to nan)."""
+        conds, values, default = self._piecewise_parts(expr)
+        if not conds:
+            return f"({default})"
+        return f"np.select([{', '.join(conds)}], [{', '.join(values)}], default={default})"
+
+    def _fold(self, func: str, args) -> str:
+        """``func(func(a, b), c)``: binary ufuncs broadcast; ``.reduce`` over a tuple does not."""
+        text = self._print(args[0])
+        for arg in args[1:]:
+            text = f"{func}({text}, {self._print(arg)})"
+        return text
+
+    def _print_And(self, expr):
+        """Nested ``np.logical_and`` (SymPy's ``.reduce`` fails on differently shaped args)."""
+        return self._fold("np.logical_and", expr.args)
+
+    def _print_Or(self, expr):
+        """Nested ``np.logical_or`` (SymPy's ``.reduce`` fails on differently shaped args)."""
+        return self._fold("np.logical_or", expr.args)
+
+    def _print_Not(self, expr):
+        """``np.logical_not`` under the np prefix."""
+        return f"np.logical_not({self._print(expr.args[0])})"
+
+    def _print_Max(self, expr):
+        """Nested ``np.maximum`` instead of SymPy's ``functools.reduce`` (needs an import)."""
+        return self._fold("np.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        """Nested ``np.minimum`` instead of SymPy's ``functools.reduce`` (needs an import)."""
+        return self._fold("np.minimum", expr.args)
+
+    def _print_Abs(self, expr):
+        """``np.abs``: SymPy's numpy printer inherits the builtin ``abs``."""
+        return f"np.abs({self._print(expr.args[0])})"
+
+    def _print_Heaviside(self, expr):
+        """``np.heaviside`` with SymPy's value at 0 as its second argument."""
+        h0 = self._print_value(self._heaviside_at_zero(expr))
+        return f"np.heaviside({self._print(expr.args[0])}, {h0})"
+
+    # numpy has no erf, erfc, gamma or lgamma: call helpers (see helper_source).
+    _print_erf = _print_erfc = _StagedPrinter._print_helper_call
+    _print_gamma = _print_loggamma = _StagedPrinter._print_helper_call
+
+
+_PRINTERS = {"math": MathPrinter, "numpy": NumpyPrinter}
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in _PRINTERS:
+        raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def print_expr(expr: sp.Basic, backend: str) -> tuple[str, frozenset[str]]:
+    """Python source for a small expression whose Symbols are already valid identifiers, and the
+    names of module-level helper functions the text calls (e.g. {'sigmoid'}).
+
+    >>> x = sp.Symbol("x")
+    >>> print_expr(sigmoid(x) / x**2, "numpy")
+    ('sigmoid(x)/x**2', frozenset({'sigmoid'}))
+    """
+    _check_backend(backend)
+    check_supported(expr, backend)
+    printer = _PRINTERS[backend]()
+    text = printer.doprint(expr)
+    return text, frozenset(printer.helpers)
+
+
+_MATH_HELPERS = {
+    "sigmoid": '''
+        def sigmoid(t):
+            """The logistic function 1/(1 + exp(-t)), with no OverflowError for any t."""
+            if t >= 0:
+                return 1.0 / (1.0 + math.exp(-t))
+            e = math.exp(t)
+            return e / (1.0 + e)
+        ''',
+    "relu": '''
+        def relu(t):
+            """max(t, 0): the rectified linear unit."""
+            return t if t > 0 else 0.0
+        ''',
+    "softplus": '''
+        def softplus(t):
+            """log(1 + exp(t)), with no OverflowError for any t."""
+            return max(t, 0.0) + math.log1p(math.exp(-abs(t)))
+        ''',
+}
+
+# math imported inside the def: numpy has no erf/erfc/gamma/lgamma, the module imports only np.
+_VECTORIZED = '''
+    def {name}(t):
+        """Elementwise math.{func}: numpy has none, so math is imported here."""
+        import math
+        return np.vectorize(math.{func}, otypes=[float])(t)
+    '''
+
+_NUMPY_HELPERS = {
+    "sigmoid": '''
+        def sigmoid(t):
+            """The logistic function 1/(1 + exp(-t)), elementwise, with no overflow."""
+            e = np.exp(-np.abs(t))
+            return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        ''',
+    "relu": '''
+        def relu(t):
+            """max(t, 0) elementwise: the rectified linear unit."""
+            return np.maximum(t, 0.0)
+        ''',
+    "softplus": '''
+        def softplus(t):
+            """log(1 + exp(t)) elementwise, with no overflow."""
+            return np.logaddexp(0.0, t)
+        ''',
+    "unbroadcast": '''
+        def unbroadcast(grad, like):
+            """grad summed down to the shape of like: the adjoint of broadcasting like up."""
+            shape = np.shape(like)
+            g = np.asarray(grad)
+            if not np.issubdtype(g.dtype, np.floating):
+                g = g.astype(float)
+            g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
+            g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+            axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+            if axes:
+                g = g.sum(axis=axes, keepdims=True)
+            if not isinstance(like, np.ndarray):
+                return float(g)
+            return np.array(g, copy=True)
+        ''',
+    "asfloat": '''
+        def asfloat(a):
+            """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy)."""
+            a = np.asarray(a)
+            if not np.issubdtype(a.dtype, np.floating):
+                a = a.astype(float)
+            return a[()]
+        ''',
+    **{
+        name: _VECTORIZED.format(name=name, func=func)
+        for name, func in (("erf", "erf"), ("erfc", "erfc"), ("gamma", "gamma"),
+                           ("loggamma", "lgamma"))
+    },
+}
+
+_HELPERS = {"math": _MATH_HELPERS, "numpy": _NUMPY_HELPERS}
+
+HELPER_NAMES: frozenset[str] = frozenset(_MATH_HELPERS) | frozenset(_NUMPY_HELPERS)
+
+
+def helper_source(name: str, backend: str) -> str:
+    """The ``def name(...)`` text of one helper for ``backend`` (ends with a newline).
+
+    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma and loggamma,
+    which import ``math`` inside their body (numpy has no such functions).
+
+    >>> helper_source("relu", "numpy").splitlines()[-1]
+    '    return np.maximum(t, 0.0)'
+    """
+    _check_backend(backend)
+    try:
+        source = _HELPERS[backend][name]
+    except KeyError:
+        raise ArgumentError(f"no {backend}-backend helper named {name!r}") from None
+    return textwrap.dedent(source).lstrip("\n")
