@@ -52,7 +52,7 @@ _STRUCTURE = (
     sp.Symbol, sp.Rational, sp.Float, sp.core.numbers.Infinity,
     sp.core.numbers.NegativeInfinity, sp.core.numbers.NaN, sp.core.numbers.Pi,
     sp.core.numbers.Exp1, sp.Add, sp.Mul, sp.Pow, sp.core.relational.Relational,
-    sp.And, sp.Or, sp.Not, BooleanTrue, BooleanFalse, sp.Piecewise, ExprCondPair,
+    sp.And, sp.Or, sp.Not, sp.ITE, BooleanTrue, BooleanFalse, sp.Piecewise, ExprCondPair,
 )
 _SUPPORTED = (
     _STRUCTURE + _ELEMENTARY + _SPECIAL + _PIECEWISE_LINEAR + (sigmoid, relu, softplus)
@@ -270,6 +270,11 @@ class MathPrinter(_StagedPrinter, PythonCodePrinter):
         """Parenthesized ``or`` so the text is safe inside any other expression."""
         return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
 
+    def _print_ITE(self, expr):
+        """``ITE(a, b, c)`` (SymPy makes it when it merges nested Piecewise conditions)."""
+        a, b, c = (self._print(arg) for arg in expr.args)
+        return f"({b} if {a} else {c})"
+
     def _print_Not(self, expr):
         """Parenthesized ``not`` so the text is safe inside any other expression."""
         return f"(not {self._print(expr.args[0])})"
@@ -341,6 +346,10 @@ class NumpyPrinter(_StagedPrinter, NumPyPrinter):
     def _print_Or(self, expr):
         """Nested ``np.logical_or`` (SymPy's ``.reduce`` fails on differently shaped args)."""
         return self._fold("np.logical_or", expr.args)
+
+    def _print_ITE(self, expr):
+        """``ITE(a, b, c)`` elementwise (SymPy makes it when merging Piecewise conditions)."""
+        return "np.where({}, {}, {})".format(*(self._print(arg) for arg in expr.args))
 
     def _print_Not(self, expr):
         """``np.logical_not`` under the np prefix."""

@@ -38,4 +38,15 @@ def reverse(forward: list[Step], grad_names: dict[str, str]) -> list[GradStep]:
             target = grad_of[operand.name]
             backward.append(GradStep(target, upstream, local, target in written, step.name))
             written.add(target)
-    return backward
+    return _without_dead(backward, set(grad_names.values()))
+
+
+def _without_dead(backward: list[GradStep], returned: set[str]) -> list[GradStep]:
+    """Drop gradients nothing reads (e.g. into a sign or floor gate, whose derivative is 0)."""
+    live, kept = set(returned), []
+    for g in reversed(backward):
+        if g.name in live:
+            kept.append(g)
+            live.add(g.upstream)
+    kept.reverse()
+    return kept
