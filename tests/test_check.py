@@ -1,0 +1,117 @@
+"""check(): proves correct programs, catches broken ones and names the wrong partial."""
+
+import dataclasses
+import importlib
+
+import pytest
+import sympy as sp
+
+import symdiff
+check_module = importlib.import_module("symdiff.check")
+
+
+def broken(prog, index, **change):
+    """prog with backward step ``index`` changed (a deliberately wrong program)."""
+    backward = list(prog.backward)
+    backward[index] = dataclasses.replace(backward[index], **change)
+    return dataclasses.replace(prog, backward=tuple(backward), _cache={})
+
+
+def test_staged_example_is_proved_and_numerically_exact(staged):
+    expr, x, y = staged
+    report = symdiff.check(symdiff.lower(expr, wrt=[x, y]))
+    assert report.ok and bool(report)
+    assert [p.name for p in report.partials] == ["dx", "dy"]
+    assert all(p.proved for p in report.partials)
+    assert all(p.max_rel_error < 1e-14 for p in report.partials)
+    assert len(report.points) == 20 and "verdict: OK" in str(report)
+
+
+def test_wrong_local_derivative_is_caught_and_named(staged):
+    expr, x, y = staged
+    prog = symdiff.lower(expr, wrt=[x, y])
+    k = next(i for i, g in enumerate(prog.backward) if g.name == "dsigy")
+    report = symdiff.check(broken(prog, k, local=2 * prog.backward[k].local + 1))
+    assert not report.ok
+    bad = {p.name: p for p in report.partials}
+    assert not bad["dy"].ok and bad["dx"].ok  # dsigy feeds only dy
+    assert bad["dy"].worst_point and "reference" in bad["dy"].message
+    assert "verdict: MISMATCH in dy" in str(report)
+
+
+def test_overwrite_instead_of_accumulate_is_caught(staged):
+    expr, x, y = staged
+    prog = symdiff.lower(expr, wrt=[x, y])
+    k = max(i for i, g in enumerate(prog.backward) if g.name == "dx" and g.accumulate)
+    wrong = broken(prog, k, accumulate=False)  # the classic `dx = ...` for `dx += ...`
+    report = symdiff.check(wrong)
+    assert [p.name for p in report.partials if not p.ok] == ["dx"]
+
+
+def test_user_points_are_checked_first():
+    x = sp.Symbol("x")
+    report = symdiff.check(symdiff.lower(sp.log(x) * x, wrt=[x]), points=[{x: 2.0}, {"x": 0.5}])
+    assert report.points[:2] == [{"x": 2.0}, {"x": 0.5}]
+
+
+def test_points_outside_the_domain_are_skipped():
+    x = sp.Symbol("x")
+    report = symdiff.check(symdiff.lower(sp.sqrt(x), wrt=[x]), points=[{x: -1.0}], samples=3)
+    assert report.ok and all(p["x"] > 0 for p in report.points)
+
+
+def test_formula_without_a_domain_is_not_ok():
+    x = sp.Symbol("x")
+    report = symdiff.check(symdiff.lower(sp.sqrt(-x**2 - 1), wrt=[x]), samples=2)
+    assert not report.ok and "no point" in str(report)
+
+
+def test_bad_points_are_argument_errors():
+    x = sp.Symbol("x")
+    prog = symdiff.lower(x**2, wrt=[x])
+    for bad in [[{"z": 1.0}], [{}], [3.0], [{"x": "abc"}]]:
+        with pytest.raises(symdiff.ArgumentError):
+            symdiff.check(prog, points=bad)
+
+
+def test_large_formula_uses_the_finite_difference_reference(monkeypatch):
+    x, y = sp.symbols("x y")
+    monkeypatch.setattr(check_module, "DIFF_MAX_TREE", 5)
+    report = symdiff.check(symdiff.lower(sp.sin(x * y) * sp.exp(x) + y**3, wrt=[x, y]))
+    assert report.ok and "central difference" in report.oracle
+
+
+def test_finite_difference_reference_catches_a_wrong_program(monkeypatch, staged):
+    expr, x, y = staged
+    monkeypatch.setattr(check_module, "DIFF_MAX_TREE", 5)
+    prog = symdiff.lower(expr, wrt=[x, y])
+    k = next(i for i, g in enumerate(prog.backward) if g.name == "dsigx")
+    assert not symdiff.check(broken(prog, k, local=sp.Integer(2))).ok
+
+
+def test_saturated_sigmoid_is_no_false_alarm():
+    x = sp.Symbol("x")
+    prog = symdiff.lower(1 / (1 + sp.exp(-x)), wrt=[x])
+    assert symdiff.check(prog, points=[{x: 40.0}, {x: 120.0}, {x: -700.0}, {x: 1000.0}]).ok
+
+
+@pytest.mark.parametrize("backends", [("math",), ("numpy",), ()])
+def test_backends_can_be_chosen(staged, backends):
+    expr, x, y = staged
+    report = symdiff.check(symdiff.lower(expr, wrt=[x, y]), backends=backends, samples=4)
+    assert report.ok and report.backends == backends
+
+
+def test_wrong_emitted_text_is_caught(monkeypatch, staged):
+    """The float comparison tests the generated code itself, not only the program."""
+    from symdiff import emit
+
+    expr, x, y = staged
+    original = emit.module_source
+
+    def corrupt(prog, backend="math", name=None):
+        return original(prog, backend, name).replace("dy += dsigy", "dy -= dsigy")
+
+    monkeypatch.setattr(emit, "module_source", corrupt)
+    report = symdiff.check(symdiff.lower(expr, wrt=[x, y]), backends=("math",))
+    assert not report.ok and "math code" in str(report)
