@@ -11,9 +11,9 @@ gradient to each input times the *other* input:
     d total/d tax = 200, d total/d (price*count) = 1.1, d total/d price = 2.2, d total/d count = 110
 
 This script lowers the formula with symdiff, prints the program and the generated code, and gets
-the numbers two ways: from the compiled generated code (the gradients of the inputs), and by
-running the program's steps one by one with SymPy (which also shows the gradient of the
-intermediate ``price*count``, a value the generated function keeps to itself).
+the numbers two ways: from the compiled generated code (the gradients of the inputs), and from
+``Program.evaluate``, which runs the program's steps one by one and returns every value and
+gradient, including the intermediate ``price*count`` that the generated function keeps to itself.
 
 Run it with ``python examples/apples.py`` (from a checkout without installing symdiff:
 ``PYTHONPATH=src python examples/apples.py``).
@@ -22,26 +22,6 @@ Run it with ``python examples/apples.py`` (from a checkout without installing sy
 import sympy as sp
 
 import symdiff
-
-
-def run_forward(prog, inputs):
-    """Evaluate the forward steps in order; return every value by name (inputs included)."""
-    values = dict(inputs)
-    for step in prog.forward:
-        # Each right-hand side is a small SymPy expression over earlier names.
-        known = {symbol: values[symbol.name] for symbol in step.rhs.free_symbols}
-        values[step.name] = float(step.rhs.xreplace(known))
-    return values
-
-
-def run_backward(prog, values):
-    """Evaluate the backward steps in order: ``grad (+)= upstream * local``."""
-    grads = {"d" + prog.output: 1.0}  # the seed: d total/d total = 1
-    for g in prog.backward:
-        known = {symbol: values[symbol.name] for symbol in g.local.free_symbols}
-        term = grads[g.upstream] * float(g.local.xreplace(known))
-        grads[g.name] = grads[g.name] + term if g.accumulate else term
-    return grads
 
 
 def main():
@@ -60,8 +40,8 @@ def main():
     value, (dprice, dcount, dtax) = module.value_and_grad(100, 2, 1.1)
 
     # 2. The same program, step by step, keeping every intermediate value and gradient.
-    values = run_forward(prog, {"price": 100, "count": 2, "tax": 1.1})
-    grads = run_backward(prog, values)
+    values = prog.evaluate({price: 100, count: 2, tax: 1.1})
+    grads = values  # gradients are keyed "d" + name: dprice, dcountprice, ...
     middle = prog.forward[0].name  # the intermediate price*count ("countprice")
     out = prog.output
 

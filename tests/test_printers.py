@@ -96,7 +96,7 @@ EXACT = [
     (sp.exp(x), "math.exp(x)", "np.exp(x)"),
     (sp.asin(x), "math.asin(x)", "np.arcsin(x)"),
     (sp.atanh(x), "math.atanh(x)", "np.arctanh(x)"),
-    (sp.atan2(y, x), "math.atan2(y, x)", "np.arctan2(y, x)"),
+    (sp.atan2(y, x), "math.atan2(y + 0.0, x)", "np.arctan2(y + 0.0, x)"),
     (sp.cot(x), "1/math.tan(x)", "1/np.tan(x)"),
     (sp.csch(x), "1/math.sinh(x)", "1/np.sinh(x)"),
     (sp.cot(x) ** y, "math.pow(1/math.tan(x), y)", "(1/np.tan(x))**y"),
@@ -305,6 +305,12 @@ BINARY = [
     (x**y, [(1.5, 2.5), (0.5, -1.3), (2.0, 0.0)]),
     (sp.Max(x, y, 0.5), [(1.0, 2.0), (-1.0, -3.0), (0.7, 0.2)]),
 ]
+
+
+def test_atan2_of_a_negative_zero_is_the_real_answer():
+    """x*Heaviside(x) is -0.0 for x < 0; over the reals atan2(0, -3) is pi, not -pi."""
+    assert run(sp.atan2(y, x), "math", x=-3.0, y=-0.0) == math.pi
+    assert run(sp.atan2(y, x), "numpy", x=np.array([-3.0]), y=np.array([-0.0]))[0] == math.pi
 
 
 @pytest.mark.parametrize("expr, points", BINARY, ids=[str(b[0]) for b in BINARY])

@@ -135,6 +135,12 @@ class _StagedPrinter:
         """Name nan in the backend module."""
         return f"{self._mod}.nan"
 
+    def _print_atan2(self, expr):
+        """``y + 0.0`` turns -0.0 into 0.0: over the reals atan2(0, x < 0) is pi, never -pi."""
+        y, x = (self._print(a) for a in expr.args)
+        name = "math.atan2" if self._backend == "math" else "np.arctan2"
+        return f"{name}({y} + 0.0, {x})"
+
     def parenthesize(self, item, level, strict=False):
         """Use the precedence of the emitted text: a Pow may print as ``1/x`` or a call."""
         prec = self._precedence(item)
