@@ -21,7 +21,8 @@ UNARY = [
     sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.atan, sp.tanh, sp.sinh, sp.cosh, sp.asinh,
     sp.sqrt, sp.Abs, sp.erf, sigmoid, relu, softplus, sp.sign, sp.floor,
     lambda a: a**2, lambda a: a**3, lambda a: 1 / a, lambda a: -a, lambda a: 2 * a + 1,
-    lambda a: 1 / (1 + sp.exp(-a)), lambda a: sp.log(1 + sp.exp(a)), lambda a: a ** sp.Rational(3, 2),
+    lambda a: 1 / (1 + sp.exp(-a)), lambda a: sp.log(1 + sp.exp(a)),
+    lambda a: a ** sp.Rational(3, 2),
 ]
 BINARY = [
     lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a * b, lambda a, b: a / b,
@@ -76,21 +77,36 @@ def finite(value):
     return value.is_number and value.is_extended_real and value.is_finite and abs(value) < 1e100
 
 
-def value_at(expr, point):
-    """evalf at 30 digits, or None where it is not a finite real number."""
+def real_value(expr, point):
+    """``expr`` at ``point`` over the reals (30 digits), or None where it is undefined there.
+
+    Every intermediate must be real and finite (log(-2) inside cosh is undefined); a Piecewise
+    evaluates its conditions in order and only the branch it takes, as generated code does.
+    """
+    if expr.is_Symbol:
+        return sp.Float(point[expr], 30)
+    if not expr.args or expr.is_number:
+        value = expr.evalf(30) if isinstance(expr, sp.Expr) else expr
+        return value if not isinstance(expr, sp.Expr) or finite(value) else None
+    if isinstance(expr, sp.Piecewise):
+        for branch, condition in expr.args:
+            taken = real_value(condition, point)
+            if taken is None:
+                return None
+            if taken == sp.true:
+                return real_value(branch, point)
+        return None
+    args = [real_value(a, point) for a in expr.args]
+    if any(a is None for a in args):
+        return None
     try:
-        value = expr.evalf(30, subs=point)
+        value = expr.func(*args)
+        value = value.evalf(30) if isinstance(value, sp.Expr) else value
     except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError):
         return None
-    return value if finite(value) else None
-
-
-def real_everywhere_inside(expr, point):
-    """Every subexpression outside Piecewise branches is real here (no log(-2) inside cosh)."""
-    guarded = {e for p in expr.atoms(sp.Piecewise) for e in sp.preorder_traversal(p)}
-    inside = [e for e in sp.preorder_traversal(expr)
-              if isinstance(e, sp.Expr) and not e.is_Atom and e not in guarded]
-    return all(value_at(e, point) is not None for e in inside)
+    if isinstance(value, sp.Expr):
+        return value if finite(value) else None
+    return value if value in (sp.true, sp.false) else None
 
 
 def reference(expr, count, seed):
@@ -98,12 +114,13 @@ def reference(expr, count, seed):
     f = plain(expr)
     grads = [sp.diff(f, s).replace(sp.DiracDelta, lambda *a: sp.S.Zero) for s in (X, Y)]
     # floor' is 0 almost everywhere; SymPy leaves it unevaluated
-    grads = [g.replace(lambda e: isinstance(e, (sp.Derivative, sp.Subs)), lambda e: sp.S.Zero) for g in grads]
+    grads = [g.replace(lambda e: isinstance(e, (sp.Derivative, sp.Subs)), lambda e: sp.S.Zero)
+             for g in grads]
     rng, out = random.Random(seed), []
     for _ in range(30):
         point = {X: rng.uniform(-2.5, 2.5), Y: rng.uniform(-2.5, 2.5)}
-        values = [value_at(v, point) for v in [f] + grads]
-        if all(v is not None for v in values) and real_everywhere_inside(f, point):
+        values = [real_value(v, point) for v in [f] + grads]
+        if all(v is not None for v in values):
             out.append((point, float(values[0]), [float(v) for v in values[1:]]))
         if len(out) == count:
             break

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import mpmath
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .dag import postorder
 
@@ -46,6 +47,7 @@ def evaluate_many(exprs: Iterable[sp.Basic], env: dict, dps: int = DPS) -> list:
 
 
 def _node_value(node, point, done, dps):
+    """One node's value over the reals: a non-real intermediate (log(-1)) is undefined (nan)."""
     if node.is_Symbol:
         if node not in point:
             raise KeyError(f"no value for symbol {node}")
@@ -54,14 +56,31 @@ def _node_value(node, point, done, dps):
         if node.is_Integer or node.is_Boolean or not node.is_number:
             return node
         return node.evalf(dps)
+    args = [done[a] for a in node.args]
+    if isinstance(node, ExprCondPair):
+        return tuple(args)  # (value, condition), read only by its Piecewise
+    if isinstance(node, sp.Piecewise):
+        return _piecewise_value(args)
     with mpmath.workdps(dps):
         try:
-            value = node.func(*(done[a] for a in node.args))
+            value = node.func(*args)
             if isinstance(value, sp.Expr) and not value.is_Atom and value.is_number:
                 value = value.evalf(dps)  # functions SymPy leaves unevaluated (besselj, ...)
-            return value
         except (ZeroDivisionError, ValueError, TypeError, OverflowError):
             return sp.nan
+    if isinstance(value, sp.Expr) and value.is_number and value.is_extended_real is False:
+        return sp.nan
+    return value
+
+
+def _piecewise_value(pairs):
+    """Conditions in order, as the generated code does: the first true one picks its branch."""
+    for value, condition in pairs:
+        if condition is sp.true:
+            return value
+        if condition is not sp.false:
+            return sp.nan  # an undefined condition (log(-1) > 0): undefined here
+    return sp.nan
 
 
 def _as_mpf(value, dps: int) -> mpmath.mpf | None:

@@ -7,9 +7,9 @@ upstream gradient. Rules reuse the forward output where that is cheaper than rec
 
 Non-smooth convention: at a kink a gate takes its minimum-norm subgradient. Abs and relu have
 derivative 0 at 0; Max/Min against a constant give 0 at the tie; Max/Min of two variables split the
-gradient equally (1/2 each) at a tie; sign, Heaviside, floor and ceiling have derivative 0 everywhere
-(their Dirac deltas are dropped). Piecewise is differentiated branch by branch, and each branch's
-derivative is used only where that branch is taken.
+gradient equally (1/2 each) at a tie; sign, Heaviside, floor and ceiling have derivative 0
+everywhere (their Dirac deltas are dropped). Piecewise is differentiated branch by branch, and
+each branch's derivative is used only where that branch is taken.
 
 Functions without a rule here fall back to SymPy's own ``fdiff``; one without a derivative is a
 ``NonDifferentiableError`` naming the node.
@@ -17,15 +17,20 @@ Functions without a rule here fall back to SymPy's own ``fdiff``; one without a 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 from sympy.core.function import ArgumentIndexError
+from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
+from .dag import postorder
 from .errors import NonDifferentiableError
 from .functions import relu, sigmoid, softplus
 
 RULES: dict[type, Callable] = {}
+_CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
 
 
 def rule(*funcs: type) -> Callable:
@@ -161,18 +166,57 @@ def _find_rule(cls: type) -> Callable | None:
 
 
 def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:
-    from .dag import postorder
-
     return [n for n in postorder(expr) if n.is_Symbol]
 
 
 def _compound_partial(rhs: sp.Expr, symbol: sp.Symbol, out: sp.Symbol) -> sp.Expr:
-    """d rhs / d symbol through SymPy, reusing the output where it reappears (e.g. LambertW)."""
+    """d rhs / d symbol by the chain rule over the gate's own small DAG, with this rule table.
+
+    Used for a Piecewise gate with inline branches and for functions without a rule. Every
+    intermediate is real (SymPy's diff would write re/im for Abs(log(x))), and kinks inside a
+    branch follow the same convention as staged gates.
+    """
+    d: dict[sp.Basic, sp.Expr] = {}
+    for node in postorder(rhs):
+        d[node] = _node_partial(node, symbol, d)
+    return d[rhs].xreplace({rhs: out})  # reuse the output where it reappears (e.g. LambertW)
+
+
+def _node_partial(node: sp.Basic, symbol: sp.Symbol, d: dict) -> sp.Expr:
+    if node.is_Symbol:
+        return sp.S.One if node == symbol else sp.S.Zero
+    if isinstance(node, _CONDITIONS) or not node.args:
+        return sp.S.Zero  # constants, and conditions (a condition has no derivative)
+    inner = [d[a] for a in node.args]
+    if all(g == 0 for g in inner):
+        return sp.S.Zero
+    if isinstance(node, ExprCondPair):  # a branch: its value's derivative
+        return inner[0]
+    if isinstance(node, sp.Piecewise):
+        return sp.Piecewise(*((d[pair.expr], pair.cond) for pair in node.args))
+    if isinstance(node, sp.Add):
+        return sp.Add(*inner)
+    if isinstance(node, sp.Mul):
+        return sp.Add(*(g * sp.Mul(*(a for j, a in enumerate(node.args) if j != i))
+                        for i, g in enumerate(inner) if g != 0))
+    rule_fn = _find_rule(type(node))
+    if rule_fn is not None and not (isinstance(node, (sp.Max, sp.Min)) and len(node.args) != 2):
+        parts = rule_fn(node, *node.args)
+    else:
+        parts = [_fdiff(node, i) if g != 0 else None for i, g in enumerate(inner)]
+    assert len(parts) == len(inner), f"rule for {type(node).__name__}: wrong arity"
+    return sp.Add(*(p * g for p, g in zip(parts, inner) if g != 0 and p is not None))
+
+
+def _fdiff(node: sp.Basic, index: int) -> sp.Expr:
+    """SymPy's own derivative of a function with respect to its argument ``index``."""
     try:
-        part = derivative(rhs, symbol)
-    except NonDifferentiableError as exc:
-        raise NonDifferentiableError(f"{exc} (in the gate {rhs})") from None
-    return part.xreplace({rhs: out})
+        part = node.fdiff(index + 1)
+    except (ArgumentIndexError, NotImplementedError, AttributeError, ValueError, TypeError):
+        part = None
+    if part is None or part.has(sp.Derivative, sp.Subs):
+        raise NonDifferentiableError(f"{node} has no known derivative in argument {index + 1}")
+    return part
 
 
 def derivative(expr: sp.Expr, symbol: sp.Symbol) -> sp.Expr:
