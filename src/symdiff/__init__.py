@@ -22,7 +22,8 @@ from .functions import relu, sigmoid, softplus  # noqa: E402
 from .ir import GradStep, Program, Step  # noqa: E402
 
 __all__ = [
-    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "NonDifferentiableError", "ParseError",
-    "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError", "__version__", "check", "grad", "lower",
+    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "NonDifferentiableError",
+    "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
+    "__version__", "check", "grad", "lower",
     "relu", "sigmoid", "softplus",
 ]

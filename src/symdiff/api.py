@@ -7,7 +7,7 @@ parse -> canonicalize -> lower (forward steps) -> reverse (backward steps) -> Pr
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import sympy as sp
 from sympy.core.relational import Relational
@@ -107,7 +107,7 @@ def _resolve_wrt(wrt, symbols, real) -> list[tuple[sp.Symbol, sp.Symbol]]:
         raise ArgumentError(f"wrt must be a list of symbols or names, got {type(wrt).__name__}")
     pairs = [_resolve_symbol(w, symbols, real, "wrt") for w in wrt]
     if not pairs:
-        raise ArgumentError("wrt is empty: name at least one symbol to differentiate with respect to")
+        raise ArgumentError("wrt is empty: name at least one symbol to differentiate by")
     seen = set()
     for user, internal in pairs:
         if internal in seen:

@@ -226,7 +226,7 @@ class _Reference:
         results = []
         for name, reference in zip(self.prog.grads, self.diffs):
             difference = to_elementary(composed.get(name, sp.S.Zero)) - reference
-            results.append(_within_budget(lambda: sp.simplify(difference) == 0, seconds=2.0))
+            results.append(_within_budget(lambda d=difference: sp.simplify(d) == 0, seconds=2.0))
         return results
 
 

@@ -148,8 +148,7 @@ def _value_and_grad(prog: Program, fn: dict, backend: str) -> str:
     if backend == "math":
         doc, seed = f"{out} and its gradient {_tuple(prog.grads)} at one point.", "1.0"
     else:  # d(sum of out)/d arg: elementwise for full-shape args, summed for broadcast ones
-        doc = (f"{out} and its gradient {_tuple(prog.grads)}, elementwise (the gradient of a "
-               "broadcast argument is summed).")
+        doc = f"{out} and its gradient {_tuple(prog.grads)}, elementwise (summed if broadcast)."
         seed = f"np.ones_like({out})"
     body = [f'"""{doc}"""', f"{out}, cache = {fn['forward']}({args})",
             f"return {out}, {fn['backward']}({seed}, cache)"]

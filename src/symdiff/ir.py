@@ -2,7 +2,8 @@
 
 Invariants (``Program.validate`` checks them all):
 - forward steps assign each name once; a step's right-hand side is one gate over arguments and
-  earlier steps (a Piecewise gate may carry its guarded branches inline); the last step is the output;
+  earlier steps (a Piecewise gate may carry its guarded branches inline); the last step is the
+  output;
 - backward steps walk the forward steps in reverse; the first write of a gradient is ``=``, every
   later write is ``+=``; a step's upstream gradient is ``dout`` or was written before;
 - every name (argument, step, gradient) is a distinct Python identifier, not a keyword.

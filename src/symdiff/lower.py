@@ -16,12 +16,12 @@ only where the branch is taken.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
-from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from . import naming
@@ -42,6 +42,7 @@ _STEMS = {
 }
 _WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",
           7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+_CONDITIONS = (Relational, BooleanAtom, BooleanFunction, ExprCondPair)
 _UNSUPPORTED = (sp.Derivative, sp.Integral, sp.Subs, sp.Sum, sp.Product, sp.Limit, sp.Order)
 
 
@@ -76,9 +77,9 @@ def _unevaluated(func, args):
 
 def _exp_plus_one(node: sp.Basic) -> sp.Expr | None:
     """``u`` when ``node`` is ``1 + exp(u)``."""
-    if isinstance(node, sp.Add) and len(node.args) == 2 and node.args[0] == 1:
-        if isinstance(node.args[1], sp.exp):
-            return node.args[1].args[0]
+    if (isinstance(node, sp.Add) and len(node.args) == 2 and node.args[0] == 1
+            and isinstance(node.args[1], sp.exp)):
+        return node.args[1].args[0]
     return None
 
 
@@ -131,7 +132,7 @@ class Lowerer:
         self.unconditional = set(postorder(root, stop=lambda n: isinstance(n, sp.Piecewise)))
 
     def _staged(self, node: sp.Basic) -> bool:
-        if node in self.constant or node.is_Atom or isinstance(node, (Relational, BooleanAtom, BooleanFunction, ExprCondPair)):
+        if node in self.constant or node.is_Atom or isinstance(node, _CONDITIONS):
             return False
         return node in self.unconditional or node in self.total
 
@@ -298,7 +299,8 @@ def _structure(rhs: sp.Basic):
 
 def _reject(node: sp.Basic) -> None:
     if node is sp.I or node is sp.nan or node is sp.zoo:
-        raise UnsupportedFunctionError(f"the formula contains {node}: only real values are supported")
+        raise UnsupportedFunctionError(
+            f"the formula contains {node}: only real values are supported")
     if isinstance(node, AppliedUndef):
         raise UnsupportedFunctionError(
             f"{_short(node)} is an undefined function: give it a formula to differentiate")

@@ -2,7 +2,7 @@
 
 Rules (deterministic: the same formula always gets the same names):
 - a user symbol keeps its name when that is a plain ASCII identifier; otherwise it is spelled in
-  ASCII (``α`` -> ``alpha``, other characters -> ``_``) and a keyword or builtin gets a trailing ``_``;
+  ASCII (``α`` -> ``alpha``, other characters -> ``_``); a keyword or builtin gets a trailing ``_``;
 - a step name ``n`` is claimed only when ``n`` and its gradient ``d`` + ``n`` are both free, so a
   user symbol ``dx`` never meets the gradient of ``x``; clashes get suffixes ``_2``, ``_3``, ...;
 - a derived name longer than ``MAX_LEN`` falls back to the gate's stem and a number (``sum1``).
@@ -69,7 +69,7 @@ class Namer:
         self._next: dict[str, int] = {}
 
     def claim(self, base: str, paired: bool = True) -> str:
-        """``base`` or ``base_2``, ``base_3``, ...: the first free one (with ``d`` + it if paired)."""
+        """``base``, ``base_2``, ``base_3``, ...: the first free one (and ``d`` + it, if paired)."""
         k = self._next.get(base, 1)
         name = base if k == 1 else f"{base}_{k}"
         while not self._free(name, paired):

@@ -82,6 +82,6 @@ def backward(dout, cache):
 
 
 def value_and_grad(x, y):
-    """out and its gradient (dx, dy), elementwise (the gradient of a broadcast argument is summed)."""
+    """out and its gradient (dx, dy), elementwise (summed if broadcast)."""
     out, cache = forward(x, y)
     return out, backward(np.ones_like(out), cache)
