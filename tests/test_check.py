@@ -7,6 +7,7 @@ import pytest
 import sympy as sp
 
 import symdiff
+
 check_module = importlib.import_module("symdiff.check")
 
 

@@ -8,7 +8,7 @@ visits each distinct node once.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import sympy as sp
 
