@@ -119,9 +119,10 @@ def reference(expr, count, seed):
     rng, out = random.Random(seed), []
     for _ in range(30):
         point = {X: rng.uniform(-2.5, 2.5), Y: rng.uniform(-2.5, 2.5)}
-        values = [real_value(v, point) for v in [f] + grads]
+        # The domain is the formula's own: plain() may simplify exp(x - log(x)) to exp(x)/x.
+        values = [real_value(v, point) for v in [expr, f] + grads]
         if all(v is not None for v in values):
-            out.append((point, float(values[0]), [float(v) for v in values[1:]]))
+            out.append((point, float(values[0]), [float(v) for v in values[2:]]))
         if len(out) == count:
             break
     return out
