@@ -6,6 +6,7 @@ SymPy, evaluated with ``evalf`` at 30 digits at random points where it is finite
 
 import math
 import random
+import zlib
 
 import numpy as np
 import pytest
@@ -136,7 +137,7 @@ def agrees(got, want):
                                                     HealthCheck.too_slow])
 @given(formulas)
 def test_both_backends_match_sympy_diff(expr):
-    cases = reference(expr, count=3, seed=hash(sp.srepr(expr)) % 1000)
+    cases = reference(expr, count=3, seed=zlib.crc32(sp.srepr(expr).encode()))
     assume(cases)
     prog = symdiff.lower(expr, wrt=[X, Y])
     prog.validate()
