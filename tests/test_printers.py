@@ -156,13 +156,13 @@ def test_helper_names_returned():
 def test_helper_names_cover_everything():
     assert HELPER_NAMES == {
         "sigmoid", "relu", "softplus", "erf", "erfc", "gamma", "loggamma", "unbroadcast",
-        "asfloat",
+        "asfloat", "digamma",
     }
     for name in HELPER_NAMES:
         source = helper_source(name, "numpy")
         assert source.startswith(f"def {name}(") and source.endswith("\n")
         assert "numpy." not in source
-    for name in ("sigmoid", "relu", "softplus"):
+    for name in ("sigmoid", "relu", "softplus", "digamma"):
         assert "np." not in helper_source(name, "math")
 
 
@@ -198,7 +198,7 @@ UNSUPPORTED = [
     (sp.Mod(x, 3), "Mod"),
     (sp.factorial(x), "factorial"),
     (sp.re(x), "re"),
-    (sp.polygamma(0, x), "polygamma"),
+    (sp.polygamma(2, x), "polygamma"),  # order 0 (digamma) is supported; higher is not
     (sp.DiracDelta(x), "DiracDelta"),
     (sp.EulerGamma * x, "EulerGamma"),
     (sp.Xor(x > 0, y > 0), "Xor"),
@@ -586,3 +586,22 @@ def test_asfloat_gives_numpy_semantics():
 def test_unbroadcast_keeps_float32(unbroadcast):
     got = unbroadcast(np.ones((2, 2), dtype=np.float32), np.zeros((1, 2), dtype=np.float32))
     assert got.dtype == np.float32 and got.tolist() == [[2.0, 2.0]]
+
+
+@pytest.mark.parametrize("backend", ["math", "numpy"])
+def test_digamma_helper_matches_mpmath(backend):
+    """polygamma(0, x), the derivative of loggamma, prints as a digamma helper."""
+    text, helpers = print_expr(sp.polygamma(0, x), backend)
+    assert text == "digamma(x)" and helpers == {"digamma"}
+    ns = {"math": math, "np": np}
+    exec(helper_source("digamma", backend), ns)
+    points = [1e-3, 0.1, 0.5, 1.0, 2.5, 7.3, 10.0, 55.5, 1e6, -0.5, -1.3, -7.7]
+    for p in points:
+        got = float(ns["digamma"](np.array(p) if backend == "numpy" else p))
+        want = float(mpmath.digamma(p))
+        assert abs(got - want) <= 1e-14 * max(1.0, abs(want)), (p, got, want)
+
+
+def test_higher_polygamma_is_unsupported():
+    with pytest.raises(UnsupportedFunctionError, match="polygamma of order 1"):
+        print_expr(sp.polygamma(1, x), "math")
