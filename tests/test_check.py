@@ -8,7 +8,7 @@ import sympy as sp
 
 import symdiff
 
-check_module = importlib.import_module("symdiff.check")
+reference_module = importlib.import_module("symdiff.reference")
 
 
 def broken(prog, index, **change):
@@ -77,14 +77,14 @@ def test_bad_points_are_argument_errors():
 
 def test_large_formula_uses_the_finite_difference_reference(monkeypatch):
     x, y = sp.symbols("x y")
-    monkeypatch.setattr(check_module, "DIFF_MAX_TREE", 5)
+    monkeypatch.setattr(reference_module, "DIFF_MAX_TREE", 5)
     report = symdiff.check(symdiff.lower(sp.sin(x * y) * sp.exp(x) + y**3, wrt=[x, y]))
     assert report.ok and "central difference" in report.oracle
 
 
 def test_finite_difference_reference_catches_a_wrong_program(monkeypatch, staged):
     expr, x, y = staged
-    monkeypatch.setattr(check_module, "DIFF_MAX_TREE", 5)
+    monkeypatch.setattr(reference_module, "DIFF_MAX_TREE", 5)
     prog = symdiff.lower(expr, wrt=[x, y])
     k = next(i for i, g in enumerate(prog.backward) if g.name == "dsigx")
     assert not symdiff.check(broken(prog, k, local=sp.Integer(2))).ok
