@@ -1,0 +1,706 @@
+"""Safe parser from a formula string to a SymPy expression.
+
+``parse`` reads a small Python-like language: numbers, names, ``+ - * / ** ^``, comparisons,
+``and or not & | ~``, parentheses and calls of a fixed whitelist of functions.
+
+Invariants:
+
+* The text never reaches ``eval``, ``exec``, ``compile``, ``sympify``, ``parse_expr`` or
+  ``ast.parse``. A regular-expression tokenizer and an operator-precedence parser with explicit
+  stacks read it, so deep nesting costs no Python recursion; the result is built bottom-up with
+  SymPy constructors only.
+* Every rejected input raises ``ParseError`` naming the offending text and its 1-based column
+  (the offset in the whole text, a newline counting as one character). Every exceeded resource
+  limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work:
+  exact numbers SymPy would fold stay below ``NUMBER_DIGITS`` digits, roots are taken only of
+  numbers below ``ROOT_DIGITS`` digits, and no exception of SymPy's leaks.
+* Names become ``Symbol(name, real=True)``; ``pi``, ``E``, ``True``, ``False`` are constants; only
+  whitelisted functions can be called, and the result is always a value, never a condition.
+* A chain ``a + b - c`` (``a * b / c``) becomes one ``Add`` (``Mul``) call, so long sums are linear.
+* SymPy's automatic simplification walks arguments recursively, so a node whose operands are
+  nested deeper than ``EVAL_DEPTH`` (or larger than ``EVAL_SIZE`` nodes) is built unevaluated.
+"""
+
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from collections.abc import Callable, Iterator
+
+import sympy as sp
+from sympy.core.relational import Relational
+from sympy.functions.elementary.piecewise import ExprCondPair
+from sympy.logic.boolalg import BooleanAtom, BooleanFunction
+
+from .errors import InputTooLargeError, ParseError, SymdiffError
+from .functions import relu, sigmoid, softplus
+
+NUMBER_DIGITS = 10_000  # digits an exact number folded while parsing may reach
+ROOT_DIGITS = 400  # digits of an exact number whose root SymPy may try to simplify
+FLOAT_EXPONENT = 330  # largest |log10| of a float (past it, mpmath's exp grows cubic)
+GAMMA_ARGUMENT = 3_000  # largest |n| for which gamma(n) is evaluated exactly
+EVAL_DEPTH = 100  # operands nested deeper than this are combined with evaluate=False
+EVAL_SIZE = 500_000  # operands with more tree nodes than this too
+LOGIC_EVAL_SIZE = 2_000  # and/or of operands with more tree nodes than this too
+
+_TOKEN = re.compile(
+    r"""(?P<ws>\s+)
+    |(?P<num>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+    |(?P<name>[^\W\d]\w*)
+    |(?P<op>\*\*|==|!=|<=|>=|/(?!/)|[-+*^<>&|~(),])
+    |(?P<bad>//|:=|.)""",
+    re.VERBOSE | re.DOTALL,
+)
+_BAD = {
+    "'": "string literals are not allowed",
+    '"': "string literals are not allowed",
+    ".": "attribute access ('.') is not allowed",
+    "[": "'[' is not allowed: no indexing or lists",
+    "]": "']' is not allowed: no indexing or lists",
+    "{": "'{' is not allowed: no sets, dicts or f-strings",
+    "}": "'}' is not allowed: no sets, dicts or f-strings",
+    ":=": "':=' (assignment) is not allowed",
+    ":": "':' is not allowed",
+    "=": "'=' is not allowed (no assignment or keyword arguments): write '==' to compare",
+    "//": "'//' is not supported: write floor(a / b)",
+    "%": "'%' is not supported",
+    "!": "'!' is not allowed: write 'not', or '!=' to compare",
+    ";": "';' is not allowed: a formula is one expression",
+}
+_STRING_PREFIXES = {"r", "u", "f", "b", "br", "rb", "fr", "rf"}
+_CONSTANTS = {"pi": sp.pi, "E": sp.E, "True": sp.true, "False": sp.false}
+OR, AND, NOT, CMP, ADD, MUL, UNARY, POW = range(1, 9)
+_BINARY = {"or": OR, "|": OR, "and": AND, "&": AND, "+": ADD, "-": ADD, "*": MUL, "/": MUL,
+           "**": POW, "^": POW, **dict.fromkeys(("<", "<=", ">", ">=", "==", "!="), CMP)}
+_PREFIX = {"-": UNARY, "+": UNARY, "not": NOT, "~": NOT}
+_RELATIONS = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=": sp.Ne}
+
+
+def parse(text: str, *, max_length: int = 1_000_000, max_depth: int = 100_000,
+          max_digits: int = 1000) -> sp.Basic:
+    """Parse a formula string into a SymPy expression, never evaluating the string as code.
+
+    ``max_length`` bounds ``len(text)``, ``max_depth`` the nesting of parentheses, calls, prefix
+    operators and powers, ``max_digits`` the digits of a number literal; exceeding one raises
+    ``InputTooLargeError``. Any other bad input raises ``ParseError`` with a 1-based column.
+
+    >>> parse("-x**2 + 3*sin(y)/2")
+    -x**2 + 3*sin(y)/2
+    >>> parse("where(0 < x < 1, x, 0)")
+    Piecewise((x, (x > 0) & (x < 1)), (0, True))
+    """
+    if len(text) > max_length:
+        raise InputTooLargeError(f"formula has {len(text)} characters, more than "
+                                 f"max_length={max_length}")
+    return _Parser(text, max_depth, max_digits).run()
+
+
+# ---------------------------------------------------------------------------------- tokens
+
+
+def _tokens(text: str) -> Iterator[tuple[str, str, int]]:
+    """Yield (kind, text, column) for each token, then ("end", "", len + 1); raise on bad ones."""
+    pos, size = 0, len(text)
+    while pos < size:
+        match = _TOKEN.match(text, pos)
+        kind, tok, col, pos = match.lastgroup, match.group(), pos + 1, match.end()
+        if kind == "ws":
+            continue
+        if kind == "bad":
+            raise ParseError(_BAD.get(tok, f"unexpected character {tok!r}"), text, col)
+        if kind == "name":
+            kind = _name_kind(text, tok, col, pos)
+        yield kind, tok, col
+    yield "end", "", size + 1
+
+
+def _name_kind(text: str, tok: str, col: int, end: int) -> str:
+    if end < len(text) and text[end] in "'\"" and tok.lower() in _STRING_PREFIXES:
+        raise ParseError(f"string literals are not allowed: {tok}{text[end]}...", text, col)
+    if not tok.isidentifier():
+        raise ParseError(f"{tok!r} is not a valid name", text, col)
+    if tok.startswith("__"):
+        raise ParseError(f"names starting with '__' are not allowed: {tok!r}", text, col)
+    if tok in ("and", "or", "not"):
+        return "op"
+    if keyword.iskeyword(tok) and tok not in _CONSTANTS:
+        raise ParseError(f"the Python keyword {tok!r} is not allowed in a formula", text, col)
+    return "name"
+
+
+def _number(tok: str, col: int, max_digits: int) -> sp.Number:
+    mantissa, _, exponent = tok.lower().partition("e")
+    digits = len(mantissa) - ("." in mantissa)
+    if digits > max_digits:
+        raise InputTooLargeError(f"number literal with {digits} digits, more than "
+                                 f"max_digits={max_digits}, at column {col}")
+    if not exponent and "." not in mantissa:
+        value = 0
+        for start in range(0, len(mantissa), 4000):  # int() refuses more than 4300 digits
+            chunk = mantissa[start:start + 4000]
+            value = value * 10 ** len(chunk) + int(chunk)
+        return sp.Integer(value)
+    shift = exponent.lstrip("+-").lstrip("0")
+    if len(shift) > 6 or (shift and int(shift) > FLOAT_EXPONENT + digits):
+        raise InputTooLargeError(f"float literal beyond 1e+-{FLOAT_EXPONENT} at column {col}")
+    value = sp.Float(tok)
+    if abs(_magnitude(value)) > FLOAT_EXPONENT:
+        raise InputTooLargeError(f"float literal beyond 1e+-{FLOAT_EXPONENT} at column {col}")
+    return value
+
+
+# ------------------------------------------------------------------------- numeric guards
+
+
+def _digits(num: sp.Basic) -> float:
+    """Digits of an exact number (numerator and denominator); a float's |log10| in that scale."""
+    if isinstance(num, sp.Rational):
+        return (math.log10(abs(num.p)) if num.p else 0.0) + math.log10(num.q)
+    if isinstance(num, sp.Float) and num._mpf_[1]:
+        return abs(_magnitude(num)) * NUMBER_DIGITS / FLOAT_EXPONENT
+    return 0.0
+
+
+def _magnitude(num: sp.Basic) -> float:
+    """log10 |num| (minus infinity for zero and non-finite numbers)."""
+    if isinstance(num, sp.Rational) and num.p:
+        return math.log10(abs(num.p)) - math.log10(num.q)
+    if isinstance(num, sp.Float) and num._mpf_[1]:
+        _, man, exp, _ = num._mpf_
+        return math.log10(man) + exp * math.log10(2)
+    return -math.inf
+
+
+def _sizes(*exprs: sp.Basic) -> tuple[float, float, float]:
+    """What SymPy could fold when ``exprs`` are multiplied or raised to a power.
+
+    Returns the digits of the numbers (weighted by the powers they are under), the digits of the
+    exact numbers, and the digits of the exact numbers already under a root. Walks only the
+    Mul/Pow/Piecewise layer on top, where SymPy combines numbers; an Add or a function keeps its
+    numbers to itself.
+    """
+    digits = exact = rooted = 0.0
+    stack = [(expr, 1.0) for expr in exprs]
+    while stack:
+        node, scale = stack.pop()
+        if isinstance(node, sp.Number):
+            digits += scale * _digits(node) if _digits(node) else 0.0
+            exact += _digits(node) if isinstance(node, sp.Rational) else 0.0
+        elif isinstance(node, sp.Mul):
+            stack.extend((arg, scale) for arg in node.args)
+        elif isinstance(node, sp.Piecewise):  # a power of it is the power of every branch
+            stack.extend((pair.expr, scale) for pair in node.args)
+        elif isinstance(node, sp.Pow) and isinstance(node.exp, sp.Number):
+            exp = node.exp
+            digits += _digits(exp)
+            if _fractional(exp) and isinstance(node.base, sp.Rational):
+                rooted += _digits(node.base)
+            stack.append((node.base, scale * 10.0 ** min(_magnitude(exp), 300.0)))
+    return digits, exact, rooted
+
+
+def _fractional(num: sp.Basic) -> bool:
+    return isinstance(num, sp.Rational) and num.q != 1
+
+
+def _check_sizes(sizes: tuple[float, float, float], exp: sp.Basic, col: int) -> None:
+    digits, exact, rooted = sizes
+    if digits > 0 and _magnitude(exp) + math.log10(digits) > math.log10(NUMBER_DIGITS):
+        raise InputTooLargeError(f"power too large: the number would have more than "
+                                 f"{NUMBER_DIGITS} digits, at column {col}")
+    if _fractional(exp) and exact + rooted > ROOT_DIGITS:
+        raise InputTooLargeError(f"root of a number with more than {ROOT_DIGITS} digits "
+                                 f"at column {col}")
+
+
+def _check_power(base: sp.Basic, exp: sp.Basic, col: int) -> None:
+    if isinstance(exp, sp.Number):
+        _check_sizes(_sizes(base), exp, col)
+    elif base is sp.E:
+        _check_exp(exp, col)
+
+
+def _check_exp(arg: sp.Basic, col: int) -> None:
+    """exp(c*log(b)) becomes b**c: guard it as that power, term by term of the argument."""
+    for term in sp.Add.make_args(arg):
+        logs: list[sp.Basic] = []
+        biggest: sp.Basic = sp.S.Zero
+        seen, stack = {term}, [term]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, sp.log):
+                logs.append(node.args[0])
+            elif isinstance(node, sp.Number) and _magnitude(node) > _magnitude(biggest):
+                biggest = node
+            else:
+                fresh = [arg for arg in node.args if arg not in seen]
+                seen.update(fresh)
+                stack.extend(fresh)
+        if logs:
+            _check_sizes(_sizes(*logs), biggest, col)
+
+
+def _check_product(factors: list[sp.Basic], col: int) -> None:
+    digits, _, rooted = _sizes(*factors)
+    if digits > NUMBER_DIGITS or rooted > ROOT_DIGITS:
+        raise InputTooLargeError(f"product of numbers with more than {NUMBER_DIGITS} digits "
+                                 f"(or roots of more than {ROOT_DIGITS}) at column {col}")
+
+
+def _check_sum(terms: list[sp.Basic], col: int) -> None:
+    """Like terms add their coefficients; bound the digits of the common denominators."""
+    denominators: dict[sp.Basic, float] = {}
+    for term in terms:
+        for part in sp.Add.make_args(term):
+            coeff, rest = part.as_coeff_Mul()
+            if isinstance(coeff, sp.Rational) and coeff.q != 1:
+                total = denominators.get(rest, 0.0) + math.log10(coeff.q)
+                if total > NUMBER_DIGITS:
+                    raise InputTooLargeError(f"sum of fractions with more than {NUMBER_DIGITS}"
+                                             f" digits at column {col}")
+                denominators[rest] = total
+
+
+# ------------------------------------------------------------------------------ builders
+
+
+def _fresh(obj: sp.Basic) -> sp.Basic:
+    """Cache the hash and ``is_commutative`` of a new node now, from those of its arguments.
+
+    Later they are looked up, not computed by a recursion down a deep unevaluated tree.
+    """
+    hash(obj)
+    obj.is_commutative  # noqa: B018
+    return obj
+
+
+def _power(base: sp.Basic, exp: sp.Basic, ev: bool, col: int) -> sp.Basic:
+    if ev:
+        _check_power(base, exp, col)
+    return _fresh(sp.Pow(base, exp, evaluate=ev))
+
+
+def _lattice(cls: type, args: list[sp.Basic], ev: bool) -> sp.Basic:
+    """And, Or, Max or Min of ``args``."""
+    if ev:
+        return _fresh(cls(*args))
+    # Even unevaluated these sort their arguments by recursive keys: build the node directly.
+    unique = list(dict.fromkeys(args))
+    if len(unique) == 1:
+        return unique[0]
+    obj = sp.Basic.__new__(cls, *unique)
+    obj._argset = frozenset(unique)
+    return _fresh(obj)
+
+
+def _conditions_hold_piecewise(pairs) -> bool:
+    return any(cond.has(sp.Piecewise) for _, cond in pairs)
+
+
+def _piecewise(pairs: list[tuple[sp.Basic, sp.Basic]], ev: bool) -> sp.Basic:
+    if ev and not _conditions_hold_piecewise(pairs):
+        return _fresh(sp.Piecewise(*pairs))
+    # ExprCondPair folds a condition holding a Piecewise (exponential when nested), even
+    # unevaluated; build the node directly.
+    nodes = [_fresh(sp.Tuple.__new__(ExprCondPair, value, cond)) for value, cond in pairs]
+    return _fresh(sp.Basic.__new__(sp.Piecewise, *nodes))
+
+
+def _apply(cls: type) -> Callable:
+    return lambda args, ev, col: _fresh(cls(*args, evaluate=ev))
+
+
+def _log(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
+    if ev:
+        return _fresh(sp.log(*args))
+    logs = [_fresh(sp.log(arg, evaluate=False)) for arg in args]
+    if len(logs) == 1:
+        return logs[0]
+    return _fresh(sp.Mul(logs[0], _power(logs[1], sp.S.NegativeOne, ev, col), evaluate=False))
+
+
+def _exp(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
+    if ev:
+        _check_exp(args[0], col)
+    return _fresh(sp.exp(args[0], evaluate=ev))
+
+
+def _gamma(cls: type) -> Callable:
+    def build(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
+        if ev and isinstance(args[0], sp.Rational) and abs(args[0]) > GAMMA_ARGUMENT:
+            raise InputTooLargeError(f"{cls.__name__} of a number beyond {GAMMA_ARGUMENT} at "
+                                     f"column {col}")
+        return _fresh(cls(args[0], evaluate=ev))
+    return build
+
+
+def _hypot(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
+    squares = [_power(arg, sp.Integer(2), ev, col) for arg in args]
+    if ev:
+        _check_sum(squares, col)
+    return _power(_fresh(sp.Add(*squares, evaluate=ev)), sp.S.Half, ev, col)
+
+
+def _log1p(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
+    return _fresh(sp.log(_fresh(sp.Add(sp.S.One, args[0], evaluate=ev)), evaluate=ev))
+
+
+def _expm1(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
+    return _fresh(sp.Add(_exp(args, ev, col), sp.S.NegativeOne, evaluate=ev))
+
+
+def _root(exp: sp.Rational) -> Callable:
+    return lambda args, ev, col: _power(args[0], exp, ev, col)
+
+
+_FUNCTIONS: dict[str, tuple[int, int | None, str, Callable]] = {
+    # name: (fewest arguments, most arguments or None, kinds of the arguments, builder)
+    "exp": (1, 1, "v", _exp),
+    "log": (1, 2, "v", _log),
+    "ln": (1, 1, "v", _log),
+    "sqrt": (1, 1, "v", _root(sp.S.Half)),
+    "cbrt": (1, 1, "v", _root(sp.Rational(1, 3))),
+    "pow": (2, 2, "v", lambda args, ev, col: _power(*args, ev, col)),
+    "hypot": (2, 2, "v", _hypot),
+    "log1p": (1, 1, "v", _log1p),
+    "expm1": (1, 1, "v", _expm1),
+    "gamma": (1, 1, "v", _gamma(sp.gamma)),
+    "loggamma": (1, 1, "v", _gamma(sp.loggamma)),
+    "lgamma": (1, 1, "v", _gamma(sp.loggamma)),
+    "where": (3, 3, "cvv", lambda a, ev, col: _piecewise([(a[1], a[0]), (a[2], sp.true)], ev)),
+    "Piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
+    "piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
+    "atan2": (2, 2, "v", _apply(sp.atan2)),
+    "arctan2": (2, 2, "v", _apply(sp.atan2)),
+    "max": (2, None, "v", lambda args, ev, col: _lattice(sp.Max, args, ev)),
+    "Max": (2, None, "v", lambda args, ev, col: _lattice(sp.Max, args, ev)),
+    "min": (2, None, "v", lambda args, ev, col: _lattice(sp.Min, args, ev)),
+    "Min": (2, None, "v", lambda args, ev, col: _lattice(sp.Min, args, ev)),
+    "Heaviside": (1, 2, "v", _apply(sp.Heaviside)),
+    "heaviside": (1, 2, "v", _apply(sp.Heaviside)),
+}
+_UNARY = {
+    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc,
+    "asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "acot": sp.acot, "asec": sp.asec,
+    "acsc": sp.acsc, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
+    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "coth": sp.coth, "sech": sp.sech,
+    "csch": sp.csch, "asinh": sp.asinh, "acosh": sp.acosh, "atanh": sp.atanh, "acoth": sp.acoth,
+    "asech": sp.asech, "acsch": sp.acsch, "arcsinh": sp.asinh, "arccosh": sp.acosh,
+    "arctanh": sp.atanh, "abs": sp.Abs, "Abs": sp.Abs, "sign": sp.sign, "sgn": sp.sign,
+    "erf": sp.erf, "erfc": sp.erfc, "floor": sp.floor, "ceiling": sp.ceiling, "ceil": sp.ceiling,
+    "sigmoid": sigmoid, "relu": relu, "softplus": softplus,
+}
+_FUNCTIONS.update({name: (1, 1, "v", _apply(cls)) for name, cls in _UNARY.items()})
+FUNCTION_NAMES = frozenset(_FUNCTIONS)
+
+
+def _kind(obj: object) -> str:
+    if isinstance(obj, _Tuple):
+        return "tuple"
+    if isinstance(obj, sp.Expr):
+        return "value"
+    if isinstance(obj, (Relational, BooleanFunction, BooleanAtom)):
+        return "condition"
+    return "other"
+
+
+def _evaluate(operands: list[tuple[object, int, int]], sizes: list[int]) -> bool:
+    """Whether SymPy may simplify a node of these operands (not too deep, not too large)."""
+    return max(o[1] for o in operands) <= EVAL_DEPTH and max(sizes) <= EVAL_SIZE
+
+
+def _count(low: int, high: int | None) -> str:
+    if high is None:
+        return f"at least {low} argument{'s' * (low != 1)}"
+    if low == high:
+        return f"{low} argument{'s' * (low != 1)}"
+    return f"{low} or {high} arguments"
+
+
+# -------------------------------------------------------------------------------- parser
+
+
+class _Tuple:
+    """A parenthesised ``(a, b, ...)``: only an argument of Piecewise may be one."""
+
+    def __init__(self, items: tuple, col: int):
+        self.items, self.col = items, col
+
+
+class _Open:
+    """An open '(' on the operator stack: a group (``name`` None) or a call."""
+
+    def __init__(self, col: int, name: str | None, name_col: int, base: int):
+        self.col, self.name, self.name_col, self.base = col, name, name_col, base
+        self.commas, self.comma_col = 0, col
+
+
+class _Prefix:
+    def __init__(self, sym: str, col: int):
+        self.sym, self.col, self.prec = sym, col, _PREFIX[sym]
+
+
+class _Chain:
+    """Operands joined by operators of one precedence level (one operator for ``**``)."""
+
+    def __init__(self, sym: str, col: int):
+        self.prec, self.syms, self.cols = _BINARY[sym], [sym], [col]
+
+
+class _Parser:
+    """Shunting-yard over the token stream; values are (object, depth, tree size) triples."""
+
+    def __init__(self, text: str, max_depth: int, max_digits: int):
+        self.text, self.max_depth, self.max_digits = text, max_depth, max_digits
+        self.tokens = _tokens(text)
+        self.ahead: tuple[str, str, int] | None = None
+        self.values: list[tuple[object, int, int]] = []
+        self.ops: list[_Open | _Prefix | _Chain] = []
+        self.depth = 0
+
+    def error(self, message: str, col: int | None) -> ParseError:
+        return ParseError(message, self.text, col)
+
+    def advance(self) -> tuple[str, str, int]:
+        if self.ahead is None:
+            return next(self.tokens)
+        token, self.ahead = self.ahead, None
+        return token
+
+    def run(self) -> sp.Basic:
+        want_value = True
+        while True:
+            kind, sym, col = self.advance()
+            if want_value:
+                want_value = self.operand(kind, sym, col)
+            elif kind == "end":
+                return self.finish()
+            elif kind == "op" and sym in _BINARY:
+                self.binary(sym, col)
+                want_value = True
+            elif kind == "op" and sym in ",)":
+                want_value = self.comma(col) if sym == "," else self.close(col)
+            else:
+                raise self.error(f"missing operator before {sym!r}", col)
+
+    def operand(self, kind: str, sym: str, col: int) -> bool:
+        """Handle a token where a value must start; return whether a value is still wanted."""
+        if kind == "num":
+            self.values.append((_number(sym, col, self.max_digits), 0, 1))
+            return False
+        if kind == "name":
+            return self.name(sym, col)
+        if sym == "(":
+            self.push(_Open(col, None, col, len(self.values)), col)
+        elif sym in _PREFIX:
+            self.push(_Prefix(sym, col), col)
+        elif sym == ")":
+            return self.close_empty(col)
+        elif kind == "end":
+            self.fail_at_end()
+        else:
+            raise self.error(f"expected a value, found {sym!r}", col)
+        return True
+
+    def name(self, sym: str, col: int) -> bool:
+        after = self.advance()
+        if after[:2] == ("op", "("):
+            self.push(_Open(after[2], sym, col, len(self.values)), after[2])
+            return True
+        if sym in _FUNCTIONS:
+            raise self.error(f"{sym} is a function: call it as {sym}(...)", col)
+        self.ahead = after
+        self.values.append((_CONSTANTS[sym] if sym in _CONSTANTS
+                            else sp.Symbol(sym, real=True), 0, 1))
+        return False
+
+    def push(self, op: _Open | _Prefix | _Chain, col: int) -> None:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise InputTooLargeError(f"formula nested deeper than max_depth={self.max_depth} "
+                                     f"at column {col}")
+        self.ops.append(op)
+
+    def binary(self, sym: str, col: int) -> None:
+        prec = _BINARY[sym]
+        while self.ops and not isinstance(self.ops[-1], _Open) and self.ops[-1].prec > prec:
+            self.reduce()
+        top = self.ops[-1] if self.ops else None
+        if isinstance(top, _Chain) and top.prec == prec and prec != POW:
+            top.syms.append(sym)
+            top.cols.append(col)
+        elif prec == POW:
+            self.push(_Chain(sym, col), col)
+        else:
+            self.ops.append(_Chain(sym, col))
+
+    def reduce_to_open(self, sym: str, col: int) -> _Open:
+        while self.ops and not isinstance(self.ops[-1], _Open):
+            self.reduce()
+        if not self.ops:
+            where = "unmatched ')'" if sym == ")" else "',' outside of a function call"
+            raise self.error(where, col)
+        return self.ops[-1]
+
+    def comma(self, col: int) -> bool:
+        top = self.reduce_to_open(",", col)
+        top.commas += 1
+        top.comma_col = col
+        return True
+
+    def close(self, col: int) -> bool:
+        top = self.reduce_to_open(")", col)
+        self.ops.pop()
+        self.depth -= 1
+        items = self.values[top.base:]
+        del self.values[top.base:]
+        if top.name is not None:
+            self.values.append(self.call(top, items))
+        elif len(items) == 1:
+            self.values.append(items[0])
+        else:
+            self.values.append(self.node(_Tuple(tuple(i[0] for i in items), top.col), items))
+        return False
+
+    def close_empty(self, col: int) -> bool:
+        top = self.ops[-1] if self.ops else None
+        if not isinstance(top, _Open):
+            raise self.error("expected a value, found ')'", col)
+        if top.commas:
+            raise self.error("trailing comma before ')'", top.comma_col)
+        if top.name is None:
+            raise self.error("empty parentheses '()'", top.col)
+        return self.close(col)
+
+    def fail_at_end(self) -> None:
+        top = self.ops[-1] if self.ops else None
+        if top is None:
+            raise self.error("empty formula", 1)
+        if isinstance(top, _Open):
+            raise self.error("unclosed '('", top.col)
+        sym, col = (top.sym, top.col) if isinstance(top, _Prefix) else (top.syms[-1],
+                                                                          top.cols[-1])
+        raise self.error(f"the formula ends after {sym!r}: a value is missing", col)
+
+    def finish(self) -> sp.Basic:
+        while self.ops:
+            if isinstance(self.ops[-1], _Open):
+                raise self.error("unclosed '('", self.ops[-1].col)
+            self.reduce()
+        (result, _, _), = self.values
+        if _kind(result) == "condition":
+            raise self.error("the formula is a condition, not a value", 1)
+        self.need(result, "value", 1, "the formula")
+        return result
+
+    def need(self, obj: object, want: str, col: int, what: str) -> None:
+        kind = _kind(obj)
+        if kind == want:
+            return
+        if kind == "tuple":
+            raise self.error("a parenthesised tuple is only allowed as an argument of "
+                             "Piecewise", obj.col)
+        if want == "value":
+            raise self.error(f"{what} needs a value, not a condition", col)
+        raise self.error(f"{what} needs a condition (a comparison, and/or/not, True, False), "
+                         f"not a value", col)
+
+    def node(self, obj: object, operands: list[tuple[object, int, int]]) -> tuple:
+        return obj, 2 + max(o[1] for o in operands), 1 + sum(o[2] for o in operands)
+
+    def build(self, col: int, builder: Callable, *args) -> sp.Basic:
+        try:
+            return builder(*args)
+        except SymdiffError:
+            raise
+        except Exception as exc:  # SymPy rejects an argument: report it where it was written
+            detail = str(exc).strip().splitlines()
+            detail = f": {detail[0][:200]}" if detail else ""
+            raise self.error(f"SymPy cannot build this ({type(exc).__name__}{detail})",
+                             col) from exc
+
+    def reduce(self) -> None:
+        op = self.ops.pop()
+        if isinstance(op, _Prefix) or op.prec == POW:
+            self.depth -= 1
+        count = 1 if isinstance(op, _Prefix) else len(op.syms) + 1
+        operands = self.values[-count:]
+        del self.values[-count:]
+        sizes = [o[2] for o in operands]
+        if isinstance(op, _Chain) and op.prec == CMP:
+            sizes += sizes[1:-1]  # a < b < c holds b twice
+        ev = _evaluate(operands, sizes)
+        if isinstance(op, _Chain) and (op.prec in (OR, AND) or len(sizes) > len(operands)):
+            ev = ev and sum(sizes) <= LOGIC_EVAL_SIZE  # And/Or sort arguments superlinearly
+        objs = [o[0] for o in operands]
+        if isinstance(op, _Prefix):
+            obj = self.build(op.col, self.prefix, op, objs[0], ev)
+        else:
+            obj = self.build(op.cols[0], self.chain, op, objs, ev)
+        self.values.append((obj, 2 + max(o[1] for o in operands), 1 + sum(sizes)))
+
+    def prefix(self, op: _Prefix, obj: sp.Basic, ev: bool) -> sp.Basic:
+        if op.prec == NOT:
+            self.need(obj, "condition", op.col, repr(op.sym))
+            return _fresh(sp.Not(obj, evaluate=ev))
+        self.need(obj, "value", op.col, f"unary {op.sym!r}")
+        return obj if op.sym == "+" else _fresh(sp.Mul(sp.S.NegativeOne, obj, evaluate=ev))
+
+    def chain(self, op: _Chain, objs: list[sp.Basic], ev: bool) -> sp.Basic:
+        want = "condition" if op.prec in (OR, AND) else "value"
+        for i, obj in enumerate(objs):
+            sym_col = max(i - 1, 0)
+            self.need(obj, want, op.cols[sym_col], repr(op.syms[sym_col]))
+        first, pairs, col = objs[0], list(zip(op.syms, objs[1:], op.cols)), op.cols[0]
+        if op.prec in (OR, AND):
+            return _lattice(sp.Or if op.prec == OR else sp.And, objs, ev)
+        if op.prec == CMP:
+            rels = [_fresh(_RELATIONS[s](a, b, evaluate=ev))
+                    for s, a, b in zip(op.syms, objs, objs[1:])]
+            return rels[0] if len(rels) == 1 else _lattice(sp.And, rels, ev)
+        if op.prec == POW:
+            return _power(first, objs[1], ev, col)
+        if op.prec == ADD:
+            terms = [first] + [b if s == "+" else _fresh(sp.Mul(sp.S.NegativeOne, b, evaluate=ev))
+                               for s, b, _ in pairs]
+            if ev:
+                _check_sum(terms, col)
+            return _fresh(sp.Add(*terms, evaluate=ev))
+        factors = [first] + [b if s == "*" else _power(b, sp.S.NegativeOne, ev, c)
+                             for s, b, c in pairs]
+        if ev:
+            _check_product(factors, col)
+        return _fresh(sp.Mul(*factors, evaluate=ev))
+
+    def call(self, top: _Open, items: list[tuple[object, int, int]]) -> tuple:
+        name, col = top.name, top.name_col
+        if name not in _FUNCTIONS:
+            if name in _CONSTANTS:
+                raise self.error(f"{name} is a constant, not a function", col)
+            raise self.error(f"unknown function {name!r}", col)
+        low, high, kinds, builder = _FUNCTIONS[name]
+        if len(items) < low or (high is not None and len(items) > high):
+            raise self.error(f"{name} takes {_count(low, high)}, got {len(items)}", col)
+        objs = [item[0] for item in items]
+        if kinds == "p":
+            objs = [self.pair(obj, name, col) for obj in objs]
+        else:
+            for obj, kind in zip(objs, kinds * len(objs)):
+                self.need(obj, "condition" if kind == "c" else "value", col, name)
+        ev = _evaluate(items, [o[2] for o in items])
+        obj = self.build(col, builder, objs, ev, col)
+        if ev and _sizes(obj)[0] > NUMBER_DIGITS:  # exp(1000.0): floats past FLOAT_EXPONENT
+            raise InputTooLargeError(f"{name} gives a number too large to work with at "
+                                     f"column {col}")
+        obj, depth, size = self.node(obj, items)
+        if ev and isinstance(obj, sp.Piecewise) and _conditions_hold_piecewise(obj.args):
+            depth = max(depth, EVAL_DEPTH + 1)  # SymPy rebuilds it slowly: never evaluate it again
+        return obj, depth, size
+
+    def pair(self, obj: object, name: str, col: int) -> tuple[sp.Basic, sp.Basic]:
+        if not isinstance(obj, _Tuple) or len(obj.items) != 2:
+            raise self.error(f"{name} takes pairs (value, condition)", getattr(obj, "col", col))
+        self.need(obj.items[0], "value", obj.col, f"{name} pair")
+        self.need(obj.items[1], "condition", obj.col, f"{name} pair")
+        return obj.items
