@@ -1,0 +1,152 @@
+"""The ``symdiff`` command line: generate, show and check backward code for a formula.
+
+    symdiff gen EXPR [--wrt x,y] [--backend math|numpy] [--name NAME] [-o FILE]
+    symdiff show EXPR [--wrt x,y]
+    symdiff check EXPR [--wrt x,y] [--samples N] [--seed S]
+    symdiff verify EXPR --grad FILE.py:FUNCTION [--forward FILE.py:FUNCTION] [--wrt x,y]
+
+EXPR is a formula string (parsed with a whitelist, never evaluated), or ``-`` to read it from
+standard input. ``--wrt`` defaults to every symbol of the formula, by name. Exit status: 0 success,
+1 a check found a mismatch or a hand gradient is wrong, 2 bad input (one line on stderr, never a
+traceback), 3 an internal error of symdiff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import SymdiffError
+
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _BadInput(Exception):
+    """A command-line usage error, reported like any other bad input."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse prints usage and exits; we want one line and exit 2
+        raise _BadInput(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="symdiff", description="Readable, verified gradient code from a formula.")
+    parser.add_argument("--version", action="version", version=f"symdiff {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{gen,show,check,verify}")
+    commands.required = True
+    gen = commands.add_parser("gen", help="print or write the generated Python module")
+    show = commands.add_parser("show", help="print the staged forward/backward program")
+    check = commands.add_parser("check", help="check the generated gradient against sympy.diff")
+    verify = commands.add_parser("verify", help="verify a hand-written gradient in your own file")
+    for sub in (gen, show, check, verify):
+        sub.add_argument("expr", help="the formula, e.g. 'x*sin(y)', or - to read stdin")
+        sub.add_argument("--wrt", help="comma-separated symbols (default: all, by name)")
+        sub.add_argument("--args", help="comma-separated parameter order of the functions")
+    gen.add_argument("--backend", choices=("math", "numpy"), default="math")
+    gen.add_argument("--name", help="prefix for the functions: NAME_forward, NAME_backward, ...")
+    gen.add_argument("-o", "--output", help="write the module to this file instead of stdout")
+    check.add_argument("--samples", type=int, default=20, help="random points (default 20)")
+    check.add_argument("--seed", type=int, default=0, help="seed for the points (default 0)")
+    verify.add_argument("--grad", required=True, metavar="FILE.py:FUNCTION",
+                        help="your gradient: f(*args) -> partials, or backward(dout, cache)")
+    verify.add_argument("--forward", metavar="FILE.py:FUNCTION",
+                        help="forward(*args) -> (value, cache), when --grad is a backward")
+    verify.add_argument("--samples", type=int, default=40, help="random points (default 40)")
+    verify.add_argument("--seed", type=int, default=0, help="seed for the points (default 0)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    try:
+        options = build_parser().parse_args(argv)
+        return _run(options)
+    except (_BadInput, SymdiffError) as exc:
+        _fail(str(exc))
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug in symdiff: still one line, never a traceback
+        _fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
+        return EXIT_INTERNAL
+
+
+def _run(options) -> int:
+    from .api import as_expression, lower
+    from .check import check
+    from .dag import free_symbols
+
+    text = sys.stdin.read() if options.expr == "-" else options.expr
+    expr = as_expression(text)
+    wrt = _names(options.wrt, "--wrt")
+    if wrt is None:
+        wrt = sorted({s.name for s in free_symbols(expr)})
+        if not wrt:
+            raise _BadInput("the formula has no symbols: give --wrt")
+    prog = lower(expr, wrt=wrt, args=_names(options.args, "--args"))
+    if options.command == "show":
+        print(prog)
+        return EXIT_OK
+    if options.command in ("check", "verify") and options.samples < 1:
+        raise _BadInput("--samples must be at least 1")
+    if options.command == "check":
+        report = check(prog, samples=options.samples, seed=options.seed)
+        print(report)
+        return EXIT_OK if report.ok else EXIT_MISMATCH
+    if options.command == "verify":
+        from .verify import verify
+
+        forward = _load(options.forward) if options.forward else None
+        report = verify(expr, wrt, _load(options.grad), args=_names(options.args, "--args"),
+                        forward=forward, samples=options.samples, seed=options.seed)
+        print(report)
+        return EXIT_OK if report.ok else EXIT_MISMATCH
+    source = prog.source(options.backend, name=options.name)
+    if options.output:
+        with open(options.output, "w", encoding="utf-8") as f:
+            f.write(source)
+    else:
+        sys.stdout.write(source)
+    return EXIT_OK
+
+
+def _load(spec: str):
+    """The function FUNCTION of the user's file FILE.py (their code, run at their request)."""
+    import importlib.util
+    import os
+
+    path, sep, name = spec.rpartition(":")
+    if not sep or not path or not name.isidentifier():
+        raise _BadInput(f"expected FILE.py:FUNCTION, got {spec!r}")
+    if not os.path.isfile(path):
+        raise _BadInput(f"no such file: {path}")
+    module_spec = importlib.util.spec_from_file_location("symdiff_user_gradient", path)
+    module = importlib.util.module_from_spec(module_spec)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise _BadInput(f"{path} failed to load: {type(exc).__name__}: {exc}") from None
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise _BadInput(f"{path} has no function {name!r}")
+    return function
+
+
+def _names(text: str | None, option: str) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise _BadInput(f"{option} has an empty name: {text!r}")
+    return names
+
+
+def _fail(message: str) -> None:
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    print(f"symdiff: error: {line}", file=sys.stderr)
