@@ -70,9 +70,15 @@ def printed(stdout: str, label: str) -> float:
 
 
 @pytest.mark.parametrize("name", ["staged_example", "apples", "sigmoid_neuron",
-                                  "two_input_neuron"])
+                                  "two_input_neuron", "verify_hand_gradient"])
 def test_example_runs(name):
     assert run_example(name).strip()
+
+
+def test_verify_example_shows_a_right_and_a_diagnosed_backward():
+    out = run_example("verify_hand_gradient")
+    assert out.count("verdict: RIGHT") == 1 and "verdict: WRONG in dx" in out
+    assert "missing a term at a fork" in out and "sign flipped" in out
 
 
 def test_apples_example_prints_worked_numbers():

@@ -20,10 +20,12 @@ from .errors import (  # noqa: E402
 )
 from .functions import relu, sigmoid, softplus  # noqa: E402
 from .ir import GradStep, Program, Step  # noqa: E402
+from .verify import PartialVerdict, VerifyReport, assert_gradient, verify  # noqa: E402
 
 __all__ = [
     "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "NonDifferentiableError",
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
-    "__version__", "check", "grad", "lower",
+    "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",
+    "verify",
     "relu", "sigmoid", "softplus",
 ]

@@ -106,26 +106,38 @@ class Reference:
         its partial derivatives. The generated code must agree with the reference within a small
         multiple of it: ``out*(1 - out)`` near out = 1 is then judged by what floats can do.
         """
+        state = self.forward_state(point)
+        values, bounds = self.backward_values(state, self.prog.backward)
+        return values + [bounds]
+
+    def forward_state(self, point: dict) -> tuple[dict, dict]:
+        """Forward values at 50 digits and their float error bounds, by symbol."""
         env = {a: sp.Float(point[a], 50) for a in self.args}
         err: dict[sp.Symbol, mpmath.mpf] = {a: mpmath.mpf(0) for a in self.args}
         for step in self.prog.forward:
             symbol = sp.Symbol(step.name, real=True)
             value, bound = self._rounded(step.rhs, env, err)
             env[symbol], err[symbol] = sp.Float(value, 50), bound
+        return env, err
+
+    def backward_values(self, state: tuple[dict, dict], backward) -> tuple[list, list]:
+        """The gradients of ``backward`` (any list of GradSteps) and their float error bounds."""
+        env, err = state
         grads = {"d" + self.prog.output: mpmath.mpf(1)}
         gerr = {"d" + self.prog.output: mpmath.mpf(0)}
-        for g in self.prog.backward:
+        for g in backward:
             local, lerr = self._rounded(g.local, env, err)
-            up = grads[g.upstream]
+            up = grads.get(g.upstream, mpmath.mpf(0))  # a variant may never write it
             term = up * local
-            term_err = abs(up) * lerr + abs(local) * gerr[g.upstream] + UNIT * abs(term)
-            if g.accumulate:
+            term_err = abs(up) * lerr + abs(local) * gerr.get(g.upstream, 0) + UNIT * abs(term)
+            if g.accumulate and g.name in grads:
                 grads[g.name] += term
                 gerr[g.name] += term_err + UNIT * abs(grads[g.name])
             else:
                 grads[g.name], gerr[g.name] = term, term_err
-        values = [grads.get(n, mpmath.mpf(0)) for n in self.prog.grads]
-        return values + [[gerr.get(n, mpmath.mpf(0)) for n in self.prog.grads]]
+        names = self.prog.grads
+        return ([grads.get(n, mpmath.mpf(0)) for n in names],
+                [gerr.get(n, mpmath.mpf(0)) for n in names])
 
     def _rounded(self, expr, env, err):
         """Value of a small expression and the float error bound of computing it."""
@@ -150,7 +162,7 @@ class Reference:
         results = []
         for name, reference in zip(self.prog.grads, self.diffs):
             difference = to_elementary(composed.get(name, sp.S.Zero)) - reference
-            results.append(_within_budget(lambda d=difference: sp.simplify(d) == 0, seconds=2.0))
+            results.append(within_budget(lambda d=difference: sp.simplify(d) == 0, 2.0, False))
         return results
 
 
@@ -166,12 +178,16 @@ def _compose(prog: Program) -> dict[str, sp.Expr]:
     return grads
 
 
-def _within_budget(task, seconds: float) -> bool:
-    """Run ``task`` for at most ``seconds`` (SIGALRM, main thread only); False on timeout."""
+def within_budget(task, seconds: float, default=False):
+    """``task()`` if it finishes within ``seconds`` (SIGALRM, main thread only), else ``default``.
+
+    SymPy's simplify has no time limit of its own; a symbolic attempt that fails or times out is
+    "not proved", never a crash or a hang.
+    """
     usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
               and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
     if not usable:
-        return False
+        return default
 
     def expire(signum, frame):
         raise _Timeout
@@ -179,17 +195,15 @@ def _within_budget(task, seconds: float) -> bool:
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        return bool(task())
-    except _Timeout:
-        return False
-    except Exception:  # SymPy failing to simplify is "not proved", never a crash
-        return False
+        return task()
+    except Exception:  # _Timeout, or SymPy failing to simplify
+        return default
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
-class _Timeout(Exception):
+class _Timeout(Exception):  # noqa: N818 (a signal, not an error)
     pass
 
 

@@ -1,0 +1,180 @@
+"""Explain a wrong partial: the simplest pattern that fits every sample point.
+
+``diagnose`` gets the hand values ``h``, the exact values ``t`` and the tolerance per point, and
+tries explanations from simplest to least simple; the first that fits all points is the answer:
+
+1. the hand partial is zero everywhere;
+2. it is the exact partial times a constant: sign flipped, a factor of 2, 1/N, ...;
+3. it equals another variable's partial (swapped);
+4. it lacks one term of a fork of the staged program: one contribution dropped, or a ``=`` where
+   ``+=`` belongs so the earlier contributions are lost;
+5. it is right on one side of zero of an argument or a step, wrong on the other ("wrong where
+   x < 0"), with the pattern on the wrong side when there is one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from fractions import Fraction
+
+import mpmath
+import sympy as sp
+
+
+@dataclass
+class Evidence:
+    """What the verifier knows at the sample points, for explanations that need the program."""
+
+    verifier: object  # the _Verifier: its prog and ref
+    points: list[dict]
+    truth: list  # per point: (exact partials, their error estimates)
+    states: list  # per point: forward values and float error bounds of the staged program
+    bounds: list  # per point: float error bounds of each partial
+
+    def where(self, i: int) -> str:
+        return ", ".join(f"{s.name}={float(v):.6g}" for s, v in self.points[i].items())
+
+
+def diagnose(k: int, h: list, t: list, allowed: list, ev: Evidence) -> str:
+    """A short lowercase explanation of why hand partial ``k`` is wrong."""
+    for i, a in enumerate(h):
+        if not mpmath.isfinite(a):
+            kind = "nan" if mpmath.isnan(a) else "inf"
+            return f"returned {kind} where the exact partial is finite ({ev.where(i)})"
+    for explain in (_zero, _factor, _swapped, _fork, _symbolic, _region):
+        text = explain(k, h, t, allowed, ev)
+        if text:
+            return text
+    bad = sum(1 for a, b, tol in zip(h, t, allowed) if not abs(a - b) <= tol)
+    return f"wrong at {bad} of {len(h)} points, with no simple pattern"
+
+
+def _fits(h, values, allowed, scale=1, only=None) -> bool:
+    idx = range(len(h)) if only is None else only
+    return all(abs(h[i] - values[i]) <= allowed[i] * scale for i in idx)
+
+
+def _zero(k, h, t, allowed, ev) -> str:
+    if _fits(h, [0] * len(h), allowed):
+        return "is zero everywhere, but the exact partial is not: a missing partial?"
+    return ""
+
+
+def _factor(k, h, t, allowed, ev, only=None) -> str:
+    idx = list(range(len(h)) if only is None else only)
+    best = max(idx, key=lambda i: abs(t[i]) / allowed[i])
+    if not abs(t[best]) > 100 * allowed[best]:
+        return ""
+    c = _nice(h[best] / t[best])
+    if abs(c - 1) < 1e-9 or c == 0:
+        return ""
+    scaled = [c * v for v in t]
+    if not _fits(h, scaled, allowed, scale=max(1, abs(c)), only=idx):
+        return ""
+    if c == -1:
+        return "sign flipped: hand = -exact at every point"
+    sign = " (sign flipped)" if c < 0 else ""
+    return f"off by a factor of {_text(c)}{sign}: hand = {_text(c)} * exact at every point"
+
+
+def _nice(c) -> mpmath.mpf | Fraction:
+    """A simple fraction (2, 1/2, 1/3, -3/4) when ``c`` is one, else ``c`` itself."""
+    fraction = Fraction(float(c)).limit_denominator(1000)
+    if abs(float(fraction) - float(c)) <= 1e-9 * abs(float(c)):
+        return fraction
+    return c
+
+
+def _text(c) -> str:
+    if isinstance(c, Fraction):
+        return str(c)
+    return mpmath.nstr(c, 6)
+
+
+def _swapped(k, h, t, allowed, ev) -> str:
+    names = ev.verifier.prog.grads
+    for j, name in enumerate(names):
+        other = [row[0][j] for row in ev.truth]
+        if j != k and _fits(h, other, allowed) and not _fits(t, other, allowed):
+            symbol = ev.verifier.prog.wrt[j]
+            return f"swapped with {name}: it equals the partial with respect to {symbol}"
+    return ""
+
+
+def _fork(k, h, t, allowed, ev) -> str:
+    """A term dropped at a fork of the staged program, or `=` where `+=` belongs."""
+    prog, ref = ev.verifier.prog, ev.verifier.ref
+    writes: dict[str, int] = {}
+    for g in prog.backward:
+        writes[g.name] = writes.get(g.name, 0) + 1
+    for m, g in enumerate(prog.backward):
+        if writes[g.name] < 2:
+            continue
+        line = str(prog.step(g.source))
+        variants = [(_drop(prog.backward, m),
+                     f"missing a term at a fork: the contribution to {g.name} through `{line}`")]
+        if g.accumulate:
+            overwrite = list(prog.backward)
+            overwrite[m] = dataclasses.replace(g, accumulate=False)
+            variants.append((overwrite, f"missing a term at a fork: `{g.name} = ...` where "
+                                        f"`{g.name} += ...` belongs (at `{line}`), so earlier "
+                                        "terms are lost"))
+        for backward, text in variants:
+            values = [ref.backward_values(s, backward)[0][k] for s in ev.states]
+            if _fits(h, values, allowed) and not _fits(t, values, allowed):
+                return text
+    return ""
+
+
+def _drop(backward, m: int) -> list:
+    """``backward`` without step ``m``; a later write to the same gradient becomes its first."""
+    kept = list(backward[:m]) + list(backward[m + 1:])
+    seen, fixed = set(), []
+    for g in kept:
+        if g.name not in seen and g.accumulate:
+            g = dataclasses.replace(g, accumulate=False)
+        seen.add(g.name)
+        fixed.append(g)
+    return fixed
+
+
+def _symbolic(k, h, t, allowed, ev) -> str:
+    """For a derivation on paper: a short ratio (1/x) or difference (a term), the simpler one."""
+    found = []
+    ratio = ev.verifier.symbolic(k, "ratio")
+    if ratio is not None and ratio.free_symbols and sp.count_ops(ratio) <= 4:
+        found.append((sp.count_ops(ratio), f"off by a factor of {ratio}: hand = exact * ({ratio})"))
+    extra = ev.verifier.symbolic(k, "difference")  # hand - exact
+    if extra is not None and extra != 0 and sp.count_ops(extra) <= 8:
+        if extra.could_extract_minus_sign():
+            text = f"missing a term: hand = exact - ({-extra})"
+        else:
+            text = f"an extra term: hand = exact + ({extra})"
+        found.append((sp.count_ops(extra), text))
+    return min(found)[1] if found else ""
+
+
+def _region(k, h, t, allowed, ev) -> str:
+    good = {i for i in range(len(h)) if abs(h[i] - t[i]) <= allowed[i]}
+    bad = set(range(len(h))) - good
+    if not good or not bad:
+        return ""
+    for label, values in _signed_quantities(ev):
+        for text, side in ((f"{label} < 0", lambda v: v < 0), (f"{label} > 0", lambda v: v > 0)):
+            inside = {i for i, v in enumerate(values) if side(v)}
+            if bad <= inside and not (good & inside):
+                there = _factor(k, h, t, allowed, ev, only=sorted(bad))
+                return f"wrong where {text}" + (f" (there: {there.split(':')[0]})" if there
+                                                else "")
+    return ""
+
+
+def _signed_quantities(ev):
+    """Arguments, then forward steps, with their values at the points (for region tests)."""
+    prog = ev.verifier.prog
+    for arg in ev.verifier.ref.args:
+        yield arg.name, [p[arg] for p in ev.points]
+    for step in prog.forward[:-1]:
+        symbol = sp.Symbol(step.name, real=True)
+        yield str(step).split(" = ", 1)[1], [state[0][symbol] for state in ev.states]

@@ -1,0 +1,300 @@
+"""Verify a hand-derived gradient: prove it right, or say exactly what is wrong.
+
+The hand gradient is compared with the reference gradient (``reference.py``) at points sampled in
+the formula's domain and at points the user gives. A derivation written as SymPy expressions or
+strings is first tried symbolically ("proved"), then evaluated at 50 digits. A callable runs in
+floats and is judged with a tolerance built from the floating-point error bound of the staged
+program at that point, so an ill-conditioned point is not a false alarm.
+
+A wrong partial gets the simplest explanation that fits every point, tried in this order: it is
+zero; it is the exact partial times a constant (sign flipped, a factor of 2, 1/N); it is another
+variable's partial (swapped); it lacks one term of a fork of the staged program (a dropped
+contribution, or ``=`` where ``+=`` belongs); it is wrong only where an argument or a step of the
+formula is negative or positive. Diagnoses live in ``diagnose.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mpmath
+import sympy as sp
+
+from .api import lower
+from .diagnose import Evidence, diagnose
+from .errors import ArgumentError
+from .functions import to_elementary
+from .numeric import DPS, evaluate_many
+from .reference import Reference, within_budget
+
+HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
+HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
+EXPR_REL = 1e-20  # a derivation (expressions) evaluated at 50 digits
+
+
+@dataclass
+class PartialVerdict:
+    """The verdict on one partial of the hand gradient."""
+
+    name: str  # "dx"
+    ok: bool
+    proved: bool = False
+    max_abs_error: float = 0.0
+    max_rel_error: float = 0.0
+    worst_point: dict | None = None
+    diagnosis: str = ""  # empty when ok
+    detail: str = ""  # the worst point, hand and exact values
+
+    def __str__(self) -> str:
+        if self.ok:
+            how = "proved symbolically" if self.proved else (
+                f"max abs error {self.max_abs_error:.1e}, max rel error {self.max_rel_error:.1e}")
+            return f"{self.name:>8}  ok     {how}"
+        text = f"{self.name:>8}  WRONG  {self.diagnosis}"
+        return text + (f"\n{'':>17}{self.detail}" if self.detail else "")
+
+
+@dataclass
+class VerifyReport:
+    """``ok`` is True when every hand partial matches the reference at every point."""
+
+    ok: bool
+    formula: str
+    reference: str
+    hand: str  # what the hand gradient was: a callable, a derivation, a backward pair
+    points: list[dict]
+    partials: list[PartialVerdict]
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        lines = [f"verify: {self.formula}", f"hand gradient: {self.hand}",
+                 f"reference: {self.reference}; {len(self.points)} points in the domain"]
+        lines += [str(p) for p in self.partials]
+        lines += [f"note: {n}" for n in self.notes]
+        bad = [p.name for p in self.partials if not p.ok]
+        lines.append("verdict: RIGHT" if self.ok else f"verdict: WRONG in {', '.join(bad)}")
+        return "\n".join(lines)
+
+
+def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int = 40,
+           seed: int = 0) -> VerifyReport:
+    """Compare a hand-derived gradient with the exact one; say what is wrong if it is.
+
+    ``grad`` is a callable taking the formula's arguments (``args`` order: wrt, then the other
+    symbols by name) and returning the partials in wrt order; or a list of SymPy expressions or
+    strings, one per wrt symbol; or, with ``forward=``, a ``backward(dout, cache)`` paired with
+    ``forward(*args) -> (value, cache)``.
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> verify(x**2 * y, [x, y], lambda x, y: (2 * x * y, -x**2)).partials[1].diagnosis[:12]
+    'sign flipped'
+    """
+    if not isinstance(samples, int) or samples < 1:
+        raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
+    prog = lower(expr, wrt, args)
+    with mpmath.workdps(DPS):
+        return _Verifier(prog, grad, forward).run(points, samples, seed)
+
+
+def assert_gradient(expr, wrt, grad, **options) -> VerifyReport:
+    """``verify``, raising AssertionError with the report when the gradient is wrong (pytest).
+
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> assert_gradient(x**3, [x], lambda x: (3 * x**2,)).ok
+    True
+    """
+    report = verify(expr, wrt, grad, **options)
+    if not report.ok:
+        raise AssertionError("the hand gradient is wrong\n" + str(report))
+    return report
+
+
+class _HandFailure(Exception):
+    """The hand gradient could not be evaluated at a point (it raised, or returned junk)."""
+
+
+class _Verifier:
+    def __init__(self, prog, grad, forward):
+        self.prog, self.ref = prog, Reference(prog)
+        self.n = len(prog.wrt)
+        self.exprs = None
+        self._symbolic: dict = {}
+        if forward is not None:
+            if not callable(forward) or not callable(grad):
+                raise ArgumentError("with forward=, grad must be backward(dout, cache) and "
+                                    "forward a callable returning (value, cache)")
+            self.hand = "backward(dout, cache) paired with forward(*args)"
+            self.call = lambda *a: grad(1.0, _cache_of(forward(*a)))
+        elif callable(grad):
+            self.hand, self.call = "a callable of the formula's arguments", grad
+        else:
+            self.exprs = _derivation(grad, prog, self.ref)
+            self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
+
+    def run(self, given, samples, seed) -> VerifyReport:
+        points = self.ref.points(given, samples, seed)
+        notes = [] if points else ["no point found where the formula and its gradient are "
+                                   "defined"]
+        truth = [self.ref.gradient_with_error(p) for p in points]
+        states = [self.ref.forward_state(p) for p in points]
+        bounds = [self.ref.backward_values(s, self.prog.backward)[1] for s in states]
+        hand, failure = self._hand_values(points)
+        verdicts = []
+        for k, name in enumerate(self.prog.grads):
+            t = [row[0][k] for row in truth]
+            allowed = [self._allowed(row[0][k], row[1][k], b[k], h[1][k] if self.exprs else 0)
+                       for row, b, h in zip(truth, bounds, hand)]
+            verdicts.append(self._judge(k, name, points, [h[0][k] for h in hand], t, allowed,
+                                        failure, Evidence(self, points, truth, states, bounds)))
+        if self.exprs is not None and points:
+            for k, v in enumerate(verdicts):
+                v.proved = v.ok and self.symbolic(k, "difference") == 0
+        ok = bool(points) and all(v.ok for v in verdicts)
+        return VerifyReport(ok, self.prog.text or "(formula too long to print)",
+                            self.ref.oracle, self.hand, [_named(p) for p in points], verdicts,
+                            notes)
+
+    def _allowed(self, t, t_err, bound, h_err):
+        if self.exprs is not None:
+            return max(EXPR_REL * abs(t), 4 * t_err, 4 * h_err, mpmath.mpf(1e-300))
+        return max(HAND_REL * abs(t), HAND_SAFETY * bound, 4 * t_err, mpmath.mpf(1e-300))
+
+    def _hand_values(self, points):
+        """Per point: (hand partials, their own error estimates); or a failure message."""
+        rows = []
+        for p in points:
+            try:
+                rows.append(self._hand_at(p))
+            except _HandFailure as exc:
+                return [([mpmath.nan] * self.n, [0] * self.n)] * len(points), (
+                    f"{exc} at {_fmt(_named(p))}")
+        return rows, None
+
+    def _hand_at(self, point):
+        if self.exprs is not None:
+            coarse = evaluate_many(self.exprs, point)
+            fine = evaluate_many(self.exprs, point, DPS + 20)
+            values = [mpmath.nan if v is None else v for v in fine]
+            errors = [0 if a is None or b is None else abs(a - b) for a, b in zip(coarse, fine)]
+            return values, errors
+        args = [float(point[a]) for a in self.ref.args]
+        try:
+            result = self.call(*args)
+        except Exception as exc:  # the user's code: any failure is a finding, not a crash
+            raise _HandFailure(f"raised {type(exc).__name__}: {exc}") from None
+        return [mpmath.mpf(v) for v in _partials_of(result, self.n)], [0] * self.n
+
+    def _judge(self, k, name, points, h, t, allowed, failure, evidence) -> PartialVerdict:
+        verdict = PartialVerdict(name, ok=True)
+        if failure:
+            verdict.ok, verdict.diagnosis = False, failure
+            return verdict
+        errors = [abs(a - b) for a, b in zip(h, t)]
+        finite = [e for e in errors if mpmath.isfinite(e)]
+        verdict.max_abs_error = float(max(finite, default=0))
+        verdict.max_rel_error = float(max((e / max(abs(b), 1e-300) for e, b in zip(errors, t)
+                                           if mpmath.isfinite(e)), default=0))
+        bad = [i for i, (e, a) in enumerate(zip(errors, allowed)) if not e <= a]
+        if not bad:
+            return verdict
+        worst = max(bad, key=lambda i: errors[i] / allowed[i] if mpmath.isfinite(errors[i])
+                    else mpmath.inf)
+        verdict.ok, verdict.worst_point = False, _named(points[worst])
+        verdict.detail = (f"worst at {_fmt(verdict.worst_point)}: hand {_num(h[worst])}, "
+                          f"exact {_num(t[worst])}")
+        verdict.diagnosis = diagnose(k, h, t, allowed, evidence)
+        return verdict
+
+    def symbolic(self, k: int, what: str):
+        """simplify(hand - exact) or simplify(hand / exact) for a derivation, within 2 s."""
+        if self.exprs is None or self.ref.diffs is None:
+            return None
+        key = (k, what)
+        if key not in self._symbolic:
+            hand, exact = to_elementary(self.exprs[k]), self.ref.diffs[k]
+            task = (lambda: sp.simplify(hand - exact)) if what == "difference" else (
+                lambda: sp.simplify(hand / exact))
+            self._symbolic[key] = within_budget(task, seconds=2.0, default=None)
+        return self._symbolic[key]
+
+
+def _cache_of(result):
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise _HandFailure("forward must return (value, cache)")
+    return result[1]
+
+
+def _partials_of(result, n: int) -> list[float]:
+    """The partials a hand gradient returned: a tuple of n numbers (or (value, partials))."""
+    if n == 1 and _is_number(result):
+        result = (result,)
+    try:
+        items = list(result)
+    except TypeError:
+        raise _HandFailure(f"returned {type(result).__name__}, not {n} partials") from None
+    if (len(items) == 2 and n != 2 and _is_number(items[0]) and not _is_number(items[1])
+            and len(list(items[1])) == n):
+        items = list(items[1])  # a value_and_grad: (value, partials)
+    if len(items) != n:
+        raise _HandFailure(f"returned {len(items)} partials for {n} wrt symbols")
+    values = []
+    for item in items:
+        try:
+            values.append(float(item))
+        except (TypeError, ValueError):
+            raise _HandFailure(f"returned {type(item).__name__} where a number belongs") from None
+    return values
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (tuple, list, str))
+
+
+def _derivation(grad, prog, ref) -> list[sp.Expr]:
+    """A derivation on paper: one SymPy expression or string per wrt symbol, over the args."""
+    from .parse import parse
+
+    if isinstance(grad, (str, sp.Basic)) or not hasattr(grad, "__iter__"):
+        raise ArgumentError("grad must be a callable, or a list of SymPy expressions or strings "
+                            "(one per wrt symbol)")
+    items = list(grad)
+    if len(items) != len(prog.wrt):
+        raise ArgumentError(f"grad lists {len(items)} expressions for {len(prog.wrt)} wrt "
+                            "symbols")
+    by_name = {i.symbol.name: a for i, a in zip(prog.inputs, ref.args)}
+    by_name.update((i.name, a) for i, a in zip(prog.inputs, ref.args))
+    exprs = []
+    for item, name in zip(items, prog.grads):
+        expr = parse(item) if isinstance(item, str) else item
+        if isinstance(expr, (int, float)):
+            expr = sp.Float(expr) if isinstance(expr, float) else sp.Integer(expr)
+        if not isinstance(expr, sp.Expr):
+            raise ArgumentError(f"the derivation of {name} is not an expression: {item!r}")
+        unknown = sorted(s.name for s in expr.free_symbols if s.name not in by_name)
+        if unknown:
+            raise ArgumentError(f"the derivation of {name} uses {', '.join(unknown)}, which "
+                                "the formula does not have")
+        exprs.append(expr.xreplace({s: by_name[s.name] for s in expr.free_symbols}))
+    return exprs
+
+
+def _named(point: dict) -> dict:
+    return {s.name: float(v) for s, v in point.items()}
+
+
+def _fmt(point: dict) -> str:
+    return ", ".join(f"{k}={v:.6g}" for k, v in point.items())
+
+
+def _num(value) -> str:
+    return "nan" if not mpmath.isfinite(value) else repr(float(value))
+

@@ -1,0 +1,110 @@
+"""verify(): argument handling, report text, and the verify command (the corpus of hand
+gradients and their wrong variants is in test_verify_corpus.py)."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symdiff
+from symdiff import cli
+
+x, y = sp.symbols("x y")
+
+
+def test_report_reads_well_for_a_right_and_a_wrong_gradient():
+    right = symdiff.verify(x * sp.exp(y), [x, y], lambda x, y: (math.exp(y), x * math.exp(y)))
+    assert right.ok and bool(right) and "verdict: RIGHT" in str(right)
+    assert all(p.max_rel_error < 1e-13 and p.diagnosis == "" for p in right.partials)
+    wrong = symdiff.verify(x * sp.exp(y), [x, y], lambda x, y: (math.exp(y), math.exp(y)))
+    text = str(wrong)
+    assert not wrong.ok and "verdict: WRONG in dy" in text and "worst at" in text
+    assert wrong.partials[1].worst_point.keys() == {"x", "y"}
+
+
+def test_value_and_grad_results_and_numpy_numbers_are_accepted():
+    def value_and_grad(x):
+        return np.float64(x**3), (np.float64(3 * x**2),)
+
+    assert symdiff.verify(x**3, [x], value_and_grad).ok
+    assert symdiff.verify(x**3, [x], lambda x: 3 * x**2).ok  # one partial, not a tuple
+
+
+def test_extra_arguments_follow_the_args_order():
+    a = sp.Symbol("a")
+    # args default: wrt (x), then the other symbols by name (a)
+    assert symdiff.verify(a * x**2, [x], lambda x, a: (2 * a * x,)).ok
+    assert symdiff.verify(a * x**2, [x], lambda a, x: (2 * a * x,), args=[a, x]).ok
+
+
+def test_user_points_come_first():
+    report = symdiff.verify(sp.log(x), [x], lambda x: (1 / x,), points=[{x: 0.25}], samples=3)
+    assert report.points[0] == {"x": 0.25} and len(report.points) == 4
+
+
+@pytest.mark.parametrize("grad,message", [
+    ("y*cos(x)", "callable, or a list"), (["1", "2", "3"], "3 expressions for 2"),
+    (["z", "1"], "uses z"), ([[1], "1"], "not an expression"),
+])
+def test_bad_derivations_are_argument_errors(grad, message):
+    with pytest.raises(symdiff.ArgumentError, match=message):
+        symdiff.verify(x * y, [x, y], grad)
+
+
+def test_forward_needs_a_callable_pair():
+    with pytest.raises(symdiff.ArgumentError, match="forward"):
+        symdiff.verify(x * y, [x, y], ["y", "x"], forward=lambda x, y: (x * y, None))
+
+
+def test_a_wrong_derivation_is_evaluated_exactly_and_diagnosed():
+    report = symdiff.verify(sp.sin(x) * y, [x, y], ["2*y*cos(x)", "sin(x)"])
+    assert [p.ok for p in report.partials] == [False, True]
+    assert "factor of 2" in report.partials[0].diagnosis
+    assert report.partials[1].proved  # the right partial is proved on its own
+
+
+def test_a_derivation_with_a_non_constant_mistake_is_described_symbolically():
+    ratio = symdiff.verify(x * sp.sin(x * y), [x, y], ["sin(x*y) + x*y*cos(x*y)", "x*cos(x*y)"])
+    assert "factor of 1/x" in ratio.partials[1].diagnosis
+    extra = symdiff.verify(x * sp.sin(y), [x, y], ["sin(y) + y", "x*cos(y)"])
+    assert "an extra term: hand = exact + (y)" in extra.partials[0].diagnosis
+
+
+def test_assert_gradient_for_pytest():
+    assert symdiff.assert_gradient(x * y, [x, y], lambda x, y: (y, x)).ok
+    with pytest.raises(AssertionError, match="sign flipped"):
+        symdiff.assert_gradient(x * y, [x, y], lambda x, y: (y, -x))
+
+
+def write(tmp_path, text):
+    path = tmp_path / "grads.py"
+    path.write_text(text)
+    return str(path)
+
+
+def test_verify_command(tmp_path, capsys):
+    path = write(tmp_path, "import math\n"
+                 "def good(x, y):\n    return y * math.cos(x * y), x * math.cos(x * y)\n"
+                 "def bad(x, y):\n    return x * math.cos(x * y), y * math.cos(x * y)\n"
+                 "def forward(x, y):\n    return math.sin(x * y), (x, y)\n"
+                 "def backward(dout, cache):\n    x, y = cache\n"
+                 "    return dout * y * math.cos(x * y), dout * x * math.cos(x * y)\n")
+    assert cli.main(["verify", "sin(x*y)", "--grad", f"{path}:good"]) == 0
+    assert cli.main(["verify", "sin(x*y)", "--grad", f"{path}:bad"]) == 1
+    assert "swapped with dy" in capsys.readouterr().out
+    assert cli.main(["verify", "sin(x*y)", "--grad", f"{path}:backward",
+                     "--forward", f"{path}:forward"]) == 0
+
+
+@pytest.mark.parametrize("spec,fragment", [
+    ("missing.py:f", "no such file"), ("{path}:nothere", "no function 'nothere'"),
+    ("{path}", "FILE.py:FUNCTION"), ("{broken}:f", "failed to load"),
+])
+def test_verify_command_bad_input_exits_2(tmp_path, capsys, spec, fragment):
+    path = write(tmp_path, "def f(x):\n    return (1.0,)\n")
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('boom')\n")
+    status = cli.main(["verify", "x", "--grad", spec.format(path=path, broken=broken)])
+    err = capsys.readouterr().err
+    assert status == 2 and fragment in err and err.count("\n") == 1
