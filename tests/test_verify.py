@@ -108,3 +108,29 @@ def test_verify_command_bad_input_exits_2(tmp_path, capsys, spec, fragment):
     status = cli.main(["verify", "x", "--grad", spec.format(path=path, broken=broken)])
     err = capsys.readouterr().err
     assert status == 2 and fragment in err and err.count("\n") == 1
+
+
+def test_backward_that_ignores_dout_is_caught():
+    def forward(x, y):
+        return x * y, (x, y)
+
+    def backward(dout, cache):  # forgets to multiply by the upstream gradient
+        x, y = cache
+        return y, x
+
+    report = symdiff.verify(x * y, [x, y], backward, forward=forward)
+    assert not report.ok and "does not scale with dout" in report.partials[0].diagnosis
+    assert symdiff.verify(x * y, [x, y], lambda d, c: (d * c[1], d * c[0]), forward=forward).ok
+
+
+def test_swapped_partials_of_very_different_sizes():
+    a, b = sp.symbols("a b")
+    lse = sp.log(sp.exp(a) + sp.exp(b))
+
+    def swapped(a, b):
+        m = max(a, b)
+        ea, eb = math.exp(a - m), math.exp(b - m)
+        return eb / (ea + eb), ea / (ea + eb)
+
+    report = symdiff.verify(lse, [a, b], swapped, points=[{a: 1.5, b: 49.0}], samples=10)
+    assert "swapped with db" in report.partials[0].diagnosis

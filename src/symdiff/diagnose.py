@@ -20,6 +20,10 @@ from fractions import Fraction
 
 import mpmath
 import sympy as sp
+from sympy.core.relational import Relational
+
+from .dag import postorder
+from .numeric import evaluate_many
 
 
 @dataclass
@@ -30,7 +34,7 @@ class Evidence:
     points: list[dict]
     truth: list  # per point: (exact partials, their error estimates)
     states: list  # per point: forward values and float error bounds of the staged program
-    bounds: list  # per point: float error bounds of each partial
+    allowed: list  # per partial, per point: the tolerance of that partial
 
     def where(self, i: int) -> str:
         return ", ".join(f"{s.name}={float(v):.6g}" for s, v in self.points[i].items())
@@ -96,7 +100,8 @@ def _swapped(k, h, t, allowed, ev) -> str:
     names = ev.verifier.prog.grads
     for j, name in enumerate(names):
         other = [row[0][j] for row in ev.truth]
-        if j != k and _fits(h, other, allowed) and not _fits(t, other, allowed):
+        either = [max(a, b) for a, b in zip(allowed, ev.allowed[j])]  # tolerances of both
+        if j != k and _fits(h, other, either) and not _fits(t, other, allowed):
             symbol = ev.verifier.prog.wrt[j]
             return f"swapped with {name}: it equals the partial with respect to {symbol}"
     return ""
@@ -111,9 +116,9 @@ def _fork(k, h, t, allowed, ev) -> str:
     for m, g in enumerate(prog.backward):
         if writes[g.name] < 2:
             continue
-        line = str(prog.step(g.source))
+        line, value = str(prog.step(g.source)), _value_of(prog, g.name)
         variants = [(_drop(prog.backward, m),
-                     f"missing a term at a fork: the contribution to {g.name} through `{line}`")]
+                     f"missing a term at a fork: the path from {value} through `{line}`")]
         if g.accumulate:
             overwrite = list(prog.backward)
             overwrite[m] = dataclasses.replace(g, accumulate=False)
@@ -125,6 +130,14 @@ def _fork(k, h, t, allowed, ev) -> str:
             if _fits(h, values, allowed) and not _fits(t, values, allowed):
                 return text
     return ""
+
+
+def _value_of(prog, grad: str) -> str:
+    """The value whose gradient is ``grad`` (dx -> x, dxpy -> xpy)."""
+    for i in prog.inputs:
+        if i.grad == grad:
+            return i.name
+    return grad[1:]
 
 
 def _drop(backward, m: int) -> list:
@@ -158,6 +171,8 @@ def _symbolic(k, h, t, allowed, ev) -> str:
 def _region(k, h, t, allowed, ev) -> str:
     good = {i for i in range(len(h)) if abs(h[i] - t[i]) <= allowed[i]}
     bad = set(range(len(h))) - good
+    # a point where both are ~0 (exp(-x**2) underflows) says nothing about the region
+    good -= {i for i in good if abs(t[i]) <= allowed[i]}
     if not good or not bad:
         return ""
     for label, values in _signed_quantities(ev):
@@ -171,10 +186,32 @@ def _region(k, h, t, allowed, ev) -> str:
 
 
 def _signed_quantities(ev):
-    """Arguments, then forward steps, with their values at the points (for region tests)."""
-    prog = ev.verifier.prog
-    for arg in ev.verifier.ref.args:
+    """Candidate region boundaries with their values at the points: the arguments, the forward
+    steps, and the comparisons the formula makes itself (Max/Min operands, Piecewise conditions,
+    the arguments of Heaviside and sign in the backward program)."""
+    prog, ref = ev.verifier.prog, ev.verifier.ref
+    for arg in ref.args:
         yield arg.name, [p[arg] for p in ev.points]
     for step in prog.forward[:-1]:
         symbol = sp.Symbol(step.name, real=True)
         yield str(step).split(" = ", 1)[1], [state[0][symbol] for state in ev.states]
+    for expr in _comparisons(prog):
+        values = [evaluate_many([expr], state[0])[0] for state in ev.states]
+        if all(v is not None for v in values):
+            yield sp.sstr(expr), values
+
+
+def _comparisons(prog) -> list:
+    """Differences the formula compares with 0, in program order, without repeats."""
+    found: dict[sp.Basic, None] = {}
+    for step in prog.forward:
+        for node in postorder(step.rhs):
+            if isinstance(node, (sp.Max, sp.Min)) and len(node.args) == 2:
+                found.setdefault(node.args[0] - node.args[1])
+            elif isinstance(node, Relational):
+                found.setdefault(node.lhs - node.rhs)
+    for g in prog.backward:
+        for node in postorder(g.local):
+            if isinstance(node, (sp.Heaviside, sp.sign)):
+                found.setdefault(node.args[0])
+    return [e for e in found if e.free_symbols and not e.is_Symbol]

@@ -123,12 +123,14 @@ class _Verifier:
         self.prog, self.ref = prog, Reference(prog)
         self.n = len(prog.wrt)
         self.exprs = None
+        self.backward_pair = None
         self._symbolic: dict = {}
         if forward is not None:
             if not callable(forward) or not callable(grad):
                 raise ArgumentError("with forward=, grad must be backward(dout, cache) and "
                                     "forward a callable returning (value, cache)")
             self.hand = "backward(dout, cache) paired with forward(*args)"
+            self.backward_pair = (grad, forward)
             self.call = lambda *a: grad(1.0, _cache_of(forward(*a)))
         elif callable(grad):
             self.hand, self.call = "a callable of the formula's arguments", grad
@@ -144,13 +146,13 @@ class _Verifier:
         states = [self.ref.forward_state(p) for p in points]
         bounds = [self.ref.backward_values(s, self.prog.backward)[1] for s in states]
         hand, failure = self._hand_values(points)
-        verdicts = []
-        for k, name in enumerate(self.prog.grads):
-            t = [row[0][k] for row in truth]
-            allowed = [self._allowed(row[0][k], row[1][k], b[k], h[1][k] if self.exprs else 0)
-                       for row, b, h in zip(truth, bounds, hand)]
-            verdicts.append(self._judge(k, name, points, [h[0][k] for h in hand], t, allowed,
-                                        failure, Evidence(self, points, truth, states, bounds)))
+        failure = failure or self._scaling_failure(points, hand)
+        allowed = [[self._allowed(row[0][k], row[1][k], b[k], h[1][k] if self.exprs else 0)
+                    for row, b, h in zip(truth, bounds, hand)] for k in range(self.n)]
+        evidence = Evidence(self, points, truth, states, allowed)
+        verdicts = [self._judge(k, name, points, [h[0][k] for h in hand],
+                                [row[0][k] for row in truth], allowed[k], failure, evidence)
+                    for k, name in enumerate(self.prog.grads)]
         if self.exprs is not None and points:
             for k, v in enumerate(verdicts):
                 v.proved = v.ok and self.symbolic(k, "difference") == 0
@@ -158,6 +160,22 @@ class _Verifier:
         return VerifyReport(ok, self.prog.text or "(formula too long to print)",
                             self.ref.oracle, self.hand, [_named(p) for p in points], verdicts,
                             notes)
+
+    def _scaling_failure(self, points, hand) -> str | None:
+        """A backward must scale with dout: run it once more with dout = 0.5 and compare."""
+        if self.backward_pair is None or not points:
+            return None
+        grad, forward = self.backward_pair
+        args = [float(points[0][a]) for a in self.ref.args]
+        try:
+            half = _partials_of(grad(0.5, _cache_of(forward(*args))), self.n)
+        except (_HandFailure, Exception):
+            return None  # the dout = 1 run already reports a failing backward
+        full = hand[0][0]
+        if all(abs(2 * mpmath.mpf(h) - f) <= 1e-9 * max(1, abs(f)) for h, f in zip(half, full)):
+            return None
+        return ("does not scale with dout: backward(0.5, cache) is not half of backward(1.0, "
+                "cache); multiply by the upstream gradient")
 
     def _allowed(self, t, t_err, bound, h_err):
         if self.exprs is not None:
@@ -241,7 +259,8 @@ def _partials_of(result, n: int) -> list[float]:
             and len(list(items[1])) == n):
         items = list(items[1])  # a value_and_grad: (value, partials)
     if len(items) != n:
-        raise _HandFailure(f"returned {len(items)} partials for {n} wrt symbols")
+        noun = "partial" if len(items) == 1 else "partials"
+        raise _HandFailure(f"returned {len(items)} {noun} for {n} wrt symbols")
     values = []
     for item in items:
         try:
