@@ -54,6 +54,9 @@ def main():
     print(f"{'backward <-':<12}" + "".join(f"{grads['d' + name]:>{width}.12g}" for name in nodes))
     print()
 
+    print("=== The same graph as Graphviz DOT (render: dot -Tsvg -o apples.svg) ===")
+    print(prog.to_dot(at={price: 100, count: 2, tax: 1.1}))
+
     print("=== Results (full precision) ===")
     print(f"total = {value!r}")
     print(f"dprice = {dprice!r}")

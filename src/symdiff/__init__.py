@@ -13,6 +13,7 @@ from .check import CheckReport, PartialReport, check  # noqa: E402
 from .errors import (  # noqa: E402
     ArgumentError,
     InputTooLargeError,
+    MissingToolError,
     NonDifferentiableError,
     ParseError,
     SymdiffError,
@@ -23,7 +24,8 @@ from .ir import GradStep, Program, Step  # noqa: E402
 from .verify import PartialVerdict, VerifyReport, assert_gradient, verify  # noqa: E402
 
 __all__ = [
-    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "NonDifferentiableError",
+    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "MissingToolError",
+    "NonDifferentiableError",
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
     "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",
     "verify",

@@ -4,6 +4,7 @@
     symdiff show EXPR [--wrt x,y]
     symdiff check EXPR [--wrt x,y] [--samples N] [--seed S]
     symdiff verify EXPR --grad FILE.py:FUNCTION [--forward FILE.py:FUNCTION] [--wrt x,y]
+    symdiff graph EXPR [--wrt x,y] [--at x=2,y=-1] [-o graph.svg | graph.dot]
 
 EXPR is a formula string (parsed with a whitelist, never evaluated), or ``-`` to read it from
 standard input. ``--wrt`` defaults to every symbol of the formula, by name. Exit status: 0 success,
@@ -34,13 +35,14 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symdiff", description="Readable, verified gradient code from a formula.")
     parser.add_argument("--version", action="version", version=f"symdiff {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{gen,show,check,verify}")
+    commands = parser.add_subparsers(dest="command", metavar="{gen,show,check,verify,graph}")
     commands.required = True
     gen = commands.add_parser("gen", help="print or write the generated Python module")
     show = commands.add_parser("show", help="print the staged forward/backward program")
     check = commands.add_parser("check", help="check the generated gradient against sympy.diff")
     verify = commands.add_parser("verify", help="verify a hand-written gradient in your own file")
-    for sub in (gen, show, check, verify):
+    graph = commands.add_parser("graph", help="draw the computational graph (DOT or SVG)")
+    for sub in (gen, show, check, verify, graph):
         sub.add_argument("expr", help="the formula, e.g. 'x*sin(y)', or - to read stdin")
         sub.add_argument("--wrt", help="comma-separated symbols (default: all, by name)")
         sub.add_argument("--args", help="comma-separated parameter order of the functions")
@@ -55,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="forward(*args) -> (value, cache), when --grad is a backward")
     verify.add_argument("--samples", type=int, default=40, help="random points (default 40)")
     verify.add_argument("--seed", type=int, default=0, help="seed for the points (default 0)")
+    graph.add_argument("--at", help="a point, e.g. x=2,y=-1: values and gradients on the edges")
+    graph.add_argument("-o", "--output",
+                       help="write FILE.svg (rendered by Graphviz's dot) or FILE.dot; default: "
+                            "DOT text on stdout")
     return parser
 
 
@@ -99,6 +105,16 @@ def _run(options) -> int:
         report = check(prog, samples=options.samples, seed=options.seed)
         print(report)
         return EXIT_OK if report.ok else EXIT_MISMATCH
+    if options.command == "graph":
+        at = _point(options.at) if options.at else None
+        if options.output and options.output.endswith(".svg"):
+            text = prog.to_svg(at)
+        elif options.output and not options.output.endswith(".dot"):
+            raise _BadInput(f"-o must name a .svg or a .dot file, got {options.output!r}")
+        else:
+            text = prog.to_dot(at)
+        _write(text, options.output)
+        return EXIT_OK
     if options.command == "verify":
         from .verify import verify
 
@@ -107,13 +123,31 @@ def _run(options) -> int:
                         forward=forward, samples=options.samples, seed=options.seed)
         print(report)
         return EXIT_OK if report.ok else EXIT_MISMATCH
-    source = prog.source(options.backend, name=options.name)
-    if options.output:
-        with open(options.output, "w", encoding="utf-8") as f:
-            f.write(source)
-    else:
-        sys.stdout.write(source)
+    _write(prog.source(options.backend, name=options.name), options.output)
     return EXIT_OK
+
+
+def _write(text: str, path: str | None) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _point(text: str) -> dict[str, float]:
+    """``x=2,y=-1`` -> {"x": 2.0, "y": -1.0} (numbers by float(), never evaluated)."""
+    point = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise _BadInput(f"--at expects name=value pairs, got {item!r}")
+        try:
+            point[name.strip()] = float(value)
+        except ValueError:
+            raise _BadInput(f"--at: {value.strip()!r} is not a number (for {name.strip()})") \
+                from None
+    return point
 
 
 def _load(spec: str):

@@ -37,5 +37,9 @@ class ArgumentError(SymdiffError, ValueError):
     """A bad argument to a public function: wrt, args, backend, points, ..."""
 
 
+class MissingToolError(SymdiffError):
+    """An optional external tool (Graphviz's dot) is needed and not installed."""
+
+
 class InputTooLargeError(SymdiffError):
     """An input exceeds a resource limit (digits of a literal, size of a power, length, depth)."""

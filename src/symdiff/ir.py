@@ -211,6 +211,30 @@ class Program:
         """Raise AssertionError when an invariant of the module docstring does not hold."""
         validate(self)
 
+    def to_dot(self, at: dict | None = None) -> str:
+        """Graphviz DOT text of the computational graph; with ``at``, values and gradients.
+
+        Each edge shows its operand's forward value and, below it in red, the gradient flowing
+        back along it. See ``symdiff.graph``.
+        """
+        from .graph import to_dot
+
+        return to_dot(self, at)
+
+    def to_svg(self, at: dict | None = None) -> str:
+        """The graph rendered to SVG by Graphviz's ``dot`` (MissingToolError if it is absent)."""
+        from .graph import to_svg
+
+        return to_svg(self, at)
+
+    def _repr_svg_(self):  # Jupyter shows the picture (or the listing when dot is missing)
+        from .errors import MissingToolError
+
+        try:
+            return self.to_svg()
+        except MissingToolError:
+            return None
+
     def _repr_pretty_(self, printer, cycle):  # IPython shows the listing
         printer.text(str(self))
 

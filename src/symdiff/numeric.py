@@ -130,6 +130,12 @@ def _draw(rng: random.Random) -> float:
 
 def program_values(prog, point: dict[str, float], dout: float = 1.0, dps: int = DPS) -> dict:
     """Arguments, forward steps and gradients of ``prog`` at ``point`` (code names -> floats)."""
+    return program_trace(prog, point, dout, dps)[0]
+
+
+def program_trace(prog, point: dict[str, float], dout: float = 1.0,
+                  dps: int = DPS) -> tuple[dict, list[float]]:
+    """``program_values`` and, per backward step, the term it adds (upstream * local)."""
     env: dict[sp.Symbol, sp.Basic] = {}
     values: dict[str, float] = {}
     for name in prog.args:
@@ -139,12 +145,14 @@ def program_values(prog, point: dict[str, float], dout: float = 1.0, dps: int = 
         value = evaluate_many([step.rhs], env, dps)[0]
         values[step.name] = float(value) if value is not None else math.nan
         env[sp.Symbol(step.name, real=True)] = sp.Float(value if value is not None else "nan", dps)
+    terms = []
     with mpmath.workdps(dps):
         grads = {"d" + prog.output: mpmath.mpf(dout)}
         for g in prog.backward:
             local = evaluate_many([g.local], env, dps)[0]
             term = grads[g.upstream] * (local if local is not None else mpmath.nan)
             grads[g.name] = grads[g.name] + term if g.accumulate else term
+            terms.append(float(term))
     values.update((name, float(v)) for name, v in grads.items())
     values.update((z, 0.0) for z in prog.zero_grads)
-    return values
+    return values, terms
