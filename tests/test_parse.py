@@ -314,7 +314,9 @@ REJECTED = [
     ("x < 1", 1, "the formula is a condition, not a value"),
     ("True", 1, "condition, not a value"),
     ("x < 1 and y > 2", 1, "condition, not a value"),
-    ("sqrt(-1) < 1", 10, "SymPy cannot build this"),
+    ("where(sqrt(-1) < 1, 1, 0)", 16, "SymPy cannot build this"),
+    ("where(0 < gamma(log(2, 1)) < 1, x, y)", 9, "undefined value"),
+    ("where(x < 1/0, x, y)", 9, "undefined value"),
     ("x 'y'", 3, "string"),
     ("x\n+\n'y'", 5, "string"),
     ("x·y", 2, "unexpected character"),
@@ -438,9 +440,9 @@ def test_10000_nested_parentheses():
     ("sqrt(exp(where(where(sin(x) < ", ", x, y) < 1, x, 0)))"), ("sigmoid(2**(", "))"),
 ])
 def test_deep_nesting_of_every_construct(opening, closing):
-    expr = parse(opening * 2_000 + "y" + closing * 2_000)
+    expr = parse(opening * 1_000 + "y" + closing * 1_000)
     assert isinstance(expr, sp.Expr)
-    assert dag_depth(expr) > 1_800  # the innermost levels may simplify
+    assert dag_depth(expr) > 900  # the innermost levels may simplify
     assert y in dag_symbols(expr)
 
 

@@ -656,6 +656,9 @@ class _Parser:
         if op.prec in (OR, AND):
             return _lattice(sp.Or if op.prec == OR else sp.And, objs, ev)
         if op.prec == CMP:
+            if ev and any(obj.has(sp.zoo, sp.nan) for obj in objs):  # SymPy may loop on these
+                raise self.error("a comparison of an undefined value (zoo or nan, as from a "
+                                 "division by zero)", col)
             rels = [_fresh(_RELATIONS[s](a, b, evaluate=ev))
                     for s, a, b in zip(op.syms, objs, objs[1:])]
             return rels[0] if len(rels) == 1 else _lattice(sp.And, rels, ev)
