@@ -46,12 +46,14 @@ def rebuild(
     root: sp.Basic,
     replace: Callable[[sp.Basic, tuple], sp.Basic | None],
     stop: Callable[[sp.Basic], bool] | None = None,
+    evaluate: bool = True,
 ) -> sp.Basic:
     """Rebuild ``root`` bottom-up: ``replace(node, new_args)`` returns a new node or None.
 
     None keeps the node (rebuilt from its new arguments when any changed). Each distinct node is
     rebuilt once, so shared subexpressions stay shared. Nodes where ``stop`` holds are passed to
-    ``replace`` with their arguments unvisited.
+    ``replace`` with their arguments unvisited. With ``evaluate=False`` rebuilt nodes keep their
+    structure and argument order (no SymPy simplification, which is slow on large formulas).
     """
     done: dict[sp.Basic, sp.Basic] = {}
     for node in postorder(root, stop):
@@ -62,8 +64,11 @@ def rebuild(
         args = tuple(done[a] for a in node.args)
         new = replace(node, args)
         if new is None:
-            changed = any(a is not b for a, b in zip(args, node.args))
-            new = node.func(*args) if changed else node
+            changed = any(a is not b for a, b in zip(args, node.args))  # identity: == recurses
+            if not changed:
+                new = node
+            else:
+                new = node.func(*args) if evaluate else unevaluated(node.func, args)
         done[node] = new
     return done[root]
 
@@ -73,6 +78,14 @@ def free_symbols(root: sp.Basic) -> set[sp.Symbol]:
     return {n for n in postorder(root) if isinstance(n, sp.Symbol)}
 
 
-def substitute(root: sp.Basic, mapping: dict) -> sp.Basic:
+def substitute(root: sp.Basic, mapping: dict, evaluate: bool = True) -> sp.Basic:
     """``xreplace`` over the DAG: every node that is a key of ``mapping`` is replaced."""
-    return rebuild(root, lambda node, args: mapping.get(node))
+    return rebuild(root, lambda node, args: mapping.get(node), evaluate=evaluate)
+
+
+def unevaluated(func, args):
+    """``func(*args)`` without SymPy's automatic simplification, where the class allows it."""
+    try:
+        return func(*args, evaluate=False)
+    except TypeError:  # classes without an evaluate option (ExprCondPair, Tuple, ...)
+        return func(*args)

@@ -60,19 +60,10 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
             t = _exp_plus_one(args[0])
             if t is not None:
                 return softplus(t)
-        if any(a is not b for a, b in zip(args, node.args)):  # identity: == recurses deeply
-            # Same structure, new leaves: nothing to evaluate (and Add/Mul keep their order).
-            return _unevaluated(node.func, args)
         return None
 
-    return rebuild(expr, swap)
-
-
-def _unevaluated(func, args):
-    try:
-        return func(*args, evaluate=False)
-    except TypeError:  # classes without an evaluate option (ExprCondPair, Tuple, ...)
-        return func(*args)
+    # Same structure, new leaves: nothing to evaluate (and Add/Mul keep their order).
+    return rebuild(expr, swap, evaluate=False)
 
 
 def _exp_plus_one(node: sp.Basic) -> sp.Expr | None:

@@ -1,9 +1,9 @@
 """High-precision evaluation and domain sampling: the numbers every check compares against.
 
-``evaluate`` computes a SymPy expression at a point with SymPy Floats of ``dps`` digits, one DAG
-node at a time (iterative, memoised), so shared subexpressions cost once and deep formulas do not
-recurse. A value that is complex, infinite or NaN comes back as None: the point is outside the
-formula's domain. ``sample_points`` draws random points where a formula is defined.
+``evaluate`` computes a SymPy expression at a point at ``dps`` digits over the reals (see
+``mpeval``): a value that is complex, infinite or NaN comes back as None, the point is outside the
+formula's domain. ``sample_points`` draws random points where a formula is defined;
+``program_trace`` runs a staged program at high precision.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterable
 
 import mpmath
 import sympy as sp
-from sympy.functions.elementary.piecewise import ExprCondPair
 
-from .dag import postorder
+from .mpeval import values_at
 
 DPS = 50  # digits for the reference values
 
@@ -28,72 +27,21 @@ def evaluate(expr: sp.Basic, env: dict[sp.Symbol, object], dps: int = DPS) -> mp
     >>> float(evaluate(sp.sin(x) ** 2 + sp.cos(x) ** 2, {x: 0.3}))
     1.0
     """
-    values = evaluate_many([expr], env, dps)
-    return values[0]
+    return evaluate_many([expr], env, dps)[0]
 
 
 def evaluate_many(exprs: Iterable[sp.Basic], env: dict, dps: int = DPS) -> list:
-    """Several expressions at one point, sharing the work on common subexpressions."""
-    exprs = list(exprs)
-    done: dict[sp.Basic, sp.Basic] = {}
-    point = {s: sp.Float(v, dps) if not isinstance(v, sp.Basic) else v for s, v in env.items()}
-    for root in exprs:
-        for node in postorder(root, stop=lambda n: n in done):
-            if node in done:
-                continue
-            done[node] = _node_value(node, point, done, dps)
+    """Several expressions at one point (sharing common subexpressions); None where undefined."""
     with mpmath.workdps(dps):
-        return [_as_mpf(done[e], dps) for e in exprs]
+        return [_finite(v) for v in values_at(list(exprs), env)]
 
 
-def _node_value(node, point, done, dps):
-    """One node's value over the reals: a non-real intermediate (log(-1)) is undefined (nan)."""
-    if node.is_Symbol:
-        if node not in point:
-            raise KeyError(f"no value for symbol {node}")
-        return point[node]
-    if not node.args:
-        if node.is_Integer or node.is_Boolean or not node.is_number:
-            return node
-        return node.evalf(dps)
-    args = [done[a] for a in node.args]
-    if isinstance(node, ExprCondPair):
-        return tuple(args)  # (value, condition), read only by its Piecewise
-    if isinstance(node, sp.Piecewise):
-        return _piecewise_value(args)
-    with mpmath.workdps(dps):
-        try:
-            value = node.func(*args)
-            if isinstance(value, sp.Expr) and not value.is_Atom and value.is_number:
-                value = value.evalf(dps)  # functions SymPy leaves unevaluated (besselj, ...)
-        except (ZeroDivisionError, ValueError, TypeError, OverflowError):
-            return sp.nan
-    if isinstance(value, sp.Expr) and value.is_number and value.is_extended_real is False:
-        return sp.nan
-    return value
-
-
-def _piecewise_value(pairs):
-    """Conditions in order, as the generated code does: the first true one picks its branch."""
-    for value, condition in pairs:
-        if condition is sp.true:
-            return value
-        if condition is not sp.false:
-            return sp.nan  # an undefined condition (log(-1) > 0): undefined here
-    return sp.nan
-
-
-def _as_mpf(value, dps: int) -> mpmath.mpf | None:
-    if isinstance(value, sp.logic.boolalg.BooleanAtom):
-        return mpmath.mpf(bool(value))
-    if not isinstance(value, sp.Expr) or not value.is_number:
-        return None
-    if not (value.is_extended_real and value.is_finite):
-        return None
-    try:
-        return mpmath.mpf(value.evalf(dps))
-    except (TypeError, ValueError):
-        return None
+def _finite(value):
+    if isinstance(value, bool):
+        return mpmath.mpf(value)
+    if isinstance(value, mpmath.mpf) and mpmath.isfinite(value):
+        return value
+    return None
 
 
 def sample_points(
@@ -138,13 +86,14 @@ def program_trace(prog, point: dict[str, float], dout: float = 1.0,
     """``program_values`` and, per backward step, the term it adds (upstream * local)."""
     env: dict[sp.Symbol, sp.Basic] = {}
     values: dict[str, float] = {}
-    for name in prog.args:
-        env[sp.Symbol(name, real=True)] = sp.Float(point[name], dps)
-        values[name] = float(point[name])
+    with mpmath.workdps(dps):
+        for name in prog.args:
+            env[sp.Symbol(name, real=True)] = mpmath.mpf(point[name])
+            values[name] = float(point[name])
     for step in prog.forward:
         value = evaluate_many([step.rhs], env, dps)[0]
         values[step.name] = float(value) if value is not None else math.nan
-        env[sp.Symbol(step.name, real=True)] = sp.Float(value if value is not None else "nan", dps)
+        env[sp.Symbol(step.name, real=True)] = value if value is not None else mpmath.nan
     terms = []
     with mpmath.workdps(dps):
         grads = {"d" + prog.output: mpmath.mpf(dout)}

@@ -23,6 +23,7 @@ from .ir import Program
 from .numeric import evaluate_many, sample_points
 from .rules import derivative
 
+_PLACEHOLDERS = sp.symbols("_p0:256", real=True)
 DIFF_MAX_TREE = 5_000  # formulas larger than this (as trees) use the finite-difference oracle
 PROOF_MAX_STEPS = 30
 UNIT = 2.0**-53  # unit roundoff of float64
@@ -36,7 +37,8 @@ class Reference:
         self.args = [sp.Symbol(n, real=True) for n in prog.args]
         by_real = {_real(i.symbol): a for i, a in zip(prog.inputs, self.args)}
         symbols = [n for n in postorder(prog.expr) if n.is_Symbol]
-        self.expr = to_elementary(substitute(prog.expr, {s: by_real[_real(s)] for s in symbols}))
+        renamed = substitute(prog.expr, {s: by_real[_real(s)] for s in symbols}, evaluate=False)
+        self.expr = to_elementary(renamed)
         self.wrt = [by_real[_real(s)] for s in prog.wrt]
         if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.oracle = "sympy.diff at 50 digits"
@@ -44,7 +46,8 @@ class Reference:
         else:
             self.oracle = "central difference of the formula at 60 digits (h = 1e-20)"
             self.diffs = None
-        self._partials: dict = {}
+        self._partials: dict = {}  # step expression -> its shape and partials
+        self._shapes: dict = {}  # shape -> (operation count, partial derivatives)
 
     def points(self, given, samples, seed) -> list[dict]:
         extra = [self._point(p) for p in (given or [])]
@@ -88,14 +91,14 @@ class Reference:
             return None if up is None or down is None else (up - down) / (2 * h)
 
     def _forward(self, point: dict) -> dict:
-        env = {a: sp.Float(point[a], 50) for a in self.args}
+        env = {a: mpmath.mpf(point[a]) for a in self.args}
         values = {}
         for step in self.prog.forward:
             value = evaluate_many([step.rhs], env)[0]
             values[step.name] = value
             if value is None:
                 break
-            env[sp.Symbol(step.name, real=True)] = sp.Float(value, 50)
+            env[sp.Symbol(step.name, real=True)] = value
         return values
 
     def program_gradient(self, point: dict) -> list:
@@ -112,12 +115,12 @@ class Reference:
 
     def forward_state(self, point: dict) -> tuple[dict, dict]:
         """Forward values at 50 digits and their float error bounds, by symbol."""
-        env = {a: sp.Float(point[a], 50) for a in self.args}
+        env = {a: mpmath.mpf(point[a]) for a in self.args}
         err: dict[sp.Symbol, mpmath.mpf] = {a: mpmath.mpf(0) for a in self.args}
         for step in self.prog.forward:
             symbol = sp.Symbol(step.name, real=True)
             value, bound = self._rounded(step.rhs, env, err)
-            env[symbol], err[symbol] = sp.Float(value, 50), bound
+            env[symbol], err[symbol] = value, bound
         return env, err
 
     def backward_values(self, state: tuple[dict, dict], backward) -> tuple[list, list]:
@@ -142,17 +145,33 @@ class Reference:
     def _rounded(self, expr, env, err):
         """Value of a small expression and the float error bound of computing it."""
         if expr not in self._partials:
-            symbols = sorted(expr.free_symbols, key=lambda s: s.name)
-            ops = max(1, sp.count_ops(expr)) + 1
-            self._partials[expr] = (ops, [(s, derivative(expr, s)) for s in symbols])
-        ops, partials = self._partials[expr]
-        values = evaluate_many([expr] + [d for _, d in partials], env)
-        if any(v is None for v in values[:1]):
+            self._partials[expr] = self._shape_partials(expr)
+        ops, shape, symbols, partials = self._partials[expr]
+        local = {p: env[s] for p, s in zip(_PLACEHOLDERS, symbols)} if shape is not expr else env
+        values = evaluate_many([shape] + partials, local)
+        if values[0] is None:
             return mpmath.nan, mpmath.inf
         value, bound = values[0], ops * UNIT * abs(values[0])
-        for (s, _), d in zip(partials, values[1:]):
+        for s, d in zip(symbols, values[1:]):
             bound += (abs(d) if d is not None else mpmath.inf) * err.get(s, 0)
         return value, bound
+
+    def _shape_partials(self, expr):
+        """``expr`` over placeholders, and its partials: differentiated once per shape."""
+        symbols = [n for n in postorder(expr) if n.is_Symbol]
+        if isinstance(expr, sp.Add):  # any size: the partials are the coefficients
+            coefficient = {t.as_coeff_Mul()[1]: t.as_coeff_Mul()[0] for t in expr.args}
+            return len(expr.args), expr, symbols, [coefficient.get(s, 1) for s in symbols]
+        if len(symbols) > len(_PLACEHOLDERS):  # a huge compound gate: no shape sharing
+            ops = max(1, sp.count_ops(expr)) + 1
+            return ops, expr, symbols, [derivative(expr, s) for s in symbols]
+        shape = expr.xreplace(dict(zip(symbols, _PLACEHOLDERS)))
+        if shape not in self._shapes:
+            used = _PLACEHOLDERS[:len(symbols)]
+            self._shapes[shape] = (max(1, sp.count_ops(shape)) + 1,
+                                   [derivative(shape, p) for p in used])
+        ops, partials = self._shapes[shape]
+        return ops, shape, symbols, partials
 
     def prove(self) -> list[bool]:
         """Symbolic proof per partial, within a time budget; False means 'not proved'."""
