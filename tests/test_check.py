@@ -116,3 +116,41 @@ def test_wrong_emitted_text_is_caught(monkeypatch, staged):
     monkeypatch.setattr(emit, "module_source", corrupt)
     report = symdiff.check(symdiff.lower(expr, wrt=[x, y]), backends=("math",))
     assert not report.ok and "math code" in str(report)
+
+
+def many_variables(n=12):
+    xs = sp.symbols(f"x0:{n}")
+    return xs, sum(sp.sin(xs[i] * xs[i + 1]) + xs[i] ** 2 for i in range(n - 1))
+
+
+def test_many_variables_sample_partials_and_check_all_along_directions(monkeypatch):
+    monkeypatch.setattr(reference_module, "DIFF_MAX_TREE", 5)  # force the difference oracle
+    xs, expr = many_variables()
+    report = symdiff.check(symdiff.lower(expr, wrt=list(xs)))
+    assert report.ok and len(report.points) == 5  # fewer points for a large formula
+    sampled = [p for p in report.partials if not p.along_directions]
+    assert len(sampled) == reference_module.FD_ALL and "random directions" in report.notes[0]
+
+
+def test_a_wrong_partial_outside_the_sample_is_found_by_bisection(monkeypatch):
+    monkeypatch.setattr(reference_module, "DIFF_MAX_TREE", 5)
+    xs, expr = many_variables()
+    prog = symdiff.lower(expr, wrt=list(xs))
+    sampled = reference_module.Reference(prog).sampled_partials(0)
+    victim = next(k for k in range(len(xs)) if k not in sampled)
+    name = prog.grads[victim]
+    k = max(i for i, g in enumerate(prog.backward) if g.name == name)
+    report = symdiff.check(broken(prog, k, local=3 * prog.backward[k].local))
+    wrong = [p.name for p in report.partials if not p.ok]
+    assert wrong == [name] and "isolated by bisection" in report.partials[victim].message
+
+
+def test_long_sums_compile_and_read():
+    xs = sp.symbols("x0:3000")
+    prog = symdiff.lower(sum(x**2 for x in xs), wrt=list(xs[:2]))
+    src = prog.source("math")
+    assert "math.fsum((" in src and max(len(line) for line in src.splitlines()) <= 100
+    value, grads = prog.compile("math").value_and_grad(*([1.0] * 3000))
+    assert value == 3000.0 and grads == (2.0, 2.0)
+    value, _ = prog.compile("numpy").value_and_grad(*([1.0] * 3000))
+    assert value == 3000.0

@@ -32,6 +32,7 @@ from .errors import ArgumentError, UnsupportedFunctionError
 from .functions import relu, sigmoid, softplus
 
 BACKENDS = ("math", "numpy")
+LONG_SUM = 32  # sums with more terms print as one call (see _StagedPrinter._print_Add)
 
 # cot(x) prints as 1/tan(x), ...; acot(x) prints as atan(1/x), ... (SymPy's real conventions).
 _RECIPROCAL = {
@@ -134,6 +135,24 @@ class _StagedPrinter:
     def _print_NaN(self, expr):
         """Name nan in the backend module."""
         return f"{self._mod}.nan"
+
+    def _print_Add(self, expr, order=None):
+        """A long sum as one call over a tuple: Python's compiler recurses on a + b + c + ...
+
+        (a 4,000-term chain of ``+`` is a RecursionError at compile time). The math backend
+        uses ``math.fsum`` (exactly rounded), numpy the builtin ``sum`` (it broadcasts).
+        """
+        if len(expr.args) <= LONG_SUM:
+            return super()._print_Add(expr, order=order)
+        lines, line = [], ""
+        for term in (self._print(a) for a in expr.args):
+            if line and len(line) + len(term) > 80:
+                lines.append(line)
+                line = ""
+            line += term + ", "
+        body = "\n    ".join(lines + [line.rstrip()])
+        call = "math.fsum" if self._backend == "math" else "sum"
+        return f"{call}((\n    {body}\n))"
 
     def _print_atan2(self, expr):
         """``y + 0.0`` turns -0.0 into 0.0: over the reals atan2(0, x < 0) is pi, never -pi."""

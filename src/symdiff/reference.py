@@ -10,6 +10,7 @@ equal to the reference symbolically within a time budget. ``check`` and ``verify
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
 
@@ -24,6 +25,7 @@ from .numeric import evaluate_many, sample_points
 from .rules import derivative
 
 _PLACEHOLDERS = sp.symbols("_p0:256", real=True)
+FD_ALL = 8  # a difference oracle with more wrt symbols checks 8 random partials and directions
 DIFF_MAX_TREE = 5_000  # formulas larger than this (as trees) use the finite-difference oracle
 PROOF_MAX_STEPS = 30
 UNIT = 2.0**-53  # unit roundoff of float64
@@ -58,9 +60,23 @@ class Reference:
         by_code = dict(zip(self.prog.args, self.args))
         return {by_code[n]: v for n, v in self.prog.resolve_point(given).items()}
 
+    @property
+    def sampled(self) -> bool:
+        """A difference oracle over many variables: some partials, and random directions."""
+        return self.diffs is None and len(self.wrt) > FD_ALL
+
+    def sampled_partials(self, seed: int) -> list[int]:
+        """The partials checked one by one when ``sampled`` (the others along directions)."""
+        return sorted(random.Random(seed).sample(range(len(self.wrt)), FD_ALL))
+
     def defined(self, point: dict) -> bool:
-        """Formula, reference gradient and every forward step are finite and real here."""
-        values = self.gradient(point) + [evaluate_many([self.expr], point)[0]]
+        """Formula, reference gradient and every forward step are finite and real here.
+
+        A formula too large for sympy.diff is not differentiated just to test a point.
+        """
+        values = [evaluate_many([self.expr], point)[0]]
+        if self.diffs is not None:
+            values += self.gradient(point)
         steps = self._forward(point)
         return all(v is not None for v in values) and all(v is not None for v in steps.values())
 
@@ -69,26 +85,49 @@ class Reference:
             return evaluate_many(self.diffs, point)
         return [self._central_difference(point, s) for s in self.wrt]
 
-    def gradient_with_error(self, point: dict) -> tuple[list, list]:
+    def gradient_with_error(self, point: dict, only=None) -> tuple[list, list]:
         """The reference gradient and an estimate of its own error, per partial.
 
         sympy.diff's expression is evaluated at 50 and at 70 digits (a derivative that is 0 by
         cancellation comes out as 1e-53 noise at 50 digits); a central difference with h and 10h.
+        With ``only`` (partial indices), the other partials are None.
         """
+        wanted = range(len(self.wrt)) if only is None else only
+        fine, coarse = [None] * len(self.wrt), [None] * len(self.wrt)
         if self.diffs is not None:
-            coarse, fine = evaluate_many(self.diffs, point), evaluate_many(self.diffs, point, 70)
+            exprs = [self.diffs[k] for k in wanted]
+            for k, a, b in zip(wanted, evaluate_many(exprs, point),
+                               evaluate_many(exprs, point, 70)):
+                coarse[k], fine[k] = a, b
         else:
-            fine = self.gradient(point)
-            coarse = [self._central_difference(point, s, scale=10) for s in self.wrt]
+            for k in wanted:
+                fine[k] = self._central_difference(point, self.wrt[k])
+                coarse[k] = self._central_difference(point, self.wrt[k], scale=10)
         with mpmath.workdps(70):
-            return fine, [abs(a - b) for a, b in zip(coarse, fine)]
+            return fine, [None if a is None or b is None else abs(a - b)
+                          for a, b in zip(coarse, fine)]
+
+    def directional_with_error(self, point: dict, direction: dict):
+        """The derivative along ``direction`` (symbol -> weight), by central differences."""
+        fine = self._along(point, direction, 1)
+        coarse = self._along(point, direction, 10)
+        if fine is None or coarse is None:
+            return None, None
+        with mpmath.workdps(70):
+            return fine, abs(fine - coarse)
 
     def _central_difference(self, point, symbol, scale=1):
-        h = mpmath.mpf("1e-20") * scale * max(1, abs(point[symbol]))
+        return self._along(point, {symbol: 1}, scale)
+
+    def _along(self, point, direction: dict, scale):
+        size = max([1] + [abs(point[s]) for s in direction])
+        h = mpmath.mpf("1e-20") * scale * size
         with mpmath.workdps(60):
-            up = evaluate_many([self.expr], {**point, symbol: point[symbol] + h}, dps=60)[0]
-            down = evaluate_many([self.expr], {**point, symbol: point[symbol] - h}, dps=60)[0]
-            return None if up is None or down is None else (up - down) / (2 * h)
+            up = {**point, **{s: point[s] + h * w for s, w in direction.items()}}
+            down = {**point, **{s: point[s] - h * w for s, w in direction.items()}}
+            f_up, f_down = evaluate_many([self.expr], up, dps=60)[0], \
+                evaluate_many([self.expr], down, dps=60)[0]
+            return None if f_up is None or f_down is None else (f_up - f_down) / (2 * h)
 
     def _forward(self, point: dict) -> dict:
         env = {a: mpmath.mpf(point[a]) for a in self.args}
