@@ -143,14 +143,19 @@ def _number(tok: str, col: int, max_digits: int) -> sp.Number:
         return sp.Integer(value)
     shift = exponent.lstrip("+-").lstrip("0")
     if len(shift) > 6 or (shift and int(shift) > FLOAT_EXPONENT + digits):
-        raise InputTooLargeError(f"float literal beyond 1e+-{FLOAT_EXPONENT} at column {col}")
+        raise _float_out_of_range(col)
     value = sp.Float(tok)
     if abs(_magnitude(value)) > FLOAT_EXPONENT:
-        raise InputTooLargeError(f"float literal beyond 1e+-{FLOAT_EXPONENT} at column {col}")
+        raise _float_out_of_range(col)
     return value
 
 
 # ------------------------------------------------------------------------- numeric guards
+
+
+def _float_out_of_range(col: int) -> InputTooLargeError:
+    return InputTooLargeError(f"float literal too large or too small (outside "
+                              f"1e-{FLOAT_EXPONENT} to 1e{FLOAT_EXPONENT}) at column {col}")
 
 
 def _digits(num: sp.Basic) -> float:
