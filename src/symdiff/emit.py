@@ -23,7 +23,7 @@ import sympy as sp
 from . import __version__
 from .errors import ArgumentError
 from .ir import Program, grad_text, is_identifier
-from .printers import helper_source, print_expr
+from .printers import helper_source, make_printer
 
 BACKENDS = ("math", "numpy")
 _IMPORTS = {"math": "import math", "numpy": "import numpy as np"}
@@ -36,12 +36,11 @@ class _Writer:
 
     def __init__(self, backend: str):
         self.backend = backend
-        self.helpers: set[str] = set()
+        self.printer = make_printer(backend)
+        self.helpers = self.printer.helpers  # filled as lines are printed
 
     def expr(self, expr) -> str:
-        text, helpers = print_expr(expr, self.backend)
-        self.helpers |= helpers
-        return text
+        return self.printer.line(expr)
 
 
 def module_source(prog: Program, backend: str = "math", name: str | None = None) -> str:

@@ -156,7 +156,7 @@ class Lowerer:
         operands = [rest for _, rest in terms if rest is not None]
 
         def build():
-            rhs = [c if rest is None else c * self.value[rest] for c, rest in terms]
+            rhs = [c if rest is None else _scaled(c, self.value[rest]) for c, rest in terms]
             role = self.hint.get(node)
             names = [(c, None if rest is None else self._name(rest)) for c, rest in terms]
             name = role or _add_name(names)
@@ -279,6 +279,15 @@ class Lowerer:
         if isinstance(value, sp.Symbol):
             return value.name
         return _number_name(value)
+
+
+def _scaled(c: sp.Basic, value: sp.Basic) -> sp.Basic:
+    """``c*value`` as a term of a sum gate, without SymPy's simplification (hot for big sums)."""
+    if c == 1:
+        return value
+    if value.is_Number:
+        return c * value
+    return sp.Mul(c, value, evaluate=False)
 
 
 def _structure(rhs: sp.Basic):

@@ -103,6 +103,12 @@ class _StagedPrinter:
         super().__init__(dict({"order": "none"}, **(settings or {})))
         self.helpers: set[str] = set()
 
+    def line(self, expr: sp.Basic) -> str:
+        """One expression as code. Skips ``doprint``'s whole-tree rewrite of unevaluated
+        expressions, which costs more than the printing itself for small steps."""
+        check_supported(expr, self._backend)
+        return self._print(expr)
+
     def _print_not_supported(self, expr):
         """Raise instead of SymPy's '# Not supported' comment, in case a check was missed."""
         raise UnsupportedFunctionError(
@@ -427,11 +433,15 @@ def print_expr(expr: sp.Basic, backend: str) -> tuple[str, frozenset[str]]:
     >>> print_expr(sigmoid(x) / x**2, "numpy")
     ('sigmoid(x)/x**2', frozenset({'sigmoid'}))
     """
+    printer = make_printer(backend)
+    return printer.line(expr), frozenset(printer.helpers)
+
+
+def make_printer(backend: str):
+    """A printer to reuse for many lines of one module (``printer.line(expr)``); its
+    ``helpers`` collects the helper functions all the lines call."""
     _check_backend(backend)
-    check_supported(expr, backend)
-    printer = _PRINTERS[backend]()
-    text = printer.doprint(expr)
-    return text, frozenset(printer.helpers)
+    return _PRINTERS[backend]()
 
 
 _MATH_HELPERS = {

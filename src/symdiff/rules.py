@@ -66,6 +66,8 @@ def _pow(out, base, exp):
             return 1 / (2 * out), None
         if exp == -sp.S.Half:
             return -out**3 / 2, None
+        if exp == 2:
+            return sp.Mul(2, base, evaluate=False), None  # the most common power: no simplifying
         return exp * base ** (exp - 1), None
     dbase = None if base.is_Number else exp * base ** (exp - 1)
     return dbase, out * sp.log(base)
