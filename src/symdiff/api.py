@@ -13,7 +13,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
-from .dag import free_symbols, postorder
+from .dag import free_symbols, gc_paused, postorder
 from .errors import ArgumentError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
@@ -24,6 +24,7 @@ _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
 MAX_PRINTED_NODES = 300  # a formula longer than this (as a tree) is not quoted in listings
 
 
+@gc_paused
 def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     """Lower a formula to a staged forward/backward Program.
 

@@ -21,6 +21,7 @@ import types
 import sympy as sp
 
 from . import __version__
+from .dag import gc_paused
 from .errors import ArgumentError
 from .ir import Program, grad_text, is_identifier
 from .printers import helper_source, make_printer
@@ -43,6 +44,7 @@ class _Writer:
         return self.printer.line(expr)
 
 
+@gc_paused
 def module_source(prog: Program, backend: str = "math", name: str | None = None) -> str:
     """Text of the generated module for ``prog`` (see ``Program.source``)."""
     if backend not in BACKENDS:

@@ -207,6 +207,21 @@ class Program:
             raise ArgumentError(f"the point gives no value for {', '.join(missing)}")
         return point
 
+    def count_ops(self) -> dict[str, Any]:
+        """Operation counts of the generated code: ``forward``, ``backward`` and their ``ratio``.
+
+        An operation is one arithmetic operator or function call as ``sympy.count_ops`` counts
+        it, step by step. A backward line costs its local derivative, one multiplication by the
+        upstream gradient unless the local derivative is 1 (folded) or -1 (one negation), and
+        one addition when it accumulates (``+=``).
+        """
+        if "count_ops" not in self._cache:
+            forward = sum(int(sp.count_ops(s.rhs)) for s in self.forward)
+            backward = sum(_grad_ops(g) for g in self.backward)
+            self._cache["count_ops"] = {"forward": forward, "backward": backward,
+                                        "ratio": backward / forward if forward else 0.0}
+        return dict(self._cache["count_ops"])
+
     def validate(self) -> None:
         """Raise AssertionError when an invariant of the module docstring does not hold."""
         validate(self)
@@ -237,6 +252,16 @@ class Program:
 
     def _repr_pretty_(self, printer, cycle):  # IPython shows the listing
         printer.text(str(self))
+
+
+def _grad_ops(step: GradStep) -> int:
+    if step.local == 1:
+        ops = 0
+    elif step.local == -1:
+        ops = 1
+    else:
+        ops = 1 + int(sp.count_ops(step.local))
+    return ops + step.accumulate
 
 
 def is_identifier(name: str) -> bool:

@@ -298,9 +298,12 @@ def _structure(rhs: sp.Basic):
 
 
 def _reject(node: sp.Basic) -> None:
-    if node is sp.I or node is sp.nan or node is sp.zoo:
+    if node is sp.zoo or node is sp.nan:
         raise UnsupportedFunctionError(
-            f"the formula contains {node}: only real values are supported")
+            f"the formula is undefined everywhere: SymPy folds part of it to {node} "
+            "(a division by zero such as x/(x - x), or 0/0)")
+    if node is sp.I:
+        raise UnsupportedFunctionError("the formula contains I: only real values are supported")
     if isinstance(node, AppliedUndef):
         raise UnsupportedFunctionError(
             f"{_short(node)} is an undefined function: give it a formula to differentiate")
