@@ -187,6 +187,13 @@ def test_a_formula_undefined_everywhere_is_named_as_such():
         symdiff.lower("x / (x - x)", wrt=["x"])
 
 
+def test_a_constant_base_of_zero_or_below():
+    _, (dx,) = symdiff.grad("(x - x)**x", wrt=["x"])(2.0)  # 0**x: 0 wherever it is defined
+    assert dx == 0.0
+    with pytest.raises(symdiff.NonDifferentiableError, match=r"-2\*\*x is not real"):
+        symdiff.lower("(-2)**x", wrt=["x"])
+
+
 def test_internal_errors_are_one_line_with_exit_3(capsys, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated bug")

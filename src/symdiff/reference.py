@@ -31,6 +31,9 @@ PROOF_MAX_STEPS = 30
 UNIT = 2.0**-53  # unit roundoff of float64
 
 
+FLOAT_LIMIT = 1e300  # values beyond this overflow float code somewhere along the way
+
+
 class Reference:
     """The formula over code-name symbols, its reference gradient, and the program's own."""
 
@@ -70,15 +73,17 @@ class Reference:
         return sorted(random.Random(seed).sample(range(len(self.wrt)), FD_ALL))
 
     def defined(self, point: dict) -> bool:
-        """Formula, reference gradient and every forward step are finite and real here.
+        """Formula, reference gradient and every forward step are real and fit in a float here.
 
-        A formula too large for sympy.diff is not differentiated just to test a point.
+        A formula too large for sympy.diff is not differentiated just to test a point. A value
+        beyond the float range (exp(exp(x)) at x = 10) is no test of float code: the point is
+        outside the domain that generated code can represent.
         """
         values = [evaluate_many([self.expr], point)[0]]
         if self.diffs is not None:
             values += self.gradient(point)
-        steps = self._forward(point)
-        return all(v is not None for v in values) and all(v is not None for v in steps.values())
+        values += self._forward(point).values()
+        return all(v is not None and abs(v) < FLOAT_LIMIT for v in values)
 
     def gradient(self, point: dict) -> list:
         if self.diffs is not None:

@@ -70,6 +70,11 @@ def _pow(out, base, exp):
             return sp.Mul(2, base, evaluate=False), None  # the most common power: no simplifying
         return exp * base ** (exp - 1), None
     dbase = None if base.is_Number else exp * base ** (exp - 1)
+    if base == 0:  # 0**t is 0 for t > 0 (the only open set where it is defined)
+        return dbase, sp.S.Zero
+    if base.is_Number and base.is_negative:
+        raise NonDifferentiableError(
+            f"{base}**{exp} is not real for non-integer {exp}: it has no real derivative in {exp}")
     return dbase, out * sp.log(base)
 
 
