@@ -21,6 +21,7 @@ from .errors import (  # noqa: E402
 )
 from .functions import relu, sigmoid, softplus  # noqa: E402
 from .ir import GradStep, Program, Step  # noqa: E402
+from .matrix import amax, apply, cols, divide, hadamard, mean, rows, sum  # noqa: E402, F401
 from .verify import PartialVerdict, VerifyReport, assert_gradient, verify  # noqa: E402
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",
     "verify",
     "relu", "sigmoid", "softplus",
+    "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *
 ]

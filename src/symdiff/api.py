@@ -14,7 +14,7 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .dag import free_symbols, gc_paused, postorder
-from .errors import ArgumentError
+from .errors import ArgumentError, SymdiffError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
 from .naming import Namer, sanitize
@@ -38,6 +38,10 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     >>> print(prog.source("math").count("def "))
     3
     """
+    from .matrix import is_matrix_formula
+
+    if is_matrix_formula(expr):
+        return _lower_matrix(expr, wrt, args)
     expr = as_expression(expr)
     symbols = sorted(free_symbols(expr), key=lambda s: (s.name, str(s.assumptions0)))
     real = {s: _real(s) for s in symbols}
@@ -57,6 +61,61 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     user_wrt = tuple(user for user, _ in wrt_pairs)
     return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
                    text=_formula_text(canonical, codes))
+
+
+def _lower_matrix(expr, wrt, args) -> Program:
+    """``lower`` for a formula over MatrixSymbols (see ``symdiff.matrix``)."""
+    from .matrix import Converter, reverse_arrays, runtime_dims, step_shapes
+
+    matrices = [s for s in expr.free_symbols if isinstance(s, sp.MatrixSymbol)]
+    dims = sorted({d for m in matrices for d in m.shape if isinstance(d, sp.Symbol)},
+                  key=lambda d: d.name)
+    for m in matrices:
+        bad = [d for d in m.shape if not (d.is_Integer or isinstance(d, sp.Symbol))]
+        if bad:
+            raise ArgumentError(f"the shape of {m.name} must be integers or symbols, not {bad[0]}")
+    scalars = [s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s not in dims]
+    symbols = sorted(matrices + scalars, key=lambda s: (s.name, str(type(s))))
+    real = {s: s for s in symbols}
+    wrt_pairs = _resolve_wrt(wrt, symbols, real)
+    for user, _ in wrt_pairs:
+        if user in dims:
+            raise ArgumentError(f"{user.name} is a dimension: it has no gradient")
+    arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
+    namer = Namer()
+    names = [namer.claim(sanitize(user.name), paired=False) for user, _ in arg_pairs]
+    wrt_set = {user for user, _ in wrt_pairs}
+    grads = {user: namer.claim("d" + name, paired=False)
+             for name, (user, _) in zip(names, arg_pairs) if user in wrt_set}
+    inputs = tuple(Input(user, name, grads.get(user)) for name, (user, _) in zip(names, arg_pairs))
+    codes = {user: sp.Symbol(name, real=True) for name, (user, _) in zip(names, arg_pairs)}
+    codes.update((d, sp.Symbol(namer.claim(sanitize(d.name), paired=False), real=True))
+                 for d in dims)
+    shapes = {codes[u].name: tuple(codes.get(d, d) for d in u.shape) if u.is_Matrix else ()
+              for u, _ in arg_pairs}
+    converted, _ = Converter(codes, shapes).run(expr)
+    canonical = canonicalize(converted, {})
+    forward = Lowerer(namer, {c: c for c in codes.values()}).run(canonical)
+    all_shapes = step_shapes(forward, {**shapes, **{codes[d].name: () for d in dims}})
+    backward = reverse_arrays(forward, all_shapes, {codes[u].name: g for u, g in grads.items()})
+    found = runtime_dims([codes[d] for d in dims], [(codes[u].name, shapes[codes[u].name])
+                                                    for u, _ in arg_pairs if u.is_Matrix])
+    runtime = tuple((d.name, arg, axis) for d, (arg, axis) in found.items())
+    user_wrt = tuple(user for user, _ in wrt_pairs)
+    return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
+                   text=_matrix_text(converted), shapes=all_shapes, dims=runtime)
+
+
+def _matrix_text(expr) -> str:
+    """The converted formula as NumPy code, when it is short."""
+    from .printers import make_printer
+
+    if len(postorder(expr)) > 60:
+        return ""
+    try:
+        return make_printer("numpy").line(expr)
+    except SymdiffError:
+        return ""
 
 
 def grad(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None) -> Callable:
@@ -158,6 +217,8 @@ def _resolve_symbol(item, symbols, real, what) -> tuple[sp.Symbol, sp.Symbol]:
         return user, real.get(user, _real(user))
     if isinstance(item, sp.Symbol):
         return item, real.get(item, _real(item))
+    if isinstance(item, sp.MatrixSymbol):
+        return item, item
     raise ArgumentError(f"{what} entries must be Symbols or names, got {item!r}")
 
 

@@ -28,7 +28,7 @@ from .printers import helper_source, make_printer
 
 BACKENDS = ("math", "numpy")
 _IMPORTS = {"math": "import math", "numpy": "import numpy as np"}
-_SAFE_TEXT = re.compile(r"[\w\s+\-*/().,<>=!&|~]*", re.ASCII)
+_SAFE_TEXT = re.compile(r"[\w\s+\-*/().,<>=!&|~@\[\]]*", re.ASCII)
 _counter = itertools.count(1)
 
 
@@ -49,12 +49,14 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None)
     """Text of the generated module for ``prog`` (see ``Program.source``)."""
     if backend not in BACKENDS:
         raise ArgumentError(f"unknown backend {backend!r}: choose 'math' or 'numpy'")
+    if prog.shapes is not None and backend != "numpy":
+        raise ArgumentError("a matrix formula has only the numpy backend")
     fn = _function_names(prog, name)
     w = _Writer(backend)
     forward_lines = {s.name: f"{s.name} = {w.expr(s.rhs)}" for s in prog.forward}
     forward = _forward(prog, w, fn, forward_lines)
     backward = _backward(prog, w, fn, forward_lines)
-    if backend == "numpy" and prog.grads:
+    if backend == "numpy" and prog.grads and prog.shapes is None:
         w.helpers.add("unbroadcast")
     helpers = [helper_source(h, backend).strip() for h in sorted(w.helpers)]
     code = helpers + [forward, backward, _value_and_grad(prog, fn, backend)]
@@ -119,9 +121,30 @@ def _forward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
             body.insert(0, f"{', '.join(prog.args)} = {converted}")
         else:
             body[0:0] = [f"{a} = asfloat({a})" for a in prog.args]
+    if prog.dims:
+        at = len(body) - len(prog.forward)
+        body[at:at] = _dim_lines(prog)
     body.append(f"return {prog.output}, {_tuple(_cached(prog, w.backend))}")
     doc = '"""The formula, one step per line; the cache keeps what backward reads."""'
     return _def(fn["forward"], prog.args, [doc] + body)
+
+
+def _dim_lines(prog: Program) -> list[str]:
+    """``N, D = X.shape``: the symbolic dimensions a matrix program uses, read off its arguments."""
+    used = {s.name for step in prog.forward for s in step.rhs.free_symbols}
+    used |= {s.name for g in prog.backward for s in g.local.free_symbols}
+    by_arg: dict[str, dict[int, str]] = {}
+    for dim, arg, axis in prog.dims:
+        if dim in used:
+            by_arg.setdefault(arg, {})[axis] = dim
+    lines = []
+    for arg, axes in by_arg.items():
+        if len(axes) == 2:
+            lines.append(f"{axes[0]}, {axes[1]} = {arg}.shape")
+        else:
+            (axis, dim), = axes.items()
+            lines.append(f"{dim} = {arg}.shape[{axis}]")
+    return lines
 
 
 def _backward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
@@ -145,15 +168,26 @@ def _backward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str
         else:
             line = f"{g.name} = {g.name} + {value}"
         body.append(_guarded(w, g.local, line))
-    body += [f"{z} = 0.0  # {prog.output} does not depend on it" for z in prog.zero_grads]
+    arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
+    body += [f"{z} = {_zero(prog, arg_of[z])}  # {prog.output} does not depend on it"
+             for z in prog.zero_grads]
     body.append(f"return {_tuple(_returned(prog, w.backend))}")
     return _def(fn["backward"], [f"d{prog.output}", "cache"], body)
+
+
+def _zero(prog: Program, arg: str) -> str:
+    if prog.shapes is not None and prog.shapes[arg]:
+        return f"np.zeros_like({arg})"
+    return "0.0"
 
 
 def _value_and_grad(prog: Program, fn: dict, backend: str) -> str:
     out, grads = prog.output, _abridged(prog.grads, "(", ")")
     if backend == "math":
         doc, seed = f"{out} and its gradient {grads} at one point.", "1.0"
+    elif prog.shapes is not None:
+        doc = f"{out} and the gradient {grads} of the sum of its entries."
+        seed = f"np.ones_like({out})"
     else:  # d(sum of out)/d arg: elementwise for full-shape args, summed for broadcast ones
         doc = f"{out} and its gradient {grads}, elementwise (summed if broadcast)."
         seed = f"np.ones_like({out})"
@@ -165,14 +199,17 @@ def _value_and_grad(prog: Program, fn: dict, backend: str) -> str:
 def _cached(prog: Program, backend: str) -> list[str]:
     """Names backward reads: values in local derivatives (and, for numpy, the wrt arguments)."""
     used = {s.name for g in prog.backward for s in g.local.free_symbols}
-    if backend == "numpy":
+    if backend == "numpy" and prog.shapes is None:  # unbroadcast reads the argument's shape
         used |= {i.name for i in prog.inputs if i.grad}
-    order = list(prog.args) + [s.name for s in prog.forward]
+    if prog.shapes is not None:  # np.zeros_like(W) for an unused matrix argument
+        arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
+        used |= {arg_of[z] for z in prog.zero_grads if prog.shapes[arg_of[z]]}
+    order = list(prog.args) + [d[0] for d in prog.dims] + [s.name for s in prog.forward]
     return [n for n in order if n in used]
 
 
 def _returned(prog: Program, backend: str) -> list[str]:
-    if backend == "math":
+    if backend == "math" or prog.shapes is not None:  # matrix gradients have their shapes
         return list(prog.grads)
     arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
     return [f"unbroadcast({g}, {arg_of[g]})" for g in prog.grads]

@@ -45,6 +45,8 @@ class GradStep:
 
     ``local`` is the local derivative of forward step ``source`` with respect to the value whose
     gradient ``name`` holds, written over forward names; ``accumulate`` marks ``+=`` at a fork.
+    With ``whole`` (matrix programs), ``local`` is instead the whole term, written over forward
+    names and ``upstream`` (``dout @ W.T`` is no product of ``dout`` and a local derivative).
     """
 
     name: str
@@ -52,9 +54,12 @@ class GradStep:
     local: sp.Expr
     accumulate: bool
     source: str
+    whole: bool = False
 
     @property
     def rhs(self) -> sp.Expr:
+        if self.whole:
+            return self.local
         return sp.Symbol(self.upstream, real=True) * self.local
 
     def __str__(self) -> str:
@@ -63,6 +68,8 @@ class GradStep:
 
 def grad_text(step: GradStep, print_expr) -> str:
     """``upstream * local`` as text, folding a local derivative of 1 or -1."""
+    if step.whole:
+        return print_expr(step.local)
     if step.local == 1:
         return step.upstream
     if step.local == -1:
@@ -105,6 +112,8 @@ class Program:
     forward: tuple[Step, ...]
     backward: tuple[GradStep, ...]
     text: str = ""  # the formula over code names (empty when too large to print)
+    shapes: dict | None = None  # matrix programs: code name -> shape ((), or (rows, cols))
+    dims: tuple = ()  # matrix programs: (dimension name, argument name, axis) read at run time
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -136,14 +145,25 @@ class Program:
         if self.text:
             head += f" = {self.text}"
         lines = [head, f"wrt: {', '.join(self.grads)}", "forward:"]
-        lines += [f"    {s}" for s in self.forward]
+        text, step_text = _text, str
+        if self.shapes is not None:  # matrix programs: NumPy notation, with each step's shape
+            from .printers import make_printer
+
+            printer = make_printer("numpy")
+            text = printer.line
+
+            def step_text(s):
+                return f"{s.name} = {text(s.rhs)}".ljust(36) + f"  # {_shape_text(self, s.name)}"
+
+        lines += [f"    {step_text(s)}" for s in self.forward]
         lines.append("backward:")
         source = None
         for g in self.backward:
             if g.source != source:
                 source = g.source
-                lines.append(f"    # backprop {self.step(source)}")
-            lines.append(f"    {g}")
+                lines.append(f"    # backprop {self.step(source).name} = "
+                             f"{text(self.step(source).rhs)}")
+            lines.append(f"    {g.name} {'+=' if g.accumulate else '='} {grad_text(g, text)}")
         lines += [f"    {z} = 0" for z in self.zero_grads]
         return "\n".join(lines)
 
@@ -264,6 +284,11 @@ def _grad_ops(step: GradStep) -> int:
     return ops + step.accumulate
 
 
+def _shape_text(prog: Program, name: str) -> str:
+    shape = prog.shapes[name]
+    return f"({', '.join(map(str, shape))})" if shape else "scalar"
+
+
 def is_identifier(name: str) -> bool:
     """A name usable as a Python variable."""
     return name.isidentifier() and not keyword.iskeyword(name) and name.isascii()
@@ -277,7 +302,7 @@ def validate(prog: Program) -> None:
     assert all(is_identifier(n) for n in names + grads), "a name is not an identifier"
     assert len(set(prog.wrt)) == len(prog.wrt) and all(i.grad for i in prog.inputs
                                                        if i.symbol in prog.wrt)
-    defined = set(prog.args)
+    defined = set(prog.args) | {d[0] for d in prog.dims}
     for step in prog.forward:
         used = {s.name for s in step.rhs.free_symbols}
         assert used <= defined, f"{step.name} uses {sorted(used - defined)} before definition"
@@ -292,6 +317,6 @@ def validate(prog: Program) -> None:
         last = order[g.source]
         assert g.upstream == "d" + g.source, f"{g.name} is not fed by d{g.source}"
         assert g.accumulate == (g.name in written), f"{g.name}: '=' and '+=' are swapped"
-        used = {s.name for s in g.local.free_symbols}
+        used = {s.name for s in g.local.free_symbols} - {g.upstream}
         assert used <= forward_names, f"{g.name} uses unknown {sorted(used - forward_names)}"
         written.add(g.name)

@@ -24,7 +24,7 @@ from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
-from . import naming
+from . import array_ops, naming
 from .dag import postorder, rebuild
 from .errors import UnsupportedFunctionError
 from .functions import relu, sigmoid, softplus
@@ -39,6 +39,9 @@ _STEMS = {
     sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.sign: "sgn", sp.Heaviside: "step",
     sp.floor: "flr", sp.ceiling: "ceil", sp.Max: "max", sp.Min: "min", sigmoid: "sig",
     softplus: "splus", sp.Piecewise: "pw",
+    array_ops.matmul: "{}", array_ops.transpose: "{}T", array_ops.axis_sum: "sum{}",
+    array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
+    array_ops.broadcast: "bc{}",
 }
 _WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",
           7: "seven", 8: "eight", 9: "nine", 10: "ten"}
@@ -239,8 +242,10 @@ class Lowerer:
 
         def build():
             rhs = node.func(*(self.value.get(a, a) for a in node.args), evaluate=False)
-            name = stem + "".join(self._name(a) for a in operands)
-            return self._emit(name, rhs, type(node).__name__.lower(), stem=stem, node=node)
+            names = "".join(self._name(a) for a in operands)
+            name = stem.format(names) if "{}" in stem else stem + names
+            return self._emit(name, rhs, type(node).__name__.lower(),
+                              stem=stem.replace("{}", "") or "t", node=node)
 
         return operands, build
 

@@ -28,6 +28,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.pycode import PythonCodePrinter
 
+from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
 from .functions import relu, sigmoid, softplus
 
@@ -55,7 +56,7 @@ _STRUCTURE = (
     sp.core.numbers.Exp1, sp.Add, sp.Mul, sp.Pow, sp.core.relational.Relational,
     sp.And, sp.Or, sp.Not, sp.ITE, BooleanTrue, BooleanFalse, sp.Piecewise, ExprCondPair,
 )
-_SUPPORTED = (
+_SUPPORTED = ARRAY_GATES + (
     _STRUCTURE + _ELEMENTARY + _SPECIAL + _PIECEWISE_LINEAR + (sigmoid, relu, softplus)
     + tuple(_RECIPROCAL) + tuple(_INVERSE_OF_RECIPROCAL)
 )
@@ -416,6 +417,49 @@ class NumpyPrinter(_StagedPrinter, NumPyPrinter):
     _print_erf = _print_erfc = _StagedPrinter._print_helper_call
     _print_gamma = _print_loggamma = _StagedPrinter._print_helper_call
 
+    # -- whole-array gates of matrix programs (see array_ops) --------------------------------
+
+    def _operand(self, expr) -> str:
+        """An operand of ``.T``, ``.sum(...)`` or ``[0, 0]``: parenthesized unless a name."""
+        return self.parenthesize(expr, PRECEDENCE["Atom"], strict=True)
+
+    def _print_matmul(self, expr):
+        a, b = expr.args
+        return (f"{self.parenthesize(a, PRECEDENCE['Mul'], strict=True)} @ "
+                f"{self.parenthesize(b, PRECEDENCE['Mul'], strict=False)}")
+
+    def _print_transpose(self, expr):
+        return f"{self._operand(expr.args[0])}.T"
+
+    def _print_axis_sum(self, expr):
+        return self._reduction("sum", expr)
+
+    def _print_axis_max(self, expr):
+        return self._reduction("max", expr)
+
+    def _reduction(self, method: str, expr) -> str:
+        a, axis = expr.args
+        where = "" if axis == 2 else f"axis={int(axis)}, "
+        return f"{self._operand(a)}.{method}({where}keepdims=True)"
+
+    def _print_total(self, expr):
+        return f"np.sum({self._print(expr.args[0])})"
+
+    def _print_item(self, expr):
+        return f"{self._operand(expr.args[0])}[0, 0]"
+
+    def _print_as_1x1(self, expr):
+        return f"np.full((1, 1), {self._print(expr.args[0])})"
+
+    def _print_broadcast(self, expr):
+        a, r, c = (self._print(e) for e in expr.args)
+        return f"np.broadcast_to({a}, ({r}, {c}))"
+
+    def _print_max_mask(self, expr):
+        self.helpers.add("max_mask")
+        a, m, axis = expr.args
+        return f"max_mask({self._print(a)}, {self._print(m)}, axis={int(axis)})"
+
 
 _PRINTERS = {"math": MathPrinter, "numpy": NumpyPrinter}
 
@@ -537,6 +581,13 @@ _MATH_HELPERS["digamma"] = '''
         series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (
             1 / 132 - f * (691 / 32760 - f / 12))))))
         return acc + math.log(x) - 0.5 / x - series
+    '''
+
+_NUMPY_HELPERS["max_mask"] = '''
+    def max_mask(a, amax, axis):
+        """Where a attains its maximum amax along axis: 1/(number of ties); elsewhere 0."""
+        hit = (a == amax).astype(float)
+        return hit / hit.sum(axis=axis, keepdims=True)
     '''
 
 _NUMPY_HELPERS["digamma"] = '''

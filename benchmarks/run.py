@@ -1,0 +1,617 @@
+"""Benchmarks of symdiff against SymPy, hand-staged code, JAX and PyTorch, measured in one run.
+
+    python benchmarks/run.py            # small sizes (n, depth = 10, 100)
+    python benchmarks/run.py --full     # n, depth = 10 ... 10,000 (several minutes)
+    python benchmarks/run.py --smoke    # the CI test's tiny run (size 10, no JAX/PyTorch)
+
+Prints Markdown tables, one per section, and writes every figure to --json (default
+benchmarks/results.json):
+
+1. generation time (lower, source) vs SymPy's route: diff per variable, cse, lambdify;
+2. operation counts (Program.count_ops) vs SymPy's cse'd gradient;
+3. value + gradient at one point, math backend, vs hand-staged code and lambdify(cse=True);
+4. the same over arrays, numpy backend;
+5. JAX and PyTorch autodiff over the same arrays, when they are installed.
+
+SymPy's route runs in a child process with a hard time cap (killed when it runs out), so a
+blow-up records "timeout" instead of hanging the run. Run times are the minimum over repeats
+(timeit) and are reported next to a reference measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+import timeit
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+import symdiff
+
+HERE = Path(__file__).resolve().parent
+POINT = (3.0, -4.0)  # the staged example's point (SEEDS.md section 3)
+CHILD_MEMORY = 8 << 30  # bytes SymPy's route may add: a blow-up fails, not the host
+
+
+@dataclass(frozen=True)
+class Config:
+    """What one run measures: sizes, SymPy's time cap, repeats, array length, frameworks."""
+
+    mode: str
+    sizes: tuple[int, ...]
+    timeout: float
+    repeat: int
+    number: int | None  # calls per repeat; None lets timeit choose (>= 0.2 s per repeat)
+    points: int
+    frameworks: bool
+
+
+def config(args: argparse.Namespace) -> Config:
+    if args.smoke:
+        cfg = Config("smoke", (10,), 2.0, 2, 50, 10_000, False)
+    elif args.full:
+        cfg = Config("full", (10, 100, 1_000, 10_000), 60.0, 7, None, 1_000_000, True)
+    else:
+        cfg = Config("small", (10, 100), 10.0, 7, None, 1_000_000, True)
+    if args.timeout is not None:
+        cfg = Config(**{**asdict(cfg), "timeout": args.timeout})
+    return cfg
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr, so stdout is only the tables."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# -- the formulas --------------------------------------------------------------------------------
+
+
+def rosenbrock(n: int) -> tuple[sp.Expr, list[sp.Symbol]]:
+    """sum_{i<n-1} 100*(x_{i+1} - x_i**2)**2 + (1 - x_i)**2 over n real symbols."""
+    xs = sp.symbols(f"x0:{n}", real=True)
+    terms = [100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(n - 1)]
+    return sp.Add(*terms), list(xs)  # one Add: sum(terms) would rebuild it n times
+
+
+def chain(depth: int) -> tuple[sp.Expr, list[sp.Symbol]]:
+    """x_{k+1} = x_k*sin(x_k) + y*cos(x_k), x_0 = x: a DAG of 5*depth nodes."""
+    x, y = sp.symbols("x y", real=True)
+    e = x
+    for _ in range(depth):  # unevaluated: SymPy's assumption queries recurse on deep trees
+        e = sp.Add(sp.Mul(e, sp.sin(e, evaluate=False), evaluate=False),
+                   sp.Mul(y, sp.cos(e, evaluate=False), evaluate=False), evaluate=False)
+    return e, [x, y]
+
+
+def staged() -> tuple[sp.Expr, list[sp.Symbol]]:
+    """SEEDS.md section 3: f = (x + sigmoid(y)) / (sigmoid(x) + (x + y)**2)."""
+    x, y = sp.symbols("x y", real=True)
+    return (x + 1 / (1 + sp.exp(-y))) / (1 / (1 + sp.exp(-x)) + (x + y) ** 2), [x, y]
+
+
+@functools.cache
+def formula(kind: str, size: int | None) -> tuple[sp.Expr, list[sp.Symbol]]:
+    """The benchmark formula and its wrt symbols (cached: a forked child inherits it built)."""
+    return staged() if kind == "staged" else {"rosenbrock": rosenbrock, "chain": chain}[kind](size)
+
+
+# -- sections 1 and 2: generation time and operation counts --------------------------------------
+
+
+def measure_symdiff(kind: str, size: int | None) -> dict:
+    """Seconds to lower and to emit (math backend), then the program's operation counts."""
+    expr, wrt = formula(kind, size)
+    start = time.perf_counter()
+    prog = symdiff.lower(expr, wrt=wrt)
+    lowered = time.perf_counter()
+    prog.source(backend="math")
+    done = time.perf_counter()
+    return {"lower_s": lowered - start, "source_s": done - lowered, "total_s": done - start,
+            **prog.count_ops()}
+
+
+def _limit_memory(extra: int) -> None:
+    """Cap this process's address space at its current size + ``extra`` bytes (Linux only)."""
+    try:
+        import resource
+
+        used = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (used + extra, hard))
+    except (ImportError, OSError, ValueError):
+        pass  # no cap here: the time cap still holds
+
+
+def _sympy_child(kind: str, size: int | None, conn) -> None:
+    """In the child: SymPy's route, sending each figure as soon as it is known."""
+    _limit_memory(CHILD_MEMORY)
+    try:
+        expr, wrt = formula(kind, size)
+        start = time.perf_counter()
+        grads = [sp.diff(expr, v) for v in wrt]
+        conn.send(("diff_s", time.perf_counter() - start))
+        start = time.perf_counter()
+        replacements, reduced = sp.cse(grads)
+        conn.send(("cse_s", time.perf_counter() - start))
+        start = time.perf_counter()  # lambdify reuses that cse instead of running its own
+        sp.lambdify(wrt, grads, modules="math", cse=lambda _: (replacements, reduced))
+        conn.send(("lambdify_s", time.perf_counter() - start))
+        ops = sp.count_ops([e for _, e in replacements]) + sp.count_ops(reduced)
+        conn.send(("cse_ops", int(ops)))
+        conn.send(("status", "ok"))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, whatever it is
+        conn.send(("status", f"error: {type(exc).__name__}"))
+
+
+def sympy_route(kind: str, size: int | None, timeout: float) -> dict:
+    """SymPy's route in a child process killed after ``timeout`` seconds.
+
+    Returns diff_s, cse_s, lambdify_s (those that finished), total_s, cse_ops and a status:
+    "ok", "timeout", "error: <exception>" or "crashed (exit <code>)".
+    """
+    fork = "fork" in mp.get_all_start_methods()  # the child inherits the formula, already built
+    ctx = mp.get_context("fork" if fork else "spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_sympy_child, args=(kind, size, sender), daemon=True)
+    child.start()
+    sender.close()
+    result: dict = {"status": "timeout"}
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0 and receiver.poll(left):
+        try:
+            key, value = receiver.recv()
+        except EOFError:
+            result["status"] = "crashed"
+            break
+        result[key] = value
+        if key == "status":
+            break
+    child.kill()
+    child.join()
+    receiver.close()
+    if result["status"] == "crashed":
+        result["status"] = f"crashed (exit {child.exitcode})"
+    if all(k in result for k in ("diff_s", "cse_s", "lambdify_s")):
+        result["total_s"] = result["diff_s"] + result["cse_s"] + result["lambdify_s"]
+    return result
+
+
+def bench_generation(cfg: Config) -> list[dict]:
+    """Sections 1 and 2: every formula and size, symdiff then SymPy's route.
+
+    Once SymPy's route times out on a formula, its larger sizes are not run ("not run").
+    """
+    expr, wrt = staged()
+    symdiff.lower(expr, wrt=wrt).source()  # warm up imports and printers
+    cases = [("rosenbrock", n) for n in cfg.sizes] + [("chain", n) for n in cfg.sizes]
+    cases.append(("staged", None))
+    rows, gave_up = [], set()
+    for kind, size in cases:
+        progress(f"generation: {kind} {size or ''}")
+        formula(kind, size)  # built outside every timed region
+        row = {"formula": kind, "size": size, "symdiff": measure_symdiff(kind, size)}
+        if kind in gave_up:
+            row["sympy"] = {"status": "not run"}
+        else:
+            row["sympy"] = sympy_route(kind, size, cfg.timeout)
+            if row["sympy"]["status"] == "timeout":
+                gave_up.add(kind)
+        rows.append(row)
+    return rows
+
+
+def growth(rows: list[dict], small: int = 1_000, large: int = 10_000) -> dict:
+    """Time ratio from size ``small`` to ``large`` per formula, where both were measured."""
+    out = {}
+    for kind in ("rosenbrock", "chain"):
+        by_size = {r["size"]: r for r in rows if r["formula"] == kind}
+        if small in by_size and large in by_size:
+            a, b = by_size[small], by_size[large]
+            sympy_ratio = None
+            if "total_s" in a["sympy"] and "total_s" in b["sympy"]:
+                sympy_ratio = b["sympy"]["total_s"] / a["sympy"]["total_s"]
+            out[kind] = {"symdiff": b["symdiff"]["total_s"] / a["symdiff"]["total_s"],
+                         "sympy": sympy_ratio}
+    return out
+
+
+# -- sections 3 to 5: run time per value + gradient -----------------------------------------------
+
+
+def formula_with(x, y, exp):
+    """The staged example written once for any array library's exp (JAX, PyTorch)."""
+    return (x + 1 / (1 + exp(-y))) / (1 / (1 + exp(-x)) + (x + y) ** 2)
+
+
+def hand_staged_math(x, y):
+    """The textbook staged value and gradient (dout = 1), as a person writes it."""
+    sigy = 1.0 / (1.0 + math.exp(-y))
+    num = x + sigy
+    sigx = 1.0 / (1.0 + math.exp(-x))
+    xpy = x + y
+    xpysqr = xpy**2
+    den = sigx + xpysqr
+    invden = 1.0 / den
+    f = num * invden
+    dnum = invden
+    dinvden = num
+    dden = (-1.0 / (den * den)) * dinvden
+    dsigx = dden
+    dxpysqr = dden
+    dxpy = (2 * xpy) * dxpysqr
+    dx = dxpy
+    dy = dxpy
+    dx += ((1 - sigx) * sigx) * dsigx
+    dx += dnum
+    dsigy = dnum
+    dy += ((1 - sigy) * sigy) * dsigy
+    return f, (dx, dy)
+
+
+def hand_staged_numpy(x, y):
+    """The same staged code over arrays, naively: one temporary per step."""
+    sigy = 1.0 / (1.0 + np.exp(-y))
+    num = x + sigy
+    sigx = 1.0 / (1.0 + np.exp(-x))
+    xpy = x + y
+    xpysqr = xpy**2
+    den = sigx + xpysqr
+    invden = 1.0 / den
+    f = num * invden
+    dnum = invden
+    dinvden = num
+    dden = (-1.0 / (den * den)) * dinvden
+    dsigx = dden
+    dxpysqr = dden
+    dxpy = (2 * xpy) * dxpysqr
+    dx = dxpy
+    dy = dxpy
+    dx = dx + ((1 - sigx) * sigx) * dsigx  # not +=: dx and dy are the same array here
+    dx = dx + dnum
+    dsigy = dnum
+    dy = dy + ((1 - sigy) * sigy) * dsigy
+    return f, (dx, dy)
+
+
+def as_arrays(result) -> list[np.ndarray]:
+    """(value, (dx, dy)) or [value, dx, dy] as [value, dx, dy] numpy arrays."""
+    value, *rest = result
+    grads = rest[0] if len(rest) == 1 else rest
+    return [np.asarray(v) for v in (value, *grads)]
+
+
+def value_only(result) -> list[np.ndarray]:
+    """forward's (value, cache) as [value]."""
+    return [np.asarray(result[0])]
+
+
+def seconds_per_call(fn, args: tuple, cfg: Config) -> float:
+    """The minimum over cfg.repeat timeit repeats of fn(*args), in seconds per call."""
+    timer = timeit.Timer("fn(a, b)", globals={"fn": fn, "a": args[0], "b": args[1]})
+    number = cfg.number or timer.autorange()[0]
+    return min(timer.repeat(repeat=cfg.repeat, number=number)) / number
+
+
+def measure(impls: list[tuple], cfg: Config, reference: list[np.ndarray]) -> list[dict]:
+    """Time each (name, fn, args, to_arrays) after one untimed call that is checked against
+    ``reference`` (value, dx, dy) and warms up (JAX compiles there)."""
+    rows = []
+    for name, fn, args, to_arrays in impls:
+        progress(f"timing: {name}")
+        got = to_arrays(fn(*args))
+        agrees = all(np.allclose(g, r, rtol=1e-9, atol=1e-12) for g, r in zip(got, reference))
+        rows.append({"implementation": name, "seconds": seconds_per_call(fn, args, cfg),
+                     "agrees": bool(agrees)})
+    return rows
+
+
+def with_ratios(rows: list[dict], reference: float) -> list[dict]:
+    for row in rows:
+        if "seconds" in row:
+            row["vs_reference"] = row["seconds"] / reference
+    return rows
+
+
+def bench_math(cfg: Config) -> dict:
+    """Section 3: one value + gradient at POINT, math backend; hand-staged = 1.00x."""
+    expr, (x, y) = formula("staged", None)
+    generated = symdiff.lower(expr, wrt=[x, y]).compile("math")
+    lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
+                             modules="math", cse=True)
+    reference = as_arrays(hand_staged_math(*POINT))
+    rows = measure([
+        ("hand-staged (textbook, math.exp)", hand_staged_math, POINT, as_arrays),
+        ("symdiff math value_and_grad", generated.value_and_grad, POINT, as_arrays),
+        ("lambdify(cse=True), math", lambdified, POINT, as_arrays),
+    ], cfg, reference)
+    return {"point": list(POINT), "rows": with_ratios(rows, rows[0]["seconds"])}
+
+
+def array_points(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.uniform(-4, 4, n), rng.uniform(-4, 4, n)
+
+
+def bench_numpy(cfg: Config, xs: np.ndarray, ys: np.ndarray) -> dict:
+    """Section 4: value + gradient at every point, numpy backend; hand-staged numpy = 1.00x."""
+    expr, (x, y) = formula("staged", None)
+    generated = symdiff.lower(expr, wrt=[x, y]).compile("numpy")
+    lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
+                             modules="numpy", cse=True)
+    reference = as_arrays(hand_staged_numpy(xs, ys))
+    rows = measure([
+        ("hand-staged numpy (np.exp)", hand_staged_numpy, (xs, ys), as_arrays),
+        ("symdiff numpy value_and_grad", generated.value_and_grad, (xs, ys), as_arrays),
+        ("symdiff numpy forward only", generated.forward, (xs, ys), value_only),
+        ("lambdify(cse=True), numpy", lambdified, (xs, ys), as_arrays),
+    ], cfg, reference)
+    by_name = {r["implementation"]: r["seconds"] for r in rows}
+    return {"points": len(xs), "rows": with_ratios(rows, rows[0]["seconds"]),
+            "gradient_over_forward": by_name["symdiff numpy value_and_grad"]
+            / by_name["symdiff numpy forward only"]}
+
+
+def jax_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
+    """jit(vmap(value_and_grad)) in float64, on device arrays; None without JAX."""
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+    value_and_grad = jax.jit(jax.vmap(jax.value_and_grad(
+        lambda a, b: formula_with(a, b, jnp.exp), argnums=(0, 1))))
+
+    def call(a, b):
+        return jax.block_until_ready(value_and_grad(a, b))
+
+    return f"JAX {jax.__version__} jit(vmap(value_and_grad))", call, (jnp.asarray(xs),
+                                                                       jnp.asarray(ys))
+
+
+def torch_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
+    """Forward + torch.autograd.grad per call on float64 tensors; None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    a, b = torch.from_numpy(xs).requires_grad_(), torch.from_numpy(ys).requires_grad_()
+    ones = torch.ones_like(a)
+
+    def call(a, b):
+        out = formula_with(a, b, torch.exp)
+        return out.detach(), torch.autograd.grad(out, (a, b), ones)
+
+    name = f"PyTorch {torch.__version__} autograd ({torch.get_num_threads()} threads)"
+    return name, call, (a, b)
+
+
+def bench_frameworks(cfg: Config, xs, ys, numpy_section: dict) -> dict:
+    """Section 5: JAX and PyTorch on section 4's points; ratios to section 4's rows."""
+    labels = {"jax": "JAX", "torch": "PyTorch"}
+    if not cfg.frameworks:
+        return {"rows": [{"implementation": n, "status": f"skipped (--{cfg.mode})"}
+                         for n in labels.values()]}
+    reference = as_arrays(hand_staged_numpy(xs, ys))
+    rows = []
+    for key, make in (("jax", jax_impl), ("torch", torch_impl)):
+        impl = make(xs, ys)
+        if impl is None:
+            rows.append({"implementation": labels[key], "status": "not installed"})
+        else:
+            rows += measure([(*impl, as_arrays)], cfg, reference)
+    by_name = {r["implementation"]: r["seconds"] for r in numpy_section["rows"]}
+    for row in rows:
+        if "seconds" in row:
+            row["vs_hand_numpy"] = row["seconds"] / by_name["hand-staged numpy (np.exp)"]
+            row["vs_symdiff_numpy"] = row["seconds"] / by_name["symdiff numpy value_and_grad"]
+    return {"rows": rows}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "sympy": sp.__version__, "symdiff": symdiff.__version__}
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def secs(value: float | None) -> str:
+    """Seconds with 3 significant figures ('-' when missing)."""
+    return "-" if value is None else f"{value:.3g}"
+
+
+def times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def size_label(row: dict) -> str:
+    if row["formula"] == "staged":
+        return "SEEDS §3"
+    return f"{'n' if row['formula'] == 'rosenbrock' else 'depth'}={row['size']:,}"
+
+
+def generation_table(rows: list[dict], timeout: float) -> str:
+    out = []
+    for r in rows:
+        if r["formula"] == "staged":
+            continue
+        s, p = r["symdiff"], r["sympy"]
+        if "total_s" in p:
+            total, ratio = secs(p["total_s"]), times(p["total_s"] / s["total_s"])
+        else:  # a timeout is a lower bound on SymPy's time
+            total = p["status"] if p["status"] != "timeout" else f"timeout (> {timeout:g} s)"
+            ratio = f"> {times(timeout / s['total_s'])}" if p["status"] == "timeout" else "-"
+        out.append([r["formula"], size_label(r), secs(s["lower_s"]), secs(s["source_s"]),
+                    secs(s["total_s"]), secs(p.get("diff_s")), secs(p.get("cse_s")),
+                    secs(p.get("lambdify_s")), total, ratio])
+    return table(["formula", "size", "lower s", "source s", "symdiff total s", "SymPy diff s",
+                  "cse s", "lambdify s", "SymPy total s", "SymPy / symdiff"], out)
+
+
+def ops_table(rows: list[dict]) -> str:
+    out = []
+    for r in rows:
+        s, p = r["symdiff"], r["sympy"]
+        sympy_ops = p.get("cse_ops", "timeout" if p["status"] in ("timeout", "not run")
+                          else p["status"])
+        out.append([r["formula"], size_label(r), f"{s['forward']:,}", f"{s['backward']:,}",
+                    f"{s['ratio']:.2f}", f"{s['forward'] + s['backward']:,}",
+                    f"{sympy_ops:,}" if isinstance(sympy_ops, int) else sympy_ops])
+    return table(["formula", "size", "forward ops", "backward ops", "backward / forward",
+                  "symdiff forward + backward", "SymPy cse'd gradient ops"], out)
+
+
+def timing_table(rows: list[dict], unit: str, scale: float, points: int = 1) -> str:
+    out = []
+    for r in rows:
+        if "seconds" not in r:
+            out.append([r["implementation"], r["status"], "-", "-"])
+            continue
+        per_point = f"{r['seconds'] / points * 1e9:.1f}" if points > 1 else ""
+        cells = [r["implementation"], f"{r['seconds'] * scale:,.3g}",
+                 times(r["vs_reference"]), "yes" if r["agrees"] else "NO"]
+        out.append(cells[:2] + ([per_point] if points > 1 else []) + cells[2:])
+    headers = ["implementation", f"{unit}/call"] + (["ns/point"] if points > 1 else [])
+    return table(headers + ["vs hand-staged", "agrees"], out)
+
+
+def frameworks_table(rows: list[dict]) -> str:
+    out = [[r["implementation"], "-", "-", "-", r["status"]] if "seconds" not in r else
+           [r["implementation"], f"{r['seconds'] * 1e3:,.3g}", times(r["vs_hand_numpy"]),
+            times(r["vs_symdiff_numpy"]), "yes" if r["agrees"] else "NO"] for r in rows]
+    return table(["implementation", "ms/call", "vs hand-staged numpy", "vs symdiff numpy",
+                  "agrees"], out)
+
+
+def targets(results: dict) -> list[dict]:
+    """The issue's targets, each with the figure measured in this run (None: not measured)."""
+    gen = {(r["formula"], r["size"]): r["symdiff"] for r in results["generation"]}
+    math_rows = {r["implementation"]: r for r in results["math"]["rows"]}
+    numpy_rows = {r["implementation"]: r for r in results["numpy"]["rows"]}
+    ros = [gen.get(("rosenbrock", n), {}).get("total_s") for n in (1_000, 10_000)]
+    grow = results["growth"].get("rosenbrock", {}).get("symdiff")
+    worst = max(r["symdiff"]["ratio"] for r in results["generation"])
+    sym = math_rows["symdiff math value_and_grad"]["vs_reference"]
+    lam = math_rows["lambdify(cse=True), math"]["vs_reference"]
+    npy = numpy_rows["symdiff numpy value_and_grad"]["vs_reference"]
+    out = [("Rosenbrock n=1,000 generated < 1 s", ros[0], ros[0] is not None and ros[0] < 1,
+            secs(ros[0]) + " s" if ros[0] else None),
+           ("Rosenbrock n=10,000 generated < 10 s", ros[1], ros[1] is not None and ros[1] < 10,
+            secs(ros[1]) + " s" if ros[1] else None),
+           ("growth 1,000 -> 10,000 <= 12x", grow, grow is not None and grow <= 12, times(grow)),
+           ("backward/forward ops <= 3 everywhere", worst, worst <= 3, f"max {worst:.2f}"),
+           ("math backend <= 1.1x hand-staged", sym, sym <= 1.1, times(sym)),
+           ("math backend faster than lambdify(cse)", sym / lam, sym < lam,
+            f"{times(sym / lam)} of lambdify"),
+           ("numpy backend <= hand-staged numpy", npy, npy <= 1.0, times(npy))]
+    rows = [{"target": t, "value": v, "met": ok if v is not None else None, "shown": shown}
+            for t, v, ok, shown in out]
+    jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
+    if jax:  # no target, for comparison only
+        ratio = 1 / jax[0]["vs_symdiff_numpy"]
+        rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
+                     "value": ratio, "shown": times(ratio)})
+    return rows
+
+
+def targets_table(rows: list[dict]) -> str:
+    marks = {True: "yes", False: "**no**", None: "not measured", "info": "-"}
+    return table(["target", "measured", "met"],
+                 [[r["target"], r["shown"] or "-", marks[r["met"]]] for r in rows])
+
+
+def report(results: dict) -> str:
+    """All sections as Markdown: a machine line, then one titled table per section."""
+    m, cfg = results["machine"], results["config"]
+    num = results["numpy"]
+    grow = "; ".join(
+        f"{kind}: symdiff {times(g['symdiff'])}"
+        + (f", SymPy {times(g['sympy'])}" if g["sympy"] else "")
+        for kind, g in results["growth"].items())
+    parts = [
+        f"Machine: {m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+        f"numpy {m['numpy']}, sympy {m['sympy']}, symdiff {m['symdiff']}",
+        f"Command: `{results['command']}` (SymPy time cap {cfg['timeout']:g} s per formula)",
+        "### 1. Generation time (seconds; SymPy: diff per variable + cse + lambdify, "
+        "in a child process)",
+        generation_table(results["generation"], cfg["timeout"]),
+    ]
+    if grow:
+        parts.append(f"Growth from size 1,000 to 10,000: {grow}.")
+    parts += [
+        "### 2. Operation counts (symdiff: Program.count_ops; SymPy: count_ops of cse'd "
+        "[diff(f, v) for v in wrt])",
+        ops_table(results["generation"]),
+        f"### 3. Value + gradient at (x, y) = {POINT}, math backend (SEEDS §3)",
+        timing_table(results["math"]["rows"], "ns", 1e9),
+        f"### 4. Value + gradient on {num['points']:,} points, numpy backend "
+        f"(float64, single thread)",
+        timing_table(num["rows"], "ms", 1e3, num["points"]),
+        f"symdiff numpy gradient / forward: {times(num['gradient_over_forward'])}.",
+        "### 5. Autodiff frameworks on the same points (float64)",
+        frameworks_table(results["frameworks"]["rows"]),
+        "### Targets",
+        targets_table(results["targets"]),
+    ]
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmarks, print the Markdown report, write the JSON; returns the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_true", help="every size up to 10,000")
+    mode.add_argument("--smoke", action="store_true", help="size 10 only, quick (CI)")
+    parser.add_argument("--json", type=Path, default=HERE / "results.json",
+                        help="where to write the results (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds SymPy's route may take per formula (default 60 with "
+                             "--full, 10 otherwise)")
+    args = parser.parse_args(argv)
+    cfg = config(args)
+    command = "python benchmarks/run.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    results = {"machine": machine(), "command": command, "config": asdict(cfg),
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    results["generation"] = bench_generation(cfg)
+    results["growth"] = growth(results["generation"])
+    results["math"] = bench_math(cfg)
+    xs, ys = array_points(cfg.points)
+    results["numpy"] = bench_numpy(cfg, xs, ys)
+    results["frameworks"] = bench_frameworks(cfg, xs, ys, results["numpy"])
+    results["targets"] = targets(results)
+    print(report(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    progress(f"wrote {args.json}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

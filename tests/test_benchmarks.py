@@ -1,0 +1,82 @@
+"""benchmarks/run.py completes at its smallest size and its figures are consistent (not fast)."""
+
+import contextlib
+import importlib.util
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """main(["--smoke"]) run once: (results it returned, JSON it wrote, what it printed)."""
+    spec = importlib.util.spec_from_file_location("benchmarks_run", RUN)
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    path = tmp_path_factory.mktemp("bench") / "results.json"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = run.main(["--smoke", "--json", str(path)])
+    return results, json.loads(path.read_text(encoding="utf-8")), printed.getvalue()
+
+
+def test_json_is_what_main_returned(smoke):
+    results, written, _ = smoke
+    assert written["config"]["mode"] == "smoke" and written["config"]["sizes"] == [10]
+    assert written["generation"] == json.loads(json.dumps(results["generation"]))
+    assert {"platform", "cpu", "cores", "python", "numpy", "sympy"} <= set(written["machine"])
+
+
+def test_operation_counts_are_consistent(smoke):
+    _, written, _ = smoke
+    formulas = {(r["formula"], r["size"]) for r in written["generation"]}
+    assert formulas == {("rosenbrock", 10), ("chain", 10), ("staged", None)}
+    for row in written["generation"]:
+        ops = row["symdiff"]
+        assert ops["forward"] > 0 and ops["backward"] > 0
+        assert ops["ratio"] == pytest.approx(ops["backward"] / ops["forward"])
+        assert ops["lower_s"] > 0 and ops["source_s"] > 0
+        assert ops["total_s"] == pytest.approx(ops["lower_s"] + ops["source_s"])
+    staged = next(r["symdiff"] for r in written["generation"] if r["formula"] == "staged")
+    assert (staged["forward"], staged["backward"]) == (8, 16)
+
+
+def test_sympy_route_records_figures_or_a_status(smoke):
+    _, written, _ = smoke
+    for row in written["generation"]:
+        route = row["sympy"]
+        assert route["status"] in ("ok", "timeout", "not run") or route["status"].startswith(
+            ("error", "crashed"))
+        if route["status"] == "ok":
+            assert route["cse_ops"] > 0
+            assert route["total_s"] == pytest.approx(
+                route["diff_s"] + route["cse_s"] + route["lambdify_s"])
+    by_formula = {r["formula"]: r["sympy"]["status"] for r in written["generation"]}
+    assert by_formula["staged"] == "ok"  # small enough for any machine's 2 s
+
+
+def test_every_implementation_agrees_and_ratios_are_to_the_first_row(smoke):
+    _, written, _ = smoke
+    assert written["numpy"]["points"] == 10_000
+    for section in ("math", "numpy"):
+        rows = written[section]["rows"]
+        assert len(rows) >= 3 and all(r["agrees"] for r in rows)
+        assert rows[0]["vs_reference"] == 1.0
+        for r in rows:
+            assert r["seconds"] > 0 and math.isclose(
+                r["vs_reference"], r["seconds"] / rows[0]["seconds"])
+    assert all(r["status"] == "skipped (--smoke)" for r in written["frameworks"]["rows"])
+
+
+def test_report_is_markdown_with_every_section(smoke):
+    _, written, printed = smoke
+    assert printed.startswith("Machine: ") and written["machine"]["cpu"] in printed
+    for title in ("### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### Targets"):
+        assert title in printed
+    assert printed.count("|---|") >= 6
+    assert {t["met"] for t in written["targets"]} <= {True, False, None, "info"}
