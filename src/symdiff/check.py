@@ -88,6 +88,10 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
     >>> symdiff.check(symdiff.lower(x * sp.sin(y), wrt=[x, y])).ok
     True
     """
+    if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
+        from .arraycheck import check_arrays
+
+        return check_arrays(prog, samples=samples or 2, seed=seed)
     with mpmath.workdps(DPS):
         return _check(prog, points, samples, seed, backends, prove)
 

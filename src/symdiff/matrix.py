@@ -238,6 +238,15 @@ class Converter:
             return self._elementwise(node, sp.Pow, args)
         if isinstance(node, sp.MatMul):
             return self._product(node, args)
+        if isinstance(node, sp.MatPow):
+            base, exp = node.args
+            if not (exp.is_Integer and exp >= 1):
+                raise UnsupportedFunctionError(
+                    f"a matrix power needs a positive integer exponent: {node}")
+            acc = args[0]
+            for _ in range(int(exp) - 1):
+                acc = self._times(acc, args[0])
+            return acc
         if isinstance(node, sp.Transpose):
             a = self._materialized(args[0], keep_broadcast=True)
             return _Value(transpose(a.expr), a.phys[::-1], node.shape)
@@ -253,6 +262,9 @@ class Converter:
         if isinstance(node, sp.Symbol):
             raise ArgumentError(f"{node} is not an argument of the formula")
         # a scalar node (Add, Mul, function, ...) over scalar or array values
+        if any(isinstance(a, MatrixExpr) for a in node.args):
+            raise UnsupportedFunctionError(
+                f"{type(node).__name__} of a matrix is not supported: {_short(node)}")
         if any(a is None for a in args):
             raise UnsupportedFunctionError(f"cannot lower {type(node).__name__}: {node}")
         return self._elementwise(node, node.func, args)
@@ -323,7 +335,7 @@ class Converter:
             return value
         if not value.shape:
             return value
-        r, c = value.shape
+        r, c = (self.codes.get(n, n) for n in value.shape)
         return _Value(broadcast(value.expr, r, c), value.shape, value.shape)
 
 

@@ -96,6 +96,12 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
     if not isinstance(samples, int) or samples < 1:
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
+    if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
+        from .arraycheck import verify_arrays
+
+        if not callable(grad):
+            raise ArgumentError("for a matrix formula, grad must be a callable")
+        return verify_arrays(prog, grad, forward, samples=min(samples, 6), seed=seed)
     with mpmath.workdps(DPS):
         return _Verifier(prog, grad, forward).run(points, samples, seed)
 
