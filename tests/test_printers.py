@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from symdiff.errors import ArgumentError, UnsupportedFunctionError
 from symdiff.functions import relu, sigmoid, softplus
-from symdiff.printers import HELPER_NAMES, helper_source, print_expr
+from symdiff.printers import HELPER_NAMES, helper_source, make_printer, print_expr
 
 x, y, z = sp.symbols("x y z")
 BACKENDS = ("math", "numpy")
@@ -605,3 +605,30 @@ def test_digamma_helper_matches_mpmath(backend):
 def test_higher_polygamma_is_unsupported():
     with pytest.raises(UnsupportedFunctionError, match="polygamma of order 1"):
         print_expr(sp.polygamma(1, x), "math")
+
+
+def test_the_fast_path_prints_exactly_what_sympys_printer_prints():
+    import symdiff
+    from symdiff.printers import _fast_text
+
+    x, y = sp.symbols("x y")
+    xs = sp.symbols("x0:6")
+    formulas = [
+        (x + 1 / (1 + sp.exp(-y))) / (1 / (1 + sp.exp(-x)) + (x + y) ** 2),
+        sum(100 * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2 for i in range(5)),
+        x * sp.sin(x) + y * sp.cos(x) - 3 * x * y + x**3 - 2 * y + 7,
+        sp.Max(x, y) * (x - y) ** 2 / (1 + x**2),
+    ]
+    seen = 0
+    for f in formulas:
+        prog = symdiff.lower(f, wrt=sorted(f.free_symbols, key=str))
+        exprs = [s.rhs for s in prog.forward] + [g.local for g in prog.backward]
+        for backend in ("math", "numpy"):
+            printer = make_printer(backend)
+            for e in exprs:
+                fast = _fast_text(e)
+                if fast is not None:
+                    seen += 1
+                    printer_text = type(printer)()._print(e)
+                    assert fast == printer_text, (e, fast, printer_text)
+    assert seen > 40  # the fast path is taken for most small steps

@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable, Sequence
 import sympy as sp
 from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .dag import free_symbols, gc_paused, postorder
+from .dag import gc_paused, postorder
 from .errors import ArgumentError, SymdiffError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
@@ -38,12 +39,14 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     >>> print(prog.source("math").count("def "))
     3
     """
-    from .matrix import is_matrix_formula
-
-    if is_matrix_formula(expr):
+    if isinstance(expr, MatrixExpr):
         return _lower_matrix(expr, wrt, args)
     expr = as_expression(expr)
-    symbols = sorted(free_symbols(expr), key=lambda s: (s.name, str(s.assumptions0)))
+    nodes = postorder(expr)  # one walk: matrices inside? which symbols? how big?
+    if any(isinstance(n, MatrixExpr) for n in nodes):  # e.g. a Trace: a scalar of matrices
+        return _lower_matrix(expr, wrt, args)
+    symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
+                     key=lambda s: (s.name, str(s.assumptions0)))
     real = {s: _real(s) for s in symbols}
     wrt_pairs = _resolve_wrt(wrt, symbols, real)
     arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
@@ -60,7 +63,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     backward = reverse(forward, {codes[i].name: g for i, g in grads.items()})
     user_wrt = tuple(user for user, _ in wrt_pairs)
     return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
-                   text=_formula_text(canonical, codes))
+                   text=_formula_text(canonical, codes, nodes))
 
 
 def _lower_matrix(expr, wrt, args) -> Program:
@@ -222,8 +225,10 @@ def _resolve_symbol(item, symbols, real, what) -> tuple[sp.Symbol, sp.Symbol]:
     raise ArgumentError(f"{what} entries must be Symbols or names, got {item!r}")
 
 
-def _formula_text(expr: sp.Expr, codes: dict) -> str:
+def _formula_text(expr: sp.Expr, codes: dict, user_nodes: list) -> str:
     """The formula over code names, when it is small enough to print (empty otherwise)."""
+    if len(user_nodes) > MAX_PRINTED_NODES:  # distinct nodes of the user's formula
+        return ""
     size: dict[sp.Basic, int] = {}
     for node in postorder(expr):
         size[node] = 1 + sum(size[a] for a in node.args)

@@ -94,6 +94,54 @@ def check_supported(expr: sp.Basic, backend: str) -> None:
                 stack.append(arg)
 
 
+def _fast_text(expr: sp.Basic) -> str | None:
+    """The text SymPy's printer gives the commonest small steps (``a + b``, ``a - b``, ``a*b``,
+    ``2*a``, ``-a``, ``a**2``), without its dispatch; None for anything else. Lowering a big
+    formula prints tens of thousands of such steps (tests/test_printers.py checks the two agree).
+    """
+    if _is_name(expr):
+        return expr.name
+    args = expr.args
+    if expr.is_Pow:
+        base, e = args
+        if _is_name(base) and e.is_Integer and e >= 2:
+            return f"{base.name}**{e}"
+        return None
+    if expr.is_Mul and len(args) == 2:
+        first, second = args
+        if not _is_name(second):
+            return None
+        if _is_name(first):
+            return f"{first.name}*{second.name}"
+        if first.is_Integer:
+            return f"-{second.name}" if first == -1 else f"{first}*{second.name}" \
+                if first > 0 else None
+        return None
+    if expr.is_Add and len(args) == 2:
+        terms = [_signed_term(t) for t in args]
+        if None in terms:
+            return None
+        (neg0, t0), (neg1, t1) = terms
+        return f"{'-' if neg0 else ''}{t0} {'-' if neg1 else '+'} {t1}"
+    return None
+
+
+def _signed_term(term: sp.Basic) -> tuple[bool, str] | None:
+    if _is_name(term):
+        return False, term.name
+    if term.is_Integer and term >= 0:
+        return False, str(term)
+    if term.is_Mul and len(term.args) == 2 and term.args[0] == -1 and _is_name(term.args[1]):
+        return True, term.args[1].name
+    return None
+
+
+def _is_name(node: sp.Basic) -> bool:
+    """A plain Symbol (not a Dummy or Wild) whose name is a Python identifier."""
+    return type(node) is sp.Symbol and node.name.isidentifier() and not keyword.iskeyword(
+        node.name)
+
+
 class _StagedPrinter:
     """What both backends share; mixed in before SymPy's printer class."""
 
@@ -107,6 +155,9 @@ class _StagedPrinter:
     def line(self, expr: sp.Basic) -> str:
         """One expression as code. Skips ``doprint``'s whole-tree rewrite of unevaluated
         expressions, which costs more than the printing itself for small steps."""
+        text = _fast_text(expr)
+        if text is not None:
+            return text
         check_supported(expr, self._backend)
         return self._print(expr)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .dag import postorder
 from .ir import GradStep, Step
 from .rules import local_partials
 
@@ -21,8 +20,8 @@ def reverse(forward: list[Step], grad_names: dict[str, str]) -> list[GradStep]:
     Forward step ``s`` has gradient ``d`` + ``s``; the output's gradient is the upstream ``dout``.
     """
     needs = set(grad_names)
-    for step in forward:
-        if any(n.is_Symbol and n.name in needs for n in postorder(step.rhs)):
+    for step in forward:  # steps are small: SymPy's own (cached) free_symbols is cheap here
+        if any(s.name in needs for s in step.rhs.free_symbols):
             needs.add(step.name)
     grad_of = dict(grad_names)
     grad_of.update((s.name, "d" + s.name) for s in forward)
