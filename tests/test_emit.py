@@ -102,6 +102,27 @@ def test_numpy_accumulation_does_not_alias_gradients():
     np.testing.assert_allclose(dx, 2 * (xs + ys) + np.cos(xs), rtol=1e-15)
 
 
+@pytest.mark.parametrize("formula", ["x + y", "x*y", "x", "x + 2*y", "x - y"])
+def test_returned_numpy_gradients_are_fresh_arrays(formula):
+    # dx = dout, dy = dout (x + y) or dx = y (x*y): the caller must get arrays of its own
+    prog = symdiff.lower(formula, wrt=["x", "y"])
+    mod = prog.compile("numpy")
+    xs, ys = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    keep_x, keep_y = xs.copy(), ys.copy()
+    _, (dx, dy) = mod.value_and_grad(xs, ys)
+    dout = np.array([1.0, 1.0])
+    bx, by = mod.backward(dout, mod.forward(xs, ys)[1])
+    arrays = [dx, dy, bx, by, xs, ys, dout]
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1:]:
+            assert not np.shares_memory(a, b), formula
+    dx += 100.0
+    bx += 100.0
+    np.testing.assert_array_equal(xs, keep_x)
+    np.testing.assert_array_equal(ys, keep_y)
+    np.testing.assert_array_equal(dout, [1.0, 1.0])
+
+
 def test_untaken_piecewise_branch_never_leaks_nan_or_warnings():
     x = sp.Symbol("x")
     for expr, grad_at_zero in [(sp.Piecewise((sp.log(x), x > 0), (0, True)), 0.0),

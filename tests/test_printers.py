@@ -565,9 +565,12 @@ def test_unbroadcast_smaller_grad_and_zero_d(unbroadcast):
     assert type(got) is float and got == 6.0
     got = unbroadcast(grad, np.array(2.0))  # a 0-d array argument gets a 0-d array
     assert isinstance(got, np.ndarray) and got.shape == () and float(got) == 6.0
-    same = np.ones((2, 2))
-    got = unbroadcast(same, np.zeros((2, 2)))
-    assert got is not same and got.flags.writeable
+    same = np.ones((2, 2))  # already the argument's shape: returned as it is (no copy)
+    assert unbroadcast(same, np.zeros((2, 2))) is same
+    view = np.broadcast_to(np.ones(2), (2, 2))  # a read-only view: copied
+    got = unbroadcast(view, np.zeros((2, 2)))
+    assert got.flags.writeable and np.array_equal(got, same)
+    np.testing.assert_array_equal(unbroadcast(1.0, np.zeros(3), (2, 3)), [2.0, 2.0, 2.0])
     np.testing.assert_array_equal(unbroadcast(np.ones(0), np.zeros(0)), np.zeros(0))
 
 

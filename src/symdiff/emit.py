@@ -39,9 +39,13 @@ class _Writer:
         self.backend = backend
         self.printer = make_printer(backend)
         self.helpers = self.printer.helpers  # filled as lines are printed
+        self._printed: dict = {}
 
     def expr(self, expr) -> str:
-        return self.printer.line(expr)
+        text = self._printed.get(expr)
+        if text is None:  # backward and the fused value_and_grad print the same lines
+            text = self._printed[expr] = self.printer.line(expr)
+        return text
 
 
 @gc_paused
@@ -54,12 +58,12 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None)
     fn = _function_names(prog, name)
     w = _Writer(backend)
     forward_lines = {s.name: f"{s.name} = {w.expr(s.rhs)}" for s in prog.forward}
-    forward = _forward(prog, w, fn, forward_lines)
-    backward = _backward(prog, w, fn, forward_lines)
+    functions = [_forward(prog, w, fn, forward_lines), _backward(prog, w, fn, forward_lines),
+                 _value_and_grad(prog, fn, w, forward_lines)]
     if backend == "numpy" and prog.grads and prog.shapes is None:
         w.helpers.add("unbroadcast")
     helpers = [helper_source(h, backend).strip() for h in sorted(w.helpers)]
-    code = helpers + [forward, backward, _value_and_grad(prog, fn, backend)]
+    code = helpers + functions
     imports = [_IMPORTS[backend]] if any(_uses_module(c, backend) for c in code) else []
     return "\n\n\n".join([_docstring(prog, backend, fn)] + imports + code) + "\n"
 
@@ -113,20 +117,25 @@ def _docstring(prog: Program, backend: str, fn: dict[str, str]) -> str:
 
 
 def _forward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
-    body = [_guarded(w, step.rhs, lines[step.name]) for step in prog.forward]
+    body = _forward_body(prog, w, lines)
+    body.append(f"return {prog.output}, {_tuple(_cached(prog, w.backend))}")
+    doc = '"""The formula, one step per line; the cache keeps what backward reads."""'
+    return _def(fn["forward"], prog.args, [doc] + body)
+
+
+def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]:
+    """Argument conversion (numpy), dimensions (matrices) and one line per forward step."""
+    body = []
     if w.backend == "numpy" and prog.args:  # NumPy semantics for Python numbers and int arrays
         w.helpers.add("asfloat")
         if len(prog.args) <= 4:
             converted = ", ".join(f"asfloat({a})" for a in prog.args)
-            body.insert(0, f"{', '.join(prog.args)} = {converted}")
+            body.append(f"{', '.join(prog.args)} = {converted}")
         else:
-            body[0:0] = [f"{a} = asfloat({a})" for a in prog.args]
-    if prog.dims:
-        at = len(body) - len(prog.forward)
-        body[at:at] = _dim_lines(prog)
-    body.append(f"return {prog.output}, {_tuple(_cached(prog, w.backend))}")
-    doc = '"""The formula, one step per line; the cache keeps what backward reads."""'
-    return _def(fn["forward"], prog.args, [doc] + body)
+            body += [f"{a} = asfloat({a})" for a in prog.args]
+    body += _dim_lines(prog)
+    body += [_guarded(w, step.rhs, lines[step.name]) for step in prog.forward]
+    return body
 
 
 def _dim_lines(prog: Program) -> list[str]:
@@ -155,24 +164,52 @@ def _backward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str
     unpack = f"{', '.join(cached)}{',' if len(cached) == 1 else ''} = cache"
     if cached:
         body.append(unpack if len(unpack) <= 92 else _call("", cached, " = cache"))
-    source = None
+    steps, aliases = _backward_body(prog, w, lines, fold_dout=False)
+    body += steps
+    body.append(f"return {_tuple(_returned(prog, w.backend, aliases))}")
+    return _def(fn["backward"], [f"d{prog.output}", "cache"], body)
+
+
+def _backward_body(prog: Program, w: _Writer, lines: dict[str, str], fold_dout: bool):
+    """The backward lines, and which gradients end up naming another value's array.
+
+    With ``fold_dout`` the upstream gradient of the output is the number 1, folded away
+    (``dnum = invden``): the fused ``value_and_grad``.
+    """
+    body, source = [], None
+    alias: dict[str, str] = {}  # gradient -> the value whose array it names, if not its own
+    seed = f"d{prog.output}"
     for g in prog.backward:
         if g.source != source:
             source = g.source
             body.append(f"# backprop {_one_line(lines[source])}")
-        value = grad_text(g, w.expr)
+        if fold_dout and g.upstream == seed and not g.whole:
+            value = _seeded_text(g.local, w)
+        else:
+            value = grad_text(g, w.expr)
         if not g.accumulate:
             line = f"{g.name} = {value}"
+            if value.isidentifier():  # dx = dxpy: both name one array
+                alias[g.name] = alias.get(value, value)
+            else:
+                alias.pop(g.name, None)
         elif w.backend == "math":
             line = f"{g.name} += {value}"
         else:
             line = f"{g.name} = {g.name} + {value}"
+            alias.pop(g.name, None)
         body.append(_guarded(w, g.local, line))
     arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
     body += [f"{z} = {_zero(prog, arg_of[z])}  # {prog.output} does not depend on it"
              for z in prog.zero_grads]
-    body.append(f"return {_tuple(_returned(prog, w.backend))}")
-    return _def(fn["backward"], [f"d{prog.output}", "cache"], body)
+    return body, alias
+
+
+def _seeded_text(local, w: _Writer) -> str:
+    """``upstream * local`` with the upstream gradient 1."""
+    if local == 1 or local == -1:
+        return f"{int(local)}.0"
+    return w.expr(local)
 
 
 def _zero(prog: Program, arg: str) -> str:
@@ -181,18 +218,22 @@ def _zero(prog: Program, arg: str) -> str:
     return "0.0"
 
 
-def _value_and_grad(prog: Program, fn: dict, backend: str) -> str:
+def _value_and_grad(prog: Program, fn: dict, w: _Writer, lines: dict[str, str]) -> str:
     out, grads = prog.output, _abridged(prog.grads, "(", ")")
-    if backend == "math":
-        doc, seed = f"{out} and its gradient {grads} at one point.", "1.0"
-    elif prog.shapes is not None:
+    if prog.shapes is not None:  # a matrix program: dout = ones of the output's shape
         doc = f"{out} and the gradient {grads} of the sum of its entries."
-        seed = f"np.ones_like({out})"
+        body = [f'"""{doc}"""', _call(f"{out}, cache = {fn['forward']}", prog.args),
+                f"return {out}, {fn['backward']}(np.ones_like({out}), cache)"]
+        return _def(fn["value_and_grad"], prog.args, body)
+    if w.backend == "math":
+        doc = f"{out} and its gradient {grads} at one point"
     else:  # d(sum of out)/d arg: elementwise for full-shape args, summed for broadcast ones
-        doc = f"{out} and its gradient {grads}, elementwise (summed if broadcast)."
-        seed = f"np.ones_like({out})"
-    body = [f'"""{doc}"""', _call(f"{out}, cache = {fn['forward']}", prog.args),
-            f"return {out}, {fn['backward']}({seed}, cache)"]
+        doc = f"{out} and its gradient {grads}, elementwise (summed if broadcast)"
+    body = [f'"""{doc}.\n\nForward and backward in one pass, with d{out} = 1 folded away."""']
+    body += _forward_body(prog, w, lines)
+    steps, aliases = _backward_body(prog, w, lines, fold_dout=True)
+    body += steps
+    body.append(f"return {out}, {_tuple(_returned(prog, w.backend, aliases, out))}")
     return _def(fn["value_and_grad"], prog.args, body)
 
 
@@ -208,11 +249,25 @@ def _cached(prog: Program, backend: str) -> list[str]:
     return [n for n in order if n in used]
 
 
-def _returned(prog: Program, backend: str) -> list[str]:
-    if backend == "math" or prog.shapes is not None:  # matrix gradients have their shapes
+def _returned(prog: Program, backend: str, aliases: dict[str, str], out: str | None = None):
+    """The returned gradients. NumPy: summed to each argument's shape (over ``out``'s shape
+    when dout was folded to 1), and copied where the array is another value's (``dx = dxpy``
+    and ``dy = dxpy``; ``dx = y``): a caller must be free to change what it gets back."""
+    if backend == "math":
         return list(prog.grads)
+    shared: dict[str, str] = {}
+    returned = []
     arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
-    return [f"unbroadcast({g}, {arg_of[g]})" for g in prog.grads]
+    for g in prog.grads:
+        owner = aliases.get(g, g)
+        copy = owner != g or owner in shared
+        shared.setdefault(owner, g)
+        text = f"np.array({g})" if copy else g
+        if prog.shapes is None:
+            shape = f", np.shape({out})" if out else ""
+            text = f"unbroadcast({text}, {arg_of[g]}{shape})"
+        returned.append(text)
+    return returned
 
 
 def _guarded(w: _Writer, expr, line: str) -> str:

@@ -571,9 +571,10 @@ _VECTORIZED = '''
 _NUMPY_HELPERS = {
     "sigmoid": '''
         def sigmoid(t):
-            """The logistic function 1/(1 + exp(-t)), elementwise, with no overflow."""
-            e = np.exp(-np.abs(t))
-            return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+            """The logistic function 1/(1 + exp(-t)), elementwise: where exp(-t) overflows
+            to inf (t < -709) the result is exactly 0, as it should be, with no warning."""
+            with np.errstate(over="ignore"):
+                return 1.0 / (1.0 + np.exp(-t))
         ''',
     "relu": '''
         def relu(t):
@@ -586,20 +587,24 @@ _NUMPY_HELPERS = {
             return np.logaddexp(0.0, t)
         ''',
     "unbroadcast": '''
-        def unbroadcast(grad, like):
-            """grad summed down to the shape of like: the adjoint of broadcasting like up."""
-            shape = np.shape(like)
+        def unbroadcast(grad, like, shape=()):
+            """grad (broadcast to shape) summed down to the shape of like: the adjoint of
+            broadcasting like up. A float array of like's shape is returned as it is."""
+            target = np.shape(like)
             g = np.asarray(grad)
             if not np.issubdtype(g.dtype, np.floating):
                 g = g.astype(float)
-            g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
-            g = g.sum(axis=tuple(range(g.ndim - len(shape))))
-            axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+            full = np.broadcast_shapes(g.shape, target, shape)
+            if g.shape != full:
+                g = np.broadcast_to(g, full)
+            if g.ndim > len(target):
+                g = g.sum(axis=tuple(range(g.ndim - len(target))))
+            axes = tuple(i for i, n in enumerate(target) if n == 1 and g.shape[i] != 1)
             if axes:
                 g = g.sum(axis=axes, keepdims=True)
             if not isinstance(like, np.ndarray):
                 return float(g)
-            return np.array(g, copy=True)
+            return g if g.flags.writeable else np.array(g)
         ''',
     "asfloat": '''
         def asfloat(a):

@@ -59,6 +59,35 @@ def backward(dout, cache):
 
 
 def value_and_grad(x, y):
-    """out and its gradient (dx, dy) at one point."""
-    out, cache = forward(x, y)
-    return out, backward(1.0, cache)
+    """out and its gradient (dx, dy) at one point.
+    
+    Forward and backward in one pass, with dout = 1 folded away."""
+    sigy = sigmoid(y)
+    num = x + sigy
+    sigx = sigmoid(x)
+    xpy = x + y
+    xpysqr = xpy**2
+    den = sigx + xpysqr
+    invden = 1/den
+    out = num*invden
+    # backprop out = num*invden
+    dnum = invden
+    dinvden = num
+    # backprop invden = 1/den
+    dden = dinvden * (-invden**2)
+    # backprop den = sigx + xpysqr
+    dsigx = dden
+    dxpysqr = dden
+    # backprop xpysqr = xpy**2
+    dxpy = dxpysqr * (2*xpy)
+    # backprop xpy = x + y
+    dx = dxpy
+    dy = dxpy
+    # backprop sigx = sigmoid(x)
+    dx += dsigx * (sigx*(1 - sigx))
+    # backprop num = x + sigy
+    dx += dnum
+    dsigy = dnum
+    # backprop sigy = sigmoid(y)
+    dy += dsigy * (sigy*(1 - sigy))
+    return out, (dx, dy)

@@ -20,25 +20,30 @@ def asfloat(a):
 
 
 def sigmoid(t):
-    """The logistic function 1/(1 + exp(-t)), elementwise, with no overflow."""
-    e = np.exp(-np.abs(t))
-    return np.where(t >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """The logistic function 1/(1 + exp(-t)), elementwise: where exp(-t) overflows
+    to inf (t < -709) the result is exactly 0, as it should be, with no warning."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-t))
 
 
-def unbroadcast(grad, like):
-    """grad summed down to the shape of like: the adjoint of broadcasting like up."""
-    shape = np.shape(like)
+def unbroadcast(grad, like, shape=()):
+    """grad (broadcast to shape) summed down to the shape of like: the adjoint of
+    broadcasting like up. A float array of like's shape is returned as it is."""
+    target = np.shape(like)
     g = np.asarray(grad)
     if not np.issubdtype(g.dtype, np.floating):
         g = g.astype(float)
-    g = np.broadcast_to(g, np.broadcast_shapes(g.shape, shape))
-    g = g.sum(axis=tuple(range(g.ndim - len(shape))))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    full = np.broadcast_shapes(g.shape, target, shape)
+    if g.shape != full:
+        g = np.broadcast_to(g, full)
+    if g.ndim > len(target):
+        g = g.sum(axis=tuple(range(g.ndim - len(target))))
+    axes = tuple(i for i, n in enumerate(target) if n == 1 and g.shape[i] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     if not isinstance(like, np.ndarray):
         return float(g)
-    return np.array(g, copy=True)
+    return g if g.flags.writeable else np.array(g)
 
 
 def forward(x, y):
@@ -82,6 +87,36 @@ def backward(dout, cache):
 
 
 def value_and_grad(x, y):
-    """out and its gradient (dx, dy), elementwise (summed if broadcast)."""
-    out, cache = forward(x, y)
-    return out, backward(np.ones_like(out), cache)
+    """out and its gradient (dx, dy), elementwise (summed if broadcast).
+    
+    Forward and backward in one pass, with dout = 1 folded away."""
+    x, y = asfloat(x), asfloat(y)
+    sigy = sigmoid(y)
+    num = x + sigy
+    sigx = sigmoid(x)
+    xpy = x + y
+    xpysqr = xpy**2
+    den = sigx + xpysqr
+    invden = 1/den
+    out = num*invden
+    # backprop out = num*invden
+    dnum = invden
+    dinvden = num
+    # backprop invden = 1/den
+    dden = dinvden * (-invden**2)
+    # backprop den = sigx + xpysqr
+    dsigx = dden
+    dxpysqr = dden
+    # backprop xpysqr = xpy**2
+    dxpy = dxpysqr * (2*xpy)
+    # backprop xpy = x + y
+    dx = dxpy
+    dy = dxpy
+    # backprop sigx = sigmoid(x)
+    dx = dx + dsigx * (sigx*(1 - sigx))
+    # backprop num = x + sigy
+    dx = dx + dnum
+    dsigy = dnum
+    # backprop sigy = sigmoid(y)
+    dy = dy + dsigy * (sigy*(1 - sigy))
+    return out, (unbroadcast(dx, x, np.shape(out)), unbroadcast(dy, y, np.shape(out)))
