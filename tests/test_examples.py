@@ -70,7 +70,7 @@ def printed(stdout: str, label: str) -> float:
 
 
 @pytest.mark.parametrize("name", ["staged_example", "apples", "sigmoid_neuron",
-                                  "two_input_neuron", "verify_hand_gradient"])
+                                  "two_input_neuron", "verify_hand_gradient", "two_layer_net"])
 def test_example_runs(name):
     assert run_example(name).strip()
 
@@ -79,6 +79,14 @@ def test_verify_example_shows_a_right_and_a_diagnosed_backward():
     out = run_example("verify_hand_gradient")
     assert out.count("verdict: RIGHT") == 1 and "verdict: WRONG in dx" in out
     assert "missing a term at a fork" in out and "sign flipped" in out
+
+
+def test_two_layer_net_example_trains_with_every_optimizer():
+    out = run_example("two_layer_net")
+    initial = printed(out, "initial loss")
+    for name in ["SGD", "Momentum", "AdaGrad", "RMSProp", "Adam"]:
+        assert 0 <= printed(out, f"{name} final loss") < 0.5 * initial, name
+    assert "dW1 = X.T @ dXW1" in out  # the staged backward, derived by symdiff
 
 
 def test_apples_example_prints_worked_numbers():

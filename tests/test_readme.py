@@ -1,11 +1,13 @@
 """The README stays true: its test command is CI's, its generated code is what symdiff writes."""
 
+import ast
 import pathlib
 import re
 
 import sympy as sp
 
 import symdiff
+from symdiff import layers
 
 ROOT = pathlib.Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -34,3 +36,29 @@ def test_readme_numbers_are_the_real_ones(staged):
     assert f"({value!r}, ({grads[0]!r}, {grads[1]!r}))" in README
     exact = [sp.diff(expr, v).subs({x: 3, y: -4}).evalf(30) for v in (x, y)]
     assert all(abs(g - float(e)) < 1e-14 for g, e in zip(grads, exact))
+
+
+def shown_python(marker: str) -> str:
+    """The ```python block between <!-- marker:begin --> and <!-- marker:end -->."""
+    return re.search(rf"<!-- {marker}:begin -->\n```python\n(.*?)```\n<!-- {marker}:end -->",
+                     README, re.S).group(1)
+
+
+def test_readme_shows_the_affine_module_symdiff_writes():
+    expected = layers.program("affine").source("numpy", name="affine")
+    assert shown_python("affine-numpy") == expected
+
+
+def test_readme_batchnorm_formula_is_the_batchnorm_layer():
+    namespace = {"sp": sp, "symdiff": symdiff}
+    exec(shown_python("batchnorm-formula"), namespace)  # our own README's code
+    expected = layers.program("batchnorm").source("numpy", name="batchnorm")
+    assert namespace["prog"].source("numpy", name="batchnorm") == expected
+
+
+def test_readme_shows_the_batchnorm_code_symdiff_writes():
+    source = layers.program("batchnorm").source("numpy", name="batchnorm")
+    functions = [ast.get_source_segment(source, node) for node in ast.parse(source).body
+                 if isinstance(node, ast.FunctionDef)
+                 and node.name in ("batchnorm_forward", "batchnorm_backward")]
+    assert shown_python("batchnorm-numpy") == "\n\n\n".join(functions) + "\n"

@@ -8,6 +8,7 @@
 
 __version__ = "0.1.0"
 
+from . import layers  # noqa: E402, F401
 from .api import grad, lower  # noqa: E402
 from .check import CheckReport, PartialReport, check  # noqa: E402
 from .errors import (  # noqa: E402

@@ -284,7 +284,8 @@ def _one_line(text: str, limit: int = 80) -> str:
 
 
 def _def(name: str, params, body: list[str]) -> str:
-    text = "\n".join("    " + line.replace("\n", "\n    ") for line in body)
+    lines = "\n".join(body).split("\n")
+    text = "\n".join(f"    {line}" if line else "" for line in lines)
     return f"{_call(f'def {name}', params, ':')}\n{text}"
 
 

@@ -60,7 +60,7 @@ def backward(dout, cache):
 
 def value_and_grad(x, y):
     """out and its gradient (dx, dy) at one point.
-    
+
     Forward and backward in one pass, with dout = 1 folded away."""
     sigy = sigmoid(y)
     num = x + sigy

@@ -88,7 +88,7 @@ def backward(dout, cache):
 
 def value_and_grad(x, y):
     """out and its gradient (dx, dy), elementwise (summed if broadcast).
-    
+
     Forward and backward in one pass, with dout = 1 folded away."""
     x, y = asfloat(x), asfloat(y)
     sigy = sigmoid(y)
