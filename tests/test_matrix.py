@@ -279,3 +279,15 @@ def test_verify_reports_a_hand_backward_that_raises():
 
     report = _verify(broken)
     assert not report.ok and "transpose" in report.partials[0].diagnosis
+
+
+def test_arguments_must_be_matrices_of_the_declared_shape():
+    mod = symdiff.lower(affine(), wrt=[X, W, b]).compile("numpy")
+    x, w = RNG.normal(size=(5, 3)), RNG.normal(size=(3, 4))
+    message = r"b must be a 1 x n matrix \(a 2-D array\), got shape \(4,\)"
+    with pytest.raises(ValueError, match=message):
+        mod.forward(x, w, np.zeros(4))
+    with pytest.raises(ValueError, match="b must be a 1 x n matrix"):
+        mod.forward(x, w, np.zeros((2, 4)))
+    out, _ = mod.forward(x.tolist(), w, np.zeros((1, 4)))  # nested lists are fine
+    assert out.shape == (5, 4)

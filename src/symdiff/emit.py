@@ -126,6 +126,9 @@ def _forward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
 def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]:
     """Argument conversion (numpy), dimensions (matrices) and one line per forward step."""
     body = []
+    if prog.shapes is not None:  # matrix arguments: 2-D float arrays of the declared shapes
+        return body + _matrix_arguments(prog, w) + _dim_lines(prog) + [
+            _guarded(w, step.rhs, lines[step.name]) for step in prog.forward]
     if w.backend == "numpy" and prog.args:  # NumPy semantics for Python numbers and int arrays
         w.helpers.add("asfloat")
         if len(prog.args) <= 4:
@@ -136,6 +139,22 @@ def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]
     body += _dim_lines(prog)
     body += [_guarded(w, step.rhs, lines[step.name]) for step in prog.forward]
     return body
+
+
+def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:
+    """``X = asmatrix(X, "X")``; a declared size of 1 (a bias row) is checked too."""
+    lines = []
+    for a in prog.args:
+        shape = prog.shapes[a]
+        if not shape:
+            w.helpers.add("asfloat")
+            lines.append(f"{a} = asfloat({a})")
+            continue
+        w.helpers.add("asmatrix")
+        fixed = tuple(int(n) if n.is_Integer else None for n in shape)
+        extra = f", {fixed}" if any(n is not None for n in fixed) else ""
+        lines.append(f'{a} = asmatrix({a}, "{a}"{extra})')
+    return lines
 
 
 def _dim_lines(prog: Program) -> list[str]:

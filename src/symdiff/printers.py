@@ -606,6 +606,16 @@ _NUMPY_HELPERS = {
                 return float(g)
             return g if g.flags.writeable else np.array(g)
         ''',
+    "asmatrix": '''
+        def asmatrix(a, name, shape=(None, None)):
+            """a as a 2-D float array, with the sizes the formula fixes (None: any size)."""
+            a = np.asarray(a, dtype=float)
+            if a.ndim != 2 or any(n is not None and n != m for n, m in zip(shape, a.shape)):
+                want = " x ".join("n" if n is None else str(n) for n in shape)
+                raise ValueError(f"{name} must be a {want} matrix (a 2-D array), got shape "
+                                 f"{a.shape}")
+            return a
+        ''',
     "asfloat": '''
         def asfloat(a):
             """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy)."""
