@@ -308,7 +308,9 @@ def _reject(node: sp.Basic) -> None:
             f"the formula is undefined everywhere: SymPy folds part of it to {node} "
             "(a division by zero such as x/(x - x), or 0/0)")
     if node is sp.I:
-        raise UnsupportedFunctionError("the formula contains I: only real values are supported")
+        raise UnsupportedFunctionError(
+            "the formula is not real: SymPy evaluates part of it to a complex number (such as "
+            "log(-1) = I*pi); only real values are supported")
     if isinstance(node, AppliedUndef):
         raise UnsupportedFunctionError(
             f"{_short(node)} is an undefined function: give it a formula to differentiate")
