@@ -156,7 +156,7 @@ def test_helper_names_returned():
 def test_helper_names_cover_everything():
     assert HELPER_NAMES == {
         "sigmoid", "relu", "softplus", "erf", "erfc", "gamma", "loggamma", "unbroadcast",
-        "asfloat", "digamma", "max_mask", "asmatrix",
+        "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks",
     }
     for name in HELPER_NAMES:
         source = helper_source(name, "numpy")

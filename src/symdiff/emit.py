@@ -85,7 +85,7 @@ def compile_module(prog: Program, backend: str = "math", name: str | None = None
 
 
 def _function_names(prog: Program, name: str | None) -> dict[str, str]:
-    base = ("forward", "backward", "value_and_grad")
+    base = ("forward", "backward", "value_and_grad", "value_and_grad_block")
     if name is None:
         return {b: b for b in base}
     if not is_identifier(name):
@@ -248,12 +248,21 @@ def _value_and_grad(prog: Program, fn: dict, w: _Writer, lines: dict[str, str]) 
         doc = f"{out} and its gradient {grads} at one point"
     else:  # d(sum of out)/d arg: elementwise for full-shape args, summed for broadcast ones
         doc = f"{out} and its gradient {grads}, elementwise (summed if broadcast)"
+    blocks = w.backend == "numpy" and bool(prog.args)
+    fused = fn["value_and_grad_block" if blocks else "value_and_grad"]
     body = [f'"""{doc}.\n\nForward and backward in one pass, with d{out} = 1 folded away."""']
     body += _forward_body(prog, w, lines)
     steps, aliases = _backward_body(prog, w, lines, fold_dout=True)
     body += steps
     body.append(f"return {out}, {_tuple(_returned(prog, w.backend, aliases, out))}")
-    return _def(fn["value_and_grad"], prog.args, body)
+    text = _def(fused, prog.args, body)
+    if not blocks:
+        return text
+    w.helpers.add("in_blocks")
+    driver = [f'"""{doc}.\n\nLarge arrays of one shape run in blocks of rows that fit in the CPU '
+              f'cache (see in_blocks);\neach block is {fused}."""',
+              f"return in_blocks({fused}, {_tuple(prog.args)})"]
+    return text + "\n\n\n" + _def(fn["value_and_grad"], prog.args, driver)
 
 
 def _cached(prog: Program, backend: str) -> list[str]:

@@ -25,7 +25,8 @@ RESERVED = frozenset(
     | set(keyword.softkwlist)
     | set(dir(builtins))
     | set(HELPER_NAMES)
-    | {"math", "np", "numpy", "cache", "forward", "backward", "value_and_grad"}
+    | {"math", "np", "numpy", "cache", "forward", "backward", "value_and_grad",
+       "value_and_grad_block"}
 )
 
 

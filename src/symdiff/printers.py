@@ -542,11 +542,9 @@ def make_printer(backend: str):
 _MATH_HELPERS = {
     "sigmoid": '''
         def sigmoid(t):
-            """The logistic function 1/(1 + exp(-t)), with no OverflowError for any t."""
-            if t >= 0:
-                return 1.0 / (1.0 + math.exp(-t))
-            e = math.exp(t)
-            return e / (1.0 + e)
+            """The logistic function 1/(1 + exp(-t)), with no OverflowError for any t: below
+            -708, exp(-t) would overflow, and 1 + exp(t) is 1 in floats, so it is exp(t)."""
+            return 1.0 / (1.0 + math.exp(-t)) if t >= -708.0 else math.exp(t)
         ''',
     "relu": '''
         def relu(t):
@@ -605,6 +603,33 @@ _NUMPY_HELPERS = {
             if not isinstance(like, np.ndarray):
                 return float(g)
             return g if g.flags.writeable else np.array(g)
+        ''',
+    "in_blocks": '''
+        def in_blocks(fused, args, block=16384):
+            """fused(*args) computed over blocks of rows, when every argument is an array of
+            the same shape with more than block elements; otherwise in one call. The results
+            are the same numbers (every step is elementwise), and a few dozen temporaries of
+            block elements stay in the CPU cache instead of streaming through memory."""
+            arrays = [np.asarray(a) for a in args]
+            shape = arrays[0].shape
+            if not shape or any(a.shape != shape for a in arrays):
+                return fused(*args)
+            inner = int(np.prod(shape[1:]))
+            rows = max(1, block // max(inner, 1))
+            if shape[0] <= rows:
+                return fused(*args)
+            out, grads = None, None
+            for start in range(0, shape[0], rows):
+                value, partials = fused(*(a[start:start + rows] for a in arrays))
+                if out is None:
+                    if np.shape(value) != (min(rows, shape[0]),) + shape[1:]:
+                        return fused(*args)  # the value does not have the arguments' shape
+                    out = np.empty(shape, dtype=np.result_type(value, float))
+                    grads = [np.empty(shape, dtype=np.result_type(g, float)) for g in partials]
+                out[start:start + rows] = value
+                for whole, part in zip(grads, partials):
+                    whole[start:start + rows] = part
+            return out, tuple(grads)
         ''',
     "asmatrix": '''
         def asmatrix(a, name, shape=(None, None)):

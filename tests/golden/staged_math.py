@@ -12,11 +12,9 @@ import math
 
 
 def sigmoid(t):
-    """The logistic function 1/(1 + exp(-t)), with no OverflowError for any t."""
-    if t >= 0:
-        return 1.0 / (1.0 + math.exp(-t))
-    e = math.exp(t)
-    return e / (1.0 + e)
+    """The logistic function 1/(1 + exp(-t)), with no OverflowError for any t: below
+    -708, exp(-t) would overflow, and 1 + exp(t) is 1 in floats, so it is exp(t)."""
+    return 1.0 / (1.0 + math.exp(-t)) if t >= -708.0 else math.exp(t)
 
 
 def forward(x, y):
