@@ -13,20 +13,27 @@ benchmarks/results.json):
 4. the same over arrays, numpy backend;
 5. JAX and PyTorch autodiff over the same arrays, when they are installed.
 
-SymPy's route runs in a child process with a hard time cap (killed when it runs out), so a
-blow-up records "timeout" instead of hanging the run. Run times are the minimum over repeats
-(timeit) and are reported next to a reference measured in the same run.
+Formulas are built outside the timed regions; generation is timed once (a first generation,
+as a user meets it: repeating a small formula hits SymPy's caches). SymPy's route runs in a
+child process with a hard time cap (killed when it runs out), so a blow-up records "timeout"
+instead of hanging the run. A run time is the fastest of many short
+timeit batches, taken in rounds over all implementations, and is reported next to a reference
+measured in the same rounds. For the array sections, glibc is asked to keep freed buffers for
+reuse (see ``reuse_freed_memory``), as JAX's and PyTorch's own allocators do.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import functools
 import json
 import math
 import multiprocessing as mp
 import os
 import platform
+import subprocess
 import sys
 import time
 import timeit
@@ -45,24 +52,23 @@ CHILD_MEMORY = 8 << 30  # bytes SymPy's route may add: a blow-up fails, not the 
 
 @dataclass(frozen=True)
 class Config:
-    """What one run measures: sizes, SymPy's time cap, repeats, array length, frameworks."""
+    """What one run measures: sizes, SymPy's time cap, timing rounds, array length, frameworks."""
 
     mode: str
     sizes: tuple[int, ...]
     timeout: float
-    repeat: int
-    number: int | None  # calls per repeat; None lets timeit choose (>= 0.2 s per repeat)
+    rounds: int  # each implementation's time is its fastest batch (~10 ms) of so many rounds
     points: int
     frameworks: bool
 
 
 def config(args: argparse.Namespace) -> Config:
     if args.smoke:
-        cfg = Config("smoke", (10,), 2.0, 2, 50, 10_000, False)
+        cfg = Config("smoke", (10,), 2.0, 3, 10_000, False)
     elif args.full:
-        cfg = Config("full", (10, 100, 1_000, 10_000), 60.0, 7, None, 1_000_000, True)
+        cfg = Config("full", (10, 100, 1_000, 10_000), 60.0, 25, 1_000_000, True)
     else:
-        cfg = Config("small", (10, 100), 10.0, 7, None, 1_000_000, True)
+        cfg = Config("small", (10, 100), 10.0, 25, 1_000_000, True)
     if args.timeout is not None:
         cfg = Config(**{**asdict(cfg), "timeout": args.timeout})
     return cfg
@@ -295,30 +301,35 @@ def value_only(result) -> list[np.ndarray]:
     return [np.asarray(result[0])]
 
 
-def seconds_per_call(fn, args: tuple, cfg: Config) -> float:
-    """The minimum over cfg.repeat timeit repeats of fn(*args), in seconds per call."""
-    timer = timeit.Timer("fn(a, b)", globals={"fn": fn, "a": args[0], "b": args[1]})
-    number = cfg.number or timer.autorange()[0]
-    return min(timer.repeat(repeat=cfg.repeat, number=number)) / number
+def calls_per_batch(timer: timeit.Timer, seconds: float = 0.01) -> int:
+    """The smallest power of two of calls that takes at least ``seconds``."""
+    number = 1
+    while timer.timeit(number) < seconds:
+        number *= 2
+    return number
 
 
 def measure(impls: list[tuple], cfg: Config, reference: list[np.ndarray]) -> list[dict]:
-    """Time each (name, fn, args, to_arrays) after one untimed call that is checked against
-    ``reference`` (value, dx, dy) and warms up (JAX compiles there)."""
-    rows = []
+    """Seconds per call of each (name, fn, args, to_arrays): its fastest batch in cfg.rounds.
+
+    One untimed call first checks the result against ``reference`` (value, dx, dy) and warms up
+    (JAX compiles there). Each round then times one short batch of every implementation in
+    turn: other processes on the machine slow some batches down, and the fastest batch of many
+    is the least disturbed, for every implementation alike.
+    """
+    rows, timers = [], []
     for name, fn, args, to_arrays in impls:
         progress(f"timing: {name}")
         got = to_arrays(fn(*args))
         agrees = all(np.allclose(g, r, rtol=1e-9, atol=1e-12) for g, r in zip(got, reference))
-        rows.append({"implementation": name, "seconds": seconds_per_call(fn, args, cfg),
-                     "agrees": bool(agrees)})
-    return rows
-
-
-def with_ratios(rows: list[dict], reference: float) -> list[dict]:
+        timer = timeit.Timer("fn(a, b)", globals={"fn": fn, "a": args[0], "b": args[1]})
+        timers.append((timer, calls_per_batch(timer)))
+        rows.append({"implementation": name, "seconds": math.inf, "agrees": bool(agrees)})
+    for _ in range(cfg.rounds):
+        for row, (timer, number) in zip(rows, timers):
+            row["seconds"] = min(row["seconds"], timer.timeit(number) / number)
     for row in rows:
-        if "seconds" in row:
-            row["vs_reference"] = row["seconds"] / reference
+        row["vs_reference"] = row["seconds"] / rows[0]["seconds"]
     return rows
 
 
@@ -334,7 +345,7 @@ def bench_math(cfg: Config) -> dict:
         ("symdiff math value_and_grad", generated.value_and_grad, POINT, as_arrays),
         ("lambdify(cse=True), math", lambdified, POINT, as_arrays),
     ], cfg, reference)
-    return {"point": list(POINT), "rows": with_ratios(rows, rows[0]["seconds"])}
+    return {"point": list(POINT), "rows": rows}
 
 
 def array_points(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -342,23 +353,51 @@ def array_points(n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.uniform(-4, 4, n), rng.uniform(-4, 4, n)
 
 
-def bench_numpy(cfg: Config, xs: np.ndarray, ys: np.ndarray) -> dict:
-    """Section 4: value + gradient at every point, numpy backend; hand-staged numpy = 1.00x."""
+def reuse_freed_memory() -> str:
+    """Ask glibc to keep freed array buffers (up to 32 MiB) for reuse instead of unmapping them.
+
+    By default every 8 MB temporary of a 1e6-point call is fresh memory: about 6,000 page faults
+    per call, a third or more of the time of a numpy call here, and noisy. Returns what was set.
+    """
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return "default allocator (no glibc mallopt)"
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    if mallopt(m_mmap_threshold, 32 << 20) and mallopt(m_trim_threshold, 1 << 30):
+        return "glibc mallopt M_MMAP_THRESHOLD=32 MiB, M_TRIM_THRESHOLD=1 GiB"
+    return "default allocator (mallopt refused)"
+
+
+def bench_arrays(cfg: Config) -> tuple[dict, dict]:
+    """Sections 4 and 5: value + gradient at cfg.points points, numpy backend, hand-staged numpy
+    (= 1.00x), lambdify, JAX and PyTorch, all timed in the same rounds."""
+    allocator = reuse_freed_memory()
+    xs, ys = array_points(cfg.points)
     expr, (x, y) = formula("staged", None)
     generated = symdiff.lower(expr, wrt=[x, y]).compile("numpy")
     lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
                              modules="numpy", cse=True)
-    reference = as_arrays(hand_staged_numpy(xs, ys))
-    rows = measure([
+    impls = [
         ("hand-staged numpy (np.exp)", hand_staged_numpy, (xs, ys), as_arrays),
         ("symdiff numpy value_and_grad", generated.value_and_grad, (xs, ys), as_arrays),
         ("symdiff numpy forward only", generated.forward, (xs, ys), value_only),
         ("lambdify(cse=True), numpy", lambdified, (xs, ys), as_arrays),
-    ], cfg, reference)
-    by_name = {r["implementation"]: r["seconds"] for r in rows}
-    return {"points": len(xs), "rows": with_ratios(rows, rows[0]["seconds"]),
-            "gradient_over_forward": by_name["symdiff numpy value_and_grad"]
-            / by_name["symdiff numpy forward only"]}
+    ]
+    missing = []
+    for label, make in (("JAX", jax_impl), ("PyTorch", torch_impl)):
+        impl = make(xs, ys) if cfg.frameworks else None
+        if impl is None:
+            status = "not installed" if cfg.frameworks else f"skipped (--{cfg.mode})"
+            missing.append({"implementation": label, "status": status})
+        else:
+            impls.append((*impl, as_arrays))
+    rows = measure(impls, cfg, as_arrays(hand_staged_numpy(xs, ys)))
+    for row in rows[4:]:
+        row["vs_symdiff_numpy"] = row["seconds"] / rows[1]["seconds"]
+    numpy_section = {"points": cfg.points, "allocator": allocator, "rows": rows[:4],
+                     "gradient_over_forward": rows[1]["seconds"] / rows[2]["seconds"]}
+    return numpy_section, {"rows": rows[4:] + missing}
 
 
 def jax_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
@@ -396,28 +435,6 @@ def torch_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
     return name, call, (a, b)
 
 
-def bench_frameworks(cfg: Config, xs, ys, numpy_section: dict) -> dict:
-    """Section 5: JAX and PyTorch on section 4's points; ratios to section 4's rows."""
-    labels = {"jax": "JAX", "torch": "PyTorch"}
-    if not cfg.frameworks:
-        return {"rows": [{"implementation": n, "status": f"skipped (--{cfg.mode})"}
-                         for n in labels.values()]}
-    reference = as_arrays(hand_staged_numpy(xs, ys))
-    rows = []
-    for key, make in (("jax", jax_impl), ("torch", torch_impl)):
-        impl = make(xs, ys)
-        if impl is None:
-            rows.append({"implementation": labels[key], "status": "not installed"})
-        else:
-            rows += measure([(*impl, as_arrays)], cfg, reference)
-    by_name = {r["implementation"]: r["seconds"] for r in numpy_section["rows"]}
-    for row in rows:
-        if "seconds" in row:
-            row["vs_hand_numpy"] = row["seconds"] / by_name["hand-staged numpy (np.exp)"]
-            row["vs_symdiff_numpy"] = row["seconds"] / by_name["symdiff numpy value_and_grad"]
-    return {"rows": rows}
-
-
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -432,7 +449,26 @@ def machine() -> dict:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "sympy": sp.__version__, "symdiff": symdiff.__version__}
+            "sympy": sp.__version__, "symdiff": symdiff.__version__, "git": git_state()}
+
+
+def git_state() -> str | None:
+    """The commit symdiff was measured at, and whether src/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
+    try:
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "../src")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + (" + uncommitted changes in src/" if dirty else "")
+
+
+def load() -> float | None:
+    """The 1-minute load average: other processes on the cores make timings noisier."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
 def table(headers: list[str], rows: list[list]) -> str:
@@ -503,40 +539,42 @@ def timing_table(rows: list[dict], unit: str, scale: float, points: int = 1) -> 
 
 def frameworks_table(rows: list[dict]) -> str:
     out = [[r["implementation"], "-", "-", "-", r["status"]] if "seconds" not in r else
-           [r["implementation"], f"{r['seconds'] * 1e3:,.3g}", times(r["vs_hand_numpy"]),
+           [r["implementation"], f"{r['seconds'] * 1e3:,.3g}", times(r["vs_reference"]),
             times(r["vs_symdiff_numpy"]), "yes" if r["agrees"] else "NO"] for r in rows]
     return table(["implementation", "ms/call", "vs hand-staged numpy", "vs symdiff numpy",
                   "agrees"], out)
 
 
+def target(label: str, value: float | None, limit: float, shown: str) -> dict:
+    """One target of the issue: met when the measured value is at most limit."""
+    met = None if value is None else value <= limit
+    return {"target": label, "value": value, "limit": limit, "met": met,
+            "shown": None if value is None else shown}
+
+
 def targets(results: dict) -> list[dict]:
-    """The issue's targets, each with the figure measured in this run (None: not measured)."""
-    gen = {(r["formula"], r["size"]): r["symdiff"] for r in results["generation"]}
-    math_rows = {r["implementation"]: r for r in results["math"]["rows"]}
-    numpy_rows = {r["implementation"]: r for r in results["numpy"]["rows"]}
-    ros = [gen.get(("rosenbrock", n), {}).get("total_s") for n in (1_000, 10_000)]
+    """The issue's targets with the figures measured in this run (met None: not measured)."""
+    gen = {(r["formula"], r["size"]): r["symdiff"]["total_s"] for r in results["generation"]}
+    one, ten = gen.get(("rosenbrock", 1_000)), gen.get(("rosenbrock", 10_000))
     grow = results["growth"].get("rosenbrock", {}).get("symdiff")
     worst = max(r["symdiff"]["ratio"] for r in results["generation"])
-    sym = math_rows["symdiff math value_and_grad"]["vs_reference"]
-    lam = math_rows["lambdify(cse=True), math"]["vs_reference"]
-    npy = numpy_rows["symdiff numpy value_and_grad"]["vs_reference"]
-    out = [("Rosenbrock n=1,000 generated < 1 s", ros[0], ros[0] is not None and ros[0] < 1,
-            secs(ros[0]) + " s" if ros[0] else None),
-           ("Rosenbrock n=10,000 generated < 10 s", ros[1], ros[1] is not None and ros[1] < 10,
-            secs(ros[1]) + " s" if ros[1] else None),
-           ("growth 1,000 -> 10,000 <= 12x", grow, grow is not None and grow <= 12, times(grow)),
-           ("backward/forward ops <= 3 everywhere", worst, worst <= 3, f"max {worst:.2f}"),
-           ("math backend <= 1.1x hand-staged", sym, sym <= 1.1, times(sym)),
-           ("math backend faster than lambdify(cse)", sym / lam, sym < lam,
-            f"{times(sym / lam)} of lambdify"),
-           ("numpy backend <= hand-staged numpy", npy, npy <= 1.0, times(npy))]
-    rows = [{"target": t, "value": v, "met": ok if v is not None else None, "shown": shown}
-            for t, v, ok, shown in out]
+    ratio = {r["implementation"]: r["vs_reference"]
+             for r in results["math"]["rows"] + results["numpy"]["rows"]}
+    sym, lam = ratio["symdiff math value_and_grad"], ratio["lambdify(cse=True), math"]
+    npy = ratio["symdiff numpy value_and_grad"]
+    rows = [target("Rosenbrock n=1,000 generated < 1 s", one, 1.0, f"{secs(one)} s"),
+            target("Rosenbrock n=10,000 generated < 10 s", ten, 10.0, f"{secs(ten)} s"),
+            target("growth 1,000 -> 10,000 <= 12x", grow, 12.0, times(grow)),
+            target("backward/forward ops <= 3 everywhere", worst, 3.0, f"max {worst:.2f}"),
+            target("math backend <= 1.1x hand-staged", sym, 1.1, times(sym)),
+            target("math backend faster than lambdify(cse)", sym / lam, 1.0,
+                   f"{times(sym / lam)} of lambdify's time"),
+            target("numpy backend <= hand-staged numpy", npy, 1.0, times(npy))]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
-    if jax:  # no target, for comparison only
-        ratio = 1 / jax[0]["vs_symdiff_numpy"]
+    if jax:  # no target: for comparison
         rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
-                     "value": ratio, "shown": times(ratio)})
+                     "value": 1 / jax[0]["vs_symdiff_numpy"],
+                     "shown": times(1 / jax[0]["vs_symdiff_numpy"])})
     return rows
 
 
@@ -548,16 +586,18 @@ def targets_table(rows: list[dict]) -> str:
 
 def report(results: dict) -> str:
     """All sections as Markdown: a machine line, then one titled table per section."""
-    m, cfg = results["machine"], results["config"]
-    num = results["numpy"]
+    m, cfg, num = results["machine"], results["config"], results["numpy"]
+    start, end = results["load_average"]["start"], results["load_average"]["end"]
     grow = "; ".join(
         f"{kind}: symdiff {times(g['symdiff'])}"
         + (f", SymPy {times(g['sympy'])}" if g["sympy"] else "")
         for kind, g in results["growth"].items())
     parts = [
         f"Machine: {m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
-        f"numpy {m['numpy']}, sympy {m['sympy']}, symdiff {m['symdiff']}",
+        f"numpy {m['numpy']}, sympy {m['sympy']}, symdiff {m['symdiff']}"
+        + (f" (git {m['git']})" if m["git"] else ""),
         f"Command: `{results['command']}` (SymPy time cap {cfg['timeout']:g} s per formula)",
+        f"Load average (1 min): {secs(start)} at the start, {secs(end)} at the end",
         "### 1. Generation time (seconds; SymPy: diff per variable + cse + lambdify, "
         "in a child process)",
         generation_table(results["generation"], cfg["timeout"]),
@@ -573,7 +613,8 @@ def report(results: dict) -> str:
         f"### 4. Value + gradient on {num['points']:,} points, numpy backend "
         f"(float64, single thread)",
         timing_table(num["rows"], "ms", 1e3, num["points"]),
-        f"symdiff numpy gradient / forward: {times(num['gradient_over_forward'])}.",
+        f"symdiff numpy gradient / forward: {times(num['gradient_over_forward'])}. "
+        f"Memory: {num['allocator']}.",
         "### 5. Autodiff frameworks on the same points (float64)",
         frameworks_table(results["frameworks"]["rows"]),
         "### Targets",
@@ -598,14 +639,13 @@ def main(argv: list[str] | None = None) -> dict:
     command = "python benchmarks/run.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     results = {"machine": machine(), "command": command, "config": asdict(cfg),
-               "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "load_average": {"start": load()}}
     results["generation"] = bench_generation(cfg)
     results["growth"] = growth(results["generation"])
     results["math"] = bench_math(cfg)
-    xs, ys = array_points(cfg.points)
-    results["numpy"] = bench_numpy(cfg, xs, ys)
-    results["frameworks"] = bench_frameworks(cfg, xs, ys, results["numpy"])
+    results["numpy"], results["frameworks"] = bench_arrays(cfg)
     results["targets"] = targets(results)
+    results["load_average"]["end"] = load()
     print(report(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -1,39 +1,39 @@
 """benchmarks/run.py completes at its smallest size and its figures are consistent (not fast)."""
 
-import contextlib
-import importlib.util
-import io
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-RUN = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """main(["--smoke"]) run once: (results it returned, JSON it wrote, what it printed)."""
-    spec = importlib.util.spec_from_file_location("benchmarks_run", RUN)
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
+    """``python benchmarks/run.py --smoke`` run once: (the JSON it wrote, what it printed)."""
     path = tmp_path_factory.mktemp("bench") / "results.json"
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        results = run.main(["--smoke", "--json", str(path)])
-    return results, json.loads(path.read_text(encoding="utf-8")), printed.getvalue()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT / "src"), env.get("PYTHONPATH")] if p)
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--json", str(path)]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(path.read_text(encoding="utf-8")), done.stdout
 
 
-def test_json_is_what_main_returned(smoke):
-    results, written, _ = smoke
+def test_json_records_the_run(smoke):
+    written, _ = smoke
     assert written["config"]["mode"] == "smoke" and written["config"]["sizes"] == [10]
-    assert written["generation"] == json.loads(json.dumps(results["generation"]))
+    assert written["command"].startswith("python benchmarks/run.py --smoke --json ")
     assert {"platform", "cpu", "cores", "python", "numpy", "sympy"} <= set(written["machine"])
 
 
 def test_operation_counts_are_consistent(smoke):
-    _, written, _ = smoke
+    written, _ = smoke
     formulas = {(r["formula"], r["size"]) for r in written["generation"]}
     assert formulas == {("rosenbrock", 10), ("chain", 10), ("staged", None)}
     for row in written["generation"]:
@@ -42,12 +42,10 @@ def test_operation_counts_are_consistent(smoke):
         assert ops["ratio"] == pytest.approx(ops["backward"] / ops["forward"])
         assert ops["lower_s"] > 0 and ops["source_s"] > 0
         assert ops["total_s"] == pytest.approx(ops["lower_s"] + ops["source_s"])
-    staged = next(r["symdiff"] for r in written["generation"] if r["formula"] == "staged")
-    assert (staged["forward"], staged["backward"]) == (8, 16)
 
 
 def test_sympy_route_records_figures_or_a_status(smoke):
-    _, written, _ = smoke
+    written, _ = smoke
     for row in written["generation"]:
         route = row["sympy"]
         assert route["status"] in ("ok", "timeout", "not run") or route["status"].startswith(
@@ -61,7 +59,7 @@ def test_sympy_route_records_figures_or_a_status(smoke):
 
 
 def test_every_implementation_agrees_and_ratios_are_to_the_first_row(smoke):
-    _, written, _ = smoke
+    written, _ = smoke
     assert written["numpy"]["points"] == 10_000
     for section in ("math", "numpy"):
         rows = written[section]["rows"]
@@ -74,7 +72,7 @@ def test_every_implementation_agrees_and_ratios_are_to_the_first_row(smoke):
 
 
 def test_report_is_markdown_with_every_section(smoke):
-    _, written, printed = smoke
+    written, printed = smoke
     assert printed.startswith("Machine: ") and written["machine"]["cpu"] in printed
     for title in ("### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### Targets"):
         assert title in printed
