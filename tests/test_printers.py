@@ -72,8 +72,8 @@ def strict_numpy():
 
 EXACT = [
     # expr, math text, numpy text
-    (x**2, "x**2", "x**2"),
-    (1 / x, "1/x", "1/x"),
+    (x**2, "x*x", "x**2"),  # a square of a name: one multiplication
+    (1 / x, "1.0/x", "1/x"),
     (x**-2, "x**(-2)", "1/x**2"),
     ((x + 1) ** -3, "(1 + x)**(-3)", "1/(1 + x)**3"),
     (sp.sqrt(x), "math.sqrt(x)", "np.sqrt(x)"),
@@ -101,10 +101,10 @@ EXACT = [
     (sp.csch(x), "1/math.sinh(x)", "1/np.sinh(x)"),
     (sp.cot(x) ** y, "math.pow(1/math.tan(x), y)", "(1/np.tan(x))**y"),
     (y ** sp.cot(x), "math.pow(y, 1/math.tan(x))", "y**(1/np.tan(x))"),
-    (y ** (1 / x), "math.pow(y, 1/x)", "y**(1/x)"),
+    (y ** (1 / x), "math.pow(y, 1.0/x)", "y**(1/x)"),
     (x / sp.cot(y), "x/(1/math.tan(y))", "x/(1/np.tan(y))"),
-    (sp.acot(x), "math.atan(1/x)", "np.arctan(1/x)"),
-    (sp.asech(x), "math.acosh(1/x)", "np.arccosh(1/x)"),
+    (sp.acot(x), "math.atan(1.0/x)", "np.arctan(1/x)"),
+    (sp.asech(x), "math.acosh(1.0/x)", "np.arccosh(1/x)"),
     (sp.Abs(x), "abs(x)", "np.abs(x)"),
     (sp.sign(x), "((x > 0) - (x < 0))", "np.sign(x)"),
     (sp.Heaviside(x, 0), "(1.0 if x > 0 else 0.0)", "np.heaviside(x, 0.0)"),

@@ -212,10 +212,12 @@ def _backward_body(prog: Program, w: _Writer, lines: dict[str, str], fold_dout: 
                 alias[g.name] = alias.get(value, value)
             else:
                 alias.pop(g.name, None)
-        elif w.backend == "math":
-            line = f"{g.name} += {value}"
         else:
-            line = f"{g.name} = {g.name} + {value}"
+            sign = "+"
+            if value.startswith("-") and value[1:].isidentifier():  # dx += -dt: dx -= dt
+                sign, value = "-", value[1:]
+            line = (f"{g.name} {sign}= {value}" if w.backend == "math"
+                    else f"{g.name} = {g.name} {sign} {value}")
             alias.pop(g.name, None)
         body.append(_guarded(w, g.local, line))
     arg_of = {i.grad: i.name for i in prog.inputs if i.grad}

@@ -232,8 +232,8 @@ class Program:
 
         An operation is one arithmetic operator or function call as ``sympy.count_ops`` counts
         it, step by step. A backward line costs its local derivative, one multiplication by the
-        upstream gradient unless the local derivative is 1 (folded) or -1 (one negation), and
-        one addition when it accumulates (``+=``).
+        upstream gradient unless the local derivative is 1 (folded) or -1 (one negation, or
+        ``-=``), and one addition when it accumulates (``+=``).
         """
         if "count_ops" not in self._cache:
             forward = sum(int(sp.count_ops(s.rhs)) for s in self.forward)
@@ -275,13 +275,13 @@ class Program:
 
 
 def _grad_ops(step: GradStep) -> int:
-    if step.local == 1:
-        ops = 0
-    elif step.local == -1:
-        ops = 1
-    else:
-        ops = 1 + int(sp.count_ops(step.local))
-    return ops + step.accumulate
+    if step.whole:
+        return int(sp.count_ops(step.local)) + step.accumulate
+    if step.local == 1:  # dt = dout (a copy), dx += dt
+        return int(step.accumulate)
+    if step.local == -1:  # dt = -dout, dx -= dt
+        return 1
+    return 1 + int(sp.count_ops(step.local)) + step.accumulate
 
 
 def _shape_text(prog: Program, name: str) -> str:

@@ -23,9 +23,9 @@ def forward(x, y):
     num = x + sigy
     sigx = sigmoid(x)
     xpy = x + y
-    xpysqr = xpy**2
+    xpysqr = xpy*xpy
     den = sigx + xpysqr
-    invden = 1/den
+    invden = 1.0/den
     out = num*invden
     return out, (sigy, num, sigx, xpy, invden)
 
@@ -36,12 +36,12 @@ def backward(dout, cache):
     # backprop out = num*invden
     dnum = dout * invden
     dinvden = dout * num
-    # backprop invden = 1/den
-    dden = dinvden * (-invden**2)
+    # backprop invden = 1.0/den
+    dden = dinvden * (-invden*invden)
     # backprop den = sigx + xpysqr
     dsigx = dden
     dxpysqr = dden
-    # backprop xpysqr = xpy**2
+    # backprop xpysqr = xpy*xpy
     dxpy = dxpysqr * (2*xpy)
     # backprop xpy = x + y
     dx = dxpy
@@ -64,19 +64,19 @@ def value_and_grad(x, y):
     num = x + sigy
     sigx = sigmoid(x)
     xpy = x + y
-    xpysqr = xpy**2
+    xpysqr = xpy*xpy
     den = sigx + xpysqr
-    invden = 1/den
+    invden = 1.0/den
     out = num*invden
     # backprop out = num*invden
     dnum = invden
     dinvden = num
-    # backprop invden = 1/den
-    dden = dinvden * (-invden**2)
+    # backprop invden = 1.0/den
+    dden = dinvden * (-invden*invden)
     # backprop den = sigx + xpysqr
     dsigx = dden
     dxpysqr = dden
-    # backprop xpysqr = xpy**2
+    # backprop xpysqr = xpy*xpy
     dxpy = dxpysqr * (2*xpy)
     # backprop xpy = x + y
     dx = dxpy
