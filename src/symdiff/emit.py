@@ -40,6 +40,12 @@ class _Writer:
         self.printer = make_printer(backend)
         self.helpers = self.printer.helpers  # filled as lines are printed
         self._printed: dict = {}
+        self._piecewise: dict = {}
+
+    def has_piecewise(self, expr) -> bool:
+        if expr not in self._piecewise:
+            self._piecewise[expr] = expr.has(sp.Piecewise)
+        return self._piecewise[expr]
 
     def expr(self, expr) -> str:
         text = self._printed.get(expr)
@@ -159,6 +165,8 @@ def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:
 
 def _dim_lines(prog: Program) -> list[str]:
     """``N, D = X.shape``: the symbolic dimensions a matrix program uses, read off its arguments."""
+    if not prog.dims:
+        return []
     used = {s.name for step in prog.forward for s in step.rhs.free_symbols}
     used |= {s.name for g in prog.backward for s in g.local.free_symbols}
     by_arg: dict[str, dict[int, str]] = {}
@@ -302,7 +310,7 @@ def _returned(prog: Program, backend: str, aliases: dict[str, str], out: str | N
 
 def _guarded(w: _Writer, expr, line: str) -> str:
     """NumPy evaluates every Piecewise branch; silence the warnings of the untaken ones."""
-    if w.backend == "numpy" and expr.has(sp.Piecewise):
+    if w.backend == "numpy" and w.has_piecewise(expr):
         return f'with np.errstate(all="ignore"):\n    {line}'
     return line
 
