@@ -291,3 +291,28 @@ def test_arguments_must_be_matrices_of_the_declared_shape():
         mod.forward(x, w, np.zeros((2, 4)))
     out, _ = mod.forward(x.tolist(), w, np.zeros((1, 4)))  # nested lists are fine
     assert out.shape == (5, 4)
+
+
+@pytest.mark.parametrize("point, message", [
+    ({"V": np.zeros((2, 2))}, "not an argument"),
+    ({"X": np.zeros(3)}, "2-D array"),
+    ({"X": np.zeros((3, 2)), "W": np.zeros((3, 4))}, "two sizes"),
+    ({"b": np.zeros((2, 4))}, "must have 1 at that axis"),
+])
+def test_verify_points_for_arrays_are_checked(point, message):
+    with pytest.raises(symdiff.ArgumentError, match=message):
+        symdiff.verify(affine(), [X, W, b], _affine_backward(), forward=_affine_forward,
+                       points=[point])
+
+
+def test_verify_uses_the_given_arrays():
+    x = RNG.normal(size=(6, 3))
+    seen = []
+
+    def backward(dout, cache):
+        seen.append(cache[0].shape)
+        return _affine_backward()(dout, cache)
+
+    report = symdiff.verify(affine(), [X, W, b], backward, forward=_affine_forward,
+                            points=[{"X": x}])
+    assert report.ok and seen == [(6, 3)]

@@ -62,3 +62,11 @@ def test_readme_shows_the_batchnorm_code_symdiff_writes():
                  if isinstance(node, ast.FunctionDef)
                  and node.name in ("batchnorm_forward", "batchnorm_backward")]
     assert shown_python("batchnorm-numpy") == "\n\n\n".join(functions) + "\n"
+
+
+def test_readme_array_verify_report_is_the_real_one(capsys):
+    exec(shown_python("verify-arrays"), {})  # our own README's code
+    printed = capsys.readouterr().out
+    end = README.index("<!-- verify-arrays:end -->")
+    shown = re.search(r"```text\n(.*?)```", README[end:], re.S).group(1)
+    assert printed == shown

@@ -246,7 +246,7 @@ def check_arrays(prog, samples: int = 2, seed: int = 0, sizes: dict | None = Non
     ok = bool(points) and all(r.ok for r in reports)
     notes = [] if points else ["no random arrays where the formula and its gradient are finite"]
     return CheckReport(ok, oracle, points, reports, ("numpy",), notes,
-                       prog.text or "(formula too long to print)")
+                       prog.text or "(formula too long to print)", "sets of random arrays")
 
 
 def _dim(prog, d, dims):
@@ -307,11 +307,15 @@ def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:
 # -- verify a hand-written backward -----------------------------------------------------------
 
 
-def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0) -> VerifyReport:
+def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0,
+                  points=None) -> VerifyReport:
     """A hand gradient of a matrix formula against the generated (and checked) one.
 
     ``grad(*args)`` returns the partials of the sum of the output's entries, in wrt order; with
-    ``forward=``, ``grad`` is ``backward(dout, cache)`` and gets a random ``dout``.
+    ``forward=``, ``grad`` is ``backward(dout, cache)`` and gets a random ``dout``. ``points``
+    (a list of dicts, argument name or symbol -> array) fixes arguments the hand code assumes
+    something of, such as one-hot labels; the other arguments are drawn at random in the sizes
+    those arrays imply, once per point, and no fully random trials are added.
     """
     checked = check_arrays(prog, samples=1, seed=seed)
     if not checked.ok:
@@ -323,9 +327,12 @@ def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0) -> 
     hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
                  else "a callable of the formula's arguments")
     trials = []
-    for _ in range(samples):
-        sizes = dict(zip(dims, pyrng.sample(range(2, 9), len(dims))))
+    given = [_given(prog, p) for p in points] if points else [{}] * samples
+    for fixed in given:
+        sizes = _sizes_for(prog, dims, fixed, pyrng)
         args, out = _finite_run(module, prog, sizes, rng)
+        args = [fixed.get(i.name, a) for i, a in zip(prog.inputs, args)]
+        out = module.forward(*args)[0]
         if forward is not None:
             dout = rng.normal(size=np.shape(out)) if np.ndim(out) else float(rng.normal())
         else:
@@ -350,7 +357,45 @@ def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0) -> 
     points = [{d.name: n for d, n in sizes.items()} for sizes, *_ in trials]
     return VerifyReport(all(v.ok for v in verdicts), prog.text or "(formula too long to print)",
                         "symdiff's generated gradient, itself checked against " + checked.oracle,
-                        hand_text, points, verdicts)
+                        hand_text, points, verdicts, sampled="sets of random arrays")
+
+
+def _given(prog, point) -> dict:
+    """A user's point: argument (code) name -> float array or number."""
+    if not isinstance(point, dict):
+        raise ArgumentError(f"a point must be a dict of argument -> array, got {point!r}")
+    by_name = {i.symbol.name: i for i in prog.inputs}
+    by_name.update((i.name, i) for i in prog.inputs)
+    fixed = {}
+    for key, value in point.items():
+        name = key if isinstance(key, str) else getattr(key, "name", None)
+        if name not in by_name:
+            raise ArgumentError(f"the point names {key!r}, which is not an argument")
+        arg = by_name[name]
+        array = np.asarray(value, dtype=float)
+        if isinstance(arg.symbol, sp.MatrixSymbol) and array.ndim != 2:
+            raise ArgumentError(f"{name} must be a 2-D array, got shape {array.shape}")
+        fixed[arg.name] = array if array.ndim else float(array)
+    return fixed
+
+
+def _sizes_for(prog, dims, fixed: dict, pyrng: random.Random) -> dict:
+    """Distinct random sizes for the dimensions, except those the given arrays fix."""
+    sizes = {}
+    for i in prog.inputs:
+        if i.name in fixed and isinstance(i.symbol, sp.MatrixSymbol):
+            for dim, n in zip(i.symbol.shape, fixed[i.name].shape):
+                if isinstance(dim, sp.Symbol):
+                    if sizes.setdefault(dim, n) != n:
+                        raise ArgumentError(f"the point gives {dim} two sizes: {sizes[dim]}, {n}")
+                elif int(dim) != n:
+                    raise ArgumentError(f"{i.name} must have {dim} at that axis, got {n}")
+    free = [n for n in range(2, 9) if n not in sizes.values()]
+    pyrng.shuffle(free)
+    for dim in dims:
+        if dim not in sizes:
+            sizes[dim] = free.pop() if free else pyrng.randint(2, 8)
+    return sizes
 
 
 class _HandError(Exception):

@@ -61,13 +61,14 @@ class CheckReport:
     backends: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
     formula: str = ""
+    sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
         lines = [f"check: {self.formula}",
-                 f"reference: {self.oracle}; {len(self.points)} points in the domain; "
+                 f"reference: {self.oracle}; {len(self.points)} {self.sampled}; "
                  f"backends: {', '.join(self.backends) or 'none'}"]
         lines += [str(p) for p in self.partials]
         lines += [f"note: {n}" for n in self.notes]

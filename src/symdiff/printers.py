@@ -618,11 +618,12 @@ _NUMPY_HELPERS = {
             return g if g.flags.writeable else np.array(g)
         ''',
     "in_blocks": '''
-        def in_blocks(fused, args, block=16384):
+        def in_blocks(fused, args, block=8192):
             """fused(*args) computed over blocks of rows, when every argument is an array of
             the same shape with more than block elements; otherwise in one call. The results
             are the same numbers (every step is elementwise), and a few dozen temporaries of
-            block elements stay in the CPU cache instead of streaming through memory."""
+            block elements (64 KiB each: malloc serves them from its heap, not by mmap) stay
+            in the CPU cache instead of streaming through memory."""
             arrays = [np.asarray(a) for a in args]
             shape = arrays[0].shape
             if not shape or any(a.shape != shape for a in arrays):

@@ -65,13 +65,14 @@ class VerifyReport:
     points: list[dict]
     partials: list[PartialVerdict]
     notes: list[str] = field(default_factory=list)
+    sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
         lines = [f"verify: {self.formula}", f"hand gradient: {self.hand}",
-                 f"reference: {self.reference}; {len(self.points)} points in the domain"]
+                 f"reference: {self.reference}; {len(self.points)} {self.sampled}"]
         lines += [str(p) for p in self.partials]
         lines += [f"note: {n}" for n in self.notes]
         bad = [p.name for p in self.partials if not p.ok]
@@ -101,7 +102,8 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
 
         if not callable(grad):
             raise ArgumentError("for a matrix formula, grad must be a callable")
-        return verify_arrays(prog, grad, forward, samples=min(samples, 6), seed=seed)
+        return verify_arrays(prog, grad, forward, samples=min(samples, 6), seed=seed,
+                             points=points)
     with mpmath.workdps(DPS):
         return _Verifier(prog, grad, forward).run(points, samples, seed)
 
