@@ -29,7 +29,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .check import CheckReport, PartialReport
 from .dag import postorder
-from .diagnose import _drop, _nice, _text
+from .diagnose import _nice, _text, fork_variants
 from .errors import ArgumentError
 from .matrix import AxisMax
 from .numeric import DPS, evaluate_many
@@ -529,24 +529,9 @@ def _factor_diagnosis(trials, pairs) -> str:
 
 def _fork_diagnosis(k, prog, trials, pairs) -> str:
     """The hand partial equals the generated one with one term of a fork left out."""
-    writes: dict[str, int] = {}
-    for g in prog.backward:
-        writes[g.name] = writes.get(g.name, 0) + 1
-    for m, g in enumerate(prog.backward):
-        if writes[g.name] < 2:
-            continue
-        line = f"{g.source} = {prog.step(g.source).rhs}"
-        variants = [(_drop(list(prog.backward), m),
-                     f"missing a term at a fork: the path into {g.name} through `{line}`")]
-        if g.accumulate:
-            overwrite = list(prog.backward)
-            overwrite[m] = dataclasses.replace(g, accumulate=False)
-            variants.append((overwrite, f"missing a term at a fork: `{g.name} = ...` where "
-                                        f"`{g.name} += ...` belongs (at `{line}`), so earlier "
-                                        "terms are lost"))
-        for backward, text in variants:
-            if _explains(prog, backward, k, trials, pairs):
-                return text
+    for backward, text in fork_variants(prog, lambda step: f"{step.name} = {step.rhs}"):
+        if _explains(prog, backward, k, trials, pairs):
+            return text
     return ""
 
 

@@ -110,26 +110,31 @@ def _swapped(k, h, t, allowed, ev) -> str:
 def _fork(k, h, t, allowed, ev) -> str:
     """A term dropped at a fork of the staged program, or `=` where `+=` belongs."""
     prog, ref = ev.verifier.prog, ev.verifier.ref
+    for backward, text in fork_variants(prog, str):
+        values = [ref.backward_values(s, backward)[0][k] for s in ev.states]
+        if _fits(h, values, allowed) and not _fits(t, values, allowed):
+            return text
+    return ""
+
+
+def fork_variants(prog, line_of):
+    """Each way to lose one term at a fork, as (backward steps, explanation): a write dropped,
+    or an accumulation turned into ``=`` so the earlier terms are lost. ``line_of(step)`` is
+    how the explanation quotes a forward step."""
     writes: dict[str, int] = {}
     for g in prog.backward:
         writes[g.name] = writes.get(g.name, 0) + 1
     for m, g in enumerate(prog.backward):
         if writes[g.name] < 2:
             continue
-        line, value = str(prog.step(g.source)), _value_of(prog, g.name)
-        variants = [(_drop(prog.backward, m),
-                     f"missing a term at a fork: the path from {value} through `{line}`")]
+        line, value = line_of(prog.step(g.source)), _value_of(prog, g.name)
+        yield (_drop(prog.backward, m),
+               f"missing a term at a fork: the path from {value} through `{line}`")
         if g.accumulate:
             overwrite = list(prog.backward)
             overwrite[m] = dataclasses.replace(g, accumulate=False)
-            variants.append((overwrite, f"missing a term at a fork: `{g.name} = ...` where "
-                                        f"`{g.name} += ...` belongs (at `{line}`), so earlier "
-                                        "terms are lost"))
-        for backward, text in variants:
-            values = [ref.backward_values(s, backward)[0][k] for s in ev.states]
-            if _fits(h, values, allowed) and not _fits(t, values, allowed):
-                return text
-    return ""
+            yield (overwrite, f"missing a term at a fork: `{g.name} = ...` where "
+                              f"`{g.name} += ...` belongs (at `{line}`), so earlier terms are lost")
 
 
 def _value_of(prog, grad: str) -> str:

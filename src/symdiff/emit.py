@@ -30,6 +30,10 @@ BACKENDS = ("math", "numpy")
 _IMPORTS = {"math": "import math", "numpy": "import numpy as np"}
 _SAFE_TEXT = re.compile(r"[\w\s+\-*/().,<>=!&|~@\[\]]*", re.ASCII)
 _counter = itertools.count(1)
+# value_and_grad repeats forward and backward fused (dout = 1 folded, no cache) up to this many
+# steps; beyond, calling forward and backward costs nothing next to the steps themselves, and
+# the module is not written twice over.
+FUSE_LIMIT = 2000
 
 
 class _Writer:
@@ -249,10 +253,13 @@ def _zero(prog: Program, arg: str) -> str:
 
 def _value_and_grad(prog: Program, fn: dict, w: _Writer, lines: dict[str, str]) -> str:
     out, grads = prog.output, _abridged(prog.grads, "(", ")")
-    if prog.shapes is not None:  # a matrix program: dout = ones of the output's shape
-        doc = f"{out} and the gradient {grads} of the sum of its entries."
+    large = len(prog.forward) + len(prog.backward) > FUSE_LIMIT
+    if prog.shapes is not None or large:  # forward, then backward with dout = 1 (or ones)
+        seed = "1.0" if w.backend == "math" else f"np.ones_like({out})"
+        doc = (f"{out} and the gradient {grads} of the sum of its entries."
+               if w.backend == "numpy" else f"{out} and its gradient {grads} at one point.")
         body = [f'"""{doc}"""', _call(f"{out}, cache = {fn['forward']}", prog.args),
-                f"return {out}, {fn['backward']}(np.ones_like({out}), cache)"]
+                f"return {out}, {fn['backward']}({seed}, cache)"]
         return _def(fn["value_and_grad"], prog.args, body)
     if w.backend == "math":
         doc = f"{out} and its gradient {grads} at one point"

@@ -34,9 +34,16 @@ class Step:
     name: str
     rhs: sp.Expr
     op: str
+    symbol: sp.Symbol | None = field(default=None, compare=False, repr=False)  # Symbol(name)
 
     def __str__(self) -> str:
         return f"{self.name} = {_text(self.rhs)}"
+
+    @property
+    def value(self) -> sp.Symbol:
+        """The step's value as a real Symbol named ``name`` (made once: SymPy's symbol cache
+        holds 1,000 entries, and rebuilding a symbol it evicted costs its assumptions again)."""
+        return self.symbol if self.symbol is not None else sp.Symbol(self.name, real=True)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,8 @@ class Lowerer:
         """Constants, total nodes, and nodes evaluated on every path (not only inside a branch)."""
         self.constant: set[sp.Basic] = set()
         self.total: set[sp.Basic] = set()
-        for node in postorder(root):
+        nodes = postorder(root)
+        for node in nodes:
             _reject(node)
             if node.is_Symbol:
                 self.total.add(node)
@@ -123,7 +124,10 @@ class Lowerer:
                 self.total.add(node)
             elif _is_total_gate(node) and all(a in self.total for a in node.args):
                 self.total.add(node)
-        self.unconditional = set(postorder(root, stop=lambda n: isinstance(n, sp.Piecewise)))
+        if any(isinstance(n, sp.Piecewise) for n in nodes):
+            self.unconditional = set(postorder(root, stop=lambda n: isinstance(n, sp.Piecewise)))
+        else:  # no branches: every node is evaluated on every path
+            self.unconditional = set(nodes)
 
     def _staged(self, node: sp.Basic) -> bool:
         if node in self.constant or node.is_Atom or isinstance(node, _CONDITIONS):
@@ -274,7 +278,7 @@ class Lowerer:
         else:
             name = self.namer.step(name, stem)
         symbol = sp.Symbol(name, real=True)
-        self.steps.append(Step(name, rhs, op))
+        self.steps.append(Step(name, rhs, op, symbol))
         if key is not None:
             self.by_rhs[key] = symbol
         return symbol

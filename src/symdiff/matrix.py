@@ -42,6 +42,7 @@ from .array_ops import (
 from .dag import postorder
 from .errors import ArgumentError, UnsupportedFunctionError
 from .ir import GradStep, Step
+from .reverse import reverse
 from .rules import local_partials
 
 Shape = tuple  # () for a scalar, (rows, cols) for an array; entries are SymPy integers or symbols
@@ -392,27 +393,7 @@ def _gate_shape(rhs, shapes) -> Shape:
 def reverse_arrays(forward: list[Step], shapes: dict[str, Shape],
                    grad_names: dict[str, str]) -> list[GradStep]:
     """Backward steps of a matrix program; each writes a whole term (``GradStep.whole``)."""
-    needs = set(grad_names)
-    for step in forward:
-        if any(n.is_Symbol and n.name in needs for n in postorder(step.rhs)):
-            needs.add(step.name)
-    grad_of = dict(grad_names)
-    grad_of.update((s.name, "d" + s.name) for s in forward)
-    written = {grad_of[forward[-1].name]}
-    backward: list[GradStep] = []
-    for step in reversed(forward):
-        upstream = grad_of[step.name]
-        if step.name not in needs or upstream not in written:
-            continue
-        d = sp.Symbol(upstream, real=True)
-        for operand, term in _terms(step, d, shapes):
-            if operand.name not in needs:
-                continue
-            target = grad_of[operand.name]
-            backward.append(GradStep(target, upstream, term, target in written, step.name,
-                                     whole=True))
-            written.add(target)
-    return backward
+    return reverse(forward, grad_names, terms=lambda step, d: _terms(step, d, shapes))
 
 
 def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:

@@ -14,10 +14,12 @@ from .ir import GradStep, Step
 from .rules import local_partials
 
 
-def reverse(forward: list[Step], grad_names: dict[str, str]) -> list[GradStep]:
+def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list[GradStep]:
     """Backward steps for ``forward``; ``grad_names`` maps each wrt argument to its gradient name.
 
     Forward step ``s`` has gradient ``d`` + ``s``; the output's gradient is the upstream ``dout``.
+    ``terms(step, upstream_symbol)``, when given, returns ``(operand, whole term)`` pairs
+    instead of local derivatives (matrix programs: ``dX = dXW @ W.T``).
     """
     needs = set(grad_names)
     for step in forward:  # steps are small: SymPy's own (cached) free_symbols is cheap here
@@ -31,11 +33,16 @@ def reverse(forward: list[Step], grad_names: dict[str, str]) -> list[GradStep]:
         upstream = grad_of[step.name]
         if step.name not in needs or upstream not in written:
             continue
-        for operand, local in local_partials(step.rhs, sp.Symbol(step.name, real=True)):
+        if terms is None:
+            pairs = local_partials(step.rhs, step.value)
+        else:
+            pairs = terms(step, sp.Symbol(upstream, real=True))
+        for operand, local in pairs:
             if operand.name not in needs:
                 continue
             target = grad_of[operand.name]
-            backward.append(GradStep(target, upstream, local, target in written, step.name))
+            backward.append(GradStep(target, upstream, local, target in written, step.name,
+                                     whole=terms is not None))
             written.add(target)
     return _without_dead(backward, set(grad_names.values()))
 
