@@ -100,6 +100,7 @@ class Lowerer:
             operands, build = self._plan(node)
             if ready:
                 self.value[node] = build()
+                del self.plans[node]  # a plan's closure is never needed again: free it
                 continue
             stack.append((node, True))
             stack.extend((o, False) for o in reversed(operands) if o not in self.value)
