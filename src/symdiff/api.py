@@ -50,14 +50,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     real = {s: _real(s) for s in symbols}
     wrt_pairs = _resolve_wrt(wrt, symbols, real)
     arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
-    namer = Namer()
-    names = [namer.claim(sanitize(user.name), paired=False) for user, _ in arg_pairs]
-    wrt_internal = {internal for _, internal in wrt_pairs}
-    grads = {internal: namer.claim("d" + name, paired=False)
-             for name, (_, internal) in zip(names, arg_pairs) if internal in wrt_internal}
-    inputs = tuple(Input(user, name, grads.get(internal))
-                   for name, (user, internal) in zip(names, arg_pairs))
-    codes = {internal: sp.Symbol(name, real=True) for name, (_, internal) in zip(names, arg_pairs)}
+    namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
     canonical = canonicalize(expr, real)
     forward = Lowerer(namer, codes).run(canonical)
     backward = reverse(forward, {codes[i].name: g for i, g in grads.items()})
@@ -85,13 +78,7 @@ def _lower_matrix(expr, wrt, args) -> Program:
         if user in dims:
             raise ArgumentError(f"{user.name} is a dimension: it has no gradient")
     arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
-    namer = Namer()
-    names = [namer.claim(sanitize(user.name), paired=False) for user, _ in arg_pairs]
-    wrt_set = {user for user, _ in wrt_pairs}
-    grads = {user: namer.claim("d" + name, paired=False)
-             for name, (user, _) in zip(names, arg_pairs) if user in wrt_set}
-    inputs = tuple(Input(user, name, grads.get(user)) for name, (user, _) in zip(names, arg_pairs))
-    codes = {user: sp.Symbol(name, real=True) for name, (user, _) in zip(names, arg_pairs)}
+    namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
     codes.update((d, sp.Symbol(namer.claim(sanitize(d.name), paired=False), real=True))
                  for d in dims)
     shapes = {codes[u].name: tuple(codes.get(d, d) for d in u.shape) if u.is_Matrix else ()
@@ -107,6 +94,23 @@ def _lower_matrix(expr, wrt, args) -> Program:
     user_wrt = tuple(user for user, _ in wrt_pairs)
     return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
                    text=_matrix_text(converted), shapes=all_shapes, dims=runtime)
+
+
+def _name_inputs(arg_pairs, wrt_pairs):
+    """Code names of the arguments and their gradients, claimed in parameter order.
+
+    Returns the namer (for the steps still to name), the Inputs, the code Symbol of each internal
+    symbol and the gradient name of each wrt one.
+    """
+    namer = Namer()
+    names = [namer.claim(sanitize(user.name), paired=False) for user, _ in arg_pairs]
+    wrt_internal = {internal for _, internal in wrt_pairs}
+    grads = {internal: namer.claim("d" + name, paired=False)
+             for name, (_, internal) in zip(names, arg_pairs) if internal in wrt_internal}
+    inputs = tuple(Input(user, name, grads.get(internal))
+                   for name, (user, internal) in zip(names, arg_pairs))
+    codes = {internal: sp.Symbol(name, real=True) for name, (_, internal) in zip(names, arg_pairs)}
+    return namer, inputs, codes, grads
 
 
 def _matrix_text(expr) -> str:
