@@ -201,8 +201,9 @@ class Lowerer:
             name = _scale_name(coeff, self._name(operands[0]))
             return self._emit(name, coeff * values[0], "scale", stem="scaled", node=node)
         acc, acc_name = values[0], self._name(operands[0])
+        mean = _mean_name(operands, self._name) if coeff == 1 else None
         for k, (o, v) in enumerate(zip(operands[1:], values[1:]), start=2):
-            name = acc_name + self._name(o)
+            name = mean or acc_name + self._name(o)
             if k < len(values):
                 acc = self._emit(name, sp.Mul(acc, v, evaluate=False), "mul", stem="prod")
             else:
@@ -366,6 +367,17 @@ def _add_name(terms) -> str:
         text = (text + sign if text else ("" if sign == "p" else "m")) + _number_name(c)
     text += "".join("m" + n for n in minus)
     return _lead(text)
+
+
+def _mean_name(operands, name_of) -> str | None:
+    """``meanX`` for a sum over an axis times ``1/N`` (``symdiff.mean`` in matrix formulas)."""
+    if len(operands) != 2:
+        return None
+    for total, count in (operands, operands[::-1]):
+        if (isinstance(total, (array_ops.axis_sum, array_ops.total)) and count.is_Pow
+                and count.exp == -1 and count.base.is_Symbol):
+            return "mean" + name_of(total).removeprefix("sum")
+    return None
 
 
 def _scale_name(coeff: sp.Basic, name: str) -> str:
