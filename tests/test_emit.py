@@ -174,22 +174,25 @@ def test_tracebacks_point_into_the_generated_lines():
     assert "out = math.log(x)" in text and "<symdiff-" in text
 
 
-@pytest.mark.parametrize("formula, shapes", [
-    ("(x + sigmoid(y))/(sigmoid(x) + (x + y)**2)", [(40_000,), (40_000,)]),
-    ("x*sin(y) + log(1 + x**2)", [(300, 200), (300, 200)]),  # 2-D: blocks of rows
-    ("x*sin(y)", [(40_000,), ()]),  # a broadcast argument: one call
-    ("3 + y - y", [(40_000,), (40_000,)]),  # the value is a scalar: one call
+@pytest.mark.parametrize("formula, shapes, dtype", [
+    ("(x + sigmoid(y))/(sigmoid(x) + (x + y)**2)", [(40_000,), (40_000,)], float),
+    ("x*sin(y) + log(1 + x**2)", [(300, 200), (300, 200)], float),  # 2-D: blocks of rows
+    ("x*sin(y)", [(40_000,), ()], float),  # a broadcast argument: one call
+    ("3 + y - y", [(40_000,), (40_000,)], float),  # the value is a scalar: one call
+    ("x*exp(-y)", [(40_000,), (40_000,)], np.float32),  # float32 stays float32
+    ("x*y + x", [(40_000,), (40_000,)], np.int64),  # integers become floats
 ])
-def test_value_and_grad_in_blocks_gives_the_same_numbers(formula, shapes):
+def test_value_and_grad_in_blocks_gives_the_same_numbers(formula, shapes, dtype):
     mod = symdiff.lower(formula, wrt=["x", "y"]).compile("numpy")
     rng = np.random.default_rng(3)
-    args = [rng.uniform(0.5, 2.0, size=s) if s else 0.7 for s in shapes]
+    args = [(rng.uniform(0.5, 2.0, size=s) * 10).astype(dtype) if s else 0.7 for s in shapes]
     value, grads = mod.value_and_grad(*args)
     whole_value, whole_grads = mod.value_and_grad_block(*args)
     np.testing.assert_array_equal(value, whole_value)
+    assert np.asarray(value).dtype == np.asarray(whole_value).dtype
     for g, w in zip(grads, whole_grads):
         np.testing.assert_array_equal(g, w)
-        assert np.shape(g) == np.shape(w)
+        assert np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
 
 
 @pytest.mark.parametrize("backend", ["math", "numpy"])

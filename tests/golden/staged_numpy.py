@@ -39,8 +39,8 @@ def in_blocks(fused, args, block=8192):
         if out is None:
             if np.shape(value) != (min(rows, shape[0]),) + shape[1:]:
                 return fused(*args)  # the value does not have the arguments' shape
-            out = np.empty(shape, dtype=np.result_type(value, float))
-            grads = [np.empty(shape, dtype=np.result_type(g, float)) for g in partials]
+            out = np.empty(shape, dtype=np.asarray(value).dtype)
+            grads = [np.empty(shape, dtype=np.asarray(g).dtype) for g in partials]
         out[start:start + rows] = value
         for whole, part in zip(grads, partials):
             whole[start:start + rows] = part
