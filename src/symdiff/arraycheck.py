@@ -50,7 +50,7 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
     done: dict = {}
 
     def stop(n):
-        return isinstance(n, (ElementwiseApplyFunction, sp.Lambda)) or n in grids
+        return isinstance(n, sp.Lambda) or n in grids
 
     for node in postorder(expr, stop=stop):
         if isinstance(node, sp.Lambda):
@@ -58,8 +58,7 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
         if node in grids:
             done[node] = grids[node]
         elif isinstance(node, ElementwiseApplyFunction):
-            inner = explicit(node.expr, grids)
-            done[node] = inner.applyfunc(node.function)
+            done[node] = done[node.expr].applyfunc(node.function)
         else:
             done[node] = _explicit_node(node, [done.get(a) for a in node.args])
     return done[expr]

@@ -150,14 +150,6 @@ def _matrix(a, where: str) -> MatrixExpr:
     return a
 
 
-def is_matrix_formula(expr) -> bool:
-    """True when ``expr`` is a matrix expression or has one inside (e.g. a Trace)."""
-    if isinstance(expr, MatrixExpr):
-        return True
-    return isinstance(expr, sp.Basic) and any(
-        isinstance(n, MatrixExpr) for n in postorder(expr, stop=lambda n: n.is_Atom))
-
-
 # -- conversion to an expression over array names ----------------------------------------------
 
 
@@ -179,26 +171,20 @@ class Converter:
         self.shapes = shapes  # code name -> shape, filled for inputs
 
     def run(self, root: sp.Basic) -> tuple[sp.Basic, Shape]:
+        """One walk over the whole formula (operands of ``applyfunc`` included, so a shared
+        subexpression is converted once); the walk stops at the applied Lambda."""
         done: dict[sp.Basic, _Value] = {}
 
         def stop(n):
-            return isinstance(n, (ElementwiseApplyFunction, sp.Lambda)) or n in self.codes
+            return isinstance(n, sp.Lambda) or n in self.codes
 
         for node in postorder(root, stop=stop):
             if isinstance(node, ElementwiseApplyFunction):
-                inner = self.run_value(node.expr, done)
-                done[node] = self._apply(node, inner)
+                done[node] = self._apply(node, done[node.expr])
             elif not isinstance(node, sp.Lambda):
                 done[node] = self._convert(node, [done.get(a) for a in node.args])
-        value = done[root]
-        value = self._materialized(value)
+        value = self._materialized(done[root])
         return value.expr, value.phys
-
-    def run_value(self, node, done) -> _Value:
-        if node not in done:
-            expr, phys = self.run(node)
-            done[node] = _Value(expr, phys, node.shape if node.is_Matrix else ())
-        return done[node]
 
     def _apply(self, node: ElementwiseApplyFunction, inner: _Value) -> _Value:
         fn = node.function
