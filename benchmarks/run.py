@@ -239,11 +239,13 @@ def formula_with(x, y, exp):
     return (x + 1 / (1 + exp(-y))) / (1 / (1 + exp(-x)) + (x + y) ** 2)
 
 
-def hand_staged_math(x, y):
-    """The textbook staged value and gradient (dout = 1), as a person writes it."""
-    sigy = 1.0 / (1.0 + math.exp(-y))
+def hand_staged(x, y, exp):
+    """The textbook staged value and gradient (dout = 1), as a person writes it, for floats
+    (exp = math.exp) or naively over arrays (exp = np.exp, one temporary per step). The forks
+    add with ``dx = dx + ...``: for arrays ``+=`` would also change dy, which is the same array."""
+    sigy = 1.0 / (1.0 + exp(-y))
     num = x + sigy
-    sigx = 1.0 / (1.0 + math.exp(-x))
+    sigx = 1.0 / (1.0 + exp(-x))
     xpy = x + y
     xpysqr = xpy**2
     den = sigx + xpysqr
@@ -257,32 +259,7 @@ def hand_staged_math(x, y):
     dxpy = (2 * xpy) * dxpysqr
     dx = dxpy
     dy = dxpy
-    dx += ((1 - sigx) * sigx) * dsigx
-    dx += dnum
-    dsigy = dnum
-    dy += ((1 - sigy) * sigy) * dsigy
-    return f, (dx, dy)
-
-
-def hand_staged_numpy(x, y):
-    """The same staged code over arrays, naively: one temporary per step."""
-    sigy = 1.0 / (1.0 + np.exp(-y))
-    num = x + sigy
-    sigx = 1.0 / (1.0 + np.exp(-x))
-    xpy = x + y
-    xpysqr = xpy**2
-    den = sigx + xpysqr
-    invden = 1.0 / den
-    f = num * invden
-    dnum = invden
-    dinvden = num
-    dden = (-1.0 / (den * den)) * dinvden
-    dsigx = dden
-    dxpysqr = dden
-    dxpy = (2 * xpy) * dxpysqr
-    dx = dxpy
-    dy = dxpy
-    dx = dx + ((1 - sigx) * sigx) * dsigx  # not +=: dx and dy are the same array here
+    dx = dx + ((1 - sigx) * sigx) * dsigx
     dx = dx + dnum
     dsigy = dnum
     dy = dy + ((1 - sigy) * sigy) * dsigy
@@ -322,7 +299,9 @@ def measure(impls: list[tuple], cfg: Config, reference: list[np.ndarray]) -> lis
         progress(f"timing: {name}")
         got = to_arrays(fn(*args))
         agrees = all(np.allclose(g, r, rtol=1e-9, atol=1e-12) for g, r in zip(got, reference))
-        timer = timeit.Timer("fn(a, b)", globals={"fn": fn, "a": args[0], "b": args[1]})
+        names = [f"a{k}" for k in range(len(args))]
+        call = f"fn({', '.join(names)})"
+        timer = timeit.Timer(call, globals={"fn": fn, **dict(zip(names, args))})
         timers.append((timer, calls_per_batch(timer)))
         rows.append({"implementation": name, "seconds": math.inf, "agrees": bool(agrees)})
     for _ in range(cfg.rounds):
@@ -339,9 +318,9 @@ def bench_math(cfg: Config) -> dict:
     generated = symdiff.lower(expr, wrt=[x, y]).compile("math")
     lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
                              modules="math", cse=True)
-    reference = as_arrays(hand_staged_math(*POINT))
+    reference = as_arrays(hand_staged(*POINT, math.exp))
     rows = measure([
-        ("hand-staged (textbook, math.exp)", hand_staged_math, POINT, as_arrays),
+        ("hand-staged (textbook, math.exp)", hand_staged, (*POINT, math.exp), as_arrays),
         ("symdiff math value_and_grad", generated.value_and_grad, POINT, as_arrays),
         ("lambdify(cse=True), math", lambdified, POINT, as_arrays),
     ], cfg, reference)
@@ -379,7 +358,7 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
     lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
                              modules="numpy", cse=True)
     impls = [
-        ("hand-staged numpy (np.exp)", hand_staged_numpy, (xs, ys), as_arrays),
+        ("hand-staged numpy (np.exp)", hand_staged, (xs, ys, np.exp), as_arrays),
         ("symdiff numpy value_and_grad", generated.value_and_grad, (xs, ys), as_arrays),
         ("symdiff numpy forward only", generated.forward, (xs, ys), value_only),
         ("lambdify(cse=True), numpy", lambdified, (xs, ys), as_arrays),
@@ -392,7 +371,7 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
             missing.append({"implementation": label, "status": status})
         else:
             impls.append((*impl, as_arrays))
-    rows = measure(impls, cfg, as_arrays(hand_staged_numpy(xs, ys)))
+    rows = measure(impls, cfg, as_arrays(hand_staged(xs, ys, np.exp)))
     for row in rows[4:]:
         row["vs_symdiff_numpy"] = row["seconds"] / rows[1]["seconds"]
     numpy_section = {"points": cfg.points, "allocator": allocator, "rows": rows[:4],

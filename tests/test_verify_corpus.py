@@ -72,7 +72,7 @@ def staged_forward(x, y):
     return f, (x, y, sigy, num, sigx, xpy, xpysqr, den, invden)
 
 
-def staged_backward(dout, cache):
+def staged_backward(dout, cache, overwrite=False):
     x, y, sigy, num, sigx, xpy, xpysqr, den, invden = cache
     # f = num * invden
     dnum = invden * dout
@@ -88,7 +88,10 @@ def staged_backward(dout, cache):
     dx = (1) * dxpy
     dy = (1) * dxpy
     # sigx = sigmoid(x)
-    dx += ((1 - sigx) * sigx) * dsigx  # notice += !!
+    if overwrite:
+        dx = ((1 - sigx) * sigx) * dsigx  # BUG: = instead of +=
+    else:
+        dx += ((1 - sigx) * sigx) * dsigx  # notice += !!
     # num = x + sigy
     dx += (1) * dnum
     dsigy = (1) * dnum
@@ -99,20 +102,7 @@ def staged_backward(dout, cache):
 
 def staged_backward_overwrites(dout, cache):
     """The classic bug: one ``dx +=`` written as ``dx =`` (the x + y path into dx is lost)."""
-    x, y, sigy, num, sigx, xpy, xpysqr, den, invden = cache
-    dnum = invden * dout
-    dinvden = num * dout
-    dden = (-1.0 / den**2) * dinvden
-    dsigx = (1) * dden
-    dxpysqr = (1) * dden
-    dxpy = (2 * xpy) * dxpysqr
-    dx = (1) * dxpy
-    dy = (1) * dxpy
-    dx = ((1 - sigx) * sigx) * dsigx  # BUG: = instead of +=
-    dx += (1) * dnum
-    dsigy = (1) * dnum
-    dy += ((1 - sigy) * sigy) * dsigy
-    return dx, dy
+    return staged_backward(dout, cache, overwrite=True)
 
 
 def staged_grad(x, y):
