@@ -239,13 +239,13 @@ def formula_with(x, y, exp):
     return (x + 1 / (1 + exp(-y))) / (1 / (1 + exp(-x)) + (x + y) ** 2)
 
 
-def hand_staged(x, y, exp):
+def hand_staged(x, y, lib):
     """The textbook staged value and gradient (dout = 1), as a person writes it, for floats
-    (exp = math.exp) or naively over arrays (exp = np.exp, one temporary per step). The forks
-    add with ``dx = dx + ...``: for arrays ``+=`` would also change dy, which is the same array."""
-    sigy = 1.0 / (1.0 + exp(-y))
+    (lib = math: ``math.exp``) or naively over arrays (lib = np, one temporary per step). The
+    forks add with ``dx = dx + ...``: for arrays ``+=`` would also change dy, the same array."""
+    sigy = 1.0 / (1.0 + lib.exp(-y))
     num = x + sigy
-    sigx = 1.0 / (1.0 + exp(-x))
+    sigx = 1.0 / (1.0 + lib.exp(-x))
     xpy = x + y
     xpysqr = xpy**2
     den = sigx + xpysqr
@@ -318,9 +318,9 @@ def bench_math(cfg: Config) -> dict:
     generated = symdiff.lower(expr, wrt=[x, y]).compile("math")
     lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
                              modules="math", cse=True)
-    reference = as_arrays(hand_staged(*POINT, math.exp))
+    reference = as_arrays(hand_staged(*POINT, math))
     rows = measure([
-        ("hand-staged (textbook, math.exp)", hand_staged, (*POINT, math.exp), as_arrays),
+        ("hand-staged (textbook, math.exp)", hand_staged, (*POINT, math), as_arrays),
         ("symdiff math value_and_grad", generated.value_and_grad, POINT, as_arrays),
         ("lambdify(cse=True), math", lambdified, POINT, as_arrays),
     ], cfg, reference)
@@ -358,7 +358,7 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
     lambdified = sp.lambdify([x, y], [expr, sp.diff(expr, x), sp.diff(expr, y)],
                              modules="numpy", cse=True)
     impls = [
-        ("hand-staged numpy (np.exp)", hand_staged, (xs, ys, np.exp), as_arrays),
+        ("hand-staged numpy (np.exp)", hand_staged, (xs, ys, np), as_arrays),
         ("symdiff numpy value_and_grad", generated.value_and_grad, (xs, ys), as_arrays),
         ("symdiff numpy forward only", generated.forward, (xs, ys), value_only),
         ("lambdify(cse=True), numpy", lambdified, (xs, ys), as_arrays),
@@ -371,7 +371,7 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
             missing.append({"implementation": label, "status": status})
         else:
             impls.append((*impl, as_arrays))
-    rows = measure(impls, cfg, as_arrays(hand_staged(xs, ys, np.exp)))
+    rows = measure(impls, cfg, as_arrays(hand_staged(xs, ys, np)))
     for row in rows[4:]:
         row["vs_symdiff_numpy"] = row["seconds"] / rows[1]["seconds"]
     numpy_section = {"points": cfg.points, "allocator": allocator, "rows": rows[:4],
