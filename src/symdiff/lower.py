@@ -115,8 +115,20 @@ class Lowerer:
         """Constants, total nodes, and nodes evaluated on every path (not only inside a branch)."""
         self.constant: set[sp.Basic] = set()
         self.total: set[sp.Basic] = set()
-        nodes = postorder(root)
+        self.known: set[sp.Basic] = set()
+        nodes = self._classify(root)
+        if any(isinstance(n, sp.Piecewise) for n in nodes):
+            self.unconditional = set(postorder(root, stop=lambda n: isinstance(n, sp.Piecewise)))
+        else:  # no branches: every node is evaluated on every path
+            self.unconditional = set(nodes)
+
+    def _classify(self, root: sp.Basic) -> list[sp.Basic]:
+        """Mark the nodes below ``root`` not seen before as constant and/or total."""
+        nodes = postorder(root, stop=lambda n: n in self.known)
         for node in nodes:
+            if node in self.known:
+                continue
+            self.known.add(node)
             _reject(node)
             if node.is_Symbol:
                 self.total.add(node)
@@ -125,10 +137,7 @@ class Lowerer:
                 self.total.add(node)
             elif _is_total_gate(node) and all(a in self.total for a in node.args):
                 self.total.add(node)
-        if any(isinstance(n, sp.Piecewise) for n in nodes):
-            self.unconditional = set(postorder(root, stop=lambda n: isinstance(n, sp.Piecewise)))
-        else:  # no branches: every node is evaluated on every path
-            self.unconditional = set(nodes)
+        return nodes
 
     def _staged(self, node: sp.Basic) -> bool:
         if node in self.constant or node.is_Atom or isinstance(node, _CONDITIONS):
@@ -138,6 +147,8 @@ class Lowerer:
     # -- plans: (operands to lower first, build() -> value) -----------------------------------
 
     def _plan(self, node: sp.Basic) -> tuple[list, Callable]:
+        if node not in self.known:  # built by a plan (a shared denominator, a term's rest)
+            self._classify(node)
         if node not in self.plans:
             self.plans[node] = self._make_plan(node)
         return self.plans[node]
