@@ -60,7 +60,7 @@ def test_check_mismatch_exits_1(capsys, monkeypatch):
     (["gen"], "required"),
     (["frobnicate", "x"], "invalid choice"),
     (["gen", "3"], "no symbols"),
-    (["gen", "x", "--args", "y"], "missing: x"),
+    (["gen", "x", "--args", "y"], "args names 'y', which is not a variable"),
     (["check", "x", "--samples", "0"], "at least 1"),
     (["gen", "x", "-o", "/nonexistent/dir/out.py"], "No such file"),
 ])

@@ -63,3 +63,74 @@ def test_products_of_powers_in_a_denominator_lower_and_match(text, expr, wrt):
     assert_backends_match(text, expr, wrt, point)
     assert_backends_match(expr, expr, wrt, point)
     assert symdiff.check(symdiff.lower(expr, wrt=wrt)).ok
+
+
+# -- 2. a declared name is a variable, whatever it spells ---------------------------------------
+
+COLLIDING = ["E", "I", "S", "N", "O", "Q", "beta", "gamma", "lambda", "zeta", "Gamma", "pi", "e",
+             "sum", "max", "math", "np", "dx", "out", "cache", "exp", "sin", "sigmoid", "dout",
+             "in", "is", "float", "asfloat", "value_and_grad", "oo", "nan", "EulerGamma"]
+
+
+@pytest.mark.parametrize("name", COLLIDING)
+def test_a_colliding_name_is_a_variable_in_strings_and_sympy(name):
+    s, t = sp.Symbol(name, **R), sp.Symbol("t", **R)
+    expr = s**2 * t + s / t
+    point = {s: 1.3, t: 0.7}
+    assert_backends_match(f"{name}**2*t + {name}/t", expr, [s, t], point)
+    assert_backends_match(expr, expr, [s, t], point)
+    assert symdiff.check(symdiff.lower(f"{name}**2*t + {name}/t", wrt=[name, "t"])).ok
+
+
+def test_youngs_modulus_keeps_E_a_variable():
+    E, A, L = sp.symbols("E A L", **R)
+    prog = assert_backends_match("E*A/L", E * A / L, [E, A, L], {E: 2.0, A: 3.0, L: 4.0})
+    assert [i.symbol.name for i in prog.inputs] == ["E", "A", "L"]
+    assert "math.e" not in prog.source("math")
+    # Undeclared, E is Euler's number, and then it is not a parameter.
+    const = symdiff.lower("E*A/L", wrt=["A", "L"])
+    assert [i.symbol.name for i in const.inputs] == ["A", "L"]
+    assert const.compile("math").value_and_grad(3.0, 4.0)[0] == pytest.approx(math.e * 3 / 4)
+
+
+def test_cli_declares_wrt_names(capsys):
+    from symdiff.cli import main
+
+    assert main(["gen", "E*A/L", "--wrt", "E,A,L"]) == 0
+    assert "def value_and_grad(E, A, L):" in capsys.readouterr().out
+
+
+# -- 6. interface surprises ------------------------------------------------------------------
+
+@pytest.mark.parametrize("wrt, fragment", [
+    (["xx"], "wrt names 'xx', which is not a variable of the formula (its variables: x, y)"),
+    (["x y"], "wrt entry 'x y' is not one name"),
+    (["x", "z"], "'z'"),
+])
+def test_a_wrt_name_missing_from_the_formula_is_an_error(wrt, fragment):
+    with pytest.raises(symdiff.ArgumentError) as info:
+        symdiff.lower("x*y", wrt=wrt)
+    assert fragment in str(info.value)
+
+
+def test_allow_unused_and_absent_symbols_get_zero_gradients():
+    prog = symdiff.lower("x*y", wrt=["x", "z"], allow_unused=True)
+    assert prog.compile("math").value_and_grad(2.0, 5.0, 3.0)[1] == (3.0, 0.0)  # (x, z, y)
+    z = sp.Symbol("z")  # a SymPy Symbol keeps its documented zero gradient
+    assert symdiff.grad(x * y, wrt=[x, z])(2.0, 5.0, 3.0)[1] == (3.0, 0.0)
+
+
+def test_cli_typo_in_wrt_exits_2(capsys):
+    from symdiff.cli import main
+
+    assert main(["gen", "x*y", "--wrt", "xx"]) == 2
+    err = capsys.readouterr().err
+    assert "'xx'" in err and "x, y" in err and err.count("\n") == 1
+
+
+def test_default_parameter_order_is_natural():
+    prog = symdiff.lower("x1 + x10 + x2 + y", wrt=["y"])
+    assert [i.symbol.name for i in prog.inputs] == ["y", "x1", "x2", "x10"]
+    xs = sp.symbols("x1 x10 x2 x9", **R)
+    assert [i.symbol.name for i in symdiff.lower(sum(xs), wrt=list(xs[:1])).inputs] == [
+        "x1", "x2", "x9", "x10"]

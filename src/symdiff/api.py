@@ -18,7 +18,7 @@ from .dag import gc_paused, postorder
 from .errors import ArgumentError, SymdiffError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
-from .naming import Namer, sanitize
+from .naming import Namer, natural_key, sanitize
 from .reverse import reverse
 
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
@@ -26,12 +26,16 @@ MAX_PRINTED_NODES = 300  # a formula longer than this (as a tree) is not quoted 
 
 
 @gc_paused
-def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
+def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
+          allow_unused: bool = False) -> Program:
     """Lower a formula to a staged forward/backward Program.
 
     ``expr`` is a SymPy expression or a formula string (parsed with a whitelist, never evaluated).
     ``wrt`` lists the Symbols (or names) to differentiate with respect to; ``args`` is the parameter
-    order of the generated functions (default: wrt in order, then the other symbols by name).
+    order of the generated functions (default: wrt in order, then the other symbols by name, in
+    natural order: x2 before x10). A *name* in ``wrt`` or ``args`` that is not a variable of the
+    formula is an ArgumentError (a typo), unless ``allow_unused=True``; a SymPy Symbol absent from
+    the formula gets a zero gradient.
 
     >>> import sympy as sp
     >>> x, y = sp.symbols("x y")
@@ -40,16 +44,16 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
     3
     """
     if isinstance(expr, MatrixExpr):
-        return _lower_matrix(expr, wrt, args)
-    expr = as_expression(expr)
+        return _lower_matrix(expr, wrt, args, allow_unused)
+    expr = as_expression(expr, variables=declared_names(wrt, args))
     nodes = postorder(expr)  # one walk: matrices inside? which symbols? how big?
     if any(isinstance(n, MatrixExpr) for n in nodes):  # e.g. a Trace: a scalar of matrices
-        return _lower_matrix(expr, wrt, args)
+        return _lower_matrix(expr, wrt, args, allow_unused)
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
-                     key=lambda s: (s.name, str(s.assumptions0)))
+                     key=lambda s: (natural_key(s.name), str(s.assumptions0)))
     real = {s: _real(s) for s in symbols}
-    wrt_pairs = _resolve_wrt(wrt, symbols, real)
-    arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
+    wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
+    arg_pairs = _resolve_args(args, symbols, real, wrt_pairs, allow_unused)
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
     canonical = canonicalize(expr, real)
     forward = Lowerer(namer, codes).run(canonical)
@@ -59,7 +63,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None) -> Program:
                    text=_formula_text(canonical, codes, nodes))
 
 
-def _lower_matrix(expr, wrt, args) -> Program:
+def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
     """``lower`` for a formula over MatrixSymbols (see ``symdiff.matrix``)."""
     from .matrix import Converter, reverse_arrays, runtime_dims, step_shapes
 
@@ -71,13 +75,13 @@ def _lower_matrix(expr, wrt, args) -> Program:
         if bad:
             raise ArgumentError(f"the shape of {m.name} must be integers or symbols, not {bad[0]}")
     scalars = [s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s not in dims]
-    symbols = sorted(matrices + scalars, key=lambda s: (s.name, str(type(s))))
+    symbols = sorted(matrices + scalars, key=lambda s: (natural_key(s.name), str(type(s))))
     real = {s: s for s in symbols}
-    wrt_pairs = _resolve_wrt(wrt, symbols, real)
+    wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
     for user, _ in wrt_pairs:
         if user in dims:
             raise ArgumentError(f"{user.name} is a dimension: it has no gradient")
-    arg_pairs = _resolve_args(args, symbols, real, wrt_pairs)
+    arg_pairs = _resolve_args(args, symbols, real, wrt_pairs, allow_unused)
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
     codes.update((d, sp.Symbol(namer.claim(sanitize(d.name), paired=False), real=True))
                  for d in dims)
@@ -125,7 +129,8 @@ def _matrix_text(expr) -> str:
         return ""
 
 
-def grad(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None) -> Callable:
+def grad(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None, *,
+         allow_unused: bool = False) -> Callable:
     """The compiled ``value_and_grad(*args) -> (value, gradients)`` of a formula.
 
     >>> import sympy as sp
@@ -133,15 +138,30 @@ def grad(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = Non
     >>> grad(x**2, wrt=[x])(3.0)
     (9.0, (6.0,))
     """
-    return lower(expr, wrt, args).compile(backend).value_and_grad
+    return lower(expr, wrt, args, allow_unused=allow_unused).compile(backend).value_and_grad
 
 
-def as_expression(expr) -> sp.Expr:
-    """A scalar SymPy expression from what the user passed (strings are parsed safely)."""
+def declared_names(*lists) -> list[str]:
+    """The names listed in ``wrt``/``args`` (strings or symbols): variables in a formula string."""
+    names = []
+    for items in lists:
+        if isinstance(items, (str, sp.Symbol)):
+            items = [items]
+        if isinstance(items, Iterable):
+            names += [i if isinstance(i, str) else getattr(i, "name", "") for i in items]
+    return names
+
+
+def as_expression(expr, variables: Iterable[str] = ()) -> sp.Expr:
+    """A scalar SymPy expression from what the user passed (strings are parsed safely).
+
+    In a string, ``variables`` (the names the caller declares) are variables even where they
+    would be constants (``E``, ``pi``).
+    """
     if isinstance(expr, str):
         from .parse import parse
 
-        expr = parse(expr)
+        expr = parse(expr, variables=variables)
     elif isinstance(expr, bool):
         raise ArgumentError(f"expected a formula, got the boolean {expr}")
     elif isinstance(expr, int):
@@ -166,13 +186,13 @@ def _real(symbol: sp.Symbol) -> sp.Symbol:
     return cls(symbol.name, real=True)
 
 
-def _resolve_wrt(wrt, symbols, real) -> list[tuple[sp.Symbol, sp.Symbol]]:
+def _resolve_wrt(wrt, symbols, real, allow_unused) -> list[tuple[sp.Symbol, sp.Symbol]]:
     """(user symbol, internal real symbol) for each wrt entry."""
     if isinstance(wrt, (str, sp.Basic)) or not isinstance(wrt, Iterable):
         wrt = [wrt] if isinstance(wrt, (str, sp.Symbol)) else wrt
     if not isinstance(wrt, Iterable):
         raise ArgumentError(f"wrt must be a list of symbols or names, got {type(wrt).__name__}")
-    pairs = [_resolve_symbol(w, symbols, real, "wrt") for w in wrt]
+    pairs = [_resolve_symbol(w, symbols, real, "wrt", allow_unused) for w in wrt]
     if not pairs:
         raise ArgumentError("wrt is empty: name at least one symbol to differentiate by")
     seen = set()
@@ -183,14 +203,15 @@ def _resolve_wrt(wrt, symbols, real) -> list[tuple[sp.Symbol, sp.Symbol]]:
     return pairs
 
 
-def _resolve_args(args, symbols, real, wrt_pairs) -> list[tuple[sp.Symbol, sp.Symbol]]:
+def _resolve_args(args, symbols, real, wrt_pairs,
+                  allow_unused) -> list[tuple[sp.Symbol, sp.Symbol]]:
     if args is None:
         chosen = {internal for _, internal in wrt_pairs}
         rest = [(s, real[s]) for s in symbols if real[s] not in chosen]
         return wrt_pairs + _unique(rest)
     if isinstance(args, (str, sp.Basic)):
         raise ArgumentError("args must be a list of symbols or names")
-    pairs = [_resolve_symbol(a, symbols, real, "args") for a in args]
+    pairs = [_resolve_symbol(a, symbols, real, "args", allow_unused) for a in args]
     given = [internal for _, internal in pairs]
     if len(set(given)) != len(given):
         raise ArgumentError("args lists a symbol twice")
@@ -212,7 +233,7 @@ def _unique(pairs):
     return out
 
 
-def _resolve_symbol(item, symbols, real, what) -> tuple[sp.Symbol, sp.Symbol]:
+def _resolve_symbol(item, symbols, real, what, allow_unused) -> tuple[sp.Symbol, sp.Symbol]:
     if isinstance(item, str):
         if not item.strip():
             raise ArgumentError(f"{what} contains an empty name")
@@ -220,6 +241,8 @@ def _resolve_symbol(item, symbols, real, what) -> tuple[sp.Symbol, sp.Symbol]:
         if len(matches) > 1 and len({real[s] for s in matches}) > 1:
             raise ArgumentError(f"{what}: the name {item!r} is ambiguous: the formula has "
                                 f"{len(matches)} different symbols of that name")
+        if not matches and not allow_unused:
+            raise _unknown_name(item, symbols, what)
         user = matches[0] if matches else sp.Symbol(item, real=True)
         return user, real.get(user, _real(user))
     if isinstance(item, sp.Symbol):
@@ -227,6 +250,17 @@ def _resolve_symbol(item, symbols, real, what) -> tuple[sp.Symbol, sp.Symbol]:
     if isinstance(item, sp.MatrixSymbol):
         return item, item
     raise ArgumentError(f"{what} entries must be Symbols or names, got {item!r}")
+
+
+def _unknown_name(item: str, symbols, what: str) -> ArgumentError:
+    """The error for a name in wrt/args that the formula does not contain (a typo, usually)."""
+    known = ", ".join(dict.fromkeys(s.name for s in symbols)) or "none"
+    if any(c in item for c in " ,;"):
+        return ArgumentError(f"{what} entry {item!r} is not one name: list the names separately "
+                             f"({what}=['x', 'y'], or --{what} x,y); the formula's variables: "
+                             f"{known}")
+    return ArgumentError(f"{what} names {item!r}, which is not a variable of the formula (its "
+                         f"variables: {known}); pass allow_unused=True for a zero gradient")
 
 
 def _formula_text(expr: sp.Expr, codes: dict, user_nodes: list) -> str:

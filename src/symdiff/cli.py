@@ -85,15 +85,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(options) -> int:
-    from .api import as_expression, lower
+    from .api import as_expression, declared_names, lower
     from .check import check
     from .dag import free_symbols
+    from .naming import natural_key
 
     text = sys.stdin.read() if options.expr == "-" else options.expr
-    expr = as_expression(text)
     wrt = _names(options.wrt, "--wrt")
+    expr = as_expression(text, declared_names(wrt or [], _names(options.args, "--args") or []))
     if wrt is None:
-        wrt = sorted({s.name for s in free_symbols(expr)})
+        wrt = sorted({s.name for s in free_symbols(expr)}, key=natural_key)
         if not wrt:
             raise _BadInput("the formula has no symbols: give --wrt")
     prog = lower(expr, wrt=wrt, args=_names(options.args, "--args"))

@@ -62,6 +62,16 @@ def _ascii_spelling(ch: str) -> str:
     return "_"
 
 
+def natural_key(name: str) -> tuple:
+    """Sort key putting ``x2`` before ``x10`` (digit runs compare as numbers).
+
+    >>> sorted(["x10", "x2", "x1", "y"], key=natural_key)
+    ['x1', 'x2', 'x10', 'y']
+    """
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"(\d+)", name) if part)
+
+
 class Namer:
     """Hands out distinct identifiers; every name claimed is checked against all claimed before."""
 

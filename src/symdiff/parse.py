@@ -14,8 +14,11 @@ Invariants:
   limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work:
   exact numbers SymPy would fold stay below ``NUMBER_DIGITS`` digits, roots are taken only of
   numbers below ``ROOT_DIGITS`` digits, and no exception of SymPy's leaks.
-* Names become ``Symbol(name, real=True)``; ``pi``, ``E``, ``True``, ``False`` are constants; only
-  whitelisted functions can be called, and the result is always a value, never a condition.
+* A name not followed by ``(`` is a variable, ``Symbol(name, real=True)``, whatever it spells
+  (``gamma``, ``beta``, ``lambda``, ``I``, ``S``, ``N``): only ``pi`` and ``E`` are constants, and
+  not when the caller declares them as variables (``variables=``: the names listed in ``wrt`` or
+  ``args``). ``True`` and ``False`` are conditions. Only whitelisted functions can be called, and the
+  result is always a value, never a condition.
 * A chain ``a + b - c`` (``a * b / c``) becomes one ``Add`` (``Mul``) call, so long sums are linear.
 * SymPy's automatic simplification walks arguments recursively, so a node whose operands are
   nested deeper than ``EVAL_DEPTH`` (or larger than ``EVAL_SIZE`` nodes) is built unevaluated.
@@ -26,7 +29,7 @@ from __future__ import annotations
 import keyword
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import sympy as sp
 from sympy.core.relational import Relational
@@ -70,6 +73,8 @@ _BAD = {
 }
 _STRING_PREFIXES = {"r", "u", "f", "b", "br", "rb", "fr", "rf"}
 _CONSTANTS = {"pi": sp.pi, "E": sp.E, "True": sp.true, "False": sp.false}
+_DECLARABLE = frozenset({"pi", "E"})  # constants a caller may declare to be variables
+_NOT_NAMES = frozenset({"None"})  # a keyword that can only be a mistake in a formula
 OR, AND, NOT, CMP, ADD, MUL, UNARY, POW = range(1, 9)
 _BINARY = {"or": OR, "|": OR, "and": AND, "&": AND, "+": ADD, "-": ADD, "*": MUL, "/": MUL,
            "**": POW, "^": POW, **dict.fromkeys(("<", "<=", ">", ">=", "==", "!="), CMP)}
@@ -78,8 +83,10 @@ _RELATIONS = {"<": sp.Lt, "<=": sp.Le, ">": sp.Gt, ">=": sp.Ge, "==": sp.Eq, "!=
 
 
 def parse(text: str, *, max_length: int = 1_000_000, max_depth: int = 100_000,
-          max_digits: int = 1000) -> sp.Basic:
+          max_digits: int = 1000, variables: Iterable[str] = ()) -> sp.Basic:
     """Parse a formula string into a SymPy expression, never evaluating the string as code.
+
+    ``variables`` are names that are variables even where they would be constants (``E``, ``pi``).
 
     ``max_length`` bounds ``len(text)``, ``max_depth`` the nesting of parentheses, calls, prefix
     operators and powers, ``max_digits`` the digits of a number literal; exceeding one raises
@@ -89,11 +96,13 @@ def parse(text: str, *, max_length: int = 1_000_000, max_depth: int = 100_000,
     -x**2 + 3*sin(y)/2
     >>> parse("where(0 < x < 1, x, 0)")
     Piecewise((x, (x > 0) & (x < 1)), (0, True))
+    >>> parse("E*A/L"), parse("E*A/L", variables=["E"]), parse("gamma*lambda")
+    (E*A/L, A*E/L, gamma*lambda)
     """
     if len(text) > max_length:
         raise InputTooLargeError(f"formula has {len(text)} characters, more than "
                                  f"max_length={max_length}")
-    return _Parser(text, max_depth, max_digits).run()
+    return _Parser(text, max_depth, max_digits, frozenset(variables)).run()
 
 
 # ---------------------------------------------------------------------------------- tokens
@@ -124,9 +133,19 @@ def _name_kind(text: str, tok: str, col: int, end: int) -> str:
         raise ParseError(f"names starting with '__' are not allowed: {tok!r}", text, col)
     if tok in ("and", "or", "not"):
         return "op"
-    if keyword.iskeyword(tok) and tok not in _CONSTANTS:
+    if keyword.iskeyword(tok) and tok not in _CONSTANTS and not _used_as_value(text, end, tok):
         raise ParseError(f"the Python keyword {tok!r} is not allowed in a formula", text, col)
     return "name"
+
+
+def _used_as_value(text: str, end: int, tok: str) -> bool:
+    """A keyword spelling a variable (``lambda*x``: a wavelength), not starting a statement.
+
+    Only a keyword followed by an operator, a comma, a closing parenthesis or the end is one;
+    ``lambda x: x``, ``import os`` and ``x if y else z`` stay errors that name the keyword.
+    """
+    rest = text[end:].lstrip()
+    return tok not in _NOT_NAMES and (not rest or rest[0] in "+-*/^<>=!&|,)")
 
 
 def _number(tok: str, col: int, max_digits: int) -> sp.Number:
@@ -456,8 +475,9 @@ class _Chain:
 class _Parser:
     """Shunting-yard over the token stream; values are (object, depth, tree size) triples."""
 
-    def __init__(self, text: str, max_depth: int, max_digits: int):
+    def __init__(self, text: str, max_depth: int, max_digits: int, variables: frozenset):
         self.text, self.max_depth, self.max_digits = text, max_depth, max_digits
+        self.variables = variables
         self.tokens = _tokens(text)
         self.ahead: tuple[str, str, int] | None = None
         self.values: list[tuple[object, int, int]] = []
@@ -513,11 +533,9 @@ class _Parser:
         if after[:2] == ("op", "("):
             self.push(_Open(after[2], sym, col, len(self.values)), after[2])
             return True
-        if sym in _FUNCTIONS:
-            raise self.error(f"{sym} is a function: call it as {sym}(...)", col)
         self.ahead = after
-        self.values.append((_CONSTANTS[sym] if sym in _CONSTANTS
-                            else sp.Symbol(sym, real=True), 0, 1))
+        constant = sym in _CONSTANTS and not (sym in self.variables and sym in _DECLARABLE)
+        self.values.append((_CONSTANTS[sym] if constant else sp.Symbol(sym, real=True), 0, 1))
         return False
 
     def push(self, op: _Open | _Prefix | _Chain, col: int) -> None:
