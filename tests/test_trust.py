@@ -134,3 +134,12 @@ def test_default_parameter_order_is_natural():
     xs = sp.symbols("x1 x10 x2 x9", **R)
     assert [i.symbol.name for i in symdiff.lower(sum(xs), wrt=list(xs[:1])).inputs] == [
         "x1", "x2", "x9", "x10"]
+
+
+def test_a_matrix_power_of_a_non_square_matrix_is_refused_at_lowering():
+    N, M = sp.symbols("N M", integer=True, positive=True)
+    R = sp.MatrixSymbol("R", N, M)
+    with pytest.raises(symdiff.UnsupportedFunctionError, match="only a square matrix has powers"):
+        symdiff.lower(symdiff.sum(R**2), wrt=[R])
+    S = sp.MatrixSymbol("S", N, N)  # square: S @ S, checked against SymPy's own expansion
+    assert symdiff.check(symdiff.lower(symdiff.sum(S**2), wrt=[S])).ok

@@ -230,6 +230,12 @@ class Converter:
             if not (exp.is_Integer and exp >= 1):
                 raise UnsupportedFunctionError(
                     f"a matrix power needs a positive integer exponent: {node}")
+            rows, cols = base.shape
+            if rows != cols:
+                raise UnsupportedFunctionError(
+                    f"{node} is a matrix power of a {rows} x {cols} matrix: only a square matrix "
+                    "has powers (for the elementwise power write hadamard(A, A) or "
+                    "A.applyfunc(lambda t: t**2))")
             acc = args[0]
             for _ in range(int(exp) - 1):
                 acc = self._times(acc, args[0])
