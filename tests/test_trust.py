@@ -143,3 +143,18 @@ def test_a_matrix_power_of_a_non_square_matrix_is_refused_at_lowering():
         symdiff.lower(symdiff.sum(R**2), wrt=[R])
     S = sp.MatrixSymbol("S", N, N)  # square: S @ S, checked against SymPy's own expansion
     assert symdiff.check(symdiff.lower(symdiff.sum(S**2), wrt=[S])).ok
+
+
+# -- 7. the signature output on ordinary formulas -------------------------------------------------
+
+def test_backward_reads_cached_forward_values_instead_of_recomputing():
+    prog = symdiff.lower("sin(x)*cos(x)", wrt=["x"])
+    locals_ = {(g.name, g.source): str(g.local) for g in prog.backward}
+    assert locals_[("dx", "sinx")] == "cosx" and locals_[("dx", "cosx")] == "-sinx"
+    src = prog.source("math")
+    assert "math.cos(x)" in src.split("def backward")[0]  # computed once, in forward
+    assert "math.cos" not in src.split("def backward")[1].split("def value_and_grad")[0]
+    prog = symdiff.lower("atan2(y, x) + sqrt(x**2 + y**2)", wrt=["x", "y"])
+    backward = "\n".join(str(g) for g in prog.backward)
+    assert "**2" not in backward.replace("xsqr", "")  # x**2 + y**2 is read, not rebuilt
+    assert symdiff.check(prog).ok

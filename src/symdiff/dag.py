@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import sympy as sp
@@ -94,6 +95,13 @@ def rebuild(
                 new = node.func(*args) if evaluate else unevaluated(node.func, args)
         done[node] = new
     return done[root]
+
+
+def gate_key(rhs: sp.Basic):
+    """A key equal for equal gates: operand order of a sum or product does not matter."""
+    if isinstance(rhs, (sp.Add, sp.Mul)):
+        return rhs.func, frozenset(Counter(rhs.args).items())
+    return rhs.func, rhs.args
 
 
 def free_symbols(root: sp.Basic) -> set[sp.Symbol]:

@@ -15,7 +15,6 @@ only where the branch is taken.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 
 import sympy as sp
@@ -25,7 +24,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from . import array_ops, naming
-from .dag import postorder, rebuild
+from .dag import gate_key, postorder, rebuild
 from .errors import UnsupportedFunctionError
 from .functions import relu, sigmoid, softplus
 from .ir import Step
@@ -283,7 +282,7 @@ class Lowerer:
 
     def _emit(self, name, rhs, op, stem="t", node=None, exact=False) -> sp.Symbol:
         """Append ``name = rhs`` (or reuse an equal earlier step) and return its symbol."""
-        key = None if exact else _structure(rhs)
+        key = None if exact else gate_key(rhs)
         if key is not None and key in self.by_rhs and node is not self.root:
             return self.by_rhs[key]
         if node is self.root or exact:
@@ -310,13 +309,6 @@ def _scaled(c: sp.Basic, value: sp.Basic) -> sp.Basic:
     if value.is_Number:
         return c * value
     return sp.Mul(c, value, evaluate=False)
-
-
-def _structure(rhs: sp.Basic):
-    """A key equal for equal gates (operand order of a sum or product does not matter)."""
-    if isinstance(rhs, (sp.Add, sp.Mul)):
-        return rhs.func, frozenset(Counter(rhs.args).items())
-    return rhs.func, rhs.args
 
 
 def _reject(node: sp.Basic) -> None:

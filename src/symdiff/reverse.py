@@ -3,13 +3,16 @@
 For each forward step whose value depends on a wrt symbol, one block multiplies the step's upstream
 gradient by the local derivative of each operand (``rules.local_partials``). The first write of a
 gradient is ``=``; every later write, at a fork, is ``+=``. Operands that do not depend on a wrt
-symbol get no gradient, and a local derivative of zero writes nothing.
+symbol get no gradient, and a local derivative of zero writes nothing. A local derivative never
+recomputes what the forward pass has: a subexpression equal to a forward step's right-hand side
+is that step's name (``d sin(x)/dx`` is ``cosx`` when ``cosx = cos(x)`` was staged).
 """
 
 from __future__ import annotations
 
 import sympy as sp
 
+from .dag import gate_key, rebuild
 from .ir import GradStep, Step
 from .rules import local_partials
 
@@ -28,13 +31,14 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list
     grad_of = dict(grad_names)
     grad_of.update((s.name, "d" + s.name) for s in forward)
     written = {grad_of[forward[-1].name]}
+    staged = {gate_key(s.rhs): s.value for s in forward if s.op != "copy"}
     backward: list[GradStep] = []
     for step in reversed(forward):
         upstream = grad_of[step.name]
         if step.name not in needs or upstream not in written:
             continue
         if terms is None:
-            pairs = local_partials(step.rhs, step.value)
+            pairs = [(o, _reuse(local, staged)) for o, local in local_partials(step.rhs, step.value)]
         else:
             pairs = terms(step, sp.Symbol(upstream, real=True))
         for operand, local in pairs:
@@ -45,6 +49,20 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list
                                      whole=terms is not None))
             written.add(target)
     return _without_dead(backward, set(grad_names.values()))
+
+
+def _reuse(local: sp.Expr, staged: dict) -> sp.Expr:
+    """``local`` with every subexpression that a forward step computed replaced by its name."""
+    if local.is_Atom:
+        return local
+
+    def swap(node, args):
+        if node.is_Atom:
+            return None
+        new = node.func(*args) if any(a is not b for a, b in zip(args, node.args)) else node
+        return staged.get(gate_key(new), new)
+
+    return rebuild(local, swap)
 
 
 def _without_dead(backward: list[GradStep], returned: set[str]) -> list[GradStep]:
