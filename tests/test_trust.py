@@ -159,3 +159,25 @@ def test_backward_reads_cached_forward_values_instead_of_recomputing():
     backward = "\n".join(str(g) for g in prog.backward)
     assert "**2" not in backward.replace("xsqr", "")  # x**2 + y**2 is read, not rebuilt
     assert symdiff.check(prog).ok
+
+
+@pytest.mark.parametrize("formula, wrt, step", [
+    ("(2*x - 1)*y", ["x", "y"], "twoxm1 = -1 + 2*x"),
+    ("x/sqrt(x**2 + y**2)", ["x", "y"], "invsqrtden = 1/sqrt(den)"),
+    ("thetadot**2*l**2", ["thetadot", "l"], "thetadotsqr = thetadot**2"),
+    ("(0.5*x + y)*z", ["x", "y", "z"], "sum1 = y + 0.5*x"),  # no name hides the 0.5
+    ("sin(3*x*y*z)", ["x", "y", "z"], "threexyz = 3*xy*z"),
+])
+def test_step_names_do_not_mislead(formula, wrt, step):
+    assert step in [str(s) for s in symdiff.lower(formula, wrt=wrt).forward]
+
+
+def test_a_three_way_max_tie_splits_in_thirds_and_a_constant_tie_gives_zero():
+    for backend in ("math", "numpy"):
+        f = symdiff.grad("Max(x, y, z)", wrt=["x", "y", "z"], backend=backend)
+        assert f(1.0, 1.0, 1.0)[1] == pytest.approx((1 / 3, 1 / 3, 1 / 3))
+        assert f(1.0, 2.0, 2.0)[1] == pytest.approx((0, 0.5, 0.5))
+        assert f(3.0, 2.0, 2.0)[1] == pytest.approx((1, 0, 0))
+        g = symdiff.grad("Min(x, y, 1)", wrt=["x", "y"], backend=backend)
+        assert g(1.0, 1.0)[1] == (0, 0) and g(0.0, 0.0)[1] == (0.5, 0.5)
+    assert symdiff.check(symdiff.lower("Max(x, y, z, 0) + Min(x, 2*y, z)", wrt=["x", "y", "z"])).ok

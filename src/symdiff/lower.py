@@ -6,7 +6,8 @@ numerator before its denominator). Before the walk one rebuild makes every symbo
 ``1/(1 + exp(-t))`` into a sigmoid gate and ``log(1 + exp(t))`` into a softplus gate.
 
 Gates: an Add is one weighted sum; a Mul is a chain of binary products ending with ``num*invden``
-when it has a denominator; a Max/Min is a chain of binary ones; every other function is one gate.
+when it has a denominator; every other function (Max/Min of any number of operands too) is one
+gate.
 A Piecewise is one gate: subexpressions that are evaluated anyway, or that are safe to evaluate
 everywhere (polynomials, sin, tanh, ...), are staged before it; the rest stay inline in its
 branches, so an untaken branch is never evaluated in the math backend and its derivative is used
@@ -42,6 +43,7 @@ _STEMS = {
     array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
     array_ops.broadcast: "bc{}",
 }
+_POW_STEMS = {sp.S.Half: "sqrt", -sp.S.Half: "invsqrt", -1: "inv", 2: "sqr", 3: "cube"}
 _WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",
           7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction, ExprCondPair)
@@ -197,7 +199,7 @@ class Lowerer:
                 numer.append(f)
         if len(numer) == 1 and denom and isinstance(numer[0], sp.Add):
             self.hint.setdefault(numer[0], "num")
-        if len(denom) == 1 and denom[0].exp == -1 and isinstance(denom[0].base, sp.Add):
+        if len(denom) == 1 and isinstance(denom[0].base, sp.Add):  # x/den, x/sqrt(den)
             self.hint.setdefault(denom[0].base, "den")
         if len(denom) > 1:  # one denominator for all: a/(b*c) -> bc = b*c; invbc = 1/bc
             den = sp.Mul(*(f.base ** -f.exp for f in denom))
@@ -217,6 +219,8 @@ class Lowerer:
             if k < len(values):
                 acc = self._emit(name, sp.Mul(acc, v, evaluate=False), "mul", stem="prod")
             else:
+                if coeff != 1 and not mean:
+                    name = _scale_name(coeff, name)  # 3*x*y is threexy, not xy
                 factors = (acc, v) if coeff == 1 else (coeff, acc, v)
                 acc = self._emit(name, sp.Mul(*factors, evaluate=False), "mul", stem="prod",
                                  node=node)
@@ -231,7 +235,10 @@ class Lowerer:
             b, e = (self.value.get(a, a) for a in (base, exp))
             name = _pow_name(self._name(base) if base in self.value else None, exp,
                              self._name(exp) if exp in self.value else None, base)
-            return self._emit(name, sp.Pow(b, e, evaluate=False), "pow", stem="pow", node=node)
+            # A power of an argument keeps its name whole (thetadotsqr), however long.
+            limit = len(name) if base.is_Symbol and exp in self.constant else naming.MAX_LEN
+            return self._emit(name, sp.Pow(b, e, evaluate=False), "pow",
+                              stem=_POW_STEMS.get(exp, "pow"), node=node, limit=limit)
 
         return operands, build
 
@@ -240,7 +247,12 @@ class Lowerer:
 
         def build():
             stem = _STEMS[node.func]
-            acc, acc_name = self.value.get(node.args[0], node.args[0]), None
+            values = [self.value.get(a, a) for a in node.args]
+            if len(values) > 2:  # one gate: a tie of three splits 1/3 each (a chain: 1/4, 1/4, 1/2)
+                name = stem + "".join(self._name(a) for a in node.args)
+                return self._emit(name, node.func(*values, evaluate=False), stem, stem=stem,
+                                  node=node)
+            acc, acc_name = values[0], None
             acc_name = self._name(node.args[0])
             for k, a in enumerate(node.args[1:], start=2):
                 name = stem + acc_name.removeprefix(stem) + self._name(a)
@@ -280,7 +292,8 @@ class Lowerer:
 
     # -- steps and names --------------------------------------------------------------------
 
-    def _emit(self, name, rhs, op, stem="t", node=None, exact=False) -> sp.Symbol:
+    def _emit(self, name, rhs, op, stem="t", node=None, exact=False,
+              limit=naming.MAX_LEN) -> sp.Symbol:
         """Append ``name = rhs`` (or reuse an equal earlier step) and return its symbol."""
         key = None if exact else gate_key(rhs)
         if key is not None and key in self.by_rhs and node is not self.root:
@@ -288,7 +301,7 @@ class Lowerer:
         if node is self.root or exact:
             name = self.namer.claim("out")
         else:
-            name = self.namer.step(name, stem)
+            name = self.namer.step(name, stem, limit)
         symbol = sp.Symbol(name, real=True)
         self.steps.append(Step(name, rhs, op, symbol))
         if key is not None:
@@ -360,9 +373,15 @@ def _lead(name: str) -> str:
 
 
 def _add_name(terms) -> str:
-    """x + y -> xpy, x - y -> xmy, 1 - x -> onemx (coefficient magnitudes are left out)."""
-    plus = [n for c, n in terms if n is not None and c.is_positive]
-    minus = [n for c, n in terms if n is not None and not c.is_positive]
+    """x + y -> xpy, x - y -> xmy, 1 - x -> onemx, 2*x - 1 -> twoxm1.
+
+    A coefficient magnitude is spelled as a word (two ... ten, half); any other one makes the name
+    unusable ("" falls back to a numbered stem), so a name never hides a coefficient.
+    """
+    plus = [_coeff_word(c) + n for c, n in terms if n is not None and c.is_positive]
+    minus = [_coeff_word(-c) + n for c, n in terms if n is not None and not c.is_positive]
+    if any(n.startswith("?") for n in plus + minus):
+        return ""
     consts = [c for c, n in terms if n is None]
     text = "p".join(plus)
     for c in consts:
@@ -370,6 +389,15 @@ def _add_name(terms) -> str:
         text = (text + sign if text else ("" if sign == "p" else "m")) + _number_name(c)
     text += "".join("m" + n for n in minus)
     return _lead(text)
+
+
+def _coeff_word(c: sp.Basic) -> str:
+    """The prefix naming a term's coefficient magnitude: "" for 1, "two" for 2, "?" if none."""
+    if c == 1:
+        return ""
+    if c.is_Integer and 0 < c <= 10:
+        return _WORDS[int(c)]
+    return "half" if c == sp.S.Half else "?"
 
 
 def _mean_name(operands, name_of) -> str | None:

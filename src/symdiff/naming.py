@@ -100,9 +100,9 @@ class Namer:
         self._next[stem + "#"] = k + 1
         return self.claim(f"{stem}{k}")
 
-    def step(self, derived: str, stem: str) -> str:
-        """A step name: ``derived`` when short enough, else a numbered ``stem``."""
-        if len(derived) <= MAX_LEN and derived.isidentifier() and derived not in RESERVED:
+    def step(self, derived: str, stem: str, limit: int = MAX_LEN) -> str:
+        """A step name: ``derived`` when at most ``limit`` long, else a numbered ``stem``."""
+        if len(derived) <= limit and derived.isidentifier() and derived not in RESERVED:
             return self.claim(derived)
         return self.numbered(stem)
 

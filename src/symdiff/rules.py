@@ -121,19 +121,32 @@ rule(sp.Heaviside)(lambda out, a, *h0: (sp.S.Zero,) + (None,) * len(h0))
 
 
 def _extremum(larger: bool) -> Callable:
-    """Max (larger=True) or Min of two operands: the gradient goes to the winner."""
+    """Max (larger=True) or Min: the gradient goes to the winner, split equally at a tie.
 
-    def rule_fn(out, a, b):
-        def wins(u, v):  # derivative with respect to u; v is the other operand
-            if u.is_Number:
-                return None
-            margin = u - v if larger else v - u
-            # At a tie: 0 against a constant, 1/2 against a variable (minimum-norm subgradient).
-            return sp.Heaviside(margin, 0 if v.is_Number else sp.S.Half)
+    At a tie the minimum-norm subgradient: 1/k to each of k tied variables, and 0 to all of them
+    when a constant ties too (the constant's share, 0, is the smallest).
+    """
 
-        return wins(a, b), wins(b, a)
+    def rule_fn(out, *args):
+        if len(args) == 2:
+            return tuple(_wins(u, v, larger) for u, v in (args, args[::-1]))
+        def reached(u, at_tie):  # 1 where u is the extremum (u == out), at_tie where it ties
+            return sp.Heaviside(u - out if larger else out - u, at_tie)
+        variables = [a for a in args if not a.is_Number]
+        constants = [a for a in args if a.is_Number]
+        ties = sp.Add(*(reached(a, 1) for a in variables))
+        beats = 1 - reached((max if larger else min)(constants), 1) if constants else 1
+        return tuple(None if a.is_Number else beats * reached(a, 1) / ties for a in args)
 
     return rule_fn
+
+
+def _wins(u, v, larger):
+    """d max(u, v)/du (or min): 1 where u wins; at a tie 0 against a constant, 1/2 otherwise."""
+    if u.is_Number:
+        return None
+    margin = u - v if larger else v - u
+    return sp.Heaviside(margin, 0 if v.is_Number else sp.S.Half)
 
 
 RULES[sp.Max] = _extremum(larger=True)
