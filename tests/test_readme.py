@@ -70,3 +70,29 @@ def test_readme_array_verify_report_is_the_real_one(capsys):
     end = README.index("<!-- verify-arrays:end -->")
     shown = re.search(r"```text\n(.*?)```", README[end:], re.S).group(1)
     assert printed == shown
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def test_every_python_block_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """Each ```python block of the README runs on its own, in a fresh namespace, unchanged."""
+    monkeypatch.chdir(tmp_path)
+    blocks = python_blocks()
+    assert len(blocks) >= 8
+    for k, block in enumerate(blocks):
+        namespace = {"__name__": f"readme_block_{k}"}
+        try:
+            exec(compile(block, f"README.md python block {k + 1}", "exec"), namespace)
+        except Exception as exc:  # name the block, not just the exception
+            raise AssertionError(f"README python block {k + 1} fails: {exc!r}\n{block}") from exc
+    capsys.readouterr()
+
+
+def test_readme_staged_verify_report_is_the_real_one(capsys):
+    exec(shown_python("verify-staged"), {})  # our own README's code
+    printed = capsys.readouterr().out
+    end = README.index("<!-- verify-staged:end -->")
+    shown = re.search(r"```text\n(.*?)```", README[end:], re.S).group(1)
+    assert printed == shown

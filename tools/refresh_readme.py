@@ -7,6 +7,8 @@ them after a deliberate change to the generated code (review the diff before com
 """
 
 import ast
+import contextlib
+import io
 import pathlib
 import re
 import sys
@@ -42,6 +44,18 @@ BLOCKS = {"staged-math": staged_math, "affine-numpy": affine_numpy,
           "batchnorm-numpy": batchnorm_numpy}
 
 
+# Blocks whose ```text output, right after them, is what running the block prints.
+PRINTING = ("verify-staged", "verify-arrays")
+
+
+def printed_by(text: str, marker: str) -> str:
+    code = re.search(rf"<!-- {marker}:begin -->\n```python\n(.*?)```", text, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {})  # our own README's code
+    return out.getvalue()
+
+
 def main() -> None:
     path = ROOT / "README.md"
     text = path.read_text(encoding="utf-8")
@@ -50,6 +64,10 @@ def main() -> None:
         pattern = rf"<!-- {marker}:begin -->\n```python\n.*?```\n<!-- {marker}:end -->"
         text, count = re.subn(pattern, block.replace("\\", "\\\\"), text, flags=re.S)
         assert count == 1, marker
+    for marker in PRINTING:
+        end = text.index(f"<!-- {marker}:end -->")
+        start = text.index("```text\n", end) + len("```text\n")
+        text = text[:start] + printed_by(text, marker) + text[text.index("```", start):]
     path.write_text(text, encoding="utf-8")
 
 
