@@ -83,7 +83,9 @@ def test_svg_is_rendered_by_dot(apples):
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     for number in ("100", "2.2", "110", "200", "1.1", "= 220"):
         assert number in texts
-    assert prog._repr_svg_().startswith("<?xml")
+    html = prog._repr_html_()  # Jupyter: listing, picture and code
+    assert "<svg" in html and "<?xml" not in html and "out = countprice*tax" in html
+    assert "def value_and_grad(price, count, tax):" in html
 
 
 def test_missing_dot_is_a_clear_error(apples, monkeypatch):
@@ -91,7 +93,8 @@ def test_missing_dot_is_a_clear_error(apples, monkeypatch):
     monkeypatch.setattr(graph.shutil, "which", lambda name: None)
     with pytest.raises(symdiff.MissingToolError, match="apt-get install graphviz"):
         prog.to_svg(at=at)
-    assert prog._repr_svg_() is None  # Jupyter then shows the text listing
+    html = prog._repr_html_()  # Jupyter then shows the listing and the code, no picture
+    assert "<svg" not in html and "backward:" in html and "def backward" in html
 
 
 def test_graph_command(tmp_path, capsys):

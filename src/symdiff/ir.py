@@ -269,13 +269,21 @@ class Program:
 
         return to_svg(self, at)
 
-    def _repr_svg_(self):  # Jupyter shows the picture (or the listing when dot is missing)
+    def _repr_html_(self) -> str:
+        """Jupyter shows the listing, the graph (when Graphviz is installed) and the code."""
+        from html import escape
+
         from .errors import MissingToolError
 
         try:
-            return self.to_svg()
+            picture = self.to_svg()
+            picture = picture[picture.find("<svg"):]  # no XML prolog inside HTML
         except MissingToolError:
-            return None
+            picture = ""
+        backend = "math" if self.shapes is None else "numpy"
+        return (f"<div><pre>{escape(str(self))}</pre>{picture}<details><summary>generated "
+                f"code ({backend} backend)</summary><pre>{escape(self.source(backend))}</pre>"
+                "</details></div>")
 
     def _repr_pretty_(self, printer, cycle):  # IPython shows the listing
         printer.text(str(self))
