@@ -125,7 +125,8 @@ class Lowerer:
 
     def _classify(self, root: sp.Basic) -> list[sp.Basic]:
         """Mark the nodes below ``root`` not seen before as constant and/or total."""
-        nodes = postorder(root, stop=lambda n: n in self.known)
+        known = self.known
+        nodes = postorder(root, stop=(lambda n: n in known) if known else None)
         for node in nodes:
             if node in self.known:
                 continue

@@ -55,6 +55,8 @@ def _reuse(local: sp.Expr, staged: dict) -> sp.Expr:
     """``local`` with every subexpression that a forward step computed replaced by its name."""
     if local.is_Atom:
         return local
+    if all(a.is_Atom for a in local.args):  # the common small case: one node to look up
+        return staged.get(gate_key(local), local)
 
     def swap(node, args):
         if node.is_Atom:
