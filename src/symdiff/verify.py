@@ -21,6 +21,7 @@ import mpmath
 import sympy as sp
 
 from .api import lower
+from .check import guarded, html_report
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
@@ -45,13 +46,18 @@ class PartialVerdict:
     diagnosis: str = ""  # empty when ok
     detail: str = ""  # the worst point, hand and exact values
 
-    def __str__(self) -> str:
+    def summary(self) -> str:
         if self.ok:
-            how = "proved symbolically" if self.proved else (
+            return "proved symbolically" if self.proved else (
                 f"max abs error {self.max_abs_error:.1e}, max rel error {self.max_rel_error:.1e}")
-            return f"{self.name:>8}  ok     {how}"
-        text = f"{self.name:>8}  WRONG  {self.diagnosis}"
-        return text + (f"\n{'':>17}{self.detail}" if self.detail else "")
+        return self.diagnosis
+
+    def __str__(self) -> str:
+        text = f"{self.name:>8}  {'ok' if self.ok else 'WRONG':5}  {self.summary()}"
+        return text + (f"\n{'':>17}{self.detail}" if self.detail and not self.ok else "")
+
+    def __repr__(self) -> str:
+        return f"<PartialVerdict {self.name} {'ok' if self.ok else 'WRONG'}: {self.summary()}>"
 
 
 @dataclass
@@ -66,46 +72,98 @@ class VerifyReport:
     partials: list[PartialVerdict]
     notes: list[str] = field(default_factory=list)
     sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
+    raised: list[tuple[dict, str]] = field(default_factory=list)  # (point, what the hand did)
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def raised_summary(self) -> str:
+        """``raised OverflowError: math range error at 3 of 40 points, e.g. u=-712.3``."""
+        if not self.raised:
+            return ""
+        kinds = list(dict.fromkeys(why for _, why in self.raised))
+        what = kinds[0] + (f" (and {len(kinds) - 1} other failures)" if len(kinds) > 1 else "")
+        return (f"{what} at {len(self.raised)} of {len(self.points)} points, e.g. "
+                f"{_fmt(self.raised[0][0])}")
+
+    def verdict(self) -> str:
+        bad = [p.name for p in self.partials if not p.ok]
+        if self.ok:
+            return "RIGHT"
+        if bad:
+            text = f"WRONG in {', '.join(bad)}"
+            if self.raised and len(self.raised) < len(self.points):
+                text += f"; the hand code also failed at {len(self.raised)} points"
+            return text
+        if self.raised:
+            return (f"RAISED at {len(self.raised)} of {len(self.points)} points (the partials "
+                    "are right where it ran)")
+        return "WRONG"
 
     def __str__(self) -> str:
         lines = [f"verify: {self.formula}", f"hand gradient: {self.hand}",
                  f"reference: {self.reference}; {len(self.points)} {self.sampled}"]
         lines += [str(p) for p in self.partials]
+        if self.raised and len(self.raised) < len(self.points):
+            lines.append(f"hand code {self.raised_summary()}; the partials are judged on the "
+                         f"other {len(self.points) - len(self.raised)} (give domain= to "
+                         "sample elsewhere)")
         lines += [f"note: {n}" for n in self.notes]
-        bad = [p.name for p in self.partials if not p.ok]
-        lines.append("verdict: RIGHT" if self.ok else f"verdict: WRONG in {', '.join(bad)}")
+        lines.append(f"verdict: {self.verdict()}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{p.name} {'ok' if p.ok else 'WRONG'}" for p in self.partials)
+        return f"<VerifyReport {self.verdict().split(' (')[0]}: {parts}>"
 
-def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int = 40,
-           seed: int = 0) -> VerifyReport:
+    def _repr_html_(self) -> str:
+        rows = [(p.name, "ok" if p.ok else "WRONG", p.summary(), "", p.detail)
+                for p in self.partials]
+        notes = list(self.notes)
+        if self.raised:
+            notes.insert(0, "hand code " + self.raised_summary())
+        return html_report(f"verify: {self.formula}", f"hand gradient: {self.hand}; reference: "
+                           f"{self.reference}; {len(self.points)} {self.sampled}", rows, notes,
+                           f"verdict: {self.verdict()}")
+
+
+def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int | None = None,
+           seed: int = 0, domain: dict | None = None) -> VerifyReport:
     """Compare a hand-derived gradient with the exact one; say what is wrong if it is.
 
     ``grad`` is a callable taking the formula's arguments (``args`` order: wrt, then the other
     symbols by name) and returning the partials in wrt order; or a list of SymPy expressions or
     strings, one per wrt symbol; or, with ``forward=``, a ``backward(dout, cache)`` paired with
-    ``forward(*args) -> (value, cache)``.
+    ``forward(*args) -> (value, cache)``. ``samples`` random points besides the ``points``
+    given (default 40; for a matrix formula 6 sets of random arrays, none when ``points`` fix
+    some arguments); ``domain`` maps a variable (name or Symbol) to the interval ``(lo, hi)``
+    its random values are drawn from.
+
+    Where the hand code raises, the point is counted and reported, and the partials are judged
+    on the points where it ran; the verdict is RIGHT only if it ran everywhere.
 
     >>> import sympy as sp
     >>> x, y = sp.symbols("x y")
     >>> verify(x**2 * y, [x, y], lambda x, y: (2 * x * y, -x**2)).partials[1].diagnosis[:12]
     'sign flipped'
     """
-    if not isinstance(samples, int) or samples < 1:
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
+                                or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
     if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
-        from .arraycheck import verify_arrays
+        from .arraycheck import verify_arrays  # arraycheck builds on this module's reports
 
         if not callable(grad):
             raise ArgumentError("for a matrix formula, grad must be a callable")
-        return verify_arrays(prog, grad, forward, samples=min(samples, 6), seed=seed,
-                             points=points)
+        if domain is not None:
+            raise ArgumentError("domain= is not supported for a matrix formula (it is checked "
+                                "on random normal arrays); give points= to fix arguments")
+        return guarded(lambda: verify_arrays(prog, grad, forward, samples=samples,
+                                             seed=seed, points=points), "verify")
     with mpmath.workdps(DPS):
-        return _Verifier(prog, grad, forward).run(points, samples, seed)
+        verifier = _Verifier(prog, grad, forward)
+        return guarded(lambda: verifier.run(points, samples or 40, seed, domain), "verify")
 
 
 def assert_gradient(expr, wrt, grad, **options) -> VerifyReport:
@@ -146,15 +204,19 @@ class _Verifier:
             self.exprs = _derivation(grad, prog, self.ref)
             self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
 
-    def run(self, given, samples, seed) -> VerifyReport:
-        points = self.ref.points(given, samples, seed)
-        notes = [] if points else ["no point found where the formula and its gradient are "
-                                   "defined"]
+    def run(self, given, samples, seed, domain=None) -> VerifyReport:
+        sampled = self.ref.points(given, samples, seed, domain)
+        notes = [] if sampled else ["no point found where the formula and its gradient are "
+                                    "defined"]
+        hand, raised = self._hand_values(sampled)
+        points = [p for p, h in zip(sampled, hand) if h is not None]
+        hand = [h for h in hand if h is not None]
         truth = [self.ref.gradient_with_error(p) for p in points]
         states = [self.ref.forward_state(p) for p in points]
         bounds = [self.ref.backward_values(s, self.prog.backward)[1] for s in states]
-        hand, failure = self._hand_values(points)
-        failure = failure or self._scaling_failure(points, hand)
+        failure = self._scaling_failure(points, hand)
+        if sampled and not points:  # it raised everywhere: nothing to judge the partials on
+            failure = f"{raised[0][1]} at every point (e.g. {_fmt(_named(raised[0][0]))})"
         allowed = [[self._allowed(row[0][k], row[1][k], b[k], h[1][k] if self.exprs else 0)
                     for row, b, h in zip(truth, bounds, hand)] for k in range(self.n)]
         evidence = Evidence(self, points, truth, states, allowed)
@@ -164,10 +226,10 @@ class _Verifier:
         if self.exprs is not None and points:
             for k, v in enumerate(verdicts):
                 v.proved = v.ok and self.symbolic(k, "difference") == 0
-        ok = bool(points) and all(v.ok for v in verdicts)
+        ok = bool(points) and not raised and all(v.ok for v in verdicts)
         return VerifyReport(ok, self.prog.text or "(formula too long to print)",
-                            self.ref.oracle, self.hand, [_named(p) for p in points], verdicts,
-                            notes)
+                            self.ref.oracle, self.hand, [_named(p) for p in sampled], verdicts,
+                            notes, raised=[(_named(p), why) for p, why in raised])
 
     def _scaling_failure(self, points, hand) -> str | None:
         """A backward must scale with dout: run it once more with dout = 0.5 and compare."""
@@ -191,15 +253,16 @@ class _Verifier:
         return max(HAND_REL * abs(t), HAND_SAFETY * bound, 4 * t_err, mpmath.mpf(1e-300))
 
     def _hand_values(self, points):
-        """Per point: (hand partials, their own error estimates); or a failure message."""
-        rows = []
+        """Per point: (hand partials, their own error estimates), or None where it failed; and
+        the failures, (point, what happened), in point order."""
+        rows, raised = [], []
         for p in points:
             try:
                 rows.append(self._hand_at(p))
             except _HandFailure as exc:
-                return [([mpmath.nan] * self.n, [0] * self.n)] * len(points), (
-                    f"{exc} at {_fmt(_named(p))}")
-        return rows, None
+                rows.append(None)
+                raised.append((p, str(exc)))
+        return rows, raised
 
     def _hand_at(self, point):
         if self.exprs is not None:
