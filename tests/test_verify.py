@@ -134,3 +134,53 @@ def test_swapped_partials_of_very_different_sizes():
 
     report = symdiff.verify(lse, [a, b], swapped, points=[{a: 1.5, b: 49.0}], samples=10)
     assert "swapped with db" in report.partials[0].diagnosis
+
+
+# -- the sampling domain and hand code that raises at some points ---------------------------------
+
+def _textbook_sigmoid(u, v):
+    s = 1 / (1 + math.exp(-u))  # math.exp overflows for u < -709
+    return s * (1 - s) * v, s
+
+
+def _textbook_sigmoid_wrong_dv(u, v):
+    s = 1 / (1 + math.exp(-u))
+    return s * (1 - s) * v, 2 * s
+
+
+SIGMOID_UV = "sigmoid(u)*v"
+WIDE = {"u": (-800, 800)}
+
+
+def test_hand_code_raising_is_reported_per_point_and_not_as_wrong_partials():
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], _textbook_sigmoid, domain=WIDE, seed=3)
+    overflowed = [p for p in report.points if p["u"] < -709]
+    assert overflowed and len(report.raised) == len(overflowed), str(report)
+    assert all("OverflowError" in why for _, why in report.raised)
+    assert all(p.ok for p in report.partials), str(report)  # right wherever it ran
+    assert not report.ok and report.verdict().startswith("RAISED")
+    assert f"OverflowError: math range error at {len(overflowed)} of 40 points, e.g. u=" \
+        in str(report)
+
+
+def test_a_wrong_partial_is_not_hidden_by_hand_code_raising_elsewhere():
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], _textbook_sigmoid_wrong_dv, domain=WIDE,
+                            seed=3)
+    by_name = {p.name: p for p in report.partials}
+    assert by_name["du"].ok and not by_name["dv"].ok
+    assert "factor of 2" in by_name["dv"].diagnosis
+    assert report.raised and "WRONG in dv" in report.verdict()
+
+
+def test_a_domain_where_the_hand_code_runs_gives_a_clean_verdict():
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], _textbook_sigmoid, domain={"u": (-5, 5)})
+    assert report.ok and not report.raised and all(-5 <= p["u"] <= 5 for p in report.points)
+
+
+def test_hand_code_raising_everywhere_fails_every_partial():
+    def always(u, v):
+        raise ZeroDivisionError("nope")
+
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], always, samples=5)
+    assert not report.ok and len(report.raised) == 5
+    assert all(not p.ok and "at every point" in p.diagnosis for p in report.partials)

@@ -93,7 +93,8 @@ class VerifyReport:
         if bad:
             text = f"WRONG in {', '.join(bad)}"
             if self.raised and len(self.raised) < len(self.points):
-                text += f"; the hand code also failed at {len(self.raised)} points"
+                text += (f"; the hand code also failed at {len(self.raised)} of "
+                         f"{len(self.points)} points")
             return text
         if self.raised:
             return (f"RAISED at {len(self.raised)} of {len(self.points)} points (the partials "
@@ -106,8 +107,8 @@ class VerifyReport:
         lines += [str(p) for p in self.partials]
         if self.raised and len(self.raised) < len(self.points):
             lines.append(f"hand code {self.raised_summary()}; the partials are judged on the "
-                         f"other {len(self.points) - len(self.raised)} (give domain= to "
-                         "sample elsewhere)")
+                         f"other {len(self.points) - len(self.raised)} (a domain can leave "
+                         "such points out)")
         lines += [f"note: {n}" for n in self.notes]
         lines.append(f"verdict: {self.verdict()}")
         return "\n".join(lines)
@@ -286,8 +287,11 @@ class _Verifier:
         errors = [abs(a - b) for a, b in zip(h, t)]
         finite = [e for e in errors if mpmath.isfinite(e)]
         verdict.max_abs_error = float(max(finite, default=0))
-        verdict.max_rel_error = float(max((e / max(abs(b), 1e-300) for e, b in zip(errors, t)
-                                           if mpmath.isfinite(e)), default=0))
+        # relative to |exact|, or to the float noise floor where the exact partial is near 0
+        floor = HAND_REL if self.exprs is None else EXPR_REL
+        verdict.max_rel_error = float(max((e / max(abs(b), a / floor) for e, b, a
+                                           in zip(errors, t, allowed) if mpmath.isfinite(e)),
+                                          default=0))
         bad = [i for i, (e, a) in enumerate(zip(errors, allowed)) if not e <= a]
         if not bad:
             return verdict
