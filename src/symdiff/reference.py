@@ -46,8 +46,6 @@ class Reference:
         symbols = [n for n in postorder(prog.expr) if n.is_Symbol]
         renamed = substitute(prog.expr, {s: by_real[_real(s)] for s in symbols}, evaluate=False)
         self.expr = exact_floats(to_elementary(renamed))
-        # the formula's float constants are exact by definition (see exact_floats)
-        self.constants = {abs(n) for n in postorder(prog.expr) if n.is_Float}
         self.wrt = [by_real[_real(s)] for s in prog.wrt]
         if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.oracle = "sympy.diff at 50 digits"
@@ -232,10 +230,10 @@ class Reference:
         for s, d in zip(inputs, values[1:]):
             weight = abs(d) if d is not None else mpmath.inf
             if s.is_Symbol:
-                bound += weight * err.get(s, 0)
-                constant += weight * cerr.get(s, 0)
-            else:  # an inexact constant: a 53-bit rounding of the exact one
-                share = weight * UNIT * abs(_number(s))
+                bound += _times(weight, err.get(s, 0))
+                constant += _times(weight, cerr.get(s, 0))
+            else:  # a float constant: possibly a 53-bit rounding of an exact one
+                share = _times(weight, UNIT * abs(_number(s)))
                 bound, constant = bound + share, constant + share
         return value, bound, constant
 
@@ -248,12 +246,13 @@ class Reference:
     def _shape_partials(self, expr):
         """``expr`` over placeholders, and its partials: differentiated once per shape.
 
-        The inputs are the symbols of ``expr`` and its float constants that are not the
-        formula's own (those the lowering computed, which may be rounded).
+        The inputs are the symbols of ``expr`` and its float constants: any of them may be a
+        constant the lowering computed in 53 bits (0.3 - 1 in the derivative of ``t**0.3``),
+        and the value alone cannot tell it from one the formula holds.
         """
         nodes = postorder(expr)
         inputs = [n for n in nodes if n.is_Symbol]
-        inputs += [n for n in nodes if n.is_Float and abs(n) not in self.constants]
+        inputs += [n for n in nodes if n.is_Float]
         if isinstance(expr, sp.Add) and _linear(expr, inputs):  # any size: the coefficients
             coefficient = {t.as_coeff_Mul()[1]: t.as_coeff_Mul()[0] for t in expr.args}
             return len(expr.args), expr, inputs, [coefficient[s] for s in inputs]
@@ -338,6 +337,11 @@ def _linear(expr: sp.Add, inputs: list) -> bool:
     if any(not s.is_Symbol for s in inputs):
         return False
     return all(t.is_Number or t.as_coeff_Mul()[1].is_Symbol for t in expr.args)
+
+
+def _times(weight, error):
+    """``weight * error`` where no error propagates nothing, even through an infinite weight."""
+    return 0 if error == 0 else weight * error
 
 
 def _number(constant: sp.Float) -> mpmath.mpf:
