@@ -209,3 +209,11 @@ def test_verify_report_repr_and_html():
     assert repr(report) == "<VerifyReport WRONG in dy: dx ok, dy WRONG>"
     page = report._repr_html_()
     assert "sign flipped" in page and page.count("<tr>") == 3 and "verdict: WRONG in dy" in page
+
+
+def test_relu_is_checked_on_both_sides_of_its_kink():
+    # mpeval gives relu(x) = max(x, 0) as the int 0 for x < 0; it was taken for "undefined", so
+    # check sampled only x > 0 and a wrong relu rule (derivative 1 everywhere) survived
+    x = sp.Symbol("x")
+    report = symdiff.check(symdiff.lower(symdiff.relu(x) + x**2, wrt=[x]), samples=12)
+    assert report.ok and any(p["x"] < 0 for p in report.points), str(report)

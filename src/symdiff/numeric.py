@@ -37,8 +37,8 @@ def evaluate_many(exprs: Iterable[sp.Basic], env: dict, dps: int = DPS) -> list:
 
 
 def _finite(value):
-    if isinstance(value, bool):
-        return mpmath.mpf(value)
+    if isinstance(value, (bool, int, float)):  # relu's max(x, 0) is the int 0 for x < 0
+        value = mpmath.mpf(value)
     if isinstance(value, mpmath.mpf) and mpmath.isfinite(value):
         return value
     return None
