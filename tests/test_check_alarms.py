@@ -217,3 +217,11 @@ def test_relu_is_checked_on_both_sides_of_its_kink():
     x = sp.Symbol("x")
     report = symdiff.check(symdiff.lower(symdiff.relu(x) + x**2, wrt=[x]), samples=12)
     assert report.ok and any(p["x"] < 0 for p in report.points), str(report)
+
+
+def test_a_reference_that_cancels_at_70_digits_is_refined_not_believed():
+    # sympy.diff's log(1 + exp(-2 z**2)) is 0 at 50 and 70 digits for z = 15; softplus is not
+    prog = symdiff.lower("log(1 + exp(-2*z**2))/((z**2 + 1)**6.0 + 1)", wrt=["z"])
+    report = symdiff.check(prog, points=[{"z": 15.383}], samples=2)
+    assert report.ok, str(report)
+    assert_coherent(report)

@@ -113,25 +113,27 @@ class Reference:
             return evaluate_many(self.diffs, point)
         return [self._central_difference(point, s) for s in self.wrt]
 
-    def gradient_with_error(self, point: dict, only=None) -> tuple[list, list]:
+    def gradient_with_error(self, point: dict, only=None, digits=(50, 70)) -> tuple[list, list]:
         """The reference gradient and an estimate of its own error, per partial.
 
         sympy.diff's expression is evaluated at 50 and at 70 digits (a derivative that is 0 by
         cancellation comes out as 1e-53 noise at 50 digits); a central difference with h and 10h.
-        With ``only`` (partial indices), the other partials are None.
+        With ``only`` (partial indices), the other partials are None. ``digits`` are the two
+        precisions (check refines a point where the program disagrees: ``log(1 + exp(-473))``
+        is 0 at 50 and at 70 digits).
         """
         wanted = range(len(self.wrt)) if only is None else only
         fine, coarse = [None] * len(self.wrt), [None] * len(self.wrt)
         if self.diffs is not None:
             exprs = [self.diffs[k] for k in wanted]
-            for k, a, b in zip(wanted, evaluate_many(exprs, point),
-                               evaluate_many(exprs, point, 70)):
+            for k, a, b in zip(wanted, evaluate_many(exprs, point, digits[0]),
+                               evaluate_many(exprs, point, digits[1])):
                 coarse[k], fine[k] = a, b
         else:
             for k in wanted:
                 fine[k] = self._central_difference(point, self.wrt[k])
                 coarse[k] = self._central_difference(point, self.wrt[k], scale=10)
-        with mpmath.workdps(70):
+        with mpmath.workdps(max(70, digits[1])):
             return fine, [None if a is None or b is None else abs(a - b)
                           for a, b in zip(coarse, fine)]
 
