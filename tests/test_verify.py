@@ -184,3 +184,23 @@ def test_hand_code_raising_everywhere_fails_every_partial():
     report = symdiff.verify(SIGMOID_UV, ["u", "v"], always, samples=5)
     assert not report.ok and len(report.raised) == 5
     assert all(not p.ok and "at every point" in p.diagnosis for p in report.partials)
+
+
+# -- derivations with float constants --------------------------------------------------------------
+
+def test_sympy_diff_of_a_float_formula_is_right_but_not_claimed_proved():
+    # SymPy folds 3*0.1 to 0.30000000000000004 at 53 bits; the reference holds 3 times the
+    # double 0.1 exactly; the derivation is right up to its constants' rounding
+    x, y = sp.symbols("x y")
+    e = 0.1 * x**3 - 2.5 * x * y + 3.7 * y**2 - 0.01
+    report = symdiff.verify(e, [x, y], [sp.diff(e, x), sp.diff(e, y)])
+    assert report.ok, str(report)
+    assert not report.partials[0].proved  # 0.30000000000000004 is not exactly 3 * 0.1
+    ackley = -20 * sp.exp(-0.2 * sp.sqrt(0.5 * (x**2 + y**2)))
+    assert symdiff.verify(ackley, [x, y], [sp.diff(ackley, v) for v in (x, y)]).ok
+
+
+def test_a_decimal_derivation_is_right_and_a_near_miss_is_still_wrong():
+    assert symdiff.verify("0.1*x**3", ["x"], ["0.3*x**2"]).ok
+    report = symdiff.verify("0.1*x**3", ["x"], ["0.3000001*x**2"])
+    assert not report.ok and "factor" in report.partials[0].diagnosis

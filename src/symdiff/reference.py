@@ -199,6 +199,10 @@ class Reference:
         """The gradients of ``backward`` (any list of GradSteps) and their float error bounds."""
         return self._backward(state, backward)[:2]
 
+    def program_bounds(self, state: tuple) -> tuple[list, list]:
+        """The staged program's float error bounds per gradient, and the constants' share."""
+        return self._backward(state, self.prog.backward)[1:]
+
     def _backward(self, state: tuple, backward) -> tuple[list, list, list]:
         env, err, cerr = state
         start = "d" + self.prog.output

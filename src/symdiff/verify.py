@@ -21,12 +21,13 @@ import mpmath
 import sympy as sp
 
 from .api import lower
-from .check import guarded, html_report
+from .check import CONSTANT_SAFETY, FLOAT_REL, guarded, html_report
+from .dag import postorder
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
 from .numeric import DPS, evaluate_many
-from .reference import Reference, within_budget
+from .reference import UNIT, Reference, exact_floats, within_budget
 
 HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
 HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
@@ -203,6 +204,7 @@ class _Verifier:
             self.hand, self.call = "a callable of the formula's arguments", grad
         else:
             self.exprs = _derivation(grad, prog, self.ref)
+            self.constant_owners, self.constant_partials = _constant_partials(self.exprs)
             self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
 
     def run(self, given, samples, seed, domain=None) -> VerifyReport:
@@ -214,11 +216,11 @@ class _Verifier:
         hand = [h for h in hand if h is not None]
         truth = [self.ref.gradient_with_error(p) for p in points]
         states = [self.ref.forward_state(p) for p in points]
-        bounds = [self.ref.backward_values(s, self.prog.backward)[1] for s in states]
+        bounds = [self.ref.program_bounds(s) for s in states]
         failure = self._scaling_failure(points, hand)
         if sampled and not points:  # it raised everywhere: nothing to judge the partials on
             failure = f"{raised[0][1]} at every point (e.g. {_fmt(_named(raised[0][0]))})"
-        allowed = [[self._allowed(row[0][k], row[1][k], b[k], h[1][k] if self.exprs else 0)
+        allowed = [[self._allowed(row[0][k], row[1][k], b[0][k], b[1][k], h[1][k])
                     for row, b, h in zip(truth, bounds, hand)] for k in range(self.n)]
         evidence = Evidence(self, points, truth, states, allowed)
         verdicts = [self._judge(k, name, points, [h[0][k] for h in hand],
@@ -248,9 +250,13 @@ class _Verifier:
         return ("does not scale with dout: backward(0.5, cache) is not half of backward(1.0, "
                 "cache); multiply by the upstream gradient")
 
-    def _allowed(self, t, t_err, bound, h_err):
+    def _allowed(self, t, t_err, bound, constant, h_err):
+        """The tolerance at a point. A derivation is exact but for its float constants (the
+        derivation's, in ``h_err``, and the formula's, ``constant``): 0.3 on paper for 3 times
+        the double 0.1 is right."""
         if self.exprs is not None:
-            return max(EXPR_REL * abs(t), 4 * t_err, 4 * h_err, mpmath.mpf(1e-300))
+            return max(EXPR_REL * abs(t), 4 * t_err, 4 * h_err, mpmath.mpf(1e-300)) \
+                + CONSTANT_SAFETY * constant
         return max(HAND_REL * abs(t), HAND_SAFETY * bound, 4 * t_err, mpmath.mpf(1e-300))
 
     def _hand_values(self, points):
@@ -268,9 +274,12 @@ class _Verifier:
     def _hand_at(self, point):
         if self.exprs is not None:
             coarse = evaluate_many(self.exprs, point)
-            fine = evaluate_many(self.exprs, point, DPS + 20)
+            fine = evaluate_many(self.exprs + self.constant_partials, point, DPS + 20)
+            fine, weights = fine[:self.n], fine[self.n:]
             values = [mpmath.nan if v is None else v for v in fine]
             errors = [0 if a is None or b is None else abs(a - b) for a, b in zip(coarse, fine)]
+            for (k, c), w in zip(self.constant_owners, weights):  # a float is a rounding
+                errors[k] += mpmath.inf if w is None else abs(w) * UNIT * abs(float(c))
             return values, errors
         args = [float(point[a]) for a in self.ref.args]
         try:
@@ -288,7 +297,7 @@ class _Verifier:
         finite = [e for e in errors if mpmath.isfinite(e)]
         verdict.max_abs_error = float(max(finite, default=0))
         # relative to |exact|, or to the float noise floor where the exact partial is near 0
-        floor = HAND_REL if self.exprs is None else EXPR_REL
+        floor = HAND_REL if self.exprs is None else FLOAT_REL
         verdict.max_rel_error = float(max((e / max(abs(b), a / floor) for e, b, a
                                            in zip(errors, t, allowed) if mpmath.isfinite(e)),
                                           default=0))
@@ -309,11 +318,24 @@ class _Verifier:
             return None
         key = (k, what)
         if key not in self._symbolic:
-            hand, exact = to_elementary(self.exprs[k]), self.ref.diffs[k]
+            # exact: a derivation whose floats are only near the formula's is not "proved"
+            hand, exact = exact_floats(to_elementary(self.exprs[k])), self.ref.diffs[k]
             task = (lambda: sp.simplify(hand - exact)) if what == "difference" else (
                 lambda: sp.simplify(hand / exact))
             self._symbolic[key] = within_budget(task, seconds=2.0, default=None)
         return self._symbolic[key]
+
+
+def _constant_partials(exprs) -> tuple[list, list]:
+    """Per float constant c of each derivation: (k, c) and d expr_k / d c (first order)."""
+    owners, partials = [], []
+    for k, expr in enumerate(exprs):
+        for c in {n for n in postorder(expr) if n.is_Float}:
+            stand_in = sp.Dummy("c", real=True)
+            owners.append((k, c))
+            partials.append(sp.diff(expr.xreplace({c: stand_in}), stand_in).xreplace(
+                {stand_in: c}))
+    return owners, partials
 
 
 def _cache_of(result):
