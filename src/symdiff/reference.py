@@ -358,8 +358,9 @@ def exact_floats(expr: sp.Basic) -> sp.Basic:
     """``expr`` with every Float replaced by the exact binary fraction it holds.
 
     A float in a formula means the double nearest to it, which is what generated code computes.
-    SymPy would fold Float arithmetic at 53 bits (``diff(0.1*x**3)`` is ``0.30000000000000004*x**2``,
-    not 3 times the double 0.1), so a reference built on Floats is off by a rounding.
+    SymPy would fold Float arithmetic at 53 bits (``diff(0.1*x**3)`` is
+    ``0.30000000000000004*x**2``, not 3 times the double 0.1), so a reference built on Floats
+    is off by a rounding.
     """
     floats = {n: sp.Rational(n) for n in postorder(expr) if n.is_Float}
     return substitute(expr, floats, evaluate=False) if floats else expr
