@@ -123,3 +123,14 @@ def test_bad_domain_is_one_line_exit_2(capsys, domain, phrase):
 def test_formulas_that_crashed_check_now_pass(capsys, formula):
     status, out, err = run(capsys, "check", formula, "--samples", "4")
     assert status == 0 and "verdict: OK" in out and err == ""
+
+
+def test_a_failure_inside_check_exits_2_with_one_line(capsys, monkeypatch):
+    import symdiff.reference as reference
+
+    def explode(self, point):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(reference.Reference, "program_gradient", explode)
+    status, out, err = run(capsys, "check", "x**2")
+    assert status == 2 and "check failed: KeyError" in err and err.count("\n") == 1
