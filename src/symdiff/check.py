@@ -174,7 +174,8 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
     True
     """
     backends = _backends(backends)
-    if samples is not None and (not isinstance(samples, int) or samples < 1):
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
+                                or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
         from .arraycheck import check_arrays  # arraycheck builds on this module's reports
