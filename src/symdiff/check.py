@@ -224,7 +224,7 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
         samples = 20 if ref.diffs is not None else 5
     chosen = ref.points(points, samples, seed, domain)
     reports = [PartialReport(g, ok=True) for g in prog.grads]
-    notes: list[str] = []
+    notes: list[str] = ref.skipped_note()
     if not chosen:
         notes.append("no point found where the formula and its gradient are defined")
         for r in reports:

@@ -60,8 +60,17 @@ class Reference:
         """The ``given`` points where the formula is defined, then ``samples`` random ones."""
         box = self.box(domain)
         extra = [self._point(p) for p in (given or [])]
-        extra = [p for p in extra if self.defined(p)]
-        return extra + sample_points(self.args, self.defined, samples, seed, box)
+        kept = [p for p in extra if self.defined(p)]
+        self.skipped = [p for p in extra if p not in kept]  # the caller says so in its report
+        return kept + sample_points(self.args, self.defined, samples, seed, box)
+
+    def skipped_note(self) -> list[str]:
+        """A note naming the given points outside the domain, if any."""
+        if not getattr(self, "skipped", None):
+            return []
+        where = ", ".join(f"{s.name}={float(v):.6g}" for s, v in self.skipped[0].items())
+        return [f"{len(self.skipped)} given point(s) skipped: the formula, its gradient or a "
+                f"step is not defined (or beyond the float range) there, e.g. {where}"]
 
     def box(self, domain) -> dict:
         """A user's sampling domain, ``{name or Symbol: (lo, hi)}``, by code-name symbol."""

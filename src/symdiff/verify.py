@@ -209,8 +209,9 @@ class _Verifier:
 
     def run(self, given, samples, seed, domain=None) -> VerifyReport:
         sampled = self.ref.points(given, samples, seed, domain)
-        notes = [] if sampled else ["no point found where the formula and its gradient are "
-                                    "defined"]
+        notes = self.ref.skipped_note()
+        if not sampled:
+            notes.append("no point found where the formula and its gradient are defined")
         hand, raised = self._hand_values(sampled)
         points = [p for p, h in zip(sampled, hand) if h is not None]
         hand = [h for h in hand if h is not None]
