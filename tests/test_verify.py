@@ -204,3 +204,18 @@ def test_a_decimal_derivation_is_right_and_a_near_miss_is_still_wrong():
     assert symdiff.verify("0.1*x**3", ["x"], ["0.3*x**2"]).ok
     report = symdiff.verify("0.1*x**3", ["x"], ["0.3000001*x**2"])
     assert not report.ok and "factor" in report.partials[0].diagnosis
+
+
+def test_a_factor_near_one_is_printed_with_the_digits_that_show_it():
+    report = symdiff.verify("0.1*x**3", ["x"], ["0.3000001*x**2"])
+    assert "factor of 1.0000003" in report.partials[0].diagnosis, str(report)
+
+
+def test_points_where_the_50_digit_program_is_not_finite_are_skipped_with_a_note():
+    # 1 - tanh(x)**2 is 0 at 50 digits for |x| > 58: no tolerance can be built there
+    x = sp.Symbol("x")
+    e = sp.asin(sp.tanh(x))
+    report = symdiff.verify(e, [x], [sp.diff(e, x)], points=[{x: -61.8}, {x: 0.5}], samples=3)
+    assert report.ok and "1 sampled points skipped" in str(report), str(report)
+    wrong = symdiff.verify(e, [x], [2 * sp.diff(e, x)], points=[{x: -61.8}], samples=3)
+    assert not wrong.ok

@@ -93,7 +93,10 @@ def _nice(c) -> mpmath.mpf | Fraction:
 def _text(c) -> str:
     if isinstance(c, Fraction):
         return str(c)
-    return mpmath.nstr(c, 6)
+    digits = 6  # ... or enough to tell the factor from 1 ("1.0000003", never "1.0")
+    while digits < 17 and mpmath.nstr(c, digits) in ("1.0", "-1.0"):
+        digits += 1
+    return mpmath.nstr(c, digits)
 
 
 def _swapped(k, h, t, allowed, ev) -> str:

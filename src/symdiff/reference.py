@@ -45,7 +45,7 @@ class Reference:
         by_real = {_real(i.symbol): a for i, a in zip(prog.inputs, self.args)}
         symbols = [n for n in postorder(prog.expr) if n.is_Symbol]
         renamed = substitute(prog.expr, {s: by_real[_real(s)] for s in symbols}, evaluate=False)
-        self.expr = exact_floats(to_elementary(renamed))
+        self.expr = to_elementary(exact_floats(renamed))  # exact first: SymPy folds Floats
         self.wrt = [by_real[_real(s)] for s in prog.wrt]
         if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.oracle = "sympy.diff at 50 digits"
@@ -290,7 +290,7 @@ class Reference:
         composed = _compose(self.prog)
         results = []
         for name, reference in zip(self.prog.grads, self.diffs):
-            difference = exact_floats(to_elementary(composed.get(name, sp.S.Zero))) - reference
+            difference = to_elementary(exact_floats(composed.get(name, sp.S.Zero))) - reference
             results.append(within_budget(lambda d=difference: sp.simplify(d) == 0, 2.0, False))
         return results
 

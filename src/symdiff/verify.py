@@ -21,8 +21,8 @@ import mpmath
 import sympy as sp
 
 from .api import lower
-from .check import CONSTANT_SAFETY, FLOAT_REL, guarded, html_report
-from .dag import postorder
+from .check import CONSTANT_SAFETY, FLOAT_REL, REFINED_DIGITS, guarded, html_report
+from .dag import postorder, substitute
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
@@ -204,7 +204,7 @@ class _Verifier:
             self.hand, self.call = "a callable of the formula's arguments", grad
         else:
             self.exprs = _derivation(grad, prog, self.ref)
-            self.constant_owners, self.constant_partials = _constant_partials(self.exprs)
+            self.constant_owners, self.nudged = _nudged(self.exprs)
             self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
 
     def run(self, given, samples, seed, domain=None) -> VerifyReport:
@@ -212,15 +212,19 @@ class _Verifier:
         notes = self.ref.skipped_note()
         if not sampled:
             notes.append("no point found where the formula and its gradient are defined")
+        sampled, states, bounds = self._measurable(sampled, notes)
         hand, raised = self._hand_values(sampled)
-        points = [p for p, h in zip(sampled, hand) if h is not None]
+        ran = [h is not None for h in hand]
+        points = [p for p, r in zip(sampled, ran) if r]
+        states = [s for s, r in zip(states, ran) if r]
+        bounds = [b for b, r in zip(bounds, ran) if r]
         hand = [h for h in hand if h is not None]
         truth = [self.ref.gradient_with_error(p) for p in points]
-        states = [self.ref.forward_state(p) for p in points]
-        bounds = [self.ref.program_bounds(s) for s in states]
         failure = self._scaling_failure(points, hand)
         if sampled and not points:  # it raised everywhere: nothing to judge the partials on
             failure = f"{raised[0][1]} at every point (e.g. {_fmt(_named(raised[0][0]))})"
+        if self.ref.diffs is not None:
+            truth, hand = self._refined(points, truth, hand, bounds)
         allowed = [[self._allowed(row[0][k], row[1][k], b[0][k], b[1][k], h[1][k])
                     for row, b, h in zip(truth, bounds, hand)] for k in range(self.n)]
         evidence = Evidence(self, points, truth, states, allowed)
@@ -251,6 +255,33 @@ class _Verifier:
         return ("does not scale with dout: backward(0.5, cache) is not half of backward(1.0, "
                 "cache); multiply by the upstream gradient")
 
+    def _measurable(self, points, notes):
+        """The points where the staged program's error bounds are finite at 50 digits (the
+        tolerance is built from them), with their forward states and bounds."""
+        states = [self.ref.forward_state(p) for p in points]
+        bounds = [self.ref.program_bounds(s) for s in states]
+        keep = [all(mpmath.isfinite(v) for v in b[0] + b[1]) for b in bounds]
+        if not all(keep):  # 1 - tanh(62)**2 is 0 at 50 digits
+            notes.append(f"{keep.count(False)} sampled points skipped: the staged program is "
+                         "not finite there at 50 digits")
+        return ([x for x, k in zip(points, keep) if k], [x for x, k in zip(states, keep) if k],
+                [x for x, k in zip(bounds, keep) if k])
+
+    def _refined(self, points, truth, hand, bounds):
+        """Reference (and derivation) again at 400 and 500 digits where they disagree: a
+        formula can cancel at 70 digits (``log(1 + exp(-473))``)."""
+        truth, hand = list(truth), list(hand)
+        for i, (p, (t, t_err), (h, h_err), (b, c)) in enumerate(
+                zip(points, truth, hand, bounds)):
+            if all(abs(h[k] - t[k]) <= self._allowed(t[k], t_err[k], b[k], c[k], h_err[k])
+                   for k in range(self.n)):
+                continue
+            with mpmath.workdps(REFINED_DIGITS[1]):
+                truth[i] = self.ref.gradient_with_error(p, None, REFINED_DIGITS)
+                if self.exprs is not None:
+                    hand[i] = self._hand_at(p, REFINED_DIGITS)
+        return truth, hand
+
     def _allowed(self, t, t_err, bound, constant, h_err):
         """The tolerance at a point. A derivation is exact but for its float constants (the
         derivation's, in ``h_err``, and the formula's, ``constant``): 0.3 on paper for 3 times
@@ -272,15 +303,18 @@ class _Verifier:
                 raised.append((p, str(exc)))
         return rows, raised
 
-    def _hand_at(self, point):
+    def _hand_at(self, point, digits=(DPS, DPS + 20)):
         if self.exprs is not None:
-            coarse = evaluate_many(self.exprs, point)
-            fine = evaluate_many(self.exprs + self.constant_partials, point, DPS + 20)
-            fine, weights = fine[:self.n], fine[self.n:]
+            coarse = evaluate_many(self.exprs + self.nudged, point, digits[0])
+            fine = evaluate_many(self.exprs, point, digits[1])
+            coarse, nudged = coarse[:self.n], coarse[self.n:]
             values = [mpmath.nan if v is None else v for v in fine]
             errors = [0 if a is None or b is None else abs(a - b) for a, b in zip(coarse, fine)]
-            for (k, c), w in zip(self.constant_owners, weights):  # a float is a rounding
-                errors[k] += mpmath.inf if w is None else abs(w) * UNIT * abs(float(c))
+            for j, (k, c) in enumerate(self.constant_owners):  # a float may be a rounding
+                up, down = nudged[2 * j], nudged[2 * j + 1]
+                share = mpmath.inf if up is None or down is None else abs(up - down) / (
+                    2 * NUDGE) * UNIT
+                errors[k] += share
             return values, errors
         args = [float(point[a]) for a in self.ref.args]
         try:
@@ -320,23 +354,27 @@ class _Verifier:
         key = (k, what)
         if key not in self._symbolic:
             # exact: a derivation whose floats are only near the formula's is not "proved"
-            hand, exact = exact_floats(to_elementary(self.exprs[k])), self.ref.diffs[k]
+            hand, exact = to_elementary(exact_floats(self.exprs[k])), self.ref.diffs[k]
             task = (lambda: sp.simplify(hand - exact)) if what == "difference" else (
                 lambda: sp.simplify(hand / exact))
             self._symbolic[key] = within_budget(task, seconds=2.0, default=None)
         return self._symbolic[key]
 
 
-def _constant_partials(exprs) -> tuple[list, list]:
-    """Per float constant c of each derivation: (k, c) and d expr_k / d c (first order)."""
-    owners, partials = [], []
+NUDGE = sp.Rational(1, 10**20)  # relative nudge of a float constant, for its first-order share
+
+
+def _nudged(exprs) -> tuple[list, list]:
+    """Per float constant c of each derivation: (k, c), and derivation k with c nudged up and
+    down by NUDGE; evaluated, their difference gives the first-order effect of rounding c."""
+    owners, pairs = [], []
     for k, expr in enumerate(exprs):
         for c in {n for n in postorder(expr) if n.is_Float}:
-            stand_in = sp.Dummy("c", real=True)
+            exact = sp.Rational(c)
             owners.append((k, c))
-            partials.append(sp.diff(expr.xreplace({c: stand_in}), stand_in).xreplace(
-                {stand_in: c}))
-    return owners, partials
+            pairs += [substitute(expr, {c: exact * (1 + s * NUDGE)}, evaluate=False)
+                      for s in (1, -1)]
+    return owners, pairs
 
 
 def _cache_of(result):
