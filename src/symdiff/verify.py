@@ -310,7 +310,7 @@ class _Verifier:
             coarse, nudged = coarse[:self.n], coarse[self.n:]
             values = [mpmath.nan if v is None else v for v in fine]
             errors = [0 if a is None or b is None else abs(a - b) for a, b in zip(coarse, fine)]
-            for j, (k, c) in enumerate(self.constant_owners):  # a float may be a rounding
+            for j, (k, _c) in enumerate(self.constant_owners):  # a float may be a rounding
                 up, down = nudged[2 * j], nudged[2 * j + 1]
                 share = mpmath.inf if up is None or down is None else abs(up - down) / (
                     2 * NUDGE) * UNIT
