@@ -219,3 +219,11 @@ def test_points_where_the_50_digit_program_is_not_finite_are_skipped_with_a_note
     assert report.ok and "1 sampled points skipped" in str(report), str(report)
     wrong = symdiff.verify(e, [x], [2 * sp.diff(e, x)], points=[{x: -61.8}], samples=3)
     assert not wrong.ok
+
+
+def test_hand_code_that_loses_digits_is_called_inaccurate_not_patternless():
+    def hand(x):  # d/dx log(1 + exp(3x)) with the cancellation of 1 + tiny in floats
+        return 3 * math.exp(3 * x) / (1 + math.exp(3 * x)) * (1 + 1e-6 * (x < -9))
+
+    report = symdiff.verify("log(1 + exp(3*x))", ["x"], hand, points=[{"x": -10.0}], samples=4)
+    assert not report.ok and report.partials[0].diagnosis.startswith("inaccurate in floats")
