@@ -225,3 +225,12 @@ def test_a_reference_that_cancels_at_70_digits_is_refined_not_believed():
     report = symdiff.check(prog, points=[{"z": 15.383}], samples=2)
     assert report.ok, str(report)
     assert_coherent(report)
+
+
+def test_a_formula_with_no_point_in_its_domain_is_not_checked_not_wrong():
+    report = symdiff.check(symdiff.lower("gamma((z + 123.456)**2 + 1)", wrt=["z"]), samples=2)
+    assert not report.ok and report.verdict().startswith("NOT CHECKED")
+    assert report.partials[0].status == "UNCHECKED" and "error 0" not in str(report)
+    hand = symdiff.verify("gamma((z + 123.456)**2 + 1)", ["z"], lambda z: 0.0, samples=2)
+    assert not hand.ok and hand.verdict().startswith("NOT CHECKED")
+    assert hand.partials[0].status == "UNCHECKED"

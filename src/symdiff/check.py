@@ -61,13 +61,17 @@ class PartialReport:
 
     @property
     def status(self) -> str:
-        return "ok" if self.ok else "WRONG"
+        if self.ok:
+            return "ok"
+        return "WRONG" if self.worst_tolerance or self.worst_point else "UNCHECKED"
 
     def summary(self) -> str:
         """The numbers behind the verdict, in one phrase."""
         if self.along_directions and self.ok:
             return "along random directions"
         how = "proved symbolically; " if self.proved else ""
+        if not self.ok and self.worst_tolerance == 0:  # nothing measured: the message says why
+            return self.message or "not checked"
         if not self.ok and not math.isfinite(self.worst_error):
             return f"{how}returned {self.worst_error} where the reference is finite"
         if not self.ok:
@@ -77,7 +81,8 @@ class PartialReport:
 
     def __str__(self) -> str:
         text = f"{self.name:>8}  {self.status:5}  {self.summary()}"
-        return text + (f"\n{'':>16}{self.message}" if self.message else "")
+        shown = self.message and self.message != self.summary()
+        return text + (f"\n{'':>16}{self.message}" if shown else "")
 
     def __repr__(self) -> str:
         return f"<PartialReport {self.name} {self.status}: {self.summary()}>"
@@ -116,6 +121,8 @@ class CheckReport:
         bad = [p.name for p in self.partials if not p.ok]
         if self.ok:
             return "OK"
+        if not self.points:
+            return "NOT CHECKED (no point in the domain)"
         text = f"MISMATCH in {', '.join(bad)}" if bad else "MISMATCH" if not self.raised else ""
         if self.raised:
             count = len({tuple(p.items()) for _, p, _ in self.raised})

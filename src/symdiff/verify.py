@@ -53,12 +53,18 @@ class PartialVerdict:
                 f"max abs error {self.max_abs_error:.1e}, max rel error {self.max_rel_error:.1e}")
         return self.diagnosis
 
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "UNCHECKED" if self.diagnosis.startswith("not checked") else "WRONG"
+
     def __str__(self) -> str:
-        text = f"{self.name:>8}  {'ok' if self.ok else 'WRONG':5}  {self.summary()}"
+        text = f"{self.name:>8}  {self.status:5}  {self.summary()}"
         return text + (f"\n{'':>17}{self.detail}" if self.detail and not self.ok else "")
 
     def __repr__(self) -> str:
-        return f"<PartialVerdict {self.name} {'ok' if self.ok else 'WRONG'}: {self.summary()}>"
+        return f"<PartialVerdict {self.name} {self.status}: {self.summary()}>"
 
 
 @dataclass
@@ -91,6 +97,8 @@ class VerifyReport:
         bad = [p.name for p in self.partials if not p.ok]
         if self.ok:
             return "RIGHT"
+        if not self.points:
+            return "NOT CHECKED (no point in the domain)"
         if bad:
             text = f"WRONG in {', '.join(bad)}"
             if self.raised and len(self.raised) < len(self.points):
@@ -115,11 +123,11 @@ class VerifyReport:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{p.name} {'ok' if p.ok else 'WRONG'}" for p in self.partials)
+        parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
         return f"<VerifyReport {self.verdict().split(' (')[0]}: {parts}>"
 
     def _repr_html_(self) -> str:
-        rows = [(p.name, "ok" if p.ok else "WRONG", p.summary(), "", p.detail)
+        rows = [(p.name, p.status, p.summary(), "", p.detail)
                 for p in self.partials]
         notes = list(self.notes)
         if self.raised:
@@ -223,6 +231,8 @@ class _Verifier:
         failure = self._scaling_failure(points, hand)
         if sampled and not points:  # it raised everywhere: nothing to judge the partials on
             failure = f"{raised[0][1]} at every point (e.g. {_fmt(_named(raised[0][0]))})"
+        elif not sampled:
+            failure = "not checked: no point where the formula and its gradient are defined"
         if self.ref.diffs is not None:
             truth, hand = self._refined(points, truth, hand, bounds)
         allowed = [[self._allowed(row[0][k], row[1][k], b[0][k], b[1][k], h[1][k])
