@@ -59,6 +59,7 @@ def test_points_outside_the_domain_are_skipped():
     x = sp.Symbol("x")
     report = symdiff.check(symdiff.lower(sp.sqrt(x), wrt=[x]), points=[{x: -1.0}], samples=3)
     assert report.ok and all(p["x"] > 0 for p in report.points)
+    assert "1 given point(s) skipped" in str(report) and "x=-1" in str(report)  # never silently
 
 
 def test_formula_without_a_domain_is_not_ok():

@@ -88,3 +88,49 @@ def test_console_script_runs_as_a_module(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "symdiff", "gen", "x.real"],
                          capture_output=True, text=True, env=env, cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+HAND = '''import math
+def grad(u, v):
+    s = 1 / (1 + math.exp(-u))
+    return s * (1 - s) * v, s
+'''
+
+
+def test_verify_and_check_take_a_domain(capsys, tmp_path):
+    path = tmp_path / "hand.py"
+    path.write_text(HAND)
+    status, out, err = run(capsys, "verify", "sigmoid(u)*v", "--grad", f"{path}:grad",
+                           "--domain", "u=-800:800", "--seed", "3")
+    assert status == 1 and "RAISED at" in out and "OverflowError" in out and err == ""
+    status, out, _ = run(capsys, "verify", "sigmoid(u)*v", "--grad", f"{path}:grad",
+                         "--domain", "u=-5:5,v=0:1")
+    assert status == 0 and "verdict: RIGHT" in out
+    status, out, _ = run(capsys, "check", "sin(u)*v", "--domain", "u=-1e-3:2e-3", "--samples", "3")
+    assert status == 0 and "verdict: OK" in out
+
+
+@pytest.mark.parametrize("domain, phrase", [
+    ("u=5", "name=LO:HI"), ("u=a:b", "is not LO:HI"), ("w=0:1", "not a variable"),
+    ("u=1:0", "lo < hi"),
+])
+def test_bad_domain_is_one_line_exit_2(capsys, domain, phrase):
+    status, out, err = run(capsys, "check", "u*v", "--domain", domain)
+    assert status == 2 and phrase in err and err.count("\n") == 1 and out == ""
+
+
+@pytest.mark.parametrize("formula", ["cot(x)", "x**(x**x)", "EulerGamma*x + Catalan"])
+def test_formulas_that_crashed_check_now_pass(capsys, formula):
+    status, out, err = run(capsys, "check", formula, "--samples", "4")
+    assert status == 0 and "verdict: OK" in out and err == ""
+
+
+def test_a_failure_inside_check_exits_2_with_one_line(capsys, monkeypatch):
+    import symdiff.reference as reference
+
+    def explode(self, point):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(reference.Reference, "program_gradient", explode)
+    status, out, err = run(capsys, "check", "x**2")
+    assert status == 2 and "check failed: KeyError" in err and err.count("\n") == 1

@@ -134,3 +134,96 @@ def test_swapped_partials_of_very_different_sizes():
 
     report = symdiff.verify(lse, [a, b], swapped, points=[{a: 1.5, b: 49.0}], samples=10)
     assert "swapped with db" in report.partials[0].diagnosis
+
+
+# -- the sampling domain and hand code that raises at some points ---------------------------------
+
+def _textbook_sigmoid(u, v):
+    s = 1 / (1 + math.exp(-u))  # math.exp overflows for u < -709
+    return s * (1 - s) * v, s
+
+
+def _textbook_sigmoid_wrong_dv(u, v):
+    s = 1 / (1 + math.exp(-u))
+    return s * (1 - s) * v, 2 * s
+
+
+SIGMOID_UV = "sigmoid(u)*v"
+WIDE = {"u": (-800, 800)}
+
+
+def test_hand_code_raising_is_reported_per_point_and_not_as_wrong_partials():
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], _textbook_sigmoid, domain=WIDE, seed=3)
+    overflowed = [p for p in report.points if p["u"] < -709]
+    assert overflowed and len(report.raised) == len(overflowed), str(report)
+    assert all("OverflowError" in why for _, why in report.raised)
+    assert all(p.ok for p in report.partials), str(report)  # right wherever it ran
+    assert not report.ok and report.verdict().startswith("RAISED")
+    assert f"OverflowError: math range error at {len(overflowed)} of 40 points, e.g. u=" \
+        in str(report)
+
+
+def test_a_wrong_partial_is_not_hidden_by_hand_code_raising_elsewhere():
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], _textbook_sigmoid_wrong_dv, domain=WIDE,
+                            seed=3)
+    by_name = {p.name: p for p in report.partials}
+    assert by_name["du"].ok and not by_name["dv"].ok
+    assert "factor of 2" in by_name["dv"].diagnosis
+    assert report.raised and "WRONG in dv" in report.verdict()
+
+
+def test_a_domain_where_the_hand_code_runs_gives_a_clean_verdict():
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], _textbook_sigmoid, domain={"u": (-5, 5)})
+    assert report.ok and not report.raised and all(-5 <= p["u"] <= 5 for p in report.points)
+
+
+def test_hand_code_raising_everywhere_fails_every_partial():
+    def always(u, v):
+        raise ZeroDivisionError("nope")
+
+    report = symdiff.verify(SIGMOID_UV, ["u", "v"], always, samples=5)
+    assert not report.ok and len(report.raised) == 5
+    assert all(not p.ok and "at every point" in p.diagnosis for p in report.partials)
+
+
+# -- derivations with float constants --------------------------------------------------------------
+
+def test_sympy_diff_of_a_float_formula_is_right_but_not_claimed_proved():
+    # SymPy folds 3*0.1 to 0.30000000000000004 at 53 bits; the reference holds 3 times the
+    # double 0.1 exactly; the derivation is right up to its constants' rounding
+    x, y = sp.symbols("x y")
+    e = 0.1 * x**3 - 2.5 * x * y + 3.7 * y**2 - 0.01
+    report = symdiff.verify(e, [x, y], [sp.diff(e, x), sp.diff(e, y)])
+    assert report.ok, str(report)
+    assert not report.partials[0].proved  # 0.30000000000000004 is not exactly 3 * 0.1
+    ackley = -20 * sp.exp(-0.2 * sp.sqrt(0.5 * (x**2 + y**2)))
+    assert symdiff.verify(ackley, [x, y], [sp.diff(ackley, v) for v in (x, y)]).ok
+
+
+def test_a_decimal_derivation_is_right_and_a_near_miss_is_still_wrong():
+    assert symdiff.verify("0.1*x**3", ["x"], ["0.3*x**2"]).ok
+    report = symdiff.verify("0.1*x**3", ["x"], ["0.3000001*x**2"])
+    assert not report.ok and "factor" in report.partials[0].diagnosis
+
+
+def test_a_factor_near_one_is_printed_with_the_digits_that_show_it():
+    report = symdiff.verify("0.1*x**3", ["x"], ["0.3000001*x**2"])
+    assert "factor of 1.0000003" in report.partials[0].diagnosis, str(report)
+
+
+def test_points_where_the_50_digit_program_is_not_finite_are_skipped_with_a_note():
+    # 1 - tanh(x)**2 is 0 at 50 digits for |x| > 58: no tolerance can be built there
+    x = sp.Symbol("x")
+    e = sp.asin(sp.tanh(x))
+    report = symdiff.verify(e, [x], [sp.diff(e, x)], points=[{x: -61.8}, {x: 0.5}], samples=3)
+    assert report.ok and "1 sampled points skipped" in str(report), str(report)
+    wrong = symdiff.verify(e, [x], [2 * sp.diff(e, x)], points=[{x: -61.8}], samples=3)
+    assert not wrong.ok
+
+
+def test_hand_code_that_loses_digits_is_called_inaccurate_not_patternless():
+    def hand(x):  # d/dx log(1 + exp(3x)) with the cancellation of 1 + tiny in floats
+        return 3 * math.exp(3 * x) / (1 + math.exp(3 * x)) * (1 + 1e-6 * (x < -9))
+
+    report = symdiff.verify("log(1 + exp(3*x))", ["x"], hand, points=[{"x": -10.0}], samples=4)
+    assert not report.ok and report.partials[0].diagnosis.startswith("inaccurate in floats")

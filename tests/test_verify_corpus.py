@@ -654,7 +654,6 @@ def _nan_everywhere_in_dy(x, y):
 
 MISBEHAVING = [
     ("raises_everywhere", _raises_everywhere, ["raised", "zerodivisionerror"], None),
-    ("raises_for_negative_x", _raises_for_negative_x, ["raised", "valueerror"], None),
     ("three_partials", _three_partials, ["returned 3 partials"], None),
     ("one_partial", _one_partial, ["returned 1 partial"], None),
     ("nan_for_negative_x", _nan_for_negative_x, ["nan"], {"dx": "nan"}),
@@ -676,6 +675,18 @@ def test_misbehaving_hand_code_is_reported(case_id, grad, phrases, expect):
     assert any(phrases[0] in p.diagnosis.lower() and not p.ok for p in rep.partials), why
     if expect is not None:  # NaN in one partial: that partial is named, the other is ok
         _check_verdict(rep, [x, y], expect)
+
+
+def test_hand_code_raising_at_some_points_is_counted_and_judged_elsewhere():
+    rep = symdiff.verify(sp.sin(x * y), wrt=[x, y], grad=_raises_for_negative_x, seed=0)
+    why = _explain(rep)
+    negative = [p for p in rep.points if p["x"] < 0]
+    assert rep.ok is False and len(rep.raised) == len(negative) > 0, why
+    assert all(pt["x"] < 0 and "ValueError" in msg for pt, msg in rep.raised), why
+    assert all(p.ok for p in rep.partials), why  # right wherever it ran
+    text = str(rep)
+    assert f"raised ValueError: math domain error at {len(negative)} of 40 points" in text, why
+    assert "verdict: RAISED" in text, why
 
 
 def test_misbehaving_hand_code_fails_assert_gradient_cleanly():

@@ -306,7 +306,7 @@ def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:
 # -- verify a hand-written backward -----------------------------------------------------------
 
 
-def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0,
+def verify_arrays(prog, grad, forward=None, samples: int | None = None, seed: int = 0,
                   points=None) -> VerifyReport:
     """A hand gradient of a matrix formula against the generated (and checked) one.
 
@@ -314,7 +314,8 @@ def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0,
     ``forward=``, ``grad`` is ``backward(dout, cache)`` and gets a random ``dout``. ``points``
     (a list of dicts, argument name or symbol -> array) fixes arguments the hand code assumes
     something of, such as one-hot labels; the other arguments are drawn at random in the sizes
-    those arrays imply, once per point, and no fully random trials are added.
+    those arrays imply, once per point. ``samples`` fully random trials are added (default 6,
+    or none when ``points`` are given).
     """
     checked = check_arrays(prog, samples=1, seed=seed)
     if not checked.ok:
@@ -326,7 +327,9 @@ def verify_arrays(prog, grad, forward=None, samples: int = 4, seed: int = 0,
     hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
                  else "a callable of the formula's arguments")
     trials = []
-    given = [_given(prog, p) for p in points] if points else [{}] * samples
+    if samples is None:
+        samples = 0 if points else 6
+    given = [_given(prog, p) for p in points or []] + [{}] * samples
     for fixed in given:
         sizes = _sizes_for(prog, dims, fixed, pyrng)
         args, out = _finite_run(module, prog, sizes, rng)

@@ -11,12 +11,15 @@ program's gradient is also proved equal to the reference symbolically.
 
 from __future__ import annotations
 
+import html
+import math
 import random
 from dataclasses import dataclass, field
 
 import mpmath
 import sympy as sp
 
+from .errors import ArgumentError, SymdiffError
 from .ir import Program
 from .numeric import DPS
 from .reference import UNIT, Reference
@@ -25,29 +28,64 @@ DIRECTIONS = 2  # random directions per point when partials are sampled (many va
 HP_REL = 1e-20  # program at 50 digits vs reference
 FLOAT_SAFETY = 64  # generated code may differ from the reference by this many error bounds
 FLOAT_REL = 1e-12  # ... or by this relative error, whichever is larger
+CONSTANT_SAFETY = 4  # ... plus this many bounds of the float constants the lowering computed
+BACKENDS = ("math", "numpy")
+
+
+class CheckError(SymdiffError):
+    """check or verify could not finish on this input (an internal failure, named)."""
 
 
 @dataclass
 class PartialReport:
-    """The verdict on one partial derivative."""
+    """The verdict on one partial derivative.
+
+    ``worst_ratio`` is the largest error over all comparisons (the 50-digit program and each
+    backend) as a fraction of its tolerance: the partial is ok exactly when it is at most 1.
+    ``max_rel_error`` is the generated code's worst error relative to the exact partial, or,
+    where that is within float noise of 0, to the noise floor (tolerance / FLOAT_REL): a partial
+    that is 0 by cancellation does not show a relative error of 1e+55, and ok implies at most
+    FLOAT_REL.
+    """
 
     name: str  # the gradient's name, e.g. "dx"
     ok: bool
     proved: bool = False
-    max_rel_error: float = 0.0  # worst relative error of the generated code
-    worst_ratio: float = 0.0  # worst error of the generated code as a fraction of its tolerance
+    max_rel_error: float = 0.0  # worst relative error of the generated code (see above)
+    worst_ratio: float = 0.0  # worst error as a fraction of its tolerance, all comparisons
     worst_point: dict | None = None
     message: str = ""
     along_directions: bool = False  # checked only along random directions (many variables)
+    worst_error: float = 0.0  # the absolute error and the tolerance where the ratio is worst
+    worst_tolerance: float = 0.0
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "WRONG" if self.worst_tolerance or self.worst_point else "UNCHECKED"
+
+    def summary(self) -> str:
+        """The numbers behind the verdict, in one phrase."""
+        if self.along_directions and self.ok:
+            return "along random directions"
+        how = "proved symbolically; " if self.proved else ""
+        if not self.ok and self.worst_tolerance == 0:  # nothing measured: the message says why
+            return self.message or "not checked"
+        if not self.ok and not math.isfinite(self.worst_error):
+            return f"{how}returned {self.worst_error} where the reference is finite"
+        if not self.ok:
+            return (f"{how}error {self.worst_error:.2g} where {self.worst_tolerance:.2g} is "
+                    f"allowed ({self.worst_ratio:.2g} of tolerance)")
+        return f"{how}max rel error {self.max_rel_error:.1e} ({self.worst_ratio:.2g} of tolerance)"
 
     def __str__(self) -> str:
-        status = "ok" if self.ok else "WRONG"
-        how = "proved symbolically; " if self.proved else ""
-        if self.along_directions and self.ok:
-            return f"{self.name:>8}  ok     along random directions"
-        text = (f"{self.name:>8}  {status:5}  {how}max rel error {self.max_rel_error:.1e} "
-                f"({self.worst_ratio:.2g} of tolerance)")
-        return text + (f"\n{'':>16}{self.message}" if self.message else "")
+        text = f"{self.name:>8}  {self.status:5}  {self.summary()}"
+        shown = self.message and self.message != self.summary()
+        return text + (f"\n{'':>16}{self.message}" if shown else "")
+
+    def __repr__(self) -> str:
+        return f"<PartialReport {self.name} {self.status}: {self.summary()}>"
 
 
 @dataclass
@@ -62,48 +100,138 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
     formula: str = ""
     sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
+    raised: list[tuple[str, dict, str]] = field(default_factory=list)  # (backend, point, error)
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def raised_summary(self) -> str:
+        """``math code raised ZeroDivisionError: ... at 2 of 20 points, e.g. z=20.3``."""
+        if not self.raised:
+            return ""
+        backend, point, why = self.raised[0]
+        where = ", ".join(f"{k}={v:.6g}" for k, v in point.items())
+        others = {b for b, _, _ in self.raised} - {backend}
+        also = f" (and {', '.join(sorted(others))} code)" if others else ""
+        count = len({tuple(p.items()) for _, p, _ in self.raised})
+        return (f"{backend} code{also} raised {why} at {count} of {len(self.points)} points, "
+                f"e.g. {where}")
+
+    def verdict(self) -> str:
+        bad = [p.name for p in self.partials if not p.ok]
+        if self.ok:
+            return "OK"
+        if not self.points:
+            return "NOT CHECKED (no point in the domain)"
+        text = f"MISMATCH in {', '.join(bad)}" if bad else "MISMATCH" if not self.raised else ""
+        if self.raised:
+            count = len({tuple(p.items()) for _, p, _ in self.raised})
+            text += ("; " if text else "") + f"RAISED at {count} of {len(self.points)} points"
+        return text
 
     def __str__(self) -> str:
         lines = [f"check: {self.formula}",
                  f"reference: {self.oracle}; {len(self.points)} {self.sampled}; "
                  f"backends: {', '.join(self.backends) or 'none'}"]
         lines += [str(p) for p in self.partials]
+        if self.raised:
+            lines.append(f"the generated {self.raised_summary()} (where the formula and its "
+                         "gradient are defined); the partials are judged where it ran")
         lines += [f"note: {n}" for n in self.notes]
-        bad = [p.name for p in self.partials if not p.ok]
-        lines.append("verdict: OK" if self.ok else f"verdict: MISMATCH in {', '.join(bad)}")
+        lines.append(f"verdict: {self.verdict()}")
         return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
+        return f"<CheckReport {self.verdict()}: {parts}>"
+
+    def _repr_html_(self) -> str:
+        rows = [(p.name, p.status, p.summary(), f"{p.worst_tolerance:.2g}", p.message)
+                for p in self.partials]
+        notes = ([f"the generated {self.raised_summary()}"] if self.raised else []) + self.notes
+        return html_report(f"check: {self.formula}", f"reference: {self.oracle}; "
+                           f"{len(self.points)} {self.sampled}", rows, notes,
+                           f"verdict: {self.verdict()}")
+
+
+def html_report(title: str, subtitle: str, rows, notes, verdict: str) -> str:
+    """A small escaped HTML table: partial, status, error, tolerance, message."""
+    head = "".join(f"<th>{h}</th>" for h in ("partial", "status", "error", "tolerance",
+                                              "message"))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    extra = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (f"<div><p><b>{html.escape(title)}</b><br>{html.escape(subtitle)}</p>"
+            f"<table><tr>{head}</tr>{body}</table>"
+            + (f"<ul>{extra}</ul>" if extra else "")
+            + f"<p><b>{html.escape(verdict)}</b></p></div>")
 
 
 def check(prog: Program, *, points=None, samples: int | None = None, seed: int = 0,
-          backends=("math", "numpy"), prove: bool = True) -> CheckReport:
+          backends=BACKENDS, prove: bool = True, domain: dict | None = None) -> CheckReport:
     """Check the generated backward program of ``prog`` against the reference derivative.
 
     ``samples`` random points (default 20; 5 for a formula too large for sympy.diff) besides
-    the ``points`` given; ``backends`` whose generated code is run.
+    the ``points`` given; ``backends`` whose generated code is run; ``domain`` maps a variable
+    (name or Symbol) to the interval ``(lo, hi)`` its random values are drawn from.
 
     >>> import sympy as sp, symdiff
     >>> x, y = sp.symbols("x y")
     >>> symdiff.check(symdiff.lower(x * sp.sin(y), wrt=[x, y])).ok
     True
     """
+    backends = _backends(backends)
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
+                                or samples < 1):
+        raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
-        from .arraycheck import check_arrays
+        from .arraycheck import check_arrays  # arraycheck builds on this module's reports
 
-        return check_arrays(prog, samples=samples or 2, seed=seed)
+        _refuse_for_arrays(points=points, domain=domain, prove=prove is not True,
+                           backends=backends != ("numpy",) and backends != BACKENDS)
+        return guarded(lambda: check_arrays(prog, samples=samples or 2, seed=seed), "check")
     with mpmath.workdps(DPS):
-        return _check(prog, points, samples, seed, backends, prove)
+        return guarded(lambda: _check(prog, points, samples, seed, backends, prove, domain),
+                       "check")
 
 
-def _check(prog, points, samples, seed, backends, prove) -> CheckReport:
+def _backends(backends) -> tuple[str, ...]:
+    if isinstance(backends, str):
+        backends = (backends,)
+    backends = tuple(backends)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ArgumentError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)}")
+    return backends
+
+
+def _refuse_for_arrays(**given) -> None:
+    """Options a matrix check cannot honour: refuse them rather than ignore them."""
+    named = [name for name, used in given.items() if used is not None and used is not False]
+    if named:
+        raise ArgumentError(f"a matrix formula is checked on random arrays with the numpy "
+                            f"backend: {', '.join(named)} is not supported for it")
+
+
+def guarded(task, what: str):
+    """``task()``, with any failure that is not a SymdiffError turned into a named CheckError."""
+    try:
+        return task()
+    except SymdiffError:
+        raise
+    except RecursionError:
+        raise CheckError(f"{what}: the formula is too deeply nested to evaluate") from None
+    except Exception as exc:  # a failure of symdiff's own evaluation: named, never a traceback
+        raise CheckError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
     ref = Reference(prog)
     if samples is None:
         samples = 20 if ref.diffs is not None else 5
-    chosen = ref.points(points, samples, seed)
+    chosen = ref.points(points, samples, seed, domain)
     reports = [PartialReport(g, ok=True) for g in prog.grads]
-    notes: list[str] = []
+    notes: list[str] = ref.skipped_note()
     if not chosen:
         notes.append("no point found where the formula and its gradient are defined")
         for r in reports:
@@ -115,15 +243,24 @@ def _check(prog, points, samples, seed, backends, prove) -> CheckReport:
                      f"along {DIRECTIONS} random directions per point")
         for k, r in enumerate(reports):
             r.along_directions = k not in only
-    truth = [ref.gradient_with_error(p, only) for p in chosen]
     exact = [ref.program_gradient(p) for p in chosen]
+    finite = [all(mpmath.isfinite(v) for v in e[:-2]) for e in exact]
+    if not all(finite):  # 1 - tanh(92)**2 is 0 at 50 digits: no test of the program there
+        notes.append(f"{finite.count(False)} sampled points skipped: the staged program is not "
+                     "finite there at 50 digits")
+        chosen = [p for p, f in zip(chosen, finite) if f]
+        exact = [e for e, f in zip(exact, finite) if f]
+    truth = [ref.gradient_with_error(p, only) for p in chosen]
+    if ref.diffs is not None:
+        truth = _refined(ref, chosen, truth, exact, only)
+    raised: list[tuple[str, dict, str]] = []
     hp_unit = mpmath.mpf(10) ** -DPS / UNIT  # the float error bound, rescaled to 50 digits
-    comparisons = [("program", [e[:-1] for e in exact], hp_unit, HP_REL)]
+    comparisons = [("program", [e[:-2] for e in exact], hp_unit, HP_REL)]
     for backend in backends:
-        rows = _run_backend(prog, backend, chosen, reports)
-        if rows is not None:
-            comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
-    bounds = [e[-1] for e in exact]
+        rows, failed = _run_backend(prog, backend, chosen)
+        raised += failed
+        comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
+    bounds = [(e[-2], e[-1]) for e in exact]
     for label, rows, unit, rel in comparisons:
         _compare(prog, reports, chosen, truth, rows, bounds, label, unit, rel)
         if only is not None:
@@ -131,68 +268,132 @@ def _check(prog, points, samples, seed, backends, prove) -> CheckReport:
     if prove and chosen and all(r.ok for r in reports):
         for r, proved in zip(reports, ref.prove()):
             r.proved = proved
-    return CheckReport(all(r.ok for r in reports), ref.oracle, [_named(prog, p) for p in chosen],
-                       reports, tuple(backends), notes, prog.text or "(formula too long to print)")
+    ok = not raised and all(r.ok for r in reports)
+    return CheckReport(ok, ref.oracle, [_named(prog, p) for p in chosen], reports,
+                       tuple(backends), notes, prog.text or "(formula too long to print)",
+                       raised=raised)
 
 
-def _run_backend(prog, backend, points, reports):
-    """The generated code's gradients at every point (numpy: all points in one array call)."""
+REFINED_DIGITS = (400, 500)  # the reference again where the 50-digit program disagrees with it
+
+
+def _refined(ref, points, truth, exact, only) -> list:
+    """The reference at 400 and 500 digits at each point where the program disagrees with it.
+
+    The reference is the formula as written, so it can cancel where the staged program does
+    not: softplus(t) is accurate at t = -473, log(1 + exp(t)) is 0 at 50 and at 70 digits. A
+    disagreement is believed only if it survives a reference computed with 400 more digits.
+    """
+    hp_unit = mpmath.mpf(10) ** -DPS / UNIT
+    refined = []
+    for p, (t, t_err), e in zip(points, truth, exact):
+        values, bound, constant = e[:-2], e[-2], e[-1]
+        if any(t[k] is not None and not abs(values[k] - t[k]) <= tolerance(
+                t[k], t_err[k], bound[k], constant[k], hp_unit, HP_REL) for k in range(len(t))):
+            with mpmath.workdps(REFINED_DIGITS[1]):
+                t, t_err = ref.gradient_with_error(p, only, REFINED_DIGITS)
+        refined.append((t, t_err))
+    return refined
+
+
+def _run_backend(prog, backend, points):
+    """The generated code's gradients per point (None where it raised), and the failures.
+
+    numpy runs all points in one array call, and point by point only if that call raises.
+    """
     module = prog.compile(backend)
     columns = [[float(p[sp.Symbol(n, real=True)]) for p in points] for n in prog.args]
-    try:
-        if backend == "numpy":
-            import numpy as np
+    if backend == "numpy":
+        import numpy as np
 
+        try:
             _, got = module.value_and_grad(*(np.array(c) for c in columns))
-            return [[float(np.asarray(g)[i]) for g in got] for i in range(len(points))]
-        return [[float(g) for g in module.value_and_grad(*args)[1]] for args in zip(*columns)]
-    except Exception as exc:  # the generated code failed where the formula is defined
-        for r in reports:
-            r.ok, r.message = False, f"{backend} code raised {type(exc).__name__}: {exc}"
-        return None
+            return [[float(np.asarray(g)[i]) for g in got] for i in range(len(points))], []
+        except Exception:  # find the points where it fails
+            def call(*args):
+                return [np.asarray(g).item() for g in
+                        module.value_and_grad(*(np.array([a]) for a in args))[1]]
+    else:
+        def call(*args):
+            return module.value_and_grad(*args)[1]
+    rows, raised = [], []
+    for p, args in zip(points, zip(*columns)):
+        try:
+            rows.append([float(g) for g in call(*args)])
+        except Exception as exc:  # the generated code failed where the formula is defined
+            rows.append(None)
+            raised.append((backend, _named(prog, p), f"{type(exc).__name__}: {exc}"))
+    return rows, raised
+
+
+def tolerance(t, t_err, bound, constant, unit, rel):
+    """What an error may be: ``max(rel |t|, 64 unit bound, 4 t_err) + 4 constant``.
+
+    ``bound`` is the float error bound of the staged program (``unit`` rescales it for the
+    50-digit program), ``t_err`` the reference's own error, ``constant`` the share of the bound
+    due to float constants the lowering computed, which the 50-digit program makes too.
+    """
+    return max(rel * abs(t), FLOAT_SAFETY * unit * bound, 4 * t_err, mpmath.mpf(1e-300)) \
+        + CONSTANT_SAFETY * constant
 
 
 def _compare(prog, reports, points, truth, rows, bounds, label, unit, rel) -> None:
-    """Each partial against the reference, within ``max(rel |t|, 64 unit bound, 4 t_err)``."""
-    for p, (t, t_err), row, bound in zip(points, truth, rows, bounds):
+    """Each partial against the reference, within ``tolerance``; the worst ratio is kept."""
+    for p, (t, t_err), row, (bound, constant) in zip(points, truth, rows, bounds):
         for k, r in enumerate(reports):
-            if t[k] is None:
+            if t[k] is None or row is None:  # not sampled, or the code raised (reported)
                 continue
-            allowed = max(rel * abs(t[k]), FLOAT_SAFETY * unit * bound[k], 4 * t_err[k],
-                          mpmath.mpf(1e-300))
+            allowed = tolerance(t[k], t_err[k], bound[k], constant[k], unit, rel)
             err = abs(mpmath.mpf(row[k]) - t[k])
             if label != "program":
-                r.max_rel_error = max(r.max_rel_error, float(err / max(abs(t[k]), 1e-300)))
-                r.worst_ratio = max(r.worst_ratio, float(err / allowed))
+                scale = max(abs(t[k]), allowed / rel)  # |t|, or the float noise floor near 0
+                if scale > 0:  # (a nan tolerance is a failure below, not a rel error)
+                    r.max_rel_error = max(r.max_rel_error, float(err / scale))
+            _record(r, err, allowed)
             if r.ok and not err <= allowed:
                 r.ok, r.worst_point = False, _named(prog, p)
-                r.message = _mismatch(label, r.worst_point, row[k], t[k])
+                r.message = _mismatch(label, r.worst_point, row[k], t[k], err, allowed)
+
+
+def _record(r: PartialReport, err, allowed) -> None:
+    ratio = float(err / allowed) if mpmath.isfinite(err) else float("inf")
+    if ratio >= r.worst_ratio or r.worst_tolerance == 0:
+        r.worst_ratio = max(r.worst_ratio, ratio)
+        r.worst_error, r.worst_tolerance = float(err), float(allowed)
 
 
 def _compare_directions(ref, reports, points, rows, bounds, label, unit, rel, seed) -> None:
     """Every partial at once along random directions; a mismatch is bisected to its partials."""
     prog = ref.prog
-    for i, (p, row, bound) in enumerate(zip(points, rows, bounds)):
+    for i, (p, row, (bound, constant)) in enumerate(zip(points, rows, bounds)):
+        if row is None:
+            continue
         rng = random.Random(seed * 7919 + i)
         for _ in range(DIRECTIONS):
             weights = {k: rng.gauss(0, 1) for k in range(len(reports))}
             top = max(abs(w) for w in weights.values())
             weights = {k: w / top for k, w in weights.items()}
 
-            def disagrees(ks, p=p, row=row, bound=bound, weights=weights):
+            def measure(ks, p=p, row=row, bound=bound, constant=constant, weights=weights):
                 direction = {ref.wrt[k]: weights[k] for k in ks}
                 d, d_err = ref.directional_with_error(p, direction)
+                if d is None:  # undefined along this direction: nothing to judge
+                    return mpmath.mpf(0), mpmath.mpf(1)
                 got = mpmath.fsum(mpmath.mpf(row[k]) * weights[k] for k in ks)
                 spread = mpmath.fsum(abs(weights[k]) * bound[k] for k in ks)
-                allowed = max(rel * abs(d), FLOAT_SAFETY * unit * spread, 4 * d_err,
-                              mpmath.mpf(1e-300)) if d is not None else mpmath.inf
-                return not abs(got - d) <= allowed
+                shared = mpmath.fsum(abs(weights[k]) * constant[k] for k in ks)
+                return abs(got - d), tolerance(d, d_err, spread, shared, unit, rel)
+
+            def disagrees(ks, measure=measure):
+                err, allowed = measure(ks)
+                return not err <= allowed
 
             everything = list(weights)
             if not disagrees(everything):
                 continue
             for k in _bisect(everything, disagrees) or everything:
                 r = reports[k]
+                _record(r, *measure([k]))
                 if r.ok:
                     r.ok, r.worst_point = False, _named(prog, p)
                     r.message = f"{label} disagrees with the reference along a random direction " \
@@ -212,11 +413,11 @@ def _bisect(indices: list[int], disagrees) -> list[int]:
     return sorted(blamed)
 
 
-def _mismatch(label: str, point: dict, got, want) -> str:
-    if label == "program":
-        return (f"at {_fmt_point(point)}: program {mpmath.nstr(got, 12)}, "
-                f"reference {mpmath.nstr(want, 12)}")
-    return f"{label} code at {_fmt_point(point)}: got {got!r}, reference {mpmath.nstr(want, 17)}"
+def _mismatch(label: str, point: dict, got, want, err, allowed) -> str:
+    where = "the program at 50 digits" if label == "program" else f"{label} code"
+    shown = mpmath.nstr(got, 20) if label == "program" else repr(got)
+    return (f"{where} at {_fmt_point(point)}: got {shown}, reference {mpmath.nstr(want, 20)}; "
+            f"error {mpmath.nstr(err, 3)} > tolerance {mpmath.nstr(allowed, 3)}")
 
 
 def _named(prog: Program, point: dict) -> dict:

@@ -2,8 +2,9 @@
 
     symdiff gen EXPR [--wrt x,y] [--backend math|numpy] [--name NAME] [-o FILE]
     symdiff show EXPR [--wrt x,y]
-    symdiff check EXPR [--wrt x,y] [--samples N] [--seed S]
+    symdiff check EXPR [--wrt x,y] [--samples N] [--seed S] [--domain x=-5:5,y=0:1]
     symdiff verify EXPR --grad FILE.py:FUNCTION [--forward FILE.py:FUNCTION] [--wrt x,y]
+                   [--samples N] [--seed S] [--domain x=-5:5,y=0:1]
     symdiff graph EXPR [--wrt x,y] [--at x=2,y=-1] [-o graph.svg | graph.dot]
 
 EXPR is a formula string (parsed with a whitelist, never evaluated), or ``-`` to read it from
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="forward(*args) -> (value, cache), when --grad is a backward")
     verify.add_argument("--samples", type=int, default=40, help="random points (default 40)")
     verify.add_argument("--seed", type=int, default=0, help="seed for the points (default 0)")
+    for sub in (check, verify):
+        sub.add_argument("--domain", metavar="x=LO:HI,...",
+                         help="sample these variables uniformly in [LO, HI], e.g. u=-5:5,v=0:1")
     graph.add_argument("--at", help="a point, e.g. x=2,y=-1: values and gradients on the edges")
     graph.add_argument("-o", "--output",
                        help="write FILE.svg (rendered by Graphviz's dot) or FILE.dot; default: "
@@ -105,7 +109,8 @@ def _run(options) -> int:
             and options.samples < 1:
         raise _BadInput("--samples must be at least 1")
     if options.command == "check":
-        report = check(prog, samples=options.samples, seed=options.seed)
+        report = check(prog, samples=options.samples, seed=options.seed,
+                       domain=_domain(options.domain))
         print(report)
         return EXIT_OK if report.ok else EXIT_MISMATCH
     if options.command == "graph":
@@ -123,7 +128,8 @@ def _run(options) -> int:
 
         forward = _load(options.forward) if options.forward else None
         report = verify(expr, wrt, _load(options.grad), args=_names(options.args, "--args"),
-                        forward=forward, samples=options.samples, seed=options.seed)
+                        forward=forward, samples=options.samples, seed=options.seed,
+                        domain=_domain(options.domain))
         print(report)
         return EXIT_OK if report.ok else EXIT_MISMATCH
     _write(prog.source(options.backend, name=options.name), options.output)
@@ -151,6 +157,24 @@ def _point(text: str) -> dict[str, float]:
             raise _BadInput(f"--at: {value.strip()!r} is not a number (for {name.strip()})") \
                 from None
     return point
+
+
+def _domain(text: str | None) -> dict[str, tuple[float, float]] | None:
+    """``u=-5:5,v=0:1`` -> {"u": (-5.0, 5.0), "v": (0.0, 1.0)} (checked again by the API)."""
+    if text is None:
+        return None
+    domain = {}
+    for item in text.split(","):
+        name, sep, interval = item.partition("=")
+        lo, colon, hi = interval.strip().partition(":")
+        if not sep or not name.strip() or not colon:
+            raise _BadInput(f"--domain expects name=LO:HI pairs, got {item!r}")
+        try:
+            domain[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise _BadInput(f"--domain: {interval.strip()!r} is not LO:HI with numbers "
+                            f"(for {name.strip()})") from None
+    return domain
 
 
 def _load(spec: str):

@@ -9,7 +9,9 @@ tries explanations from simplest to least simple; the first that fits all points
 4. it lacks one term of a fork of the staged program: one contribution dropped, or a ``=`` where
    ``+=`` belongs so the earlier contributions are lost;
 5. it is right on one side of zero of an argument or a step, wrong on the other ("wrong where
-   x < 0"), with the pattern on the wrong side when there is one.
+   x < 0"), with the pattern on the wrong side when there is one;
+6. it is close (relative error at most 1e-3) wherever it fails: imprecise floats, not a wrong
+   formula (a cancellation such as log(1 + tiny) in the hand code).
 """
 
 from __future__ import annotations
@@ -46,12 +48,26 @@ def diagnose(k: int, h: list, t: list, allowed: list, ev: Evidence) -> str:
         if not mpmath.isfinite(a):
             kind = "nan" if mpmath.isnan(a) else "inf"
             return f"returned {kind} where the exact partial is finite ({ev.where(i)})"
-    for explain in (_zero, _factor, _swapped, _fork, _symbolic, _region):
+    for explain in (_zero, _factor, _swapped, _fork, _symbolic, _region, _inaccurate):
         text = explain(k, h, t, allowed, ev)
         if text:
             return text
     bad = sum(1 for a, b, tol in zip(h, t, allowed) if not abs(a - b) <= tol)
     return f"wrong at {bad} of {len(h)} points, with no simple pattern"
+
+
+INACCURATE = 1e-3  # a hand partial this close everywhere it fails is imprecise, not wrong
+
+
+def _inaccurate(k, h, t, allowed, ev) -> str:
+    bad = [i for i, (a, b, tol) in enumerate(zip(h, t, allowed)) if not abs(a - b) <= tol]
+    rel = [abs(h[i] - t[i]) / abs(t[i]) if t[i] != 0 else mpmath.inf for i in bad]
+    if not bad or max(rel) > INACCURATE:
+        return ""
+    worst = bad[rel.index(max(rel))]
+    return (f"inaccurate in floats at {len(bad)} of {len(h)} points (relative error up to "
+            f"{mpmath.nstr(max(rel), 2)}, at {ev.where(worst)}), right at the others: a "
+            "cancellation in the hand code, such as log(1 + tiny)?")
 
 
 def _fits(h, values, allowed, scale=1, only=None) -> bool:
@@ -93,7 +109,10 @@ def _nice(c) -> mpmath.mpf | Fraction:
 def _text(c) -> str:
     if isinstance(c, Fraction):
         return str(c)
-    return mpmath.nstr(c, 6)
+    digits = 6  # ... or enough to tell the factor from 1 ("1.0000003", never "1.0")
+    while digits < 17 and mpmath.nstr(c, digits) in ("1.0", "-1.0"):
+        digits += 1
+    return mpmath.nstr(c, digits)
 
 
 def _swapped(k, h, t, allowed, ev) -> str:

@@ -37,8 +37,8 @@ def evaluate_many(exprs: Iterable[sp.Basic], env: dict, dps: int = DPS) -> list:
 
 
 def _finite(value):
-    if isinstance(value, bool):
-        return mpmath.mpf(value)
+    if isinstance(value, (bool, int, float)):  # relu's max(x, 0) is the int 0 for x < 0
+        value = mpmath.mpf(value)
     if isinstance(value, mpmath.mpf) and mpmath.isfinite(value):
         return value
     return None
@@ -49,19 +49,22 @@ def sample_points(
     defined: Callable[[dict], bool],
     count: int,
     seed: int = 0,
+    box: dict | None = None,
     tries_per_point: int = 40,
 ) -> list[dict]:
     """``count`` random points (symbol -> float) where ``defined(point)`` holds.
 
-    Most coordinates are uniform in [-3, 3]; some are in (0, 1) or of magnitude 1e-2..1e2, so
+    A symbol in ``box`` (symbol -> (lo, hi), the user's domain) is uniform in [lo, hi]. Other
+    coordinates are mostly uniform in [-3, 3]; some are in (0, 1) or of magnitude 1e-2..1e2, so
     formulas defined only for positive arguments or small arguments are still reached.
     """
     rng = random.Random(seed)
+    box = box or {}
     points: list[dict] = []
     for _ in range(count * tries_per_point):
         if len(points) == count:
             break
-        point = {s: _draw(rng) for s in names}
+        point = {s: rng.uniform(*box[s]) if s in box else _draw(rng) for s in names}
         if defined(point):
             points.append(point)
     return points

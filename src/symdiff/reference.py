@@ -10,6 +10,7 @@ equal to the reference symbolically within a time budget. ``check`` and ``verify
 
 from __future__ import annotations
 
+import math
 import random
 import signal
 import threading
@@ -19,6 +20,7 @@ import sympy as sp
 
 from .api import _real
 from .dag import postorder, substitute
+from .errors import ArgumentError
 from .functions import to_elementary
 from .ir import Program
 from .numeric import evaluate_many, sample_points
@@ -43,7 +45,7 @@ class Reference:
         by_real = {_real(i.symbol): a for i, a in zip(prog.inputs, self.args)}
         symbols = [n for n in postorder(prog.expr) if n.is_Symbol]
         renamed = substitute(prog.expr, {s: by_real[_real(s)] for s in symbols}, evaluate=False)
-        self.expr = to_elementary(renamed)
+        self.expr = to_elementary(exact_floats(renamed))  # exact first: SymPy folds Floats
         self.wrt = [by_real[_real(s)] for s in prog.wrt]
         if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.oracle = "sympy.diff at 50 digits"
@@ -54,10 +56,40 @@ class Reference:
         self._partials: dict = {}  # step expression -> its shape and partials
         self._shapes: dict = {}  # shape -> (operation count, partial derivatives)
 
-    def points(self, given, samples, seed) -> list[dict]:
+    def points(self, given, samples, seed, domain=None) -> list[dict]:
+        """The ``given`` points where the formula is defined, then ``samples`` random ones."""
+        box = self.box(domain)
         extra = [self._point(p) for p in (given or [])]
-        extra = [p for p in extra if self.defined(p)]
-        return extra + sample_points(self.args, self.defined, samples, seed)
+        kept = [p for p in extra if self.defined(p)]
+        self.skipped = [p for p in extra if p not in kept]  # the caller says so in its report
+        return kept + sample_points(self.args, self.defined, samples, seed, box)
+
+    def skipped_note(self) -> list[str]:
+        """A note naming the given points outside the domain, if any."""
+        if not getattr(self, "skipped", None):
+            return []
+        where = ", ".join(f"{s.name}={float(v):.6g}" for s, v in self.skipped[0].items())
+        return [f"{len(self.skipped)} given point(s) skipped: the formula, its gradient or a "
+                f"step is not defined (or beyond the float range) there, e.g. {where}"]
+
+    def box(self, domain) -> dict:
+        """A user's sampling domain, ``{name or Symbol: (lo, hi)}``, by code-name symbol."""
+        if domain is None:
+            return {}
+        if not isinstance(domain, dict):
+            raise ArgumentError(f"domain must be a dict of variable -> (lo, hi), got {domain!r}")
+        by_name = {}
+        for i, a in zip(self.prog.inputs, self.args):
+            by_name[i.symbol.name] = by_name[i.name] = a
+        box = {}
+        for key, interval in domain.items():
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if name not in by_name:
+                known = ", ".join(sorted({i.symbol.name for i in self.prog.inputs}))
+                raise ArgumentError(f"domain names {key!r}, which is not a variable of the "
+                                    f"formula (its variables: {known or 'none'})")
+            box[by_name[name]] = _interval(name, interval)
+        return box
 
     def _point(self, given: dict) -> dict:
         by_code = dict(zip(self.prog.args, self.args))
@@ -90,25 +122,27 @@ class Reference:
             return evaluate_many(self.diffs, point)
         return [self._central_difference(point, s) for s in self.wrt]
 
-    def gradient_with_error(self, point: dict, only=None) -> tuple[list, list]:
+    def gradient_with_error(self, point: dict, only=None, digits=(50, 70)) -> tuple[list, list]:
         """The reference gradient and an estimate of its own error, per partial.
 
         sympy.diff's expression is evaluated at 50 and at 70 digits (a derivative that is 0 by
         cancellation comes out as 1e-53 noise at 50 digits); a central difference with h and 10h.
-        With ``only`` (partial indices), the other partials are None.
+        With ``only`` (partial indices), the other partials are None. ``digits`` are the two
+        precisions (check refines a point where the program disagrees: ``log(1 + exp(-473))``
+        is 0 at 50 and at 70 digits).
         """
         wanted = range(len(self.wrt)) if only is None else only
         fine, coarse = [None] * len(self.wrt), [None] * len(self.wrt)
         if self.diffs is not None:
             exprs = [self.diffs[k] for k in wanted]
-            for k, a, b in zip(wanted, evaluate_many(exprs, point),
-                               evaluate_many(exprs, point, 70)):
+            for k, a, b in zip(wanted, evaluate_many(exprs, point, digits[0]),
+                               evaluate_many(exprs, point, digits[1])):
                 coarse[k], fine[k] = a, b
         else:
             for k in wanted:
                 fine[k] = self._central_difference(point, self.wrt[k])
                 coarse[k] = self._central_difference(point, self.wrt[k], scale=10)
-        with mpmath.workdps(70):
+        with mpmath.workdps(max(70, digits[1])):
             return fine, [None if a is None or b is None else abs(a - b)
                           for a, b in zip(coarse, fine)]
 
@@ -146,76 +180,108 @@ class Reference:
         return values
 
     def program_gradient(self, point: dict) -> list:
-        """The backward program at 50 digits: gradients, then a float error bound per gradient.
+        """The backward program at 50 digits: gradients, then two error bounds per gradient.
 
-        The bound is a first-order running error analysis of the float program: each operation
-        rounds by at most ``UNIT`` times its result, and errors in its inputs propagate through
-        its partial derivatives. The generated code must agree with the reference within a small
-        multiple of it: ``out*(1 - out)`` near out = 1 is then judged by what floats can do.
+        The first bound is a first-order running error analysis of the float program: each
+        operation rounds by at most ``UNIT`` times its result, and errors in its inputs propagate
+        through its partial derivatives. The generated code must agree with the reference within
+        a small multiple of it: ``out*(1 - out)`` near out = 1 is then judged by what floats can
+        do. The second is the part of it that the 50-digit program shares: a float constant the
+        lowering computed (0.9 in ``0.1/x**0.9``, the derivative of ``x**0.1``) is a 53-bit
+        rounding of the exact constant at any precision.
         """
         state = self.forward_state(point)
-        values, bounds = self.backward_values(state, self.prog.backward)
-        return values + [bounds]
+        values, bounds, constant = self._backward(state, self.prog.backward)
+        return values + [bounds, constant]
 
-    def forward_state(self, point: dict) -> tuple[dict, dict]:
-        """Forward values at 50 digits and their float error bounds, by symbol."""
+    def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
+        """Forward values at 50 digits, their float error bounds, and the constants' share."""
         env = {a: mpmath.mpf(point[a]) for a in self.args}
         err: dict[sp.Symbol, mpmath.mpf] = {a: mpmath.mpf(0) for a in self.args}
+        cerr: dict[sp.Symbol, mpmath.mpf] = {a: mpmath.mpf(0) for a in self.args}
         for step in self.prog.forward:
             symbol = sp.Symbol(step.name, real=True)
-            value, bound = self._rounded(step.rhs, env, err)
-            env[symbol], err[symbol] = value, bound
-        return env, err
+            env[symbol], err[symbol], cerr[symbol] = self._rounded(step.rhs, env, err, cerr)
+        return env, err, cerr
 
-    def backward_values(self, state: tuple[dict, dict], backward) -> tuple[list, list]:
+    def backward_values(self, state: tuple, backward) -> tuple[list, list]:
         """The gradients of ``backward`` (any list of GradSteps) and their float error bounds."""
-        env, err = state
-        grads = {"d" + self.prog.output: mpmath.mpf(1)}
-        gerr = {"d" + self.prog.output: mpmath.mpf(0)}
+        return self._backward(state, backward)[:2]
+
+    def program_bounds(self, state: tuple) -> tuple[list, list]:
+        """The staged program's float error bounds per gradient, and the constants' share."""
+        return self._backward(state, self.prog.backward)[1:]
+
+    def _backward(self, state: tuple, backward) -> tuple[list, list, list]:
+        env, err, cerr = state
+        start = "d" + self.prog.output
+        grads, gerr, gcerr = {start: mpmath.mpf(1)}, {start: mpmath.mpf(0)}, {start: 0}
         for g in backward:
-            local, lerr = self._rounded(g.local, env, err)
+            local, lerr, lcerr = self._rounded(g.local, env, err, cerr)
             up = grads.get(g.upstream, mpmath.mpf(0))  # a variant may never write it
             term = up * local
             term_err = abs(up) * lerr + abs(local) * gerr.get(g.upstream, 0) + UNIT * abs(term)
+            term_cerr = abs(up) * lcerr + abs(local) * gcerr.get(g.upstream, 0)
             if g.accumulate and g.name in grads:
                 grads[g.name] += term
                 gerr[g.name] += term_err + UNIT * abs(grads[g.name])
+                gcerr[g.name] += term_cerr
             else:
-                grads[g.name], gerr[g.name] = term, term_err
+                grads[g.name], gerr[g.name], gcerr[g.name] = term, term_err, term_cerr
         names = self.prog.grads
-        return ([grads.get(n, mpmath.mpf(0)) for n in names],
-                [gerr.get(n, mpmath.mpf(0)) for n in names])
+        zero = mpmath.mpf(0)
+        return ([grads.get(n, zero) for n in names], [gerr.get(n, zero) for n in names],
+                [gcerr.get(n, zero) for n in names])
 
-    def _rounded(self, expr, env, err):
-        """Value of a small expression and the float error bound of computing it."""
+    def _rounded(self, expr, env, err, cerr):
+        """Value of a small expression, its float error bound, and the constants' share of it."""
         if expr not in self._partials:
             self._partials[expr] = self._shape_partials(expr)
-        ops, shape, symbols, partials = self._partials[expr]
-        local = {p: env[s] for p, s in zip(_PLACEHOLDERS, symbols)} if shape is not expr else env
-        values = evaluate_many([shape] + partials, local)
+        ops, shape, inputs, partials = self._partials[expr]
+        values = evaluate_many([shape] + partials, self._local(shape, expr, inputs, env))
         if values[0] is None:
-            return mpmath.nan, mpmath.inf
-        value, bound = values[0], ops * UNIT * abs(values[0])
-        for s, d in zip(symbols, values[1:]):
-            bound += (abs(d) if d is not None else mpmath.inf) * err.get(s, 0)
-        return value, bound
+            return mpmath.nan, mpmath.inf, mpmath.inf
+        value, bound, constant = values[0], ops * UNIT * abs(values[0]), mpmath.mpf(0)
+        for s, d in zip(inputs, values[1:]):
+            weight = abs(d) if d is not None else mpmath.inf
+            if s.is_Symbol:
+                bound += _times(weight, err.get(s, 0))
+                constant += _times(weight, cerr.get(s, 0))
+            else:  # a float constant: possibly a 53-bit rounding of an exact one
+                share = _times(weight, UNIT * abs(_number(s)))
+                bound, constant = bound + share, constant + share
+        return value, bound, constant
+
+    @staticmethod
+    def _local(shape, expr, inputs, env):
+        if shape is expr:
+            return env
+        return {p: (env[s] if s.is_Symbol else s) for p, s in zip(_PLACEHOLDERS, inputs)}
 
     def _shape_partials(self, expr):
-        """``expr`` over placeholders, and its partials: differentiated once per shape."""
-        symbols = [n for n in postorder(expr) if n.is_Symbol]
-        if isinstance(expr, sp.Add):  # any size: the partials are the coefficients
+        """``expr`` over placeholders, and its partials: differentiated once per shape.
+
+        The inputs are the symbols of ``expr`` and its float constants: any of them may be a
+        constant the lowering computed in 53 bits (0.3 - 1 in the derivative of ``t**0.3``),
+        and the value alone cannot tell it from one the formula holds.
+        """
+        nodes = postorder(expr)
+        inputs = [n for n in nodes if n.is_Symbol]
+        inputs += [n for n in nodes if n.is_Float]
+        if isinstance(expr, sp.Add) and _linear(expr, inputs):  # any size: the coefficients
             coefficient = {t.as_coeff_Mul()[1]: t.as_coeff_Mul()[0] for t in expr.args}
-            return len(expr.args), expr, symbols, [coefficient.get(s, 1) for s in symbols]
-        if len(symbols) > len(_PLACEHOLDERS):  # a huge compound gate: no shape sharing
+            return len(expr.args), expr, inputs, [coefficient[s] for s in inputs]
+        if len(inputs) > len(_PLACEHOLDERS):  # a huge compound gate: no shape sharing
             ops = max(1, sp.count_ops(expr)) + 1
-            return ops, expr, symbols, [derivative(expr, s) for s in symbols]
-        shape = expr.xreplace(dict(zip(symbols, _PLACEHOLDERS)))
+            inputs = [n for n in inputs if n.is_Symbol]  # its constants: the formula's own
+            return ops, expr, inputs, [derivative(expr, s) for s in inputs]
+        shape = expr.xreplace(dict(zip(inputs, _PLACEHOLDERS)))
         if shape not in self._shapes:
-            used = _PLACEHOLDERS[:len(symbols)]
+            used = _PLACEHOLDERS[:len(inputs)]
             self._shapes[shape] = (max(1, sp.count_ops(shape)) + 1,
                                    [derivative(shape, p) for p in used])
         ops, partials = self._shapes[shape]
-        return ops, shape, symbols, partials
+        return ops, shape, inputs, partials
 
     def prove(self) -> list[bool]:
         """Symbolic proof per partial, within a time budget; False means 'not proved'."""
@@ -224,7 +290,7 @@ class Reference:
         composed = _compose(self.prog)
         results = []
         for name, reference in zip(self.prog.grads, self.diffs):
-            difference = to_elementary(composed.get(name, sp.S.Zero)) - reference
+            difference = to_elementary(exact_floats(composed.get(name, sp.S.Zero))) - reference
             results.append(within_budget(lambda d=difference: sp.simplify(d) == 0, 2.0, False))
         return results
 
@@ -268,6 +334,45 @@ def within_budget(task, seconds: float, default=False):
 
 class _Timeout(Exception):  # noqa: N818 (a signal, not an error)
     pass
+
+
+def _interval(name: str, interval) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"domain of {name} must be a pair (lo, hi) of numbers, "
+                            f"got {interval!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ArgumentError(f"domain of {name} must have finite lo < hi, got ({lo}, {hi})")
+    return lo, hi
+
+
+def _linear(expr: sp.Add, inputs: list) -> bool:
+    """Every term of the sum is a number times one symbol (its partials are its coefficients)."""
+    if any(not s.is_Symbol for s in inputs):
+        return False
+    return all(t.is_Number or t.as_coeff_Mul()[1].is_Symbol for t in expr.args)
+
+
+def _times(weight, error):
+    """``weight * error`` where no error propagates nothing, even through an infinite weight."""
+    return 0 if error == 0 else weight * error
+
+
+def _number(constant: sp.Float) -> mpmath.mpf:
+    return constant._to_mpmath(mpmath.mp.prec)
+
+
+def exact_floats(expr: sp.Basic) -> sp.Basic:
+    """``expr`` with every Float replaced by the exact binary fraction it holds.
+
+    A float in a formula means the double nearest to it, which is what generated code computes.
+    SymPy would fold Float arithmetic at 53 bits (``diff(0.1*x**3)`` is
+    ``0.30000000000000004*x**2``, not 3 times the double 0.1), so a reference built on Floats
+    is off by a rounding.
+    """
+    floats = {n: sp.Rational(n) for n in postorder(expr) if n.is_Float}
+    return substitute(expr, floats, evaluate=False) if floats else expr
 
 
 def _tree_size(expr: sp.Basic, cap: int) -> int:

@@ -21,11 +21,13 @@ import mpmath
 import sympy as sp
 
 from .api import lower
+from .check import CONSTANT_SAFETY, FLOAT_REL, REFINED_DIGITS, guarded, html_report
+from .dag import postorder, substitute
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
 from .numeric import DPS, evaluate_many
-from .reference import Reference, within_budget
+from .reference import UNIT, Reference, exact_floats, within_budget
 
 HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
 HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
@@ -45,13 +47,24 @@ class PartialVerdict:
     diagnosis: str = ""  # empty when ok
     detail: str = ""  # the worst point, hand and exact values
 
-    def __str__(self) -> str:
+    def summary(self) -> str:
         if self.ok:
-            how = "proved symbolically" if self.proved else (
+            return "proved symbolically" if self.proved else (
                 f"max abs error {self.max_abs_error:.1e}, max rel error {self.max_rel_error:.1e}")
-            return f"{self.name:>8}  ok     {how}"
-        text = f"{self.name:>8}  WRONG  {self.diagnosis}"
-        return text + (f"\n{'':>17}{self.detail}" if self.detail else "")
+        return self.diagnosis
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "UNCHECKED" if self.diagnosis.startswith("not checked") else "WRONG"
+
+    def __str__(self) -> str:
+        text = f"{self.name:>8}  {self.status:5}  {self.summary()}"
+        return text + (f"\n{'':>17}{self.detail}" if self.detail and not self.ok else "")
+
+    def __repr__(self) -> str:
+        return f"<PartialVerdict {self.name} {self.status}: {self.summary()}>"
 
 
 @dataclass
@@ -66,46 +79,101 @@ class VerifyReport:
     partials: list[PartialVerdict]
     notes: list[str] = field(default_factory=list)
     sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
+    raised: list[tuple[dict, str]] = field(default_factory=list)  # (point, what the hand did)
 
     def __bool__(self) -> bool:
         return self.ok
+
+    def raised_summary(self) -> str:
+        """``raised OverflowError: math range error at 3 of 40 points, e.g. u=-712.3``."""
+        if not self.raised:
+            return ""
+        kinds = list(dict.fromkeys(why for _, why in self.raised))
+        what = kinds[0] + (f" (and {len(kinds) - 1} other failures)" if len(kinds) > 1 else "")
+        return (f"{what} at {len(self.raised)} of {len(self.points)} points, e.g. "
+                f"{_fmt(self.raised[0][0])}")
+
+    def verdict(self) -> str:
+        bad = [p.name for p in self.partials if not p.ok]
+        if self.ok:
+            return "RIGHT"
+        if not self.points:
+            return "NOT CHECKED (no point in the domain)"
+        if bad:
+            text = f"WRONG in {', '.join(bad)}"
+            if self.raised and len(self.raised) < len(self.points):
+                text += (f"; the hand code also failed at {len(self.raised)} of "
+                         f"{len(self.points)} points")
+            return text
+        if self.raised:
+            return (f"RAISED at {len(self.raised)} of {len(self.points)} points (the partials "
+                    "are right where it ran)")
+        return "WRONG"
 
     def __str__(self) -> str:
         lines = [f"verify: {self.formula}", f"hand gradient: {self.hand}",
                  f"reference: {self.reference}; {len(self.points)} {self.sampled}"]
         lines += [str(p) for p in self.partials]
+        if self.raised and len(self.raised) < len(self.points):
+            lines.append(f"hand code {self.raised_summary()}; the partials are judged on the "
+                         f"other {len(self.points) - len(self.raised)} (a domain can leave "
+                         "such points out)")
         lines += [f"note: {n}" for n in self.notes]
-        bad = [p.name for p in self.partials if not p.ok]
-        lines.append("verdict: RIGHT" if self.ok else f"verdict: WRONG in {', '.join(bad)}")
+        lines.append(f"verdict: {self.verdict()}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
+        return f"<VerifyReport {self.verdict().split(' (')[0]}: {parts}>"
 
-def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int = 40,
-           seed: int = 0) -> VerifyReport:
+    def _repr_html_(self) -> str:
+        rows = [(p.name, p.status, p.summary(), "", p.detail)
+                for p in self.partials]
+        notes = list(self.notes)
+        if self.raised:
+            notes.insert(0, "hand code " + self.raised_summary())
+        return html_report(f"verify: {self.formula}", f"hand gradient: {self.hand}; reference: "
+                           f"{self.reference}; {len(self.points)} {self.sampled}", rows, notes,
+                           f"verdict: {self.verdict()}")
+
+
+def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int | None = None,
+           seed: int = 0, domain: dict | None = None) -> VerifyReport:
     """Compare a hand-derived gradient with the exact one; say what is wrong if it is.
 
     ``grad`` is a callable taking the formula's arguments (``args`` order: wrt, then the other
     symbols by name) and returning the partials in wrt order; or a list of SymPy expressions or
     strings, one per wrt symbol; or, with ``forward=``, a ``backward(dout, cache)`` paired with
-    ``forward(*args) -> (value, cache)``.
+    ``forward(*args) -> (value, cache)``. ``samples`` random points besides the ``points``
+    given (default 40; for a matrix formula 6 sets of random arrays, none when ``points`` fix
+    some arguments); ``domain`` maps a variable (name or Symbol) to the interval ``(lo, hi)``
+    its random values are drawn from.
+
+    Where the hand code raises, the point is counted and reported, and the partials are judged
+    on the points where it ran; the verdict is RIGHT only if it ran everywhere.
 
     >>> import sympy as sp
     >>> x, y = sp.symbols("x y")
     >>> verify(x**2 * y, [x, y], lambda x, y: (2 * x * y, -x**2)).partials[1].diagnosis[:12]
     'sign flipped'
     """
-    if not isinstance(samples, int) or samples < 1:
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
+                                or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
     if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
-        from .arraycheck import verify_arrays
+        from .arraycheck import verify_arrays  # arraycheck builds on this module's reports
 
         if not callable(grad):
             raise ArgumentError("for a matrix formula, grad must be a callable")
-        return verify_arrays(prog, grad, forward, samples=min(samples, 6), seed=seed,
-                             points=points)
+        if domain is not None:
+            raise ArgumentError("domain= is not supported for a matrix formula (it is checked "
+                                "on random normal arrays); give points= to fix arguments")
+        return guarded(lambda: verify_arrays(prog, grad, forward, samples=samples,
+                                             seed=seed, points=points), "verify")
     with mpmath.workdps(DPS):
-        return _Verifier(prog, grad, forward).run(points, samples, seed)
+        verifier = _Verifier(prog, grad, forward)
+        return guarded(lambda: verifier.run(points, samples or 40, seed, domain), "verify")
 
 
 def assert_gradient(expr, wrt, grad, **options) -> VerifyReport:
@@ -144,18 +212,30 @@ class _Verifier:
             self.hand, self.call = "a callable of the formula's arguments", grad
         else:
             self.exprs = _derivation(grad, prog, self.ref)
+            self.constant_owners, self.nudged = _nudged(self.exprs)
             self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
 
-    def run(self, given, samples, seed) -> VerifyReport:
-        points = self.ref.points(given, samples, seed)
-        notes = [] if points else ["no point found where the formula and its gradient are "
-                                   "defined"]
+    def run(self, given, samples, seed, domain=None) -> VerifyReport:
+        sampled = self.ref.points(given, samples, seed, domain)
+        notes = self.ref.skipped_note()
+        if not sampled:
+            notes.append("no point found where the formula and its gradient are defined")
+        sampled, states, bounds = self._measurable(sampled, notes)
+        hand, raised = self._hand_values(sampled)
+        ran = [h is not None for h in hand]
+        points = [p for p, r in zip(sampled, ran) if r]
+        states = [s for s, r in zip(states, ran) if r]
+        bounds = [b for b, r in zip(bounds, ran) if r]
+        hand = [h for h in hand if h is not None]
         truth = [self.ref.gradient_with_error(p) for p in points]
-        states = [self.ref.forward_state(p) for p in points]
-        bounds = [self.ref.backward_values(s, self.prog.backward)[1] for s in states]
-        hand, failure = self._hand_values(points)
-        failure = failure or self._scaling_failure(points, hand)
-        allowed = [[self._allowed(row[0][k], row[1][k], b[k], h[1][k] if self.exprs else 0)
+        failure = self._scaling_failure(points, hand)
+        if sampled and not points:  # it raised everywhere: nothing to judge the partials on
+            failure = f"{raised[0][1]} at every point (e.g. {_fmt(_named(raised[0][0]))})"
+        elif not sampled:
+            failure = "not checked: no point where the formula and its gradient are defined"
+        if self.ref.diffs is not None:
+            truth, hand = self._refined(points, truth, hand, bounds)
+        allowed = [[self._allowed(row[0][k], row[1][k], b[0][k], b[1][k], h[1][k])
                     for row, b, h in zip(truth, bounds, hand)] for k in range(self.n)]
         evidence = Evidence(self, points, truth, states, allowed)
         verdicts = [self._judge(k, name, points, [h[0][k] for h in hand],
@@ -164,10 +244,10 @@ class _Verifier:
         if self.exprs is not None and points:
             for k, v in enumerate(verdicts):
                 v.proved = v.ok and self.symbolic(k, "difference") == 0
-        ok = bool(points) and all(v.ok for v in verdicts)
+        ok = bool(points) and not raised and all(v.ok for v in verdicts)
         return VerifyReport(ok, self.prog.text or "(formula too long to print)",
-                            self.ref.oracle, self.hand, [_named(p) for p in points], verdicts,
-                            notes)
+                            self.ref.oracle, self.hand, [_named(p) for p in sampled], verdicts,
+                            notes, raised=[(_named(p), why) for p, why in raised])
 
     def _scaling_failure(self, points, hand) -> str | None:
         """A backward must scale with dout: run it once more with dout = 0.5 and compare."""
@@ -185,28 +265,66 @@ class _Verifier:
         return ("does not scale with dout: backward(0.5, cache) is not half of backward(1.0, "
                 "cache); multiply by the upstream gradient")
 
-    def _allowed(self, t, t_err, bound, h_err):
+    def _measurable(self, points, notes):
+        """The points where the staged program's error bounds are finite at 50 digits (the
+        tolerance is built from them), with their forward states and bounds."""
+        states = [self.ref.forward_state(p) for p in points]
+        bounds = [self.ref.program_bounds(s) for s in states]
+        keep = [all(mpmath.isfinite(v) for v in b[0] + b[1]) for b in bounds]
+        if not all(keep):  # 1 - tanh(62)**2 is 0 at 50 digits
+            notes.append(f"{keep.count(False)} sampled points skipped: the staged program is "
+                         "not finite there at 50 digits")
+        return ([x for x, k in zip(points, keep) if k], [x for x, k in zip(states, keep) if k],
+                [x for x, k in zip(bounds, keep) if k])
+
+    def _refined(self, points, truth, hand, bounds):
+        """Reference (and derivation) again at 400 and 500 digits where they disagree: a
+        formula can cancel at 70 digits (``log(1 + exp(-473))``)."""
+        truth, hand = list(truth), list(hand)
+        for i, (p, (t, t_err), (h, h_err), (b, c)) in enumerate(
+                zip(points, truth, hand, bounds)):
+            if all(abs(h[k] - t[k]) <= self._allowed(t[k], t_err[k], b[k], c[k], h_err[k])
+                   for k in range(self.n)):
+                continue
+            with mpmath.workdps(REFINED_DIGITS[1]):
+                truth[i] = self.ref.gradient_with_error(p, None, REFINED_DIGITS)
+                if self.exprs is not None:
+                    hand[i] = self._hand_at(p, REFINED_DIGITS)
+        return truth, hand
+
+    def _allowed(self, t, t_err, bound, constant, h_err):
+        """The tolerance at a point. A derivation is exact but for its float constants (the
+        derivation's, in ``h_err``, and the formula's, ``constant``): 0.3 on paper for 3 times
+        the double 0.1 is right."""
         if self.exprs is not None:
-            return max(EXPR_REL * abs(t), 4 * t_err, 4 * h_err, mpmath.mpf(1e-300))
+            return max(EXPR_REL * abs(t), 4 * t_err, 4 * h_err, mpmath.mpf(1e-300)) \
+                + CONSTANT_SAFETY * constant
         return max(HAND_REL * abs(t), HAND_SAFETY * bound, 4 * t_err, mpmath.mpf(1e-300))
 
     def _hand_values(self, points):
-        """Per point: (hand partials, their own error estimates); or a failure message."""
-        rows = []
+        """Per point: (hand partials, their own error estimates), or None where it failed; and
+        the failures, (point, what happened), in point order."""
+        rows, raised = [], []
         for p in points:
             try:
                 rows.append(self._hand_at(p))
             except _HandFailure as exc:
-                return [([mpmath.nan] * self.n, [0] * self.n)] * len(points), (
-                    f"{exc} at {_fmt(_named(p))}")
-        return rows, None
+                rows.append(None)
+                raised.append((p, str(exc)))
+        return rows, raised
 
-    def _hand_at(self, point):
+    def _hand_at(self, point, digits=(DPS, DPS + 20)):
         if self.exprs is not None:
-            coarse = evaluate_many(self.exprs, point)
-            fine = evaluate_many(self.exprs, point, DPS + 20)
+            coarse = evaluate_many(self.exprs + self.nudged, point, digits[0])
+            fine = evaluate_many(self.exprs, point, digits[1])
+            coarse, nudged = coarse[:self.n], coarse[self.n:]
             values = [mpmath.nan if v is None else v for v in fine]
             errors = [0 if a is None or b is None else abs(a - b) for a, b in zip(coarse, fine)]
+            for j, (k, _c) in enumerate(self.constant_owners):  # a float may be a rounding
+                up, down = nudged[2 * j], nudged[2 * j + 1]
+                share = mpmath.inf if up is None or down is None else abs(up - down) / (
+                    2 * NUDGE) * UNIT
+                errors[k] += share
             return values, errors
         args = [float(point[a]) for a in self.ref.args]
         try:
@@ -223,8 +341,11 @@ class _Verifier:
         errors = [abs(a - b) for a, b in zip(h, t)]
         finite = [e for e in errors if mpmath.isfinite(e)]
         verdict.max_abs_error = float(max(finite, default=0))
-        verdict.max_rel_error = float(max((e / max(abs(b), 1e-300) for e, b in zip(errors, t)
-                                           if mpmath.isfinite(e)), default=0))
+        # relative to |exact|, or to the float noise floor where the exact partial is near 0
+        floor = HAND_REL if self.exprs is None else FLOAT_REL
+        verdict.max_rel_error = float(max((e / max(abs(b), a / floor) for e, b, a
+                                           in zip(errors, t, allowed) if mpmath.isfinite(e)),
+                                          default=0))
         bad = [i for i, (e, a) in enumerate(zip(errors, allowed)) if not e <= a]
         if not bad:
             return verdict
@@ -242,11 +363,28 @@ class _Verifier:
             return None
         key = (k, what)
         if key not in self._symbolic:
-            hand, exact = to_elementary(self.exprs[k]), self.ref.diffs[k]
+            # exact: a derivation whose floats are only near the formula's is not "proved"
+            hand, exact = to_elementary(exact_floats(self.exprs[k])), self.ref.diffs[k]
             task = (lambda: sp.simplify(hand - exact)) if what == "difference" else (
                 lambda: sp.simplify(hand / exact))
             self._symbolic[key] = within_budget(task, seconds=2.0, default=None)
         return self._symbolic[key]
+
+
+NUDGE = sp.Rational(1, 10**20)  # relative nudge of a float constant, for its first-order share
+
+
+def _nudged(exprs) -> tuple[list, list]:
+    """Per float constant c of each derivation: (k, c), and derivation k with c nudged up and
+    down by NUDGE; evaluated, their difference gives the first-order effect of rounding c."""
+    owners, pairs = [], []
+    for k, expr in enumerate(exprs):
+        for c in {n for n in postorder(expr) if n.is_Float}:
+            exact = sp.Rational(c)
+            owners.append((k, c))
+            pairs += [substitute(expr, {c: exact * (1 + s * NUDGE)}, evaluate=False)
+                      for s in (1, -1)]
+    return owners, pairs
 
 
 def _cache_of(result):
