@@ -439,7 +439,8 @@ def _derivation(grad, prog, ref) -> list[sp.Expr]:
     by_name.update((i.name, a) for i, a in zip(prog.inputs, ref.args))
     exprs = []
     for item, name in zip(items, prog.grads):
-        expr = parse(item) if isinstance(item, str) else item
+        declared = [i.symbol.name for i in prog.inputs]  # E in E*A/L stays the variable
+        expr = parse(item, variables=declared) if isinstance(item, str) else item
         if isinstance(expr, (int, float)):
             expr = sp.Float(expr) if isinstance(expr, float) else sp.Integer(expr)
         if not isinstance(expr, sp.Expr):
