@@ -96,3 +96,10 @@ def test_readme_staged_verify_report_is_the_real_one(capsys):
     end = README.index("<!-- verify-staged:end -->")
     shown = re.search(r"```text\n(.*?)```", README[end:], re.S).group(1)
     assert printed == shown
+
+
+def test_readme_check_report_is_the_real_one(staged):
+    expr, x, y = staged
+    head = "`symdiff.check(prog)` prints, for the staged example:\n\n```\n"
+    shown = README[README.index(head) + len(head):].split("```")[0]
+    assert shown == str(symdiff.check(symdiff.lower(expr, wrt=[x, y]))) + "\n"
