@@ -714,8 +714,8 @@ class Record:
 
     def fail(self, kind: str, stage: str, path: str = "", backend: str = "", exc: str = "",
              message: str = "") -> None:
-        self.failures.append({"kind": kind, "stage": stage, "path": path, "backend": backend, "exc": exc,
-                                  "message": message[:400]})
+        self.failures.append({"kind": kind, "stage": stage, "path": path, "backend": backend,
+                              "exc": exc, "message": message[:400]})
 
     def finish(self) -> Record:
         kinds = [f["kind"] for f in self.failures]
