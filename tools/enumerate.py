@@ -40,7 +40,7 @@ DPS = 40  # digits of the reference
 EPS = 2.0 ** -52
 REL = 1e-8  # relative tolerance at a well-conditioned point
 FLOOR = 2.0 ** 12  # ... or this many float error units of the terms' magnitude (see tolerance)
-COND = 2.0 ** 8  # ... or this many times the reference's change under input perturbation
+COND = 2.0 ** 8  # ... or this many times its change when inputs and intermediates move
 PERTURB = 16 * EPS  # relative size of the input perturbation that measures conditioning
 INACCURATE = 1e4  # a mismatch within this many tolerances is "inaccurate", beyond it "wrong"
 KINK = 1e-6  # a point is at least this far (relative) from a kink or a branch boundary
@@ -602,7 +602,7 @@ class Oracle:
                 if any(g <= KINK for g in ev.gaps):
                     return None
                 scales = self._scales(ev)
-                deltas = self._perturbation(point, main)
+                deltas = self._perturbation(point, main, ev)
             except (ZeroDivisionError, ValueError, OverflowError, TypeError, ArithmeticError):
                 return None
             if scales is None or deltas is None:
@@ -659,15 +659,20 @@ class Oracle:
             out.append((a, local))
         return out
 
-    def _perturbation(self, point, main):
-        """The largest change of value and partials when the inputs move by PERTURB (relative):
-        how much an honest float evaluation may differ from the exact one at this point."""
+    def _perturbation(self, point, main, ev0):
+        """The largest change of value and partials when the inputs and every intermediate
+        value of the formula move by up to PERTURB (relative, independently): how much an
+        honest float evaluation, which rounds each of them, may differ from the exact one
+        here (1/sqrt(1 - u**2) at u = expm1(t) near -1 loses digits to the rounding of u,
+        whatever the program)."""
         rng = random.Random(repr(point))
         worst = [mpmath.mpf(0)] * len(main)
+        nodes = [n for n in self.order if n.free_symbols and n in ev0.memo]
         for _ in range(2):
-            moved = [mpmath.mpf(v) * (1 + mpmath.mpf(rng.uniform(-PERTURB, PERTURB)))
-                     for v in point]
-            ev, rows = self.reference(moved)
+            seeded = {n: ev0.memo[n] * (1 + mpmath.mpf(rng.uniform(-PERTURB, PERTURB)))
+                      for n in nodes}
+            ev = _Eval(seeded)
+            rows = [ev(self.expr)] + [ev(p) for p in self.partials]
             if not all(_real(v) for v in rows) or any(g <= KINK for g in ev.gaps):
                 return None
             worst = [max(w, abs(r - t)) for w, r, t in zip(worst, rows, main)]
@@ -880,7 +885,7 @@ def _run(rec, path, backend, module, pts) -> bool:
             kind = "inaccurate" if _near(bad) else "wrong"
             rec.fail(kind, "run", path, backend, "",
                      f"{bad[0]}: got {bad[1]!r}, want {bad[2]!r} (tol {bad[3]:.2g}) at {at}")
-            return False
+            return kind == "inaccurate"  # "matched" for judging check's verdict
     return True
 
 
