@@ -2,13 +2,15 @@
 
     nice python tools/sweep.py [--count 100000] [--check-count 10000] [--seed 0] [--jobs 1]
                                [--timeout 30] [--budget SECONDS] [--out sweep-results]
+    nice python tools/sweep.py --rejudge sweep-results.jsonl --out after-fix
 
 Each of the ``--count`` sampled trees (tools/enumerate.py) goes through lower -> source (math,
 numpy) -> run, on the SymPy expression and on its formula string, against sympy.diff at 40
 digits; every k-th tree (``--check-count`` of them) also through check and verify. Prints the
 counts by outcome and the time; writes OUT.json (counts, every failure class with its three
 smallest formulas) and OUT.md (the same as Markdown), also every ``--flush`` seconds while
-running, so a long run can be read (or stopped at ``--budget`` seconds) before it ends.
+running, so a long run can be read (or stopped at ``--budget`` seconds) before it ends,
+and OUT.jsonl (every record with a finding), which ``--rejudge`` runs again after a fix.
 """
 
 from __future__ import annotations
@@ -35,10 +37,17 @@ EXAMPLES = 3  # smallest reproducing formulas kept per failure class
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    items = corpus.sample(args.count, args.seed)
-    every = max(1, len(items) // max(1, args.check_count)) if args.check_count else 0
-    jobs = [(i, item, bool(every) and i % every == 0, args.timeout, args.seed)
-            for i, item in enumerate(items)]
+    if args.report:
+        return _report(args)
+    if args.rejudge:
+        jobs = _rejudge_jobs(args)
+        items = [job[1] for job in jobs]
+        every = "(as recorded)"
+    else:
+        items = corpus.sample(args.count, args.seed)
+        every = max(1, len(items) // max(1, args.check_count)) if args.check_count else 0
+        jobs = [(i, item, bool(every) and i % every == 0, args.timeout, args.seed)
+                for i, item in enumerate(items)]
     random.Random(args.seed).shuffle(jobs)  # any prefix (a --budget stop) spans every size
     print(f"{len(items)} trees (seed {args.seed}), check/verify on every {every or '-'}th; "
           f"jobs {args.jobs}; time limit {args.timeout} s per tree", flush=True)
@@ -61,6 +70,30 @@ def main(argv=None) -> int:
     return 0
 
 
+def _report(args) -> int:
+    """Rebuild OUT.md and OUT.json's classes from an earlier run's OUT.json and OUT.jsonl."""
+    src = pathlib.Path(args.report)
+    summary = json.loads(src.with_suffix(".json").read_text())
+    records = [json.loads(line) for line in src.with_suffix(".jsonl").read_text().splitlines()]
+    summary["classes"] = classify(records)
+    out = pathlib.Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
+    out.with_suffix(".md").write_text(markdown(summary))
+    print(_table(summary))
+    return 0
+
+
+def _rejudge_jobs(args) -> list:
+    """The formulas of an earlier run's OUT.jsonl (its failures), judged again as they were."""
+    jobs = []
+    for line in pathlib.Path(args.rejudge).read_text().splitlines():
+        rec = json.loads(line)
+        size, rank, naming = map(int, re.findall(r"\d+", rec["item"]))
+        jobs.append((len(jobs), corpus.Item(size, rank, naming), rec["checked"], args.timeout,
+                     args.seed))
+    return jobs
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=100_000, help="trees through lower/source/run")
@@ -73,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=0.0, help="stop after this many seconds")
     p.add_argument("--flush", type=float, default=120.0, help="write results this often (s)")
     p.add_argument("--out", default="sweep-results", help="output path without extension")
+    p.add_argument("--report", default="", help="an earlier OUT (no extension): rewrite its "
+                   "report from OUT.json and OUT.jsonl into --out")
+    p.add_argument("--rejudge", default="", help="an earlier OUT.jsonl: judge its formulas "
+                   "again (after a fix) instead of sampling")
     return p
 
 
@@ -103,9 +140,22 @@ def normalise(message: str, names) -> str:
     if ": got " in message:  # a wrong number: which quantity, not where, and whose names
         label = message.split(":", 1)[0]
         what = "wrong value" if label == "value" else "wrong partial"
+        got, want = (re.findall(r"(?:got|want) ([^,\s]+)", message) + ["", ""])[:2]
+        if got in ("0.0", "-0.0") and want not in ("0.0", "-0.0"):
+            what += ": 0.0 where the exact one is tiny but representable"
+        elif got in ("nan", "inf", "-inf"):
+            what += f": {got} where the exact one is finite"
         clash = [n for n in names if n in corpus.COLLIDING]
         return what + (f" (a variable named {clash[0]})" if clash else " (variables x, y)")
-    text = message
+    if "WRONG" in message:  # a check or verify report: why it said WRONG, not where
+        raised = sorted(set(re.findall(r"(\w+ code raised \w+|raised \w+)", message)))
+        if raised:
+            return "WRONG: " + "; ".join(raised)
+        if re.search(r"WRONG +max rel error [^|]*\(0(\.\d+)?(e-\d+)? of tolerance\)", message):
+            return "WRONG although the error it prints is below its tolerance"
+        message = re.sub(r"\bd\w+ +WRONG", "d<var> WRONG", message)
+    text = re.sub(r"\b(math|numpy)(?=[- ]backend)", "<backend>", message)
+    text = re.sub(r"<symdiff-\d+-(math|numpy)>", "<generated code>", text)
     for name in sorted(names, key=len, reverse=True):
         text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_(])", "<var>", text)
     text = re.sub(r"at [A-Za-z_<>]+=.*?(?=\||$)", "at <point> ", text)
@@ -139,8 +189,9 @@ def classify(records) -> list[dict]:
         entry["examples"] = sorted(entry["examples"], key=_smallness)[:EXAMPLES]
         entry["backends"] = sorted(b for b in entry["backends"] if b)
         out.append(entry)
-    order = {o: i for i, o in enumerate(corpus.OUTCOMES)}
-    return sorted(out, key=lambda e: (-e["count"], order[e["kind"]]))
+    order = {o: i for i, o in enumerate(corpus.OUTCOMES)}  # defects first, then by count
+    return sorted(out, key=lambda e: (e["kind"] not in corpus.DEFECTS, -e["count"],
+                                      order[e["kind"]]))
 
 
 def _example(rec, f) -> dict:
@@ -190,7 +241,7 @@ def markdown(summary) -> str:
              "| outcome | trees |", "|---|---|"]
     lines += [f"| {o} | {n} |" for o, n in summary["counts"].items()]
     lines += ["", f"Timeouts by stage: {summary['timeouts_by_stage']}", "",
-              "## Failure classes (most frequent first)", ""]
+              "## Failure classes (defects first, each kind most frequent first)", ""]
     for k, c in enumerate(summary["classes"], 1):
         where = f"{c['stage']} ({c['path'] or '-'}; {', '.join(c['backends']) or '-'})"
         lines.append(f"### {k}. {c['kind']}: {where}, {c['exc'] or '-'}: {c['count']} trees")
