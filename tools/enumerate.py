@@ -42,7 +42,7 @@ REL = 1e-8  # relative tolerance at a well-conditioned point
 FLOOR = 2.0 ** 12  # ... or this many float error units of the terms' magnitude (see tolerance)
 COND = 2.0 ** 8  # ... or this many times its change when inputs and intermediates move
 PERTURB = 16 * EPS  # relative size of the input perturbation that measures conditioning
-INACCURATE = 1e4  # a mismatch within this many tolerances is "inaccurate", beyond it "wrong"
+INACCURATE = 1e-4  # a mismatch within this relative error is "inaccurate", beyond it "wrong"
 KINK = 1e-6  # a point is at least this far (relative) from a kink or a branch boundary
 HUGE = 1e120  # intermediate values beyond this (or nonzero below its inverse) are out of range
 POINTS = 4  # points per formula
@@ -905,12 +905,12 @@ def _values(module, backend, points, n):
 
 
 def _near(bad) -> bool:
-    """A mismatch within INACCURATE tolerances: a finite number right to about 4 digits of its
-    magnitude (the cancellation of a rule like 1 - coth(u)**2 near |coth| = 1), reported as
-    "inaccurate", not as a wrong result (a wrong rule or a constant for a variable is off by
-    far more)."""
+    """A mismatch of a finite number right to INACCURATE relative to the exact value: the
+    cancellation of a rule like 1 - coth(u)**2 near |coth| = 1, reported as "inaccurate", not
+    as a wrong result (a wrong rule or a constant for a variable is off by far more)."""
     label, got, want, tol = bad
-    return isinstance(got, float) and math.isfinite(got) and abs(got - want) <= INACCURATE * tol
+    finite = isinstance(got, float) and math.isfinite(got)
+    return finite and abs(got - want) <= INACCURATE * abs(want)
 
 
 def _mismatch(wrt, want, tol, got):
