@@ -481,6 +481,8 @@ _HALF = mpmath.mpf(0.5)
 _MP.update({sp.Abs: abs, sp.ceiling: mpmath.ceil, sp.Max: max, sp.Min: min,
             sp.Heaviside: lambda t, at_zero=_HALF: (
                 mpmath.mpf(1) if t > 0 else mpmath.mpf(0) if t < 0 else at_zero)})
+_MP.update({sigmoid: lambda t: 1 / (1 + mpmath.exp(-t)), relu: lambda t: max(0, t),
+            softplus: lambda t: mpmath.log1p(mpmath.exp(t))})  # for the user's form only
 _RELATIONS = {sp.StrictGreaterThan: lambda a, b: a > b, sp.GreaterThan: lambda a, b: a >= b,
               sp.StrictLessThan: lambda a, b: a < b, sp.LessThan: lambda a, b: a <= b,
               sp.Equality: lambda a, b: a == b, sp.Unequality: lambda a, b: a != b}
@@ -508,8 +510,8 @@ class _Eval:
         return got
 
     def _compute(self, e):
-        if not e.free_symbols:
-            return _const(e)
+        if e.is_Atom:  # a number or a named constant; a constant expression is evaluated
+            return _const(e)  # node by node, so that a complex intermediate is seen
         if isinstance(e, sp.Piecewise):
             for expr, cond in e.args:
                 if self.truth(cond):
@@ -580,8 +582,12 @@ class Oracle:
     """sympy.diff of one formula (its plain-SymPy form), evaluated with mpmath, and the
     per-point facts the comparison needs: value, partials, their error scales, usability."""
 
-    def __init__(self, expr, wrt: list):
+    def __init__(self, expr, wrt: list, user=None):
         self.expr, self.wrt = expr, wrt
+        # The formula as the user wrote it, when its plain-SymPy form differs: SymPy simplifies
+        # sigmoid(log(x)) = 1/(1 + exp(-log(x))) to x/(x + 1), real where log(x) is not, so a
+        # point must also keep every intermediate of the user's form real.
+        self.user = user if user is not None and user != expr else None
         self.partials = [_drop_step_derivatives(sp.diff(expr, v)) for v in wrt]
         self.order = symdiff.dag.postorder(expr)
 
@@ -599,7 +605,7 @@ class Oracle:
                     return None
                 if not all(_real(v) for v in ev.memo.values()) or not _in_range(ev.memo.values()):
                     return None  # a complex or out-of-range intermediate value
-                if any(g <= KINK for g in ev.gaps):
+                if any(g <= KINK for g in ev.gaps) or not self._user_real(point):
                     return None
                 scales = self._scales(ev)
                 deltas = self._perturbation(point, main, ev)
@@ -614,6 +620,14 @@ class Oracle:
                 return None
             tol.append(max(REL * t_abs, FLOOR * EPS * sc, COND * d))
         return [float(t) for t in main], tol
+
+    def _user_real(self, point) -> bool:
+        if self.user is None:
+            return True
+        ev = _Eval({v: mpmath.mpf(x) for v, x in zip(self.wrt, point)})
+        ev(self.user)
+        return (all(_real(v) for v in ev.memo.values()) and _in_range(ev.memo.values())
+                and all(g > KINK for g in ev.gaps))
 
     def _scales(self, ev):
         """The magnitude of the terms: for the value, the sum over nodes of |adjoint| * |node|
@@ -794,7 +808,7 @@ def _judge(rec, tree, names, check_verify, key, stage) -> None:
     wrt = [sp.Symbol(n, real=True) for n in rec.wrt]
     stage[0] = "oracle"
     try:
-        oracle = Oracle(ref, wrt)
+        oracle = Oracle(ref, wrt, user)
         pts = points_for(oracle, key)
     except NoOracle as exc:
         rec.fail("skipped", "oracle", message=str(exc))

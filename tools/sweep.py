@@ -107,8 +107,11 @@ def _worst(rec) -> str:
 def _rejudge_jobs(args) -> list:
     """The formulas of an earlier run's OUT.jsonl (its failures), judged again as they were."""
     jobs = []
+    only = set(args.only.split(",")) if args.only else None
     for line in pathlib.Path(args.rejudge).read_text().splitlines():
         rec = json.loads(line)
+        if only and rec["outcome"] not in only:
+            continue
         size, rank, naming = map(int, re.findall(r"\d+", rec["item"]))
         jobs.append((len(jobs), corpus.Item(size, rank, naming), rec["checked"], args.timeout,
                      args.seed))
@@ -129,6 +132,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sweep-results", help="output path without extension")
     p.add_argument("--report", default="", help="an earlier OUT (no extension): rewrite its "
                    "report from OUT.json and OUT.jsonl into --out")
+    p.add_argument("--only", default="", help="with --rejudge: only records with these "
+                   "outcomes (comma-separated)")
     p.add_argument("--rejudge", default="", help="an earlier OUT.jsonl: judge its formulas "
                    "again (after a fix) instead of sampling")
     return p
