@@ -497,8 +497,8 @@ class _Eval:
     conditions, atan2's cut) records its relative gap in ``gaps``. Values may be complex;
     callers reject those points."""
 
-    def __init__(self, env: dict):
-        self.memo, self.gaps = dict(env), []
+    def __init__(self, env: dict, jitter=None):
+        self.memo, self.gaps, self.jitter = dict(env), [], jitter
 
     def __call__(self, e):
         got = self.memo.get(e)
@@ -506,6 +506,9 @@ class _Eval:
             got = self._compute(e)
             if isinstance(got, mpmath.mpc) and got.imag == 0:  # csch of a real, for one
                 got = got.real
+            if self.jitter is not None and e.free_symbols and not e.is_Atom:
+                got = got * (1 + self.jitter())  # a rounding error at each step, as floats
+                # make (not on numbers: x**(-1) must stay a reciprocal)
             self.memo[e] = got
         return got
 
@@ -674,18 +677,17 @@ class Oracle:
         return out
 
     def _perturbation(self, point, main, ev0):
-        """The largest change of value and partials when the inputs and every intermediate
-        value of the formula move by up to PERTURB (relative, independently): how much an
-        honest float evaluation, which rounds each of them, may differ from the exact one
-        here (1/sqrt(1 - u**2) at u = expm1(t) near -1 loses digits to the rounding of u,
-        whatever the program)."""
+        """The largest change of value and partials when the inputs and the result of every
+        step (of the formula and of its partials) are rounded by up to PERTURB (relative,
+        independently, each step computed from its rounded operands): how much an honest
+        float evaluation may differ from the exact one here (log(erf(y)) at y = 5.5, or
+        1/sqrt(1 - u**2) at u = expm1(t) near -1, lose digits whatever the program)."""
         rng = random.Random(repr(point))
         worst = [mpmath.mpf(0)] * len(main)
-        nodes = [n for n in self.order if n.free_symbols and n in ev0.memo]
         for _ in range(2):
-            seeded = {n: ev0.memo[n] * (1 + mpmath.mpf(rng.uniform(-PERTURB, PERTURB)))
-                      for n in nodes}
-            ev = _Eval(seeded)
+            moved = {v: mpmath.mpf(x) * (1 + mpmath.mpf(rng.uniform(-PERTURB, PERTURB)))
+                     for v, x in zip(self.wrt, point)}
+            ev = _Eval(moved, jitter=lambda: mpmath.mpf(rng.uniform(-PERTURB, PERTURB)))
             rows = [ev(self.expr)] + [ev(p) for p in self.partials]
             if not all(_real(v) for v in rows) or any(g <= KINK for g in ev.gaps):
                 return None
