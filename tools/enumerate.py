@@ -521,6 +521,8 @@ class _Eval:
                     return self(expr)
             return mpmath.nan
         args = [self(a) for a in e.args]
+        if any(abs(a) > HUGE for a in args):  # out of range anyway; and cosh(gamma(50**2))
+            raise OverflowError("an intermediate value out of range")  # takes mpmath minutes
         if isinstance(e, sp.Add):
             return mpmath.fsum(args)
         if isinstance(e, sp.Mul):

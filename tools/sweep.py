@@ -76,6 +76,8 @@ def _report(args) -> int:
     summary = json.loads(src.with_suffix(".json").read_text())
     records = [json.loads(line) for line in src.with_suffix(".jsonl").read_text().splitlines()]
     counts = summary["counts"]
+    if args.merge:  # a --rejudge run of some of these records replaces them
+        records = _merge(records, args, counts)
     for rec in records:  # judge the run's mismatches by today's rule (enumerate._near)
         for f in rec["failures"]:
             if f["stage"] == "run" and f["kind"] in ("wrong", "inaccurate"):
@@ -91,6 +93,25 @@ def _report(args) -> int:
     out.with_suffix(".md").write_text(markdown(summary))
     print(_table(summary))
     return 0
+
+
+def _merge(records, args, counts) -> list:
+    """Records of a --rejudge run (args.merge, over the outcomes args.only) in place of the
+    originals; an original it no longer lists is now plain ok."""
+    only = set(args.only.split(",")) if args.only else set(corpus.OUTCOMES)
+    path = pathlib.Path(args.merge).with_suffix(".jsonl")
+    again = {r["item"]: r for r in map(json.loads, path.read_text().splitlines())}
+    out = []
+    for rec in records:
+        if rec["outcome"] not in only:
+            out.append(rec)
+            continue
+        new = again.get(rec["item"])
+        counts[rec["outcome"]] -= 1
+        counts[new["outcome"] if new else "ok"] += 1
+        if new:
+            out.append(new)
+    return out
 
 
 def _numbers(message: str):
@@ -132,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="sweep-results", help="output path without extension")
     p.add_argument("--report", default="", help="an earlier OUT (no extension): rewrite its "
                    "report from OUT.json and OUT.jsonl into --out")
+    p.add_argument("--merge", default="", help="with --report: a --rejudge run's OUT whose "
+                   "records replace the originals (of the --only outcomes)")
     p.add_argument("--only", default="", help="with --rejudge: only records with these "
                    "outcomes (comma-separated)")
     p.add_argument("--rejudge", default="", help="an earlier OUT.jsonl: judge its formulas "
