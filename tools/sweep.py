@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import math
 import multiprocessing
 import pathlib
 import random
@@ -114,6 +115,14 @@ def _merge(records, args, counts) -> list:
     return out
 
 
+def _relative(got: str, want: str) -> float:
+    try:
+        g, w = float(got), float(want)
+    except ValueError:
+        return math.inf
+    return abs(g - w) / abs(w) if w else math.inf
+
+
 def _numbers(message: str):
     """(got, want, tol) of a run mismatch message."""
     found = re.search(r": got (\S+), want (\S+) \(tol (\S+)\)", message)
@@ -194,6 +203,8 @@ def normalise(message: str, names) -> str:
             what += ": 0.0 where the exact one is tiny but representable"
         elif got in ("nan", "inf", "-inf"):
             what += f": {got} where the exact one is finite"
+        elif _relative(got, want) < 1e-2:
+            what += ": imprecise (relative error 1e-4 to 1e-2)"
         clash = sorted(n for n in names if n in corpus.COLLIDING)
         return what + (f" (variables named {', '.join(clash)})" if clash else " (x, y)")
     if "WRONG" in message:  # a check or verify report: why it said WRONG, not where
