@@ -989,7 +989,7 @@ def exact_gradient(oracle: Oracle):
         for dps in (DPS, 2 * DPS, 4 * DPS, 8 * DPS):
             with mpmath.workdps(dps):
                 try:
-                    _, rows = oracle.reference([float(a) for a in args], limit=1e30)
+                    _, rows = oracle.reference([float(a) for a in args], limit=1e300)
                 except (ZeroDivisionError, ValueError, OverflowError, ArithmeticError):
                     continue
                 if all(_real(r) for r in rows[1:]):
