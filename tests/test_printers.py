@@ -153,17 +153,25 @@ def test_helper_names_returned():
     assert print_expr(x + 1, "numpy")[1] == frozenset()
 
 
+CONSTANT_NAMES = {"EULER_GAMMA", "CATALAN", "GOLDEN_RATIO", "TRIBONACCI"}
+
+
 def test_helper_names_cover_everything():
     assert HELPER_NAMES == {
         "sigmoid", "relu", "softplus", "erf", "erfc", "gamma", "loggamma", "unbroadcast",
-        "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks",
-    }
-    for name in HELPER_NAMES:
+        "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks", "logsumexp",
+    } | CONSTANT_NAMES
+    for name in HELPER_NAMES - CONSTANT_NAMES:
         source = helper_source(name, "numpy")
         assert source.startswith(f"def {name}(") and source.endswith("\n")
         assert "numpy." not in source
-    for name in ("sigmoid", "relu", "softplus", "digamma"):
+    for name in ("sigmoid", "relu", "softplus", "digamma", "logsumexp"):
         assert "np." not in helper_source(name, "math")
+    for name in CONSTANT_NAMES:
+        for backend in BACKENDS:
+            source = helper_source(name, backend)
+            assert source.startswith(f"{name} = ") and source.count("\n") == 1
+            assert len(source) <= 100 and "# sympy." in source
 
 
 def test_bad_backend_and_helper():
@@ -200,7 +208,6 @@ UNSUPPORTED = [
     (sp.re(x), "re"),
     (sp.polygamma(2, x), "polygamma"),  # order 0 (digamma) is supported; higher is not
     (sp.DiracDelta(x), "DiracDelta"),
-    (sp.EulerGamma * x, "EulerGamma"),
     (sp.Xor(x > 0, y > 0), "Xor"),
     (sp.Dummy("d") + 1, "Dummy"),
     (sp.sin(sp.Sum(x**y, (y, 0, 3))), "Sum"),
