@@ -322,3 +322,34 @@ def test_new_gates_at_50_digits():
             got = evaluate(expr, env)
             assert abs(got - want) <= mpmath.mpf(10) ** -48 * abs(want), expr
     assert evaluate(log1p(x), {x: -2}) is None  # outside the domain, as log(1 + x) is
+
+
+def test_matrix_formulas_are_stabilized_too():
+    """Elementwise matrix formulas go through the same rewrites (numpy backend)."""
+    n, m = sp.symbols("N M", integer=True, positive=True)
+    W = sp.MatrixSymbol("W", n, m)
+
+    def f(u):
+        return 2 * sp.log(1 + sp.exp(-u)) + sp.sqrt(u**2 + 1)
+
+    prog = symdiff.lower(symdiff.sum(symdiff.apply(f, W)), wrt=[W])
+    assert {s.note for s in prog.forward if s.note} == {
+        "stable: log(1 + exp(-W)) = softplus(-W)", "stable: sqrt(1 + W**2) = hypot(1, W)"}
+    entries = [[1000.0, -1000.0], [0.5, 1e200]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise", under="ignore"):
+            value, (dW,) = prog.compile("numpy").value_and_grad(np.array(entries))
+    want = [oracle(f(t), [t], {t: v}) for row in entries for v in row]
+    assert agrees(float(value), mpmath.fsum(w[0] for w in want))
+    assert all(agrees(g, w[1]) for g, w in zip(dW.ravel(), want))
+    assert symdiff.check(prog).ok
+
+
+def test_reserved_helper_names_stay_user_variables():
+    """A user symbol named like a helper (logsumexp) or a constant (EULER_GAMMA) is renamed."""
+    lse, gamma_ = sp.Symbol("logsumexp", **R), sp.Symbol("EULER_GAMMA", **R)
+    expr = sp.log(sp.exp(lse) + sp.exp(gamma_)) + sp.EulerGamma * lse
+    prog = symdiff.lower(expr, wrt=[lse, gamma_])
+    assert prog.args == ("logsumexp_", "EULER_GAMMA_")
+    assert_right(expr, [lse, gamma_], [{lse: 1000.0, gamma_: 2.0}, {lse: -0.5, gamma_: 0.25}])

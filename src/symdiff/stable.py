@@ -12,8 +12,8 @@ of the formula as the user wrote it (``Program.expr`` is never rewritten):
   ``softplus(u1)`` for ``log(1 + exp(u1))``, otherwise ``logsumexp(log(c0), u1 + log(c1), ...)``;
 - ``log(1 + t)`` -> ``log1p(t)`` for non-constant ``t``;
 - ``c*exp(t) - c`` -> ``c*expm1(t)``, also beside other terms of a sum;
-- ``sqrt(a**2 + b**2 + ...)`` (positive coefficients and constants allowed, even powers too) ->
-  ``hypot(hypot(a, b), ...)``, and ``1/sqrt(...)`` -> ``1/hypot(...)``.
+- ``sqrt(a**2 + b**2 + ...)`` of 2 to 4 terms (positive coefficients and constants allowed,
+  even powers too) -> ``hypot(hypot(a, b), ...)``, and ``1/sqrt(...)`` -> ``1/hypot(...)``.
 
 Each rewrite records a ``Note`` on the gate it introduces (``log(1 - sigmoid(z)) = -softplus(z)``);
 the Lowerer prints it over code names on that gate's step (``Step.note``), and the listing and
@@ -34,13 +34,17 @@ from .functions import expm1, hypot, log1p, logsumexp, sigmoid, softplus
 
 NOTE_LIMIT = 100  # a longer note is cut with "..."
 NOTE_NODES = 40  # a note is written out over the arguments up to this many nodes
+HYPOT_LEGS = 4  # sqrt of a longer sum of squares stays: a chain of hypots multiplies roundings
 
 
 @dataclass(frozen=True)
 class Note:
-    """``before`` (the fragile form) equals ``after`` (the stable one), over ``operands``."""
+    """``before`` (the fragile form) equals ``after`` (the stable one), over ``operands``.
 
-    before: sp.Expr
+    ``before`` may be ``(func, args)``, built into an expression only when the note is printed
+    (constructing a SymPy function costs a third of a millisecond: thousands add up)."""
+
+    before: sp.Expr | tuple
     after: sp.Expr
     operands: tuple
 
@@ -105,7 +109,7 @@ class Stabilizer:
     def _record(self, node, args, done: Rewritten) -> sp.Basic:
         before = done.before
         if before is None:  # the node as written, a rewritten argument shown as it was written
-            before = unevaluated(node.func, tuple(self._before.get(a, a) for a in args))
+            before = (node.func, tuple(self._before.get(a, a) for a in args))
         after = done.expr if done.after is None else done.after
         self.notes.setdefault(done.gate, Note(before, after, done.operands))
         self._before[done.expr] = before
@@ -238,7 +242,7 @@ def _hypot(ctx: Stabilizer, base, exp) -> Rewritten | None:
     """sqrt(a**2 + b**2 + ...) = hypot(hypot(a, b), ...); 1/sqrt(...) = 1/hypot(...)."""
     if not (is_value(exp, sp.S.Half) or is_value(exp, -sp.S.Half)) or not base.is_Add:
         return None
-    legs = [_leg(ctx, t) for t in base.args]
+    legs = [_leg(ctx, t) for t in base.args] if len(base.args) <= HYPOT_LEGS else []
     if len(legs) < 2 or None in legs or not any(ctx.varying(leg) for leg in legs):
         return None
     gate = legs[0]
@@ -321,6 +325,7 @@ def note_text(note: Note, values: dict) -> str:
     """``stable: before = after`` over code names (``values``: canonical node -> its step
     symbol, argument symbol or constant). Written out over the arguments when that is short
     (``log(1 - sigmoid(w*x + b))``), else over the names of the operands' steps."""
+    note = Note(_written(note.before), note.after, note.operands)
     if all(_at_most(e, NOTE_NODES) for e in (note.before, note.after)):
         text = _note_over(note, {n: values[n] for e in (note.before, note.after)
                                  for n in postorder(e) if n.is_Symbol and n in values})
@@ -339,10 +344,25 @@ def note_text(note: Note, values: dict) -> str:
     return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 3] + "..."
 
 
+def _written(before) -> sp.Basic:
+    """The fragile form of a note as an expression (see ``Note.before``)."""
+    if isinstance(before, sp.Basic):
+        return before
+    func, args = before
+    return unevaluated(func, tuple(_written(a) for a in args))
+
+
 def _note_over(note: Note, mapping: dict) -> str:
-    before, after = (sp.sstr(substitute(e, mapping, evaluate=False), order="none")
+    before, after = (_text(substitute(e, mapping, evaluate=False))
                      for e in (note.before, note.after))
     return " ".join(f"stable: {before} = {after}".split())
+
+
+def _text(expr: sp.Basic) -> str:
+    """``expr`` as text; a large one only by its head (``log(...)``): the note is cut anyway."""
+    if _at_most(expr, 4 * NOTE_NODES):
+        return sp.sstr(expr, order="none")
+    return f"{expr.func.__name__}(...)"
 
 
 def _at_most(expr: sp.Basic, cap: int) -> bool:
