@@ -80,7 +80,7 @@ class Stabilizer:
 
     def __init__(self) -> None:
         self.notes: dict[sp.Basic, Note] = {}
-        self._before: dict[sp.Basic, sp.Basic] = {}  # replacement -> the form it replaced
+        self._before: dict[sp.Basic, sp.Basic | tuple] = {}  # replacement -> what it replaced
         self._negated: dict[int, sp.Basic] = {}  # id -> a replacement c*gate, kept alive
         self._varying: dict[sp.Basic, bool] = {}
 
@@ -182,8 +182,8 @@ def _log_sum_exp(ctx: Stabilizer, arg, *rest) -> Rewritten | None:
 
 
 def _exp_terms(ctx: Stabilizer, arg) -> list | None:
-    """``[(c, u)]`` for a sum of terms ``c*exp(u)`` (u varying) and constants ``(c, None)``, all
-    ``c`` positive numbers, with at least one exp and two terms; otherwise None."""
+    """``[(c, u)]`` for a sum of terms ``c*exp(u)`` and constants ``(c, None)``, all ``c``
+    positive numbers, with at least one exp and some ``u`` not constant; otherwise None."""
     if not isinstance(arg, sp.Add):
         return None
     terms = []
@@ -194,10 +194,10 @@ def _exp_terms(ctx: Stabilizer, arg) -> list | None:
             terms.append((term, None))
             continue
         c, e = term.as_coeff_Mul()
-        if not (c.is_positive and isinstance(e, sp.exp) and ctx.varying(e.args[0])):
+        if not (c.is_positive and isinstance(e, sp.exp)):
             return None
         terms.append((c, e.args[0]))
-    return terms if any(u is not None for _, u in terms) else None
+    return terms if any(u is not None and ctx.varying(u) for _, u in terms) else None
 
 
 @rewrite(sp.log)
