@@ -16,9 +16,17 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import symdiff
 from symdiff.errors import ArgumentError, UnsupportedFunctionError
-from symdiff.functions import relu, sigmoid, softplus
-from symdiff.printers import HELPER_NAMES, helper_source, make_printer, print_expr
+from symdiff.functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
+from symdiff.numeric import evaluate
+from symdiff.printers import (
+    HELPER_NAMES,
+    NAMED_CONSTANTS,
+    helper_source,
+    make_printer,
+    print_expr,
+)
 
 x, y, z = sp.symbols("x y z")
 BACKENDS = ("math", "numpy")
@@ -132,6 +140,13 @@ EXACT = [
     (sp.erf(x) + sp.loggamma(y), "math.erf(x) + math.lgamma(y)", "erf(x) + loggamma(y)"),
     (sp.gamma(x), "math.gamma(x)", "gamma(x)"),
     (sigmoid(x), "sigmoid(x)", "sigmoid(x)"),
+    (log1p(x), "math.log1p(x)", "np.log1p(x)"),
+    (expm1(-x), "math.expm1(-x)", "np.expm1(-x)"),
+    (hypot(x, 3), "math.hypot(x, 3)", "np.hypot(x, 3)"),
+    (logsumexp(x, y, 0), "logsumexp(x, y, 0)", "logsumexp(x, y, 0)"),
+    (sp.EulerGamma * x, "x*EULER_GAMMA", "x*EULER_GAMMA"),
+    (sp.Catalan - sp.TribonacciConstant, "-TRIBONACCI + CATALAN", "-TRIBONACCI + CATALAN"),
+    (sp.GoldenRatio**x, "math.pow(GOLDEN_RATIO, x)", "GOLDEN_RATIO**x"),
     (sp.Mul(y, x, evaluate=False), "y*x", "y*x"),
     (sp.Add(x, sp.Symbol("sigy"), evaluate=False), "x + sigy", "x + sigy"),
     (sp.Add(sp.Symbol("sigy"), x, evaluate=False), "sigy + x", "sigy + x"),
@@ -153,17 +168,25 @@ def test_helper_names_returned():
     assert print_expr(x + 1, "numpy")[1] == frozenset()
 
 
+CONSTANT_NAMES = {"EULER_GAMMA", "CATALAN", "GOLDEN_RATIO", "TRIBONACCI"}
+
+
 def test_helper_names_cover_everything():
     assert HELPER_NAMES == {
         "sigmoid", "relu", "softplus", "erf", "erfc", "gamma", "loggamma", "unbroadcast",
-        "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks",
-    }
-    for name in HELPER_NAMES:
+        "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks", "logsumexp",
+    } | CONSTANT_NAMES
+    for name in HELPER_NAMES - CONSTANT_NAMES:
         source = helper_source(name, "numpy")
         assert source.startswith(f"def {name}(") and source.endswith("\n")
         assert "numpy." not in source
-    for name in ("sigmoid", "relu", "softplus", "digamma"):
+    for name in ("sigmoid", "relu", "softplus", "digamma", "logsumexp"):
         assert "np." not in helper_source(name, "math")
+    for name in CONSTANT_NAMES:
+        for backend in BACKENDS:
+            source = helper_source(name, backend)
+            assert source.startswith(f"{name} = ") and source.count("\n") == 1
+            assert len(source) <= 100 and "# sympy." in source
 
 
 def test_bad_backend_and_helper():
@@ -200,7 +223,6 @@ UNSUPPORTED = [
     (sp.re(x), "re"),
     (sp.polygamma(2, x), "polygamma"),  # order 0 (digamma) is supported; higher is not
     (sp.DiracDelta(x), "DiracDelta"),
-    (sp.EulerGamma * x, "EulerGamma"),
     (sp.Xor(x > 0, y > 0), "Xor"),
     (sp.Dummy("d") + 1, "Dummy"),
     (sp.sin(sp.Sum(x**y, (y, 0, 3))), "Sum"),
@@ -275,6 +297,11 @@ UNARY = [
     (x ** sp.Rational(2, 3), [0.5, 2.0]),
     (2**x, [-1.5, 0.5, 2.0]),
     (sp.pi * x + sp.E, [-1.5, 0.5]),
+    (log1p(x), [-0.9, -1e-9, 0.0, 1e-12, 3.0]),
+    (expm1(x), [-3.0, -1e-9, 0.0, 1e-12, 2.0]),
+    (hypot(x, 2), [-3.0, 0.0, 1.5]),
+    (logsumexp(x, 2 * x, -1), [-3.0, 0.0, 2.5]),
+    (sp.EulerGamma * x + sp.Catalan + sp.GoldenRatio * x**2 - sp.TribonacciConstant, [-2.0, 0.7]),
 ]
 
 
@@ -402,6 +429,76 @@ def test_sigmoid_softplus_extremes_numpy(strict_numpy):
         run(softplus(x), "numpy", x=t), [0.0, 0.0, math.log(2.0), 1000.0, 1e308]
     )
     assert float(run(sigmoid(x), "numpy", x=-1000.0)) == 0.0
+
+
+def mp_logsumexp(terms) -> float:
+    with mpmath.workdps(40):
+        return float(mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(t)) for t in terms)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=5))
+def test_logsumexp_helper_agrees_with_mpmath(terms):
+    """Finite at any size (exp(1e6) overflows), right to a few units of the largest term."""
+    names = sp.symbols(f"t0:{len(terms)}")
+    expr = logsumexp(*names)
+    want = mp_logsumexp(terms)
+    tol = 1e-15 * (1 + max(abs(t) for t in terms))
+    values = dict(zip(map(str, names), terms))
+    assert math.isclose(run(expr, "math", **values), want, rel_tol=1e-14, abs_tol=tol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="raise", under="ignore"):
+            got = run(expr, "numpy", **{k: np.array([v, -v]) for k, v in values.items()})
+    assert math.isclose(got[0], want, rel_tol=1e-14, abs_tol=tol)
+    assert math.isclose(got[1], mp_logsumexp([-t for t in terms]), rel_tol=1e-14, abs_tol=tol)
+
+
+def test_stable_helpers_at_the_edges(strict_numpy):
+    for backend in BACKENDS:
+        assert float(run(logsumexp(x, y), backend, x=1000.0, y=1000.0)) == 1000.0 + math.log(2)
+        assert float(run(logsumexp(x, y), backend, x=-1e308, y=-1e308)) == -1e308
+        assert float(run(logsumexp(x, y), backend, x=math.inf, y=1.0)) == math.inf
+        assert float(run(hypot(x, y), backend, x=1e300, y=1e300)) == 1e300 * math.sqrt(2)
+        assert float(run(log1p(x), backend, x=1e-300)) == 1e-300
+        assert float(run(expm1(x), backend, x=-1e-300)) == -1e-300
+
+
+def test_named_constants_are_the_nearest_doubles():
+    """Each module-level literal is the double nearest the constant (mpmath, 50 digits), and
+    the 50-digit evaluator of checks has all 50 digits."""
+    with mpmath.workdps(50):
+        exact = {sp.EulerGamma: +mpmath.euler, sp.Catalan: +mpmath.catalan,
+                 sp.GoldenRatio: +mpmath.phi,
+                 sp.TribonacciConstant: mpmath.findroot(lambda t: t**3 - t**2 - t - 1, 1.8),
+                 sp.E: +mpmath.e, sp.pi: +mpmath.pi}
+        for constant, value in exact.items():
+            assert abs(evaluate(constant, {}) - value) < mpmath.mpf(10) ** -49, constant
+    assert set(NAMED_CONSTANTS) == set(exact) - {sp.E, sp.pi}
+    for constant, (name, _) in NAMED_CONSTANTS.items():
+        for backend in BACKENDS:
+            ns = namespace(backend, {name})
+            assert ns[name] == float(exact[constant]), (constant, backend)
+
+
+def test_named_constants_end_to_end():
+    """The formula of issue 11 in both backends against sympy at 30 digits, and check."""
+    x = sp.Symbol("x")
+    formulas = [sp.EulerGamma * x + sp.Catalan + sp.GoldenRatio * x**2,
+                sp.TribonacciConstant * sp.exp(sp.EulerGamma * x) - sp.pi * x + sp.E]
+    for expr in formulas:
+        prog = symdiff.lower(expr, wrt=[x])
+        for backend in BACKENDS:
+            mod = prog.compile(backend)
+            for v in (-2.5, 0.3, 7.0):
+                value, (dx,) = mod.value_and_grad(v)
+                want = float(expr.evalf(30, subs={x: sp.Float(v, 30)}))
+                dwant = float(sp.diff(expr, x).evalf(30, subs={x: sp.Float(v, 30)}))
+                assert math.isclose(value, want, rel_tol=1e-14), (expr, backend, v)
+                assert math.isclose(dx, dwant, rel_tol=1e-14), (expr, backend, v)
+        assert symdiff.check(prog).ok
+    source = symdiff.lower(formulas[0], wrt=[x]).source("math")
+    assert "EULER_GAMMA = 0.5772156649015329  # sympy.EulerGamma: " in source
 
 
 def test_kinks_at_zero():

@@ -5,7 +5,16 @@ import pytest
 import sympy as sp
 
 from symdiff.errors import NonDifferentiableError
-from symdiff.functions import relu, sigmoid, softplus, to_elementary
+from symdiff.functions import (
+    expm1,
+    hypot,
+    log1p,
+    logsumexp,
+    relu,
+    sigmoid,
+    softplus,
+    to_elementary,
+)
 from symdiff.numeric import evaluate_many, sample_points
 from symdiff.rules import RULES, derivative, local_partials
 
@@ -24,6 +33,8 @@ GATES = [
     sp.erf(x), sp.erfc(x), sp.atan2(y, x), sp.Abs(x), sp.sign(x), sp.floor(x), sp.ceiling(x),
     sp.Heaviside(x), sp.Heaviside(x, 0), sp.Max(x, y), sp.Min(x, y), sp.Max(0, x),
     sp.Min(x, 1), sigmoid(x), relu(x), softplus(x),
+    # the stable gates (stable.py), with constant arguments too
+    log1p(x), expm1(x), hypot(x, y), hypot(x, 3), logsumexp(x, y), logsumexp(0, x, 2 * y),
     # no rule of its own: SymPy's fdiff through the generic path
     sp.LambertW(x), sp.gamma(x), sp.loggamma(x), sp.besselj(1, x), sp.fresnels(x),
     # a compound Piecewise gate with an inline branch
@@ -62,6 +73,15 @@ def test_rule_matches_sympy_diff(gate):
 def test_rules_reuse_the_gate_output(gate):
     (_, local), = local_partials(gate, OUT)
     assert OUT in local.free_symbols and x not in local.free_symbols
+
+
+@pytest.mark.parametrize("gate", [hypot(x, y), logsumexp(x, y, 1)])
+def test_stable_rules_reuse_the_gate_output(gate):
+    """hypot' = x/out, logsumexp' = exp(x - out): no second hypot or sum of exps."""
+    parts = local_partials(gate, OUT)
+    assert [s for s, _ in parts] == [x, y]
+    for _, local in parts:
+        assert OUT in local.free_symbols and not local.has(hypot, logsumexp)
 
 
 def test_every_registered_rule_is_tested():

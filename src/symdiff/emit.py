@@ -23,7 +23,7 @@ import sympy as sp
 from . import __version__
 from .dag import gc_paused
 from .errors import ArgumentError
-from .ir import Program, grad_text, is_identifier
+from .ir import Program, Step, grad_text, is_identifier
 from .printers import helper_source, make_printer
 
 BACKENDS = ("math", "numpy")
@@ -138,7 +138,7 @@ def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]
     body = []
     if prog.shapes is not None:  # matrix arguments: 2-D float arrays of the declared shapes
         return body + _matrix_arguments(prog, w) + _dim_lines(prog) + [
-            _guarded(w, step.rhs, lines[step.name]) for step in prog.forward]
+            _noted(step, _guarded(w, step.rhs, lines[step.name])) for step in prog.forward]
     if w.backend == "numpy" and prog.args:  # NumPy semantics for Python numbers and int arrays
         w.helpers.add("asfloat")
         if len(prog.args) <= 4:
@@ -147,8 +147,13 @@ def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]
         else:
             body += [f"{a} = asfloat({a})" for a in prog.args]
     body += _dim_lines(prog)
-    body += [_guarded(w, step.rhs, lines[step.name]) for step in prog.forward]
+    body += [_noted(step, _guarded(w, step.rhs, lines[step.name])) for step in prog.forward]
     return body
+
+
+def _noted(step: Step, line: str) -> str:
+    """A step a stable rewrite made, under its note (``# stable: log(1 + x) = log1p(x)``)."""
+    return f"# {step.note}\n{line}" if step.note else line
 
 
 def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:

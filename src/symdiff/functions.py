@@ -1,16 +1,21 @@
 """SymPy functions symdiff adds for formulas people write in machine learning.
 
-``sigmoid``, ``relu`` and ``softplus`` are ordinary SymPy functions: they print by name, evaluate
-numerically at any precision, and differentiate (``fdiff``). ``to_elementary`` rewrites them into
-plain SymPy (``1/(1 + exp(-t))``, ``Max(0, t)``, ``log(1 + exp(t))``) so an oracle built on
-``sympy.diff`` never depends on the derivatives defined here.
+``sigmoid``, ``relu``, ``softplus`` and ``logsumexp`` are ordinary SymPy functions: they print by
+name, evaluate numerically at any precision, and differentiate (``fdiff``). The stable gates
+``log1p``, ``expm1`` and ``hypot`` are SymPy's own (``sympy.codegen.cfunctions``), re-exported
+here. ``to_elementary`` rewrites all of them into plain SymPy (``1/(1 + exp(-t))``, ``Max(0, t)``,
+``log(1 + exp(t))``, ``log(exp(a) + exp(b))``, ``log(1 + t)``, ``sqrt(x**2 + y**2)``, ...) so an
+oracle built on ``sympy.diff`` never depends on the derivatives defined here.
 """
 
 from __future__ import annotations
 
 import mpmath
 import sympy as sp
+from sympy.codegen.cfunctions import expm1, hypot, log1p
 from sympy.core.function import ArgumentIndexError
+
+from .dag import rebuild
 
 
 class _Elementwise(sp.Function):
@@ -112,7 +117,56 @@ class softplus(_Elementwise):
         return self.args[0].is_real or None
 
 
-CUSTOM_FUNCTIONS = (sigmoid, relu, softplus)
+class logsumexp(sp.Function):
+    """log(exp(t0) + exp(t1) + ...), computed with the largest term factored out (no overflow);
+    derivative in t_i: exp(t_i - logsumexp(t0, t1, ...)), the softmax weight of t_i."""
+
+    @classmethod
+    def eval(cls, *args):
+        if len(args) == 1:
+            return args[0]
+        if args and all(a.is_Float for a in args):
+            return cls._value(args)
+        return None
+
+    @staticmethod
+    def elementary(*args):
+        return sp.log(sp.Add(*(sp.exp(a) for a in args)))
+
+    @classmethod
+    def _value(cls, args):
+        prec = max(a._prec for a in args)
+        with mpmath.workprec(prec):
+            terms = [a._to_mpmath(prec) for a in args]
+            top = max(terms)
+            value = top + mpmath.log(mpmath.fsum(mpmath.exp(t - top) for t in terms))
+        return sp.Float(value, precision=prec)
+
+    def _eval_evalf(self, prec):
+        args = [a._eval_evalf(prec) for a in self.args]
+        if any(a is None or not a.is_Number for a in args):
+            return None
+        return self._value([sp.Float(a, precision=prec) for a in args])
+
+    def fdiff(self, argindex=1):
+        if not 1 <= argindex <= len(self.args):
+            raise ArgumentIndexError(self, argindex)
+        return sp.exp(self.args[argindex - 1] - self)
+
+    def _eval_is_real(self):
+        return all(a.is_real for a in self.args) or None
+
+
+CUSTOM_FUNCTIONS = (sigmoid, relu, softplus, logsumexp)
+STABLE_GATES = (softplus, logsumexp, log1p, expm1, hypot)  # what stable.py rewrites into
+
+# Plain SymPy for each function above: the oracle's view (sympy.diff never sees our fdiff).
+ELEMENTARY = {
+    **{f: f.elementary for f in CUSTOM_FUNCTIONS},
+    log1p: lambda t: sp.log(1 + t),
+    expm1: lambda t: sp.exp(t) - 1,
+    hypot: lambda x, y: sp.sqrt(x**2 + y**2),
+}
 
 
 def to_elementary(expr: sp.Basic) -> sp.Basic:
@@ -122,11 +176,8 @@ def to_elementary(expr: sp.Basic) -> sp.Basic:
     >>> to_elementary(sigmoid(x) + relu(x))
     Max(0, x) + 1/(1 + exp(-x))
     """
-    from .dag import rebuild
-
     def swap(node, args):
-        if isinstance(node, _Elementwise):
-            return type(node).elementary(*args)
-        return None
+        elementary = ELEMENTARY.get(type(node))
+        return None if elementary is None else elementary(*args)
 
     return rebuild(expr, swap)

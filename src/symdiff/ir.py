@@ -29,12 +29,14 @@ class Input:
 
 @dataclass(frozen=True)
 class Step:
-    """One forward line: ``name = rhs``, where ``op`` names the gate kind."""
+    """One forward line: ``name = rhs``, where ``op`` names the gate kind; ``note`` says why the
+    gate is there when a stable rewrite put it there (``stable: log(1 + x) = log1p(x)``)."""
 
     name: str
     rhs: sp.Expr
     op: str
     symbol: sp.Symbol | None = field(default=None, compare=False, repr=False)  # Symbol(name)
+    note: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.name} = {_text(self.rhs)}"
@@ -162,7 +164,10 @@ class Program:
             def step_text(s):
                 return f"{s.name} = {text(s.rhs)}".ljust(36) + f"  # {_shape_text(self, s.name)}"
 
-        lines += [f"    {step_text(s)}" for s in self.forward]
+        for s in self.forward:
+            if s.note:  # a stable rewrite (stable.py)
+                lines.append(f"    # {s.note}")
+            lines.append(f"    {step_text(s)}")
         lines.append("backward:")
         source = None
         for g in self.backward:

@@ -24,10 +24,10 @@ from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
-from . import array_ops, naming
+from . import array_ops, naming, stable
 from .dag import gate_key, postorder, rebuild
 from .errors import UnsupportedFunctionError
-from .functions import relu, sigmoid, softplus
+from .functions import logsumexp, relu, sigmoid, softplus
 from .ir import Step
 
 # Gates that are defined and finite for every finite real input: safe to evaluate unconditionally.
@@ -38,7 +38,7 @@ _TOTAL = (
 _STEMS = {
     sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.sign: "sgn", sp.Heaviside: "step",
     sp.floor: "flr", sp.ceiling: "ceil", sp.Max: "max", sp.Min: "min", sigmoid: "sig",
-    softplus: "splus", sp.Piecewise: "pw",
+    softplus: "splus", logsumexp: "lse", sp.Piecewise: "pw",
     array_ops.matmul: "{}", array_ops.transpose: "{}T", array_ops.axis_sum: "sum{}",
     array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
     array_ops.broadcast: "bc{}",
@@ -51,7 +51,9 @@ _UNSUPPORTED = (sp.Derivative, sp.Integral, sp.Subs, sp.Sum, sp.Product, sp.Limi
 
 
 def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
-    """One rebuild: symbols -> their real versions, sigmoid and softplus patterns -> gates."""
+    """One rebuild: symbols -> their real versions, sigmoid patterns -> gates, fragile forms ->
+    stable gates (``stable.py``; their notes go to the ``Lowerer.run`` of the result)."""
+    stabilize = stable.Stabilizer()
 
     def swap(node, args):
         if node.is_Symbol:
@@ -60,14 +62,12 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
             t = _exp_plus_one(args[0])
             if t is not None:
                 return sigmoid(-t)
-        if isinstance(node, sp.log) and len(args) == 1:
-            t = _exp_plus_one(args[0])
-            if t is not None:
-                return softplus(t)
-        return None
+        return stabilize(node, args)
 
     # Same structure, new leaves: nothing to evaluate (and Add/Mul keep their order).
-    return rebuild(expr, swap, evaluate=False)
+    canonical = rebuild(expr, swap, evaluate=False)
+    stable.hand_over(canonical, stabilize.notes)
+    return canonical
 
 
 def _exp_plus_one(node: sp.Basic) -> sp.Expr | None:
@@ -93,6 +93,7 @@ class Lowerer:
         """Lower ``root``; its value is the last step, named ``out``."""
         self._analyse(root)
         self.root = root
+        self.notes = stable.take_notes(root)  # canonical gate -> the stable rewrite it came from
         stack = [(root, False)]
         while stack:
             node, ready = stack.pop()
@@ -304,7 +305,8 @@ class Lowerer:
         else:
             name = self.namer.step(name, stem, limit)
         symbol = sp.Symbol(name, real=True)
-        self.steps.append(Step(name, rhs, op, symbol))
+        note = stable.note_text(self.notes[node], self.value) if node in self.notes else ""
+        self.steps.append(Step(name, rhs, op, symbol, note))
         if key is not None:
             self.by_rhs[key] = symbol
         return symbol

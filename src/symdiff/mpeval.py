@@ -17,7 +17,7 @@ from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .dag import postorder
-from .functions import relu, sigmoid, softplus
+from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 
 NAN = mpmath.mpf("nan")
 
@@ -156,6 +156,11 @@ def _softplus(x):
     return max(x, 0) + mpmath.log1p(mpmath.exp(-abs(x)))
 
 
+def _logsumexp(*terms):  # mpmath has no overflow; the shift keeps the sum's digits all the same
+    top = max(terms)
+    return top + mpmath.log(mpmath.fsum(mpmath.exp(t - top) for t in terms))
+
+
 def _acot(x):  # SymPy's real convention: acot(0) = pi/2, otherwise atan(1/x)
     return mpmath.pi / 2 if x == 0 else mpmath.atan(1 / x)
 
@@ -180,4 +185,6 @@ _TABLE = {
     sp.gamma: mpmath.gamma, sp.loggamma: _real_only(mpmath.loggamma, low=0, open_low=True),
     sp.polygamma: mpmath.polygamma,
     sigmoid: lambda x: 1 / (1 + mpmath.exp(-x)), relu: lambda x: max(x, 0), softplus: _softplus,
+    log1p: _real_only(mpmath.log1p, low=-1, open_low=True), expm1: mpmath.expm1,
+    hypot: mpmath.hypot, logsumexp: _logsumexp,
 }

@@ -30,7 +30,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
-from .functions import relu, sigmoid, softplus
+from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 
 BACKENDS = ("math", "numpy")
 LONG_SUM = 32  # sums with more terms print as one call (see _StagedPrinter._print_Add)
@@ -56,8 +56,18 @@ _STRUCTURE = (
     sp.core.numbers.Exp1, sp.Add, sp.Mul, sp.Pow, sp.core.relational.Relational,
     sp.And, sp.Or, sp.Not, sp.ITE, BooleanTrue, BooleanFalse, sp.Piecewise, ExprCondPair,
 )
+# Named constants with no math/numpy name (E and pi print as math.e, np.pi, ...): generated code
+# defines each as a module-level float, the double nearest its 50-digit value, named in a comment.
+NAMED_CONSTANTS = {
+    sp.EulerGamma: ("EULER_GAMMA", "the Euler-Mascheroni constant"),
+    sp.Catalan: ("CATALAN", "Catalan's constant"),
+    sp.GoldenRatio: ("GOLDEN_RATIO", "the golden ratio, (1 + sqrt(5))/2"),
+    sp.TribonacciConstant: ("TRIBONACCI", "the real root of t**3 = t**2 + t + 1"),
+}
+_STABLE = (log1p, expm1, hypot, logsumexp)  # the gates of stable.py (and softplus)
 _SUPPORTED = ARRAY_GATES + (
     _STRUCTURE + _ELEMENTARY + _SPECIAL + _PIECEWISE_LINEAR + (sigmoid, relu, softplus)
+    + _STABLE + tuple(type(c) for c in NAMED_CONSTANTS)
     + tuple(_RECIPROCAL) + tuple(_INVERSE_OF_RECIPROCAL)
 )
 _NOT_SUPPORTED = (sp.Dummy, sp.Wild)
@@ -296,7 +306,18 @@ class _StagedPrinter:
         self.helpers.add(name)
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
-    _print_sigmoid = _print_relu = _print_softplus = _print_helper_call
+    _print_sigmoid = _print_relu = _print_softplus = _print_logsumexp = _print_helper_call
+
+    def _print_named_constant(self, expr):
+        """The module-level float of the constant (see NAMED_CONSTANTS): math has no
+        euler_gamma, and SymPy's 15-digit literal (0.577215664901533 for EulerGamma) is not
+        the double nearest the constant."""
+        name = NAMED_CONSTANTS[expr][0]
+        self.helpers.add(name)
+        return name
+
+    _print_EulerGamma = _print_Catalan = _print_named_constant
+    _print_GoldenRatio = _print_TribonacciConstant = _print_named_constant
 
     def _print_polygamma(self, expr):
         """polygamma(0, x) is digamma, the derivative of loggamma: a helper (math has none)."""
@@ -569,6 +590,15 @@ _MATH_HELPERS = {
             """log(1 + exp(t)), with no OverflowError for any t."""
             return max(t, 0.0) + math.log1p(math.exp(-abs(t)))
         ''',
+    "logsumexp": '''
+        def logsumexp(*terms):
+            """log(exp(t0) + exp(t1) + ...), with no OverflowError: the largest term is
+            factored out, so every exp is at most 1 (and the sum at least 1)."""
+            top = max(terms)
+            if math.isinf(top):
+                return top
+            return top + math.log(math.fsum([math.exp(t - top) for t in terms]))
+        ''',
 }
 
 # math imported inside the def: numpy has no erf/erfc/gamma/lgamma, the module imports only np.
@@ -596,6 +626,16 @@ _NUMPY_HELPERS = {
         def softplus(t):
             """log(1 + exp(t)) elementwise, with no overflow."""
             return np.logaddexp(0.0, t)
+        ''',
+    "logsumexp": '''
+        def logsumexp(*terms):
+            """log(exp(t0) + exp(t1) + ...) elementwise, with no overflow: the largest term is
+            factored out, so every exp is at most 1 (and the sum at least 1)."""
+            top = terms[0]
+            for t in terms[1:]:
+                top = np.maximum(top, t)
+            shift = np.where(np.isfinite(top), top, 0.0)
+            return shift + np.log(sum(np.exp(t - shift) for t in terms))
         ''',
     "unbroadcast": '''
         def unbroadcast(grad, like, shape=()):
@@ -713,6 +753,11 @@ _NUMPY_HELPERS["digamma"] = '''
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(reflect, psi - np.pi / np.tan(np.pi * x), psi)
     '''
+
+_CONSTANT_LINES = {name: f"{name} = {float(c.evalf(50))!r}  # sympy.{c}: {what}\n"
+                   for c, (name, what) in NAMED_CONSTANTS.items()}
+_MATH_HELPERS.update(_CONSTANT_LINES)
+_NUMPY_HELPERS.update(_CONSTANT_LINES)
 
 _HELPERS = {"math": _MATH_HELPERS, "numpy": _NUMPY_HELPERS}
 

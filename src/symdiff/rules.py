@@ -3,7 +3,8 @@
 A rule receives the gate's output symbol ``out`` and the gate's arguments and returns one local
 derivative per argument (``None`` for a constant argument). The reverse pass multiplies each by the
 upstream gradient. Rules reuse the forward output where that is cheaper than recomputing
-(exp -> out, 1/x -> -out**2, sigmoid -> out*(1 - out), tanh -> 1 - out**2).
+(exp -> out, 1/x -> -out**2, sigmoid -> out*(1 - out), tanh -> 1 - out**2, hypot -> x/out,
+logsumexp -> exp(t - out)).
 
 Non-smooth convention: at a kink a gate takes its minimum-norm subgradient. Abs and relu have
 derivative 0 at 0; Max/Min against a constant give 0 at the tie; Max/Min of two variables split the
@@ -27,7 +28,7 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .dag import postorder
 from .errors import NonDifferentiableError
-from .functions import relu, sigmoid, softplus
+from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 
 RULES: dict[type, Callable] = {}
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
@@ -114,6 +115,12 @@ rule(sp.atan2)(lambda out, y, x: (x / (x**2 + y**2), -y / (x**2 + y**2)))
 rule(sigmoid)(lambda out, a: (out * (1 - out),))
 rule(relu)(lambda out, a: (sp.Heaviside(a, 0),))
 rule(softplus)(lambda out, a: (sigmoid(a),))
+
+# The stable gates (see stable.py). expm1' is exp(t), not out + 1: that is 0 for t < -37.
+rule(log1p)(lambda out, a: (1 / (1 + a),))
+rule(expm1)(lambda out, a: (sp.exp(a),))
+rule(hypot)(lambda out, x, y: tuple(None if a.is_Number else a / out for a in (x, y)))
+rule(logsumexp)(lambda out, *ts: tuple(None if t.is_Number else sp.exp(t - out) for t in ts))
 
 rule(sp.Abs)(lambda out, a: (sp.sign(a),))
 rule(sp.sign, sp.floor, sp.ceiling)(lambda out, a: (sp.S.Zero,))
