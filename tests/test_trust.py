@@ -181,3 +181,13 @@ def test_a_three_way_max_tie_splits_in_thirds_and_a_constant_tie_gives_zero():
         g = symdiff.grad("Min(x, y, 1)", wrt=["x", "y"], backend=backend)
         assert g(1.0, 1.0)[1] == (0, 0) and g(0.0, 0.0)[1] == (0.5, 0.5)
     assert symdiff.check(symdiff.lower("Max(x, y, z, 0) + Min(x, 2*y, z)", wrt=["x", "y", "z"])).ok
+
+
+def test_any_sympy_number_symbol_is_emitted_as_its_value():
+    """sympy.physics writes hbar (a NumberSymbol): code carries its value, check agrees."""
+    from sympy.physics.quantum.constants import hbar
+
+    m, w = sp.symbols("m omega", positive=True)
+    expr = 5 * hbar * w / (2 * m)
+    prog = assert_backends_match(expr, expr, [m, w], {m: 1.5, w: 2.5})
+    assert symdiff.check(prog).ok

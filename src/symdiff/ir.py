@@ -93,7 +93,7 @@ def grad_text(step: GradStep, print_expr) -> str:
 
 def _is_tight(expr: sp.Expr) -> bool:
     """True when ``expr`` prints as one operand that needs no parentheses after ``*``."""
-    if expr.is_Symbol:
+    if expr.is_Symbol or expr.is_NumberSymbol:
         return True
     if expr.is_Pow:
         return expr.exp.is_Integer and expr.exp > 0

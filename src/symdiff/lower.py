@@ -29,6 +29,11 @@ from .dag import gate_key, postorder, rebuild
 from .errors import UnsupportedFunctionError
 from .functions import logsumexp, relu, sigmoid, softplus
 from .ir import Step
+from .printers import NAMED_CONSTANTS
+
+# Number symbols the printers name; any other (sympy.physics' hbar) becomes its value.
+_PRINTED_CONSTANTS = frozenset(NAMED_CONSTANTS) | {sp.pi, sp.E}
+DIGITS = 50
 
 # Gates that are defined and finite for every finite real input: safe to evaluate unconditionally.
 _TOTAL = (
@@ -58,6 +63,8 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
     def swap(node, args):
         if node.is_Symbol:
             return real.get(node)
+        if node.is_NumberSymbol and node not in _PRINTED_CONSTANTS:  # hbar: its value
+            return sp.Float(node.evalf(DIGITS), DIGITS)
         if isinstance(node, sp.Pow) and args[1] == -1:
             t = _exp_plus_one(args[0])
             if t is not None:
