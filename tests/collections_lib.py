@@ -2,10 +2,12 @@
 
 Each collection is read through its own installed code, never copied: the optimisation test
 functions of ``deap.benchmarks``, the symbolic-regression set of ``deap.benchmarks.gp``, the test
-functions of ``landscapes.single_objective`` and the formula functions of ``sympy.physics``. The
-Python collections are written with ``from math import sin, ...`` and sums over a list; they are
-called with a list of real SymPy symbols while their module's math names point at SymPy's (the
-formula is then exactly the one the collection computes, its constants and spelling included).
+functions of ``landscapes.single_objective``, the formula functions of ``sympy.physics`` and the
+densities of ``sympy.stats``; besides them, standard ML losses that we typed as strings (ours,
+not a published collection). The Python collections are written with ``from math import sin``
+and sums over a list; they are called with a list of real SymPy symbols while their module's
+math names point at SymPy's (the formula is then exactly the one the collection computes, its
+constants and spelling included).
 
 The oracle is independent of symdiff: ``sympy.diff`` evaluated with mpmath at ``DPS`` digits at
 random points of a box where the value and every partial are real and finite. Tolerances come
@@ -21,6 +23,7 @@ import contextlib
 import importlib
 import inspect
 import random
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ import sympy as sp
 DPS = 40  # digits of the reference (the brief asks for >= 30)
 POINTS = 3  # random in-domain points per formula
 REL = 1e-8  # relative to the formula's error magnitude (see magnitude): 1e8 float ulps of slack
+VERIFY_SAMPLES = 10  # verify's points per formula (its default, 40, would double the file's time)
 FLOAT_MAX = 1e300  # a reference beyond this is outside what float code can represent
 
 
@@ -45,6 +49,7 @@ class Entry:
     wrt: tuple[sp.Symbol, ...] = ()
     box: dict = field(default_factory=dict)  # symbol name -> (lo, hi); default per collection
     skip: str | None = None  # why this entry is not a differentiable formula
+    text: str | None = None  # a formula given as a string: symdiff parses it (the oracle: SymPy)
 
     @property
     def id(self) -> str:
@@ -249,8 +254,8 @@ def _physics_calls() -> list[tuple[str, Callable, dict]]:
     calls += [("optics.waist2rayleigh", gaussopt.waist2rayleigh, {"n": 1}),
               ("optics.waist2rayleigh(n)", gaussopt.waist2rayleigh, {}),
               ("optics.fresnel_coefficients", optics.fresnel_coefficients, {})]
-    calls += [(f"hydrogen.R_nl({n},{l})", hydrogen.R_nl, {"n": n, "l": l})
-              for n, l in ((1, 0), (2, 0), (2, 1), (3, 2), (4, 1))]
+    calls += [(f"hydrogen.R_nl({n},{ell})", hydrogen.R_nl, {"n": n, "l": ell})
+              for n, ell in ((1, 0), (2, 0), (2, 1), (3, 2), (4, 1))]
     calls += [("hydrogen.E_nl(3)", hydrogen.E_nl, {"n": 3}),
               ("hydrogen.E_nl_dirac(2,1,up)", hydrogen.E_nl_dirac,
                {"n": 2, "l": 1, "spin_up": True, "c": hydrogen.E_nl_dirac.__defaults__[-1]}),
@@ -261,7 +266,8 @@ def _physics_calls() -> list[tuple[str, Callable, dict]]:
     calls += [(f"qho_1d.psi_n({n})", qho_1d.psi_n, {"n": n, "x": QHO_X}) for n in (0, 1, 3)]
     calls += [("qho_1d.E_n(2)", qho_1d.E_n, {"n": 2}),
               ("qho_1d.coherent_state(3)", qho_1d.coherent_state, {"n": 3})]
-    calls += [(f"sho.R_nl({n},{l})", sho.R_nl, {"n": n, "l": l}) for n, l in ((0, 0), (1, 1))]
+    calls += [(f"sho.R_nl({n},{ell})", sho.R_nl, {"n": n, "l": ell})
+              for n, ell in ((0, 0), (1, 1))]
     calls += [("sho.E_nl(2,1)", sho.E_nl, {"n": 2, "l": 1}),
               ("pring.energy(2)", pring.energy, {"n": 2}),
               ("pring.wavefunction(1)", pring.wavefunction, {"n": 1, "x": QHO_X})]
@@ -309,12 +315,96 @@ def physics_entries() -> list[Entry]:
 
 
 # ---------------------------------------------------------------------------------------------
+# sympy.stats: the density of every continuous distribution SymPy ships, at a real x, with
+# positive parameters named as SymPy names them (alpha, beta, gamma, lamda, mean, std, ...)
+
+def stats_entries() -> list[Entry]:
+    from sympy import stats
+
+    x = sp.Symbol("x", real=True)
+    entries = []
+    for name in stats.crv_types.__all__:
+        fn = getattr(stats, name)
+        params = [p.name for p in inspect.signature(fn).parameters.values()  # all but a flag
+                  if not isinstance(p.default, bool)][1:]  # after the variable's own name
+        if name == "ContinuousRV" or not params:
+            continue
+        symbols = positive(*params)
+        pdf = stats.density(fn("X", *symbols))(x)
+        wrt = [x, *symbols]
+        if pdf.has(sp.Sum):
+            entries.append(Entry("sympy.stats", name, pdf, tuple(wrt),
+                                 skip="a series (Sum), not a closed formula"))
+            continue
+        entries += _objectives("sympy.stats", name, pdf, wrt, {})
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# Standard ML losses and activations as people type them (written by us: not a published
+# collection, but the strings go through symdiff's parser exactly as a user's would)
+
+ML_LOSSES = {  # name: (formula text, {variable: sampling box})
+    "bce_textbook": ("-y*log(1/(1 + exp(-z))) - (1 - y)*log(1 - 1/(1 + exp(-z)))",
+                     {"z": (-8, 8), "y": (0, 1)}),
+    "bce_with_logits": ("max(z, 0) - z*y + log(1 + exp(-abs(z)))", {"z": (-8, 8), "y": (0, 1)}),
+    "logistic_loss": ("log(1 + exp(-y*z))", {"z": (-5, 5), "y": (-1, 1)}),
+    "logsumexp3": ("log(exp(a) + exp(b) + exp(c))", {"*": (-5, 5)}),
+    "softmax_xent3": ("-log(exp(a)/(exp(a) + exp(b) + exp(c)))", {"*": (-5, 5)}),
+    "softmax_xent3_shifted": ("-(a - m) + log(exp(a - m) + exp(b - m) + exp(c - m))",
+                              {"*": (-5, 5)}),
+    "huber": ("Piecewise((0.5*r**2, abs(r) <= delta), (delta*(abs(r) - 0.5*delta), True))",
+              {"r": (-4, 4), "delta": (0.5, 2)}),
+    "smooth_l1": ("Piecewise((0.5*r**2/beta, abs(r) < beta), (abs(r) - 0.5*beta, True))",
+                  {"r": (-4, 4), "beta": (0.5, 2)}),
+    "gelu_tanh": ("0.5*x*(1 + tanh(sqrt(2/pi)*(x + 0.044715*x**3)))", {"x": (-5, 5)}),
+    "gelu_erf": ("0.5*x*(1 + erf(x/sqrt(2)))", {"x": (-5, 5)}),
+    "focal_loss": ("-alpha*(1 - 1/(1 + exp(-z)))**gamma*log(1/(1 + exp(-z)))",
+                   {"z": (-6, 6), "alpha": (0.1, 0.9), "gamma": (0.5, 3)}),
+    "gaussian_nll": ("0.5*log(2*pi*sigma**2) + (x - mu)**2/(2*sigma**2)",
+                     {"sigma": (0.2, 3), "*": (-3, 3)}),
+    "kl_bernoulli": ("p*log(p/q) + (1 - p)*log((1 - p)/(1 - q))", {"*": (0.01, 0.99)}),
+    "poisson_nll": ("exp(z) - y*z", {"z": (-3, 3), "y": (0, 5)}),
+    "log_cosh": ("log(cosh(y - z))", {"*": (-5, 5)}),
+    "softplus": ("log(1 + exp(x))", {"x": (-20, 20)}),
+    "swish": ("x/(1 + exp(-beta*x))", {"x": (-6, 6), "beta": (0.5, 2)}),
+    "mish": ("x*tanh(log(1 + exp(x)))", {"x": (-6, 6)}),
+    "elu": ("Piecewise((x, x > 0), (alpha*(exp(x) - 1), True))",
+            {"x": (-4, 4), "alpha": (0.5, 2)}),
+    "squared_hinge": ("max(0, 1 - y*z)**2", {"*": (-2, 2)}),
+    "cosine_similarity": ("(a1*b1 + a2*b2)/(sqrt(a1**2 + a2**2)*sqrt(b1**2 + b2**2))",
+                          {"*": (-3, 3)}),
+    "charbonnier": ("sqrt((x - y)**2 + eps**2)", {"eps": (1e-3, 1e-1), "*": (-3, 3)}),
+    "weight_decay_l2": ("0.5*lam*(w1**2 + w2**2 + w3**2)", {"lam": (1e-4, 1e-2), "*": (-3, 3)}),
+    "sigmoid_mse": ("(1/(1 + exp(-(w*x + b))) - y)**2", {"*": (-3, 3)}),
+}
+
+
+def ml_loss_entries() -> list[Entry]:
+    from sympy.parsing.sympy_parser import parse_expr
+
+    entries = []
+    for name, (text, box) in ML_LOSSES.items():
+        names = sorted(set(re.findall(r"[A-Za-z_]\w*", text)) - ML_FUNCTION_NAMES)
+        symbols = {n: sp.Symbol(n, real=True) for n in names}
+        expr = parse_expr(text, local_dict={**symbols, "max": sp.Max, "abs": sp.Abs})
+        wrt = tuple(s for s in symbols.values() if s in expr.free_symbols)
+        entries.append(Entry("ml-losses-ours", name, expr, wrt, box, text=text))
+    return entries
+
+
+ML_FUNCTION_NAMES = {"log", "exp", "max", "abs", "Piecewise", "True", "tanh", "sqrt", "pi",
+                     "erf", "cosh"}
+
+
+# ---------------------------------------------------------------------------------------------
 # The oracle: sympy.diff at DPS digits, and the error magnitude that sets the tolerance
 
 def all_entries() -> dict[str, Callable[[], list[Entry]]]:
     """Collection name -> builder (a builder raises ImportError when its package is absent)."""
     return {"deap.benchmarks": deap_entries, "deap.benchmarks.gp": deap_gp_entries,
-            "landscapes": landscapes_entries, "sympy.physics": physics_entries}
+            "landscapes": landscapes_entries, "sympy.physics": physics_entries,
+            "sympy.stats": stats_entries, "ml-losses-ours": ml_loss_entries}
 
 
 @dataclass
@@ -338,18 +428,28 @@ def oracle(entry: Entry, points: int = POINTS) -> Oracle:
         raise NoReference(f"sympy.diff leaves {[d for d in diffs if d.has(sp.Derivative)][0]}")
     exprs = [entry.expr, *diffs]
     with mpmath.workdps(DPS):
-        fn = sp.lambdify(entry.wrt, exprs, modules="mpmath")
+        # dummify: a variable named like a function (beta, gamma, zeta) must not shadow it
+        fn = sp.lambdify(entry.wrt, exprs, modules="mpmath", dummify=True)
         rng = random.Random(zlib.crc32(entry.id.encode()))
         found, tried = [], 0
         while len(found) < points and tried < 400:
             tried += 1
             point = tuple(rng.uniform(*entry.bounds(s)) for s in entry.wrt)
             exact = _exact(fn, point)
-            if exact is not None:
-                found.append((point, exact, tuple(magnitude(e, entry.wrt, point) for e in exprs)))
+            if exact is None:
+                continue
+            try:
+                scales = tuple(magnitude(e, entry.wrt, point) for e in exprs)
+            except (NotReal, ZeroDivisionError, ValueError):  # e.g. (-2)**0.5 * (-3)**0.5:
+                continue  # a real product of steps that are not real: outside the domain
+            found.append((point, exact, scales))
     if not found:
         raise NoReference("no point of the box where the value and gradient are real and finite")
     return Oracle(entry, diffs, *map(list, zip(*found)))
+
+
+class NotReal(Exception):
+    """A step of the formula is not real at this point: it is outside the real domain."""
 
 
 class NoReference(Exception):
@@ -388,6 +488,10 @@ def magnitude(expr: sp.Expr, wrt: tuple, point: tuple):
     for node in _postorder(expr):
         if isinstance(node, sp.Symbol):
             bound[node] = mpmath.mpf(0)
+        elif isinstance(node, sp.Piecewise):  # the value of the branch taken; the worst bound
+            values[node] = _real(sp.lambdify(wrt, node, modules="mpmath", dummify=True)(
+                *[values[s] for s in wrt]))
+            bound[node] = max(bound[pair.expr] for pair in node.args)
         elif node.is_Number or isinstance(node, sp.NumberSymbol):
             values[node] = mpmath.mpf(sp.Float(node, DPS))
             bound[node] = mpmath.mpf(0) if node.is_Integer else abs(values[node])
@@ -400,7 +504,11 @@ def _node_bound(node: sp.Basic, values: dict, bound: dict) -> tuple:
     """The node's value and error bound from its arguments' (see ``magnitude``)."""
     args = [values[a] for a in node.args]
     value_fn, partials = _shape(node)
-    value = _real(value_fn(*args))
+    value = mpmath.mpmathify(value_fn(*args))
+    if isinstance(value, mpmath.mpc):
+        if abs(value.imag) > mpmath.mpf(10) ** (8 - DPS) * max(1, abs(value.real)):
+            raise NotReal(str(node))
+        value = value.real
     total = abs(value) * max(1, len(args) - 1)  # its own roundings (n - 1 for an n-ary op)
     if node.is_Add:
         total += sum(abs(a) for a in args)  # the rounding of each partial sum
@@ -425,7 +533,10 @@ def _postorder(root: sp.Basic) -> list[sp.Basic]:
         elif node not in seen:
             seen.add(node)
             stack.append((node, True))
-            stack.extend((a, False) for a in node.args if a not in seen)
+            args = node.args
+            if isinstance(node, sp.Piecewise):  # conditions are not evaluated as numbers
+                args = [pair.expr for pair in node.args]
+            stack.extend((a, False) for a in args if a not in seen)
     return order
 
 
@@ -441,9 +552,18 @@ def _shape(node: sp.Basic) -> tuple:
         value = sp.lambdify(ts, template, modules="mpmath")
         # d sign(t)/dt = 2*DiracDelta(t) is 0 wherever the formula is sampled (t != 0)
         slopes = [sp.diff(template, t).replace(sp.DiracDelta, lambda *_: sp.S.Zero) for t in ts]
-        partials = [sp.lambdify(ts, s, modules="mpmath") for s in slopes]
+        partials = [_slope(ts, s, value, k) for k, s in enumerate(slopes)]
         _SHAPES[key] = (value, partials)
     return _SHAPES[key]
+
+
+def _slope(ts: tuple, slope: sp.Expr, value: Callable, k: int) -> Callable:
+    """The lambdified partial, or a numerical one where mpmath cannot print it (polygamma')."""
+    try:
+        return sp.lambdify(ts, slope, modules="mpmath")
+    except Exception:  # noqa: BLE001 -- only the size of the error bound depends on it
+        order = tuple(int(j == k) for j in range(len(ts)))
+        return lambda *args: mpmath.diff(value, args, order)
 
 
 def _func(node: sp.Basic) -> Callable:
@@ -460,6 +580,8 @@ def _partials(node: sp.Basic) -> list[Callable]:
 def lower(entry: Entry):
     import symdiff
 
+    if entry.text is not None:
+        return symdiff.lower(entry.text, wrt=[s.name for s in entry.wrt])
     return symdiff.lower(entry.expr, wrt=list(entry.wrt))
 
 
@@ -531,10 +653,19 @@ def stages(entry: Entry) -> Iterator[tuple[str, str | None]]:
         except Exception as exc:  # noqa: BLE001
             yield "check", _exc(exc)
     try:
-        report = symdiff.verify(entry.expr, list(entry.wrt), ref.diffs)
+        report = verify(entry, ref)
         yield "verify", None if report.ok else "not ok:\n" + str(report)
     except Exception as exc:  # noqa: BLE001
         yield "verify", _exc(exc)
+
+
+def verify(entry: Entry, ref: Oracle):
+    """``symdiff.verify`` of the exact gradient, given as expressions (a derivation)."""
+    import symdiff
+
+    formula = entry.text if entry.text is not None else entry.expr
+    wrt = [s.name for s in entry.wrt] if entry.text is not None else list(entry.wrt)
+    return symdiff.verify(formula, wrt, ref.diffs, samples=VERIFY_SAMPLES)
 
 
 def _exc(exc: Exception) -> str:
