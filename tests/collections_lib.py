@@ -131,9 +131,8 @@ def _public_functions(module) -> list[tuple[str, Callable]]:
 # ---------------------------------------------------------------------------------------------
 # deap.benchmarks: optimisation test functions (single- and multi-objective)
 
-DEAP_DIMS = {"h1": 2, "himmelblau": 2, "poloni": 2, "dent": 2, "schaffer_mo": 1,
-             "dtlz1": 4, "dtlz2": 4, "dtlz3": 4, "dtlz4": 4, "dtlz5": 4, "dtlz6": 4,
-             "dtlz7": 4}
+# dtlz with 3 objectives reads x1, x2 for the objectives and the rest for g: 3 suffice
+DEAP_DIMS = {"h1": 2, "himmelblau": 2, "poloni": 2, "dent": 2, "schaffer_mo": 1}
 DEAP_EXTRA = {"dtlz1": (3,), "dtlz2": (3,), "dtlz3": (3,), "dtlz4": (3, 100), "dtlz5": (3,),
               "dtlz6": (3,), "dtlz7": (3,),
               "shekel": ([[0.5, 0.5, 0.5], [0.25, 0.75, 0.4]], [0.002, 0.005])}
