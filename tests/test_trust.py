@@ -191,3 +191,11 @@ def test_any_sympy_number_symbol_is_emitted_as_its_value():
     expr = 5 * hbar * w / (2 * m)
     prog = assert_backends_match(expr, expr, [m, w], {m: 1.5, w: 2.5})
     assert symdiff.check(prog).ok
+
+
+def test_an_n_ary_max_won_by_its_constant_has_zero_gradient_not_nan():
+    """Found by the enumerated corpus: Max(3, y, x) divided 0 by 0 where 3 is the maximum."""
+    for backend in ("math", "numpy"):
+        f = symdiff.grad("Max(3, y, x)", wrt=["x", "y"], backend=backend)
+        assert f(1.0, 2.0)[1] == (0.0, 0.0) and f(3.0, 3.0)[1] == (0.0, 0.0)
+        assert f(5.0, 2.0)[1] == (1.0, 0.0)

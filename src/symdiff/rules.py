@@ -142,8 +142,12 @@ def _extremum(larger: bool) -> Callable:
         variables = [a for a in args if not a.is_Number]
         constants = [a for a in args if a.is_Number]
         ties = sp.Add(*(reached(a, 1) for a in variables))
-        beats = 1 - reached((max if larger else min)(constants), 1) if constants else 1
-        return tuple(None if a.is_Number else beats * reached(a, 1) / ties for a in args)
+        if not constants:
+            return tuple(reached(a, 1) / ties for a in args)
+        # beats is 0 where a constant is the extremum: then every share is 0 (and ties + 1 > 0).
+        beats = 1 - reached((max if larger else min)(constants), 1)
+        return tuple(None if a.is_Number else beats * reached(a, 1) / (ties + 1 - beats)
+                     for a in args)
 
     return rule_fn
 
