@@ -97,6 +97,8 @@ STABLE = [  # (formula, wrt, the note, extreme points)
     (sp.log(2 * sp.exp(a) + sp.exp(b) + 3), [a, b],
      "stable: log(3 + 2*exp(a) + exp(b)) = logsumexp(log(3), a + log(2), b)",
      [{a: 1000.0, b: 999.0}, {a: -1000.0, b: -1000.0}, {a: 0.3, b: -0.7}]),
+    ((1 - sigmoid(t))**w, [t, w], "stable: 1 - sigmoid(t) = sigmoid(-t)",  # the focal loss
+     [{t: v, w: 2.5} for v in (-1000.0, -3.0, 40.0, 700.0)]),
     (sp.log(1 + x), [x], "stable: log(1 + x) = log1p(x)",
      [{x: v} for v in (1e-12, -1e-12, 1e-300, 3.0, -0.5, 1e300)]),
     (sp.log(1 + x * y), [x, y], "stable: log(1 + x*y) = log1p(x*y)",
@@ -232,7 +234,7 @@ def test_every_rewrite_is_tested(monkeypatch):
     for expr, wrt, _, _ in STABLE:
         symdiff.lower(expr, wrt=wrt)
     assert fired == registered, sorted(registered - fired)
-    assert len(registered) == 6
+    assert len(registered) == 7
 
 
 # -- strings: the parser's spellings end in the same gates ------------------------------------

@@ -199,3 +199,24 @@ def test_an_n_ary_max_won_by_its_constant_has_zero_gradient_not_nan():
         f = symdiff.grad("Max(3, y, x)", wrt=["x", "y"], backend=backend)
         assert f(1.0, 2.0)[1] == (0.0, 0.0) and f(3.0, 3.0)[1] == (0.0, 0.0)
         assert f(5.0, 2.0)[1] == (1.0, 0.0)
+
+
+def test_the_beta_function_lowers_through_gammas():
+    """sympy.stats' Beta density writes beta(a, b); the code computes it from math.gamma."""
+    a, b, u = sp.symbols("a b u", positive=True)
+    expr = u**(a - 1) * (1 - u)**(b - 1) / sp.beta(a, b)
+    prog = assert_backends_match(expr, expr, [a, b, u], {a: 2.5, b: 1.5, u: 0.3})
+    assert symdiff.check(prog).ok
+
+
+def test_the_focal_loss_stays_finite_where_one_minus_p_rounds_to_zero():
+    al, g, z = sp.symbols("alpha g z", **R)
+    p = 1 / (1 + sp.exp(-z))
+    expr = -al * (1 - p)**g * sp.log(p)
+    prog = symdiff.lower("-alpha*(1 - sigmoid(z))**g*log(sigmoid(z))", wrt=["alpha", "g", "z"])
+    assert "stable: 1 - sigmoid(z) = sigmoid(-z)" in str(prog)
+    for backend in ("math", "numpy"):
+        value, grads = prog.compile(backend).value_and_grad(1.5, 2.0, 45.0)
+        assert all(math.isfinite(v) for v in (value, *grads))
+    assert symdiff.check(prog).ok
+    assert_backends_match(prog.expr, expr, [al, g, z], {al: 1.5, g: 2.0, z: 3.0})

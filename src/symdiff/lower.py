@@ -65,6 +65,9 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
             return real.get(node)
         if node.is_NumberSymbol and node not in _PRINTED_CONSTANTS:  # hbar: its value
             return sp.Float(node.evalf(DIGITS), DIGITS)
+        if isinstance(node, sp.beta) and len(args) == 2:  # sympy.stats writes beta(a, b)
+            a, b = args
+            return sp.gamma(a) * sp.gamma(b) / sp.gamma(a + b)
         if isinstance(node, sp.Pow) and args[1] == -1:
             t = _exp_plus_one(args[0])
             if t is not None:

@@ -237,6 +237,20 @@ def _expm1(ctx: Stabilizer, *terms) -> Rewritten | None:
     return None
 
 
+@rewrite(sp.Add)
+def _one_minus_sigmoid(ctx: Stabilizer, *terms) -> Rewritten | None:
+    """1 - sigmoid(t) = sigmoid(-t): the difference is 0 in floats for t > 37 (the focal loss's
+    (1 - p)**gamma then has log(0) in its gradient)."""
+    if len(terms) != 2:
+        return None
+    for one, other in (terms, terms[::-1]):
+        c, s = other.as_coeff_Mul()
+        if is_value(one, 1) and is_value(c, -1) and isinstance(s, sigmoid):
+            gate = sigmoid(negated(s.args[0]), evaluate=False)
+            return Rewritten(gate, gate, (s.args[0],))
+    return None
+
+
 @rewrite(sp.Pow)
 def _hypot(ctx: Stabilizer, base, exp) -> Rewritten | None:
     """sqrt(a**2 + b**2 + ...) = hypot(hypot(a, b), ...); 1/sqrt(...) = 1/hypot(...)."""
