@@ -11,7 +11,7 @@ import pytest
 import sympy as sp
 
 import symdiff
-from symdiff.functions import relu, sigmoid, softplus
+from symdiff.functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 from symdiff.rules import RULES
 
 x, y = sp.symbols("x y")
@@ -126,6 +126,12 @@ def mutants():
         ("ceiling -> 1", sp.ceiling, one, sp.ceiling(x) + y, [x, y]),
         ("heaviside -> 1", sp.Heaviside, lambda out, a, *h: (S.One,) + (None,) * len(h),
          sp.Heaviside(x) + y, [x, y]),
+        ("hypot -> a/out**2", hypot, lambda out, *a: tuple(t / out**2 for t in a),
+         sp.sqrt(x**2 + y**2), [x, y]),
+        ("logsumexp -> exp(a)", logsumexp, lambda out, *a: tuple(sp.exp(t) for t in a),
+         sp.log(sp.exp(x) + sp.exp(y)), [x, y]),
+        ("expm1 -> out", expm1, lambda out, a: (out,), sp.exp(x) - 1, [x]),
+        ("log1p -> 1/a", log1p, lambda out, a: (1 / a,), sp.log(1 + x), [x]),
         ("max swapped", sp.Max, max_swapped, sp.Max(x, y), [x, y]),
         ("min swapped", sp.Min, min_swapped, sp.Min(x, y), [x, y]),
     ]
