@@ -23,21 +23,38 @@ PACKAGES = {"deap.benchmarks": "deap", "deap.benchmarks.gp": "deap",
             "ml-losses-ours": "sympy"}
 
 
-def _params() -> list:
-    params = []
+# Entries that fail today for a reason not fixed yet (issue 11 stays open), with the tests they
+# fail: strict xfails, so a fix that makes one pass fails the suite until its line is removed.
+KNOWN = {"sympy.stats:VonMises": ("besseli has no code emission in either backend",
+                                  {"code", "check"})}
+
+
+def _built() -> list:
+    built = []
     for collection, build in lib.all_entries().items():
         try:
-            entries = build()
+            built.append((collection, build()))
         except ImportError:  # the test itself says which package is missing
+            built.append((collection, None))
+    return built
+
+
+BUILT = _built()
+
+
+def _params(test: str) -> list:
+    params = []
+    for collection, entries in BUILT:
+        if entries is None:
             params.append(pytest.param(collection, id=f"{collection}:(not installed)"))
             continue
         for entry in entries:
             marks = [pytest.mark.skip(reason=entry.skip)] if entry.skip else []
+            reason, tests = KNOWN.get(entry.id, ("", ()))
+            if test in tests:
+                marks.append(pytest.mark.xfail(reason=reason, strict=True))
             params.append(pytest.param(entry, id=entry.id, marks=marks))
     return params
-
-
-ENTRIES = _params()
 
 
 def _installed(entry) -> lib.Entry:
@@ -77,7 +94,7 @@ def _program(entry: lib.Entry):
 
 
 @pytest.mark.parametrize("backend", ["math", "numpy"])
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("entry", _params("code"))
 def test_generated_code_matches_sympy_diff(entry, backend):
     entry = _installed(entry)
     ref = _oracle(entry)
@@ -86,7 +103,7 @@ def test_generated_code_matches_sympy_diff(entry, backend):
     assert not bad, f"{entry.id} = {entry.expr}\n{len(bad)} wrong:\n" + "\n".join(bad[:6])
 
 
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("entry", _params("check"))
 def test_check_says_ok(entry):
     entry = _installed(entry)
     _oracle(entry)  # skips an entry without a reference, like the other tests
@@ -94,7 +111,7 @@ def test_check_says_ok(entry):
     assert report.ok, f"{entry.id}\n{report}"
 
 
-@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("entry", _params("verify"))
 def test_verify_of_the_exact_gradient_says_ok(entry):
     entry = _installed(entry)
     ref = _oracle(entry)

@@ -29,6 +29,20 @@ ITEMS = corpus.sample(TREES, SEED)
 CHUNKS = [ITEMS[i:i + CHUNK] for i in range(0, len(ITEMS), CHUNK)]
 
 
+# Defects this slice found that are not fixed yet (issue 11 stays open for them). Each must
+# still fail: when a fix makes one pass, this test fails until its line is removed.
+KNOWN = {
+    "Item(3, 162492972, 19)": "acot(floor(atan2(0.5, x))): math acot(0) divides by zero",
+    "Item(3, 197141664, 59)": "sinh(cosh(sinh(y))): check over the time limit",
+    "Item(4, 963422794813, 59)": "relu(asec((2*dy)**2.0)): check false alarm",
+    "Item(4, 6397226234280, 59)": "Piecewise with a complex constant in the untaken branch",
+    "Item(5, 3201046412431237, 27)": "((y + Min(log(0.5, y), y))**3)**2.0: check false alarm",
+    "Item(5, 906144259094101, 34)": "asec(coth(((x/0.5)**x)*x)): check false alarm",
+    "Item(5, 159898183496891388, 14)": "Piecewise((-1, x > 0), (2, True))**(-0.5): refused",
+    "Item(5, 6498206943332733, 10)": "expm1(Min(exp(x), 1/2, x))**2.0 - 1/2: check false alarm",
+}
+
+
 def _describe(rec) -> str:
     formula = rec.string if rec.string is not None else rec.python
     lines = [f"{rec.outcome}: {formula}  wrt {rec.wrt}  [{rec.item}]"]
@@ -45,13 +59,18 @@ def _symdiff_timeout(failure) -> bool:
 
 @pytest.mark.parametrize("chunk", range(len(CHUNKS)))
 def test_enumerated_formulas(chunk):
-    bad = []
+    bad, known_failing = [], set()
     for k, item in enumerate(CHUNKS[chunk]):
         index = chunk * CHUNK + k
         rec = corpus.judge(item, check_verify=index % CHECK_EVERY == 0, timeout=TIMEOUT)
         if any(f["kind"] in corpus.DEFECTS or _symdiff_timeout(f) for f in rec.failures):
-            bad.append(_describe(rec))
+            if str(rec.item) in KNOWN:
+                known_failing.add(str(rec.item))
+            else:
+                bad.append(_describe(rec))
     assert not bad, f"{len(bad)} of {len(CHUNKS[chunk])} formulas fail:\n" + "\n".join(bad)
+    fixed = {str(i) for i in CHUNKS[chunk]} & set(KNOWN) - known_failing
+    assert not fixed, f"known failures now pass, remove them from KNOWN: {sorted(fixed)}"
 
 
 def test_the_slice_covers_the_grammar():

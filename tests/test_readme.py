@@ -4,6 +4,7 @@ import ast
 import pathlib
 import re
 
+import pytest
 import sympy as sp
 
 import symdiff
@@ -64,10 +65,11 @@ def test_readme_shows_the_batchnorm_code_symdiff_writes():
     assert shown_python("batchnorm-numpy") == "\n\n\n".join(functions) + "\n"
 
 
-def test_readme_array_verify_report_is_the_real_one(capsys):
-    exec(shown_python("verify-arrays"), {})  # our own README's code
+@pytest.mark.parametrize("marker", ["verify-arrays", "verify-staged"])
+def test_readme_verify_reports_are_the_real_ones(capsys, marker):
+    exec(shown_python(marker), {})  # our own README's code
     printed = capsys.readouterr().out
-    end = README.index("<!-- verify-arrays:end -->")
+    end = README.index(f"<!-- {marker}:end -->")
     shown = re.search(r"```text\n(.*?)```", README[end:], re.S).group(1)
     assert printed == shown
 
@@ -88,14 +90,6 @@ def test_every_python_block_runs_as_printed(tmp_path, monkeypatch, capsys):
         except Exception as exc:  # name the block, not just the exception
             raise AssertionError(f"README python block {k + 1} fails: {exc!r}\n{block}") from exc
     capsys.readouterr()
-
-
-def test_readme_staged_verify_report_is_the_real_one(capsys):
-    exec(shown_python("verify-staged"), {})  # our own README's code
-    printed = capsys.readouterr().out
-    end = README.index("<!-- verify-staged:end -->")
-    shown = re.search(r"```text\n(.*?)```", README[end:], re.S).group(1)
-    assert printed == shown
 
 
 def test_readme_check_report_is_the_real_one(staged):

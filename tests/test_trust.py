@@ -220,3 +220,16 @@ def test_the_focal_loss_stays_finite_where_one_minus_p_rounds_to_zero():
         assert all(math.isfinite(v) for v in (value, *grads))
     assert symdiff.check(prog).ok
     assert_backends_match(prog.expr, expr, [al, g, z], {al: 1.5, g: 2.0, z: 3.0})
+
+
+def test_an_integral_float_exponent_of_a_negative_base_is_real():
+    """landscapes' dixon_price writes (x1 - 1.0)**2.0: real for x1 < 1, as Python computes it."""
+    x1, x2 = sp.symbols("x1 x2", **R)
+    expr = (x1 - 1.0)**2.0 + 2 * (2.0 * x2**2.0 - x1)**2.0
+    prog = assert_backends_match(expr, expr, [x1, x2], {x1: -1.3, x2: -0.4})
+    assert "**2.0" not in str(prog)
+    x3 = sp.Symbol("x3", **R)
+    dixon = expr + 2 * (2.0 * x3**2.0 - x2)**2.0
+    assert symdiff.verify(dixon, [x1, x2, x3], [sp.diff(dixon, v) for v in (x1, x2, x3)],
+                          samples=10).ok
+    assert symdiff.verify(expr, [x1, x2], [sp.diff(expr, v) for v in (x1, x2)]).ok

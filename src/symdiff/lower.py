@@ -65,6 +65,8 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
             return real.get(node)
         if node.is_NumberSymbol and node not in _PRINTED_CONSTANTS:  # hbar: its value
             return sp.Float(node.evalf(DIGITS), DIGITS)
+        if isinstance(node, sp.Pow) and _integral_float(args[1]):  # x**2.0 is x**2 (real)
+            return sp.Pow(args[0], sp.Integer(int(args[1])), evaluate=False)
         if isinstance(node, sp.beta) and len(args) == 2:  # sympy.stats writes beta(a, b)
             a, b = args
             return sp.gamma(a) * sp.gamma(b) / sp.gamma(a + b)
@@ -78,6 +80,11 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
     canonical = rebuild(expr, swap, evaluate=False)
     stable.hand_over(canonical, stabilize.notes)
     return canonical
+
+
+def _integral_float(e: sp.Basic) -> bool:
+    """A float exponent with an integer value (``x**2.0``): Python computes it for x < 0."""
+    return e.is_Float and e.is_finite and abs(e) <= 2**53 and float(e).is_integer()
 
 
 def _exp_plus_one(node: sp.Basic) -> sp.Expr | None:
