@@ -34,12 +34,9 @@ CHUNKS = [ITEMS[i:i + CHUNK] for i in range(0, len(ITEMS), CHUNK)]
 KNOWN = {
     "Item(3, 162492972, 19)": "acot(floor(atan2(0.5, x))): math acot(0) divides by zero",
     "Item(3, 197141664, 59)": "sinh(cosh(sinh(y))): check over the time limit",
-    "Item(4, 963422794813, 59)": "relu(asec((2*dy)**2.0)): check false alarm",
     "Item(4, 6397226234280, 59)": "Piecewise with a complex constant in the untaken branch",
-    "Item(5, 3201046412431237, 27)": "((y + Min(log(0.5, y), y))**3)**2.0: check false alarm",
     "Item(5, 906144259094101, 34)": "asec(coth(((x/0.5)**x)*x)): check false alarm",
     "Item(5, 159898183496891388, 14)": "Piecewise((-1, x > 0), (2, True))**(-0.5): refused",
-    "Item(5, 6498206943332733, 10)": "expm1(Min(exp(x), 1/2, x))**2.0 - 1/2: check false alarm",
 }
 
 
