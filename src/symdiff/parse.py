@@ -15,10 +15,10 @@ Invariants:
   exact numbers SymPy would fold stay below ``NUMBER_DIGITS`` digits, roots are taken only of
   numbers below ``ROOT_DIGITS`` digits, and no exception of SymPy's leaks.
 * A name not followed by ``(`` is a variable, ``Symbol(name, real=True)``, whatever it spells
-  (``gamma``, ``beta``, ``lambda``, ``I``, ``S``, ``N``): only ``pi`` and ``E`` are constants, and
-  not when the caller declares them as variables (``variables=``: the names listed in ``wrt`` or
-  ``args``). ``True`` and ``False`` are conditions. Only whitelisted functions can be called, and the
-  result is always a value, never a condition.
+  (``gamma``, ``beta``, ``lambda``, ``I``, ``S``, ``N``): only ``pi`` and ``E`` are constants,
+  and not when the caller declares them as variables (``variables=``: the names listed in
+  ``wrt`` or ``args``). ``True`` and ``False`` are conditions. Only whitelisted functions can be
+  called, and the result is always a value, never a condition.
 * A chain ``a + b - c`` (``a * b / c``) becomes one ``Add`` (``Mul``) call, so long sums are linear.
 * SymPy's automatic simplification walks arguments recursively, so a node whose operands are
   nested deeper than ``EVAL_DEPTH`` (or larger than ``EVAL_SIZE`` nodes) is built unevaluated.

@@ -38,7 +38,8 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list
         if step.name not in needs or upstream not in written:
             continue
         if terms is None:
-            pairs = [(o, _reuse(local, staged)) for o, local in local_partials(step.rhs, step.value)]
+            pairs = [(o, _reuse(local, staged))
+                     for o, local in local_partials(step.rhs, step.value)]
         else:
             pairs = terms(step, sp.Symbol(upstream, real=True))
         for operand, local in pairs:
