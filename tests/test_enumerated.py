@@ -31,13 +31,7 @@ CHUNKS = [ITEMS[i:i + CHUNK] for i in range(0, len(ITEMS), CHUNK)]
 
 # Defects this slice found that are not fixed yet (issue 11 stays open for them). Each must
 # still fail: when a fix makes one pass, this test fails until its line is removed.
-KNOWN = {
-    "Item(3, 162492972, 19)": "acot(floor(atan2(0.5, x))): math acot(0) divides by zero",
-    "Item(3, 197141664, 59)": "sinh(cosh(sinh(y))): check over the time limit",
-    "Item(4, 6397226234280, 59)": "Piecewise with a complex constant in the untaken branch",
-    "Item(5, 906144259094101, 34)": "asec(coth(((x/0.5)**x)*x)): check false alarm",
-    "Item(5, 159898183496891388, 14)": "Piecewise((-1, x > 0), (2, True))**(-0.5): refused",
-}
+KNOWN: dict[str, str] = {}  # str(Item) -> why it fails (a strict expectation)
 
 
 def _describe(rec) -> str:

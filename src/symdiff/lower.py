@@ -67,6 +67,8 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
             return sp.Float(node.evalf(DIGITS), DIGITS)
         if isinstance(node, sp.Pow) and _integral_float(args[1]):  # x**2.0 is x**2 (real)
             return sp.Pow(args[0], sp.Integer(int(args[1])), evaluate=False)
+        if isinstance(node, ExprCondPair) and _not_real_constant(args[0]):
+            return ExprCondPair(sp.nan, args[1])  # undefined where this branch is taken
         if isinstance(node, sp.beta) and len(args) == 2:  # sympy.stats writes beta(a, b)
             a, b = args
             return sp.gamma(a) * sp.gamma(b) / sp.gamma(a + b)
@@ -80,6 +82,18 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
     canonical = rebuild(expr, swap, evaluate=False)
     stable.hand_over(canonical, stabilize.notes)
     return canonical
+
+
+def _not_real_constant(e: sp.Basic) -> bool:
+    """A branch value SymPy folded to zoo, nan or a complex number (``cot(pi)``, ``(-1)**0.5``).
+
+    The branch is kept as nan: the formula is undefined where it is taken and defined elsewhere
+    (``Piecewise((cot(pi), y > 0), (pi, True))`` is pi for y <= 0), as a Piecewise with no
+    branch for a point is.
+    """
+    if not e.is_number or e is sp.nan:
+        return False
+    return e.is_extended_real is False or e.has(sp.zoo, sp.nan, sp.I)
 
 
 def _integral_float(e: sp.Basic) -> bool:
@@ -149,7 +163,9 @@ class Lowerer:
             if node in self.known:
                 continue
             self.known.add(node)
-            _reject(node)
+            _reject(node, branch=node is sp.nan and node is not root)
+            if not isinstance(node, ExprCondPair) and any(a is sp.nan for a in node.args):
+                _reject(sp.nan)  # nan only as a branch value (an undefined branch), see above
             if node.is_Symbol:
                 self.total.add(node)
             elif not node.args or all(a in self.constant for a in node.args):
@@ -344,8 +360,8 @@ def _scaled(c: sp.Basic, value: sp.Basic) -> sp.Basic:
     return sp.Mul(c, value, evaluate=False)
 
 
-def _reject(node: sp.Basic) -> None:
-    if node is sp.zoo or node is sp.nan:
+def _reject(node: sp.Basic, *, branch: bool = False) -> None:
+    if node is sp.zoo or node is sp.nan and not branch:
         raise UnsupportedFunctionError(
             f"the formula is undefined everywhere: SymPy folds part of it to {node} "
             "(a division by zero such as x/(x - x), or 0/0)")

@@ -49,6 +49,8 @@ def _value(node, env, done):
         return _logic(node, args)
     if any(_undefined(a) for a in args):
         return NAN
+    if not isinstance(node, _ARITHMETIC) and any(_beyond_reach(a) for a in args):
+        return NAN
     rule = _TABLE.get(type(node))
     try:
         value = rule(*args) if rule is not None else _fallback(node, args)
@@ -57,6 +59,17 @@ def _value(node, env, done):
     if isinstance(value, mpmath.mpc):
         return NAN if value.imag != 0 else value.real
     return value
+
+
+# A function of a number beyond 2**MAX_MAG (about 10**1233, far past any float) is treated as
+# undefined: sinh(cosh(sinh(12))) would need ln 2 to 10**4782 bits, and never finish. Sums and
+# products of such numbers are cheap, and a float program never holds them anyway.
+MAX_MAG = 4096
+_ARITHMETIC = (sp.Add, sp.Mul)
+
+
+def _beyond_reach(value) -> bool:
+    return isinstance(value, mpmath.mpf) and mpmath.isfinite(value) and mpmath.mag(value) > MAX_MAG
 
 
 def _number(value):

@@ -289,8 +289,7 @@ class _StagedPrinter:
         inner = _RECIPROCAL[expr.func](expr.args[0], evaluate=False)
         return f"1/{self._print(inner)}"
 
-    _print_cot = _print_sec = _print_csc = _print_reciprocal
-    _print_coth = _print_sech = _print_csch = _print_reciprocal
+    _print_cot = _print_sec = _print_csc = _print_coth = _print_reciprocal
 
     def _print_inverse_of_reciprocal(self, expr):
         """acot, asec, ... have no math/numpy function: print atan(1/x), ... (SymPy's branch)."""
@@ -307,6 +306,8 @@ class _StagedPrinter:
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
     _print_sigmoid = _print_relu = _print_softplus = _print_logsumexp = _print_helper_call
+    # 1/cosh(t) and 1/sinh(t) overflow in cosh and sinh for |t| > 710 where they are tiny
+    _print_sech = _print_csch = _print_helper_call
 
     def _print_named_constant(self, expr):
         """The module-level float of the constant (see NAMED_CONSTANTS): math has no
@@ -345,7 +346,7 @@ class _StagedPrinter:
         Number values print as float literals, so a Piecewise of constants is float-valued.
         """
         pairs = list(expr.args)
-        default = f"{self._mod}.nan"
+        default = self._print(sp.nan)
         if pairs and pairs[-1].cond is sp.true:
             default = self._print_value(pairs.pop().expr)
         conds = [self._print(p.cond) for p in pairs]
@@ -377,6 +378,16 @@ class MathPrinter(_StagedPrinter, PythonCodePrinter):
     def _general_power(self, base, e):
         """``math.pow``: a negative base raises ValueError where ``**`` returns a complex."""
         return f"math.pow({self._print(base)}, {self._print(e)})"
+
+    # atan(1/t) divides by zero at t = 0, where acot is pi/2 (numpy's 1/0 is inf: no helper)
+    _print_acot = _StagedPrinter._print_helper_call
+
+    def _print_NaN(self, expr):
+        """An undefined value (a Piecewise branch SymPy folds to zoo or a complex number, or
+        no branch for the point) raises ValueError, as math.log(-1) does: a nan would pass
+        through max() unseen (max(1.0, nan) is 1.0)."""
+        self.helpers.add("undefined")
+        return "undefined()"
 
     def _print_Piecewise(self, expr):
         """A lazy nested conditional expression (SymPy's falls back to None, not nan)."""
@@ -590,6 +601,29 @@ _MATH_HELPERS = {
             """log(1 + exp(t)), with no OverflowError for any t."""
             return max(t, 0.0) + math.log1p(math.exp(-abs(t)))
         ''',
+    "sech": '''
+        def sech(t):
+            """1/cosh(t) with no OverflowError: 2e/(1 + e*e) with e = exp(-|t|) <= 1."""
+            e = math.exp(-abs(t))
+            return 2.0 * e / (1.0 + e * e)
+        ''',
+    "csch": '''
+        def csch(t):
+            """1/sinh(t) with no OverflowError: 2e/(1 - e*e) with e = exp(-|t|), signed as t
+            (1 - e*e is -expm1(-2|t|), accurate near 0); csch(0) divides by zero."""
+            e = math.exp(-abs(t))
+            return math.copysign(2.0 * e / -math.expm1(-2.0 * abs(t)), t)
+        ''',
+    "undefined": '''
+        def undefined():
+            """Raise where the formula is undefined (math functions raise ValueError too)."""
+            raise ValueError("math domain error: the formula is undefined at this point")
+        ''',
+    "acot": '''
+        def acot(t):
+            """atan(1/t), and pi/2 at t = 0 (SymPy's acot(0))."""
+            return math.atan(1.0 / t) if t else math.pi / 2
+        ''',
     "logsumexp": '''
         def logsumexp(*terms):
             """log(exp(t0) + exp(t1) + ...), with no OverflowError: the largest term is
@@ -626,6 +660,19 @@ _NUMPY_HELPERS = {
         def softplus(t):
             """log(1 + exp(t)) elementwise, with no overflow."""
             return np.logaddexp(0.0, t)
+        ''',
+    "sech": '''
+        def sech(t):
+            """1/cosh(t) elementwise with no overflow: 2e/(1 + e*e) with e = exp(-|t|)."""
+            e = np.exp(-np.abs(t))
+            return 2.0 * e / (1.0 + e * e)
+        ''',
+    "csch": '''
+        def csch(t):
+            """1/sinh(t) elementwise with no overflow: 2e/(1 - e*e) with e = exp(-|t|),
+            signed as t (1 - e*e is -expm1(-2|t|), accurate near 0); inf at 0, as 1/0."""
+            a = np.abs(t)
+            return np.copysign(2.0 * np.exp(-a) / -np.expm1(-2.0 * a), t)
         ''',
     "logsumexp": '''
         def logsumexp(*terms):

@@ -216,6 +216,8 @@ def _compound_partial(rhs: sp.Expr, symbol: sp.Symbol, out: sp.Symbol) -> sp.Exp
 def _node_partial(node: sp.Basic, symbol: sp.Symbol, d: dict) -> sp.Expr:
     if node.is_Symbol:
         return sp.S.One if node == symbol else sp.S.Zero
+    if node is sp.nan:
+        return sp.nan  # an undefined branch (see lower.canonicalize): its gradient too
     if isinstance(node, _CONDITIONS) or not node.args:
         return sp.S.Zero  # constants, and conditions (a condition has no derivative)
     inner = [d[a] for a in node.args]
