@@ -307,3 +307,13 @@ def test_evaluating_a_tower_of_exponentials_finishes():
     y = sp.Symbol("y", **R)
     report = symdiff.check(symdiff.lower(sp.sinh(sp.cosh(sp.sinh(y))), wrt=[y]))
     assert report.ok and len(report.points) == 20
+
+
+def test_a_stabilized_program_quotes_the_formula_as_written():
+    """check compares against the user's formula, so its header (and the listing) quote it;
+    the rewrites are shown where they happen, in # stable: notes."""
+    written = "-y*log(sigmoid(z)) - (1 - y)*log(1 - sigmoid(z))"
+    prog = symdiff.lower(written, wrt=["y", "z"])
+    assert str(prog).splitlines()[0] == f"out = f(y, z) = {written}"
+    assert "# stable: log(1 - sigmoid(z)) = -softplus(z)" in str(prog)
+    assert str(symdiff.check(prog)).splitlines()[0] == f"check: {written}"

@@ -60,7 +60,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     backward = reverse(forward, {codes[i].name: g for i, g in grads.items()})
     user_wrt = tuple(user for user, _ in wrt_pairs)
     return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
-                   text=_formula_text(canonical, codes, nodes))
+                   text=_formula_text(*_as_written(expr, canonical, forward, real, codes), nodes))
 
 
 def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
@@ -261,6 +261,14 @@ def _unknown_name(item: str, symbols, what: str) -> ArgumentError:
                              f"{known}")
     return ArgumentError(f"{what} names {item!r}, which is not a variable of the formula (its "
                          f"variables: {known}); pass allow_unused=True for a zero gradient")
+
+
+def _as_written(expr, canonical, forward, real, codes) -> tuple[sp.Expr, dict]:
+    """The formula the listing quotes: the canonical one (sigmoid patterns as sigmoid), or the
+    user's own where a stable rewrite changed it (the ``# stable:`` notes show each rewrite)."""
+    if any(step.note for step in forward):
+        return expr, {s: codes.get(r, r) for s, r in real.items()}
+    return canonical, codes
 
 
 def _formula_text(expr: sp.Expr, codes: dict, user_nodes: list) -> str:
