@@ -283,6 +283,40 @@ def test_a_branch_sympy_folds_to_a_non_real_constant_is_undefined_only_there():
         assert symdiff.check(prog).ok
     with pytest.raises(symdiff.UnsupportedFunctionError, match="undefined everywhere"):
         symdiff.lower(x + sp.nan, wrt=[x])
+    with pytest.raises(symdiff.UnsupportedFunctionError, match="not real"):
+        symdiff.lower(x + sp.I, wrt=[x])
+
+
+def test_a_complex_branch_is_undefined_where_taken_and_a_nested_one_only_in_its_branch():
+    """log(x, -1) = -I*log(x)/pi is complex wherever it is taken; an inner Piecewise's undefined
+    branch does not make the outer branch holding it undefined."""
+    x, y = sp.symbols("x y", **R)
+    prog = symdiff.lower(sp.Piecewise((sp.log(x, -1), x > 0), (2 * x, True)), wrt=[x])
+    f = prog.compile("math").value_and_grad
+    assert f(-3.0) == (-6.0, (2.0,))
+    with pytest.raises(ValueError, match="undefined"):
+        f(3.0)
+    inner = sp.Piecewise((sp.cot(sp.pi), y > 0), (x**2, True))
+    prog = symdiff.lower(sp.Piecewise((inner, x > 0), (2 * x, True)), wrt=[x, y])
+    f = prog.compile("math").value_and_grad
+    assert f(3.0, -1.0) == (9.0, (6.0, 0.0)) and f(-3.0, 1.0) == (-6.0, (2.0, 0.0))
+    with pytest.raises(ValueError, match="undefined"):
+        f(3.0, 1.0)
+    assert symdiff.check(prog).ok
+
+
+@pytest.mark.parametrize("func, t", [(sp.tanh, 25.0), (symdiff.sigmoid, 50.0), (sp.coth, 25.0)])
+def test_a_saturated_textbook_derivative_is_accurate_to_eps_absolute(func, t):
+    """sigmoid' = s*(1 - s), tanh' = 1 - tanh**2 (the staged example's rule, and PyTorch's and
+    JAX's): where s rounds to 1 the difference is 0 to within eps of its terms, not to a relative
+    error (the README's non-smooth and tails convention). The error stays below 2**-52."""
+    x = sp.Symbol("x", **R)
+    prog = symdiff.lower(func(x), wrt=[x])
+    exact = sp.diff(func(x).rewrite(sp.exp), x).subs(x, t).evalf(40)
+    for backend in ("math", "numpy"):
+        grad = float(prog.compile(backend).value_and_grad(t)[1][0])
+        assert abs(grad - float(exact)) <= 2.0**-52 and abs(float(exact)) < 1e-16
+    assert symdiff.check(prog).ok
 
 
 def test_check_does_not_blame_code_where_rounding_reaches_a_singularity(monkeypatch):

@@ -563,6 +563,18 @@ class _Eval:
         raise NoOracle(f"cannot evaluate the condition {cond}")
 
 
+def _sigmoid_argument(node):
+    """``u`` when ``node`` is 1/(1 + exp(u)) (the plain form of sigmoid(-u)), else None."""
+    if not (isinstance(node, sp.Pow) and node.exp == -1 and isinstance(node.base, sp.Add)):
+        return None
+    terms = node.base.args
+    if len(terms) == 2 and sp.S.One in terms:
+        e = terms[0] if terms[1] == 1 else terms[1]
+        if isinstance(e, sp.exp) and e.args[0].free_symbols:
+            return e.args[0]
+    return None
+
+
 def _gap(v):
     if not isinstance(v, mpmath.mpf):
         raise TypeError("a complex kink argument")
@@ -648,13 +660,27 @@ class Oracle:
             w = adj.get(node)
             if w is None or node.is_Symbol or not node.free_symbols or node not in ev.memo:
                 continue
-            for child, local in self._locals(node, ev):
+            for child, local in self._terms(node, ev):
                 if not _real(local):
                     return None
                 adj[child] = adj.get(child, mpmath.mpf(0)) + w * abs(local)
         value = mpmath.fsum(w * abs(ev.memo[n]) for n, w in adj.items() if n in ev.memo)
         out = [value] + [adj.get(v, mpmath.mpf(0)) for v in self.wrt]
         return out if all(_real(s) and abs(s) < HUGE for s in out) else None
+
+    def _terms(self, node, ev):
+        """(operand, magnitude of the terms of its local partial) for the scales: the local
+        partial, except where the textbook derivative of a function subtracts from 1: any
+        chain-rule code computes sigmoid' = s*(1 - s), tanh' = 1 - tanh**2, coth' = 1 - coth**2
+        (PyTorch, JAX and symdiff alike), whose terms are s and s**2 (1 and tanh**2), so
+        where s saturates it is 0 to within eps of them, not to a relative error."""
+        arg = _sigmoid_argument(node)
+        if arg is not None and node in ev.memo:
+            out = abs(ev.memo[node])
+            return [(arg, out * (1 + out))]
+        if isinstance(node, (sp.tanh, sp.coth)) and node in ev.memo:
+            return [(node.args[0], 1 + ev.memo[node] ** 2)]
+        return self._locals(node, ev)
 
     def _locals(self, node, ev):
         """(operand, local partial value) for each operand with a variable behind it."""

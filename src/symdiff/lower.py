@@ -67,7 +67,7 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
             return sp.Float(node.evalf(DIGITS), DIGITS)
         if isinstance(node, sp.Pow) and _integral_float(args[1]):  # x**2.0 is x**2 (real)
             return sp.Pow(args[0], sp.Integer(int(args[1])), evaluate=False)
-        if isinstance(node, ExprCondPair) and _not_real_constant(args[0]):
+        if isinstance(node, ExprCondPair) and _not_real_branch(args[0]):
             return ExprCondPair(sp.nan, args[1])  # undefined where this branch is taken
         if isinstance(node, sp.beta) and len(args) == 2:  # sympy.stats writes beta(a, b)
             a, b = args
@@ -84,16 +84,20 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
     return canonical
 
 
-def _not_real_constant(e: sp.Basic) -> bool:
-    """A branch value SymPy folded to zoo, nan or a complex number (``cot(pi)``, ``(-1)**0.5``).
+def _not_real_branch(e: sp.Basic) -> bool:
+    """A branch value SymPy folded to zoo, nan, or something with a complex number in it
+    (``cot(pi)``, ``(-1)**0.5``, ``log(x, -1) = -I*log(x)/pi``).
 
     The branch is kept as nan: the formula is undefined where it is taken and defined elsewhere
     (``Piecewise((cot(pi), y > 0), (pi, True))`` is pi for y <= 0), as a Piecewise with no
-    branch for a point is.
+    branch for a point is, and as any complex intermediate is (only real values are supported).
     """
-    if not e.is_number or e is sp.nan:
+    if e is sp.nan:
         return False
-    return e.is_extended_real is False or e.has(sp.zoo, sp.nan, sp.I)
+    if e.is_number and e.is_extended_real is False:
+        return True
+    inside = postorder(e, stop=lambda n: isinstance(n, sp.Piecewise))  # its own branches
+    return any(n is sp.I or n is sp.zoo or n is sp.nan for n in inside)  # are judged there
 
 
 def _integral_float(e: sp.Basic) -> bool:
