@@ -351,3 +351,15 @@ def test_a_stabilized_program_quotes_the_formula_as_written():
     assert str(prog).splitlines()[0] == f"out = f(y, z) = {written}"
     assert "# stable: log(1 - sigmoid(z)) = -softplus(z)" in str(prog)
     assert str(symdiff.check(prog)).splitlines()[0] == f"check: {written}"
+
+
+def test_check_and_verify_sample_declared_signs():
+    """Symbol('x', positive=True) is drawn positive: SymPy folds sqrt(x**2) to x for it, which
+    is the formula the user means only where x > 0."""
+    x, y = sp.Symbol("x", positive=True), sp.Symbol("y", negative=True)
+    z = sp.Symbol("z", **R)
+    report = symdiff.check(symdiff.lower(sp.sqrt(x**2) * y * z, wrt=[x, y, z]))
+    assert report.ok and all(p["x"] > 0 and p["y"] < 0 for p in report.points)
+    assert min(p["z"] for p in report.points) < 0 < max(p["z"] for p in report.points)
+    verdict = symdiff.verify(sp.sqrt(x**2) * y, [x, y], [y, x], samples=8)
+    assert verdict.ok and all(p["x"] > 0 and p["y"] < 0 for p in verdict.points)

@@ -51,20 +51,29 @@ def sample_points(
     seed: int = 0,
     box: dict | None = None,
     tries_per_point: int = 40,
+    signs: dict | None = None,
 ) -> list[dict]:
     """``count`` random points (symbol -> float) where ``defined(point)`` holds.
 
     A symbol in ``box`` (symbol -> (lo, hi), the user's domain) is uniform in [lo, hi]. Other
     coordinates are mostly uniform in [-3, 3]; some are in (0, 1) or of magnitude 1e-2..1e2, so
-    formulas defined only for positive arguments or small arguments are still reached.
+    formulas defined only for positive arguments or small arguments are still reached; a symbol
+    in ``signs`` (symbol -> 1 or -1: declared positive or negative) gets that sign.
     """
     rng = random.Random(seed)
-    box = box or {}
+    box, signs = box or {}, signs or {}
     points: list[dict] = []
+
+    def draw(s):
+        if s in box:
+            return rng.uniform(*box[s])
+        v = _draw(rng)
+        return math.copysign(v, signs[s]) if s in signs else v
+
     for _ in range(count * tries_per_point):
         if len(points) == count:
             break
-        point = {s: rng.uniform(*box[s]) if s in box else _draw(rng) for s in names}
+        point = {s: draw(s) for s in names}
         if defined(point):
             points.append(point)
     return points

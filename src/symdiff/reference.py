@@ -62,7 +62,18 @@ class Reference:
         extra = [self._point(p) for p in (given or [])]
         kept = [p for p in extra if self.defined(p)]
         self.skipped = [p for p in extra if p not in kept]  # the caller says so in its report
-        return kept + sample_points(self.args, self.defined, samples, seed, box)
+        return kept + sample_points(self.args, self.defined, samples, seed, box,
+                                    signs=self.signs())
+
+    def signs(self) -> dict:
+        """The sign each argument is declared to have (Symbol('x', positive=True): 1)."""
+        out = {}
+        for i, a in zip(self.prog.inputs, self.args):
+            if i.symbol.is_positive or i.symbol.is_nonnegative:
+                out[a] = 1.0
+            elif i.symbol.is_negative or i.symbol.is_nonpositive:
+                out[a] = -1.0
+        return out
 
     def skipped_note(self) -> list[str]:
         """A note naming the given points outside the domain, if any."""
