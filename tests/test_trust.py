@@ -363,3 +363,20 @@ def test_check_and_verify_sample_declared_signs():
     assert min(p["z"] for p in report.points) < 0 < max(p["z"] for p in report.points)
     verdict = symdiff.verify(sp.sqrt(x**2) * y, [x, y], [y, x], samples=8)
     assert verdict.ok and all(p["x"] > 0 and p["y"] < 0 for p in verdict.points)
+
+
+def test_check_does_not_judge_float_code_where_a_step_is_beyond_the_float_range():
+    """gamma(x**3) at x = -10.76 is about 1e-3300: it underflows in any float code, and
+    asech(0) divides by zero, though the formula (about 7600) and its gradient are defined."""
+    x = sp.Symbol("x", **R)
+    prog = symdiff.lower(sp.asech(sp.gamma(x**3)), wrt=[x])
+    with np.errstate(all="ignore"):
+        report = symdiff.check(prog, points=[{"x": -10.7601}], samples=5)
+    assert report.ok and not report.raised, str(report)
+    assert any("beyond the float range" in n for n in report.notes)
+    keep = RULES[sp.asech]
+    with pytest.MonkeyPatch.context() as m:  # the 50-digit program is still judged there
+        m.setitem(RULES, sp.asech, lambda out, a: (1.001 * keep(out, a)[0],))
+        with np.errstate(all="ignore"):
+            assert not symdiff.check(symdiff.lower(sp.asech(sp.gamma(x**3)), wrt=[x]),
+                                     points=[{"x": -10.7601}], samples=1).ok

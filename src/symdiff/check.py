@@ -263,8 +263,9 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
     bounds = [(e[-2], e[-1]) for e in exact]
     fragile = _fragile(truth, bounds)
     raised, spared = _spare(prog, chosen, fragile, raised, comparisons[1:])
-    if spared:
-        notes.append(spared)
+    outside = [ref.beyond_floats(p) for p in chosen]
+    raised, unjudged = _unjudged(prog, chosen, outside, raised, comparisons[1:])
+    notes += [n for n in (spared, unjudged) if n]
     for label, rows, unit, rel in comparisons:
         _compare(prog, reports, chosen, truth, rows, bounds, label, unit, rel)
         if only is not None:
@@ -368,6 +369,23 @@ def _spare(prog, points, fragile, raised, comparisons):
                   f"determines no digit of a partial (its error bound exceeds its size: an "
                   f"intermediate rounds onto a singularity), and {' and '.join(what)} there; "
                   f"the 50-digit program is compared with the reference there as everywhere")
+
+
+def _unjudged(prog, points, outside, raised, comparisons):
+    """Generated code is not judged where a forward value is beyond the float range (it over-
+    or underflows whatever it does); the 50-digit program is. The note says where."""
+    if not any(outside):
+        return raised, ""
+    where = {tuple(_named(prog, p).items()) for p, o in zip(points, outside) if o}
+    for _, rows, _, _ in comparisons:
+        for i, o in enumerate(outside):
+            if o:
+                rows[i] = None
+    example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(where)[0])
+    return ([r for r in raised if tuple(r[1].items()) not in where],
+            f"at {len(where)} of {len(points)} points (e.g. {example}) a step's value is beyond "
+            f"the float range, so the generated code is not judged there; the 50-digit "
+            f"program is")
 
 
 def tolerance(t, t_err, bound, constant, unit, rel):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import signal
+import sys
 import threading
 
 import mpmath
@@ -24,6 +25,9 @@ from .errors import ArgumentError
 from .functions import to_elementary
 from .ir import Program
 from .numeric import evaluate_many, sample_points
+
+FLOAT_MAX = mpmath.mpf(sys.float_info.max)
+FLOAT_TINY = mpmath.mpf(sys.float_info.min)  # the smallest normal double
 from .rules import derivative
 
 _PLACEHOLDERS = sp.symbols("_p0:256", real=True)
@@ -204,6 +208,16 @@ class Reference:
         state = self.forward_state(point)
         values, bounds, constant = self._backward(state, self.prog.backward)
         return values + [bounds, constant]
+
+    def beyond_floats(self, point: dict) -> bool:
+        """Is a forward value of the program outside the normal float range at ``point``?
+
+        Then floats cannot hold it (gamma(-1245.8) is about 1e-3300): generated code over- or
+        underflows there whatever it does, and only the 50-digit program can be judged.
+        """
+        env = self.forward_state(point)[0]
+        return any(v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX for v in env.values()
+                   if isinstance(v, mpmath.mpf))
 
     def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
         """Forward values at 50 digits, their float error bounds, and the constants' share."""
