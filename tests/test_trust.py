@@ -285,6 +285,14 @@ def test_a_branch_sympy_folds_to_a_non_real_constant_is_undefined_only_there():
         symdiff.lower(x + sp.nan, wrt=[x])
     with pytest.raises(symdiff.UnsupportedFunctionError, match="not real"):
         symdiff.lower(x + sp.I, wrt=[x])
+    with pytest.raises(symdiff.UnsupportedFunctionError, match="asech.E. is a complex number"):
+        symdiff.lower(x * sp.asech(sp.E), wrt=[x])  # the math code raised at run time
+    branches = sp.Piecewise((1, sp.atan2(y, 0.5) > 0), (x * sp.asech(sp.E), True))
+    f = symdiff.lower(branches, wrt=[x, y]).compile("math").value_and_grad
+    assert f(2.0, 2.0) == (1.0, (0.0, 0.0))  # the complex branch is not evaluated where untaken
+    z = sp.Symbol("z", **R)
+    f = symdiff.lower(sp.log(2, sp.Piecewise((z, z > 0), ((-1)**z, True))), wrt=[z])
+    assert f.compile("math").value_and_grad(4.0)[0] == pytest.approx(0.5, rel=1e-15)
 
 
 def test_a_complex_branch_is_undefined_where_taken_and_a_nested_one_only_in_its_branch():

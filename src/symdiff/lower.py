@@ -85,19 +85,30 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
 
 
 def _not_real_branch(e: sp.Basic) -> bool:
-    """A branch value SymPy folded to zoo, nan, or something with a complex number in it
-    (``cot(pi)``, ``(-1)**0.5``, ``log(x, -1) = -I*log(x)/pi``).
+    """A branch value that is not real wherever it is taken: SymPy folded it to zoo or nan, or
+    it has a complex number in it (``cot(pi)``, ``(-1)**0.5``, ``log(x, -1) = -I*log(x)/pi``,
+    ``x*asech(E)``), or a negative base to a variable power (``(-1)**z``, real at integers only).
 
     The branch is kept as nan: the formula is undefined where it is taken and defined elsewhere
     (``Piecewise((cot(pi), y > 0), (pi, True))`` is pi for y <= 0), as a Piecewise with no
     branch for a point is, and as any complex intermediate is (only real values are supported).
+    An inner Piecewise is not entered: its own branches are judged where they are rebuilt.
     """
     if e is sp.nan:
         return False
-    if e.is_number and e.is_extended_real is False:
-        return True
-    inside = postorder(e, stop=lambda n: isinstance(n, sp.Piecewise))  # its own branches
-    return any(n is sp.I or n is sp.zoo or n is sp.nan for n in inside)  # are judged there
+    const: dict[sp.Basic, bool] = {}
+    for n in postorder(e, stop=lambda n: isinstance(n, sp.Piecewise)):
+        if n is sp.I or n is sp.zoo or n is sp.nan:
+            return True
+        if isinstance(n, sp.Piecewise):
+            const[n] = False
+            continue
+        const[n] = all(const[a] for a in n.args) if n.args else n.is_number is True
+        if const[n] and n.args and n.is_extended_real is False:
+            return True
+        if n.is_Pow and const[n.base] and n.base.is_negative and not const[n.exp]:
+            return True
+    return False
 
 
 def _integral_float(e: sp.Basic) -> bool:
@@ -173,6 +184,10 @@ class Lowerer:
             if node.is_Symbol:
                 self.total.add(node)
             elif not node.args or all(a in self.constant for a in node.args):
+                if node.args and node.is_extended_real is False:  # asech(E) = 1.194*I
+                    raise UnsupportedFunctionError(
+                        f"the formula is not real: {_short(node)} is a complex number; only "
+                        "real values are supported")
                 self.constant.add(node)
                 self.total.add(node)
             elif _is_total_gate(node) and all(a in self.total for a in node.args):
