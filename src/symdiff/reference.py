@@ -25,10 +25,10 @@ from .errors import ArgumentError
 from .functions import to_elementary
 from .ir import Program
 from .numeric import evaluate_many, sample_points
+from .rules import derivative
 
 FLOAT_MAX = mpmath.mpf(sys.float_info.max)
 FLOAT_TINY = mpmath.mpf(sys.float_info.min)  # the smallest normal double
-from .rules import derivative
 
 _PLACEHOLDERS = sp.symbols("_p0:256", real=True)
 FD_ALL = 8  # a difference oracle with more wrt symbols checks 8 random partials and directions
