@@ -25,7 +25,8 @@ from symdiff import runtime_math, runtime_numpy
 from symdiff.errors import ArgumentError
 from symdiff.printers import HELPER_NAMES, NAMED_CONSTANTS, helper_source
 
-mpmath.mp.dps = 50
+mp = mpmath.MPContext()  # a private context: the global mpmath.mp is left as it is
+mp.dps = 50
 MODULES = {"math": runtime_math, "numpy": runtime_numpy}
 VECTORIZED = {"erf": "erf", "erfc": "erfc", "gamma": "gamma", "loggamma": "lgamma"}
 
@@ -110,10 +111,10 @@ def test_constants_are_sympys_values_to_double_precision():
         assert getattr(runtime_math, name) == float(constant.evalf(50))
         assert not hasattr(runtime_numpy, name)  # one copy, shared by both backends
         assert helper_source(name, "math").endswith(f"  # sympy.{constant}: {what}\n")
-    assert runtime_math.EULER_GAMMA == float(mpmath.euler)
-    assert runtime_math.CATALAN == float(mpmath.catalan)
-    assert runtime_math.GOLDEN_RATIO == float(mpmath.phi)
-    root = mpmath.findroot(lambda t: t**3 - t**2 - t - 1, 1.8)
+    assert runtime_math.EULER_GAMMA == float(mp.euler)
+    assert runtime_math.CATALAN == float(mp.catalan)
+    assert runtime_math.GOLDEN_RATIO == float(mp.phi)
+    root = mp.findroot(lambda t: t**3 - t**2 - t - 1, 1.8)
     assert runtime_math.TRIBONACCI == float(root)
 
 
@@ -122,7 +123,7 @@ def test_constants_are_sympys_values_to_double_precision():
 
 def test_math_sigmoid_never_overflows(rmath):
     for t in (-800.0, -745.0, -709.9, -709.0, -708.5, -708.0, -30.0, 0.0, 0.5, 40.0, 800.0):
-        want = 1 / (1 + mpmath.exp(-mpmath.mpf(t)))
+        want = 1 / (1 + mp.exp(-mp.mpf(t)))
         assert close(rmath.sigmoid(t), want), t
     assert rmath.sigmoid(0.0) == 0.5 and rmath.sigmoid(800.0) == 1.0
     assert rmath.sigmoid(-800.0) == 0.0  # exp(-800) is below the smallest double
@@ -135,14 +136,14 @@ def test_math_relu(rmath):
 
 def test_math_softplus(rmath):
     for t in (-1000.0, -30.0, -1.0, 0.0, 1e-9, 2.0, 30.0, 1000.0):
-        assert close(rmath.softplus(t), mpmath.log(1 + mpmath.exp(t))), t
+        assert close(rmath.softplus(t), mp.log(1 + mp.exp(t))), t
     assert rmath.softplus(1000.0) == 1000.0 and rmath.softplus(-1000.0) == 0.0
 
 
 def test_math_sech_csch(rmath):
     for t in (-800.0, -3.0, -1e-9, 1e-9, 0.5, 20.0, 800.0):
-        assert close(rmath.sech(t), mpmath.sech(t)), t
-        assert close(rmath.csch(t), mpmath.csch(t)), t
+        assert close(rmath.sech(t), mp.sech(t)), t
+        assert close(rmath.csch(t), mp.csch(t)), t
     assert rmath.sech(0.0) == 1.0
     assert math.copysign(1.0, rmath.csch(-800.0)) == -1.0  # -0.0: signed as t
     with pytest.raises(ZeroDivisionError):
@@ -152,7 +153,7 @@ def test_math_sech_csch(rmath):
 def test_math_acot_and_undefined(rmath):
     assert rmath.acot(0.0) == math.pi / 2 == rmath.acot(0)
     for t in (-2.0, -1e-300, 0.5, 3.0, 1e300):
-        assert close(rmath.acot(t), mpmath.acot(t)), t
+        assert close(rmath.acot(t), mp.acot(t)), t
     assert float(sp.acot(-2)) == pytest.approx(rmath.acot(-2.0), rel=1e-15)  # SymPy's branch
     with pytest.raises(ValueError, match="math domain error"):
         rmath.undefined()
@@ -161,7 +162,7 @@ def test_math_acot_and_undefined(rmath):
 def test_math_logsumexp(rmath):
     for terms in [(3.0,), (1000.0, 1000.0), (1e308, 1e308), (-1000.0, -1000.5, -2000.0),
                   (700.0, 710.0, -5.0), (0.0, 1e-300)]:
-        want = mpmath.log(mpmath.fsum(mpmath.exp(t) for t in terms))
+        want = mp.log(mp.fsum(mp.exp(t) for t in terms))
         assert close(rmath.logsumexp(*terms), want), terms
     inf = math.inf
     assert rmath.logsumexp(inf, 1.0) == inf
@@ -179,14 +180,14 @@ def digamma_tolerance(x: float, want) -> float:
     ulp) does to the reflection term pi/tan(pi*x), whose slope is pi/sin(pi*x)**2."""
     tol = 1e-15 * max(1.0, abs(float(want)))
     if x < 0.5:
-        a = mpmath.pi * x
-        tol += 2 * math.ulp(float(a)) * float(mpmath.pi / mpmath.sin(a) ** 2)
+        a = mp.pi * x
+        tol += 2 * math.ulp(float(a)) * float(mp.pi / mp.sin(a) ** 2)
     return tol
 
 
 def test_math_digamma(rmath):
     for x in POSITIVE + NEGATIVE:
-        want = mpmath.digamma(x)
+        want = mp.digamma(x)
         assert abs(rmath.digamma(x) - want) <= digamma_tolerance(x, want), x
 
 
@@ -197,8 +198,8 @@ def test_numpy_sigmoid_softplus_without_warnings(rnp):
     t = np.array([-800.0, -708.5, 0.0, 40.0, 800.0])
     with no_warnings():
         got, soft = rnp.sigmoid(t), rnp.softplus(np.array([-1000.0, 0.0, 1000.0]))
-    assert all(close(g, 1 / (1 + mpmath.exp(-mpmath.mpf(v)))) for g, v in zip(got, t))
-    assert soft[0] == 0.0 and soft[2] == 1000.0 and close(soft[1], mpmath.log(2))
+    assert all(close(g, 1 / (1 + mp.exp(-mp.mpf(v)))) for g, v in zip(got, t))
+    assert soft[0] == 0.0 and soft[2] == 1000.0 and close(soft[1], mp.log(2))
     assert rnp.sigmoid(0.0) == 0.5
     assert list(rnp.relu(np.array([-2.0, 0.0, 3.5]))) == [0.0, 0.0, 3.5]
 
@@ -208,7 +209,7 @@ def test_numpy_sech_csch(rnp):
     with no_warnings():
         sech, csch = rnp.sech(t), rnp.csch(t)
     for v, s, c in zip(t, sech, csch):
-        assert close(s, mpmath.sech(v)) and close(c, mpmath.csch(v)), v
+        assert close(s, mp.sech(v)) and close(c, mp.csch(v)), v
     with np.errstate(divide="ignore"):
         assert rnp.csch(np.float64(0.0)) == np.inf  # as 1/0 in numpy
         assert rnp.csch(np.float64(-0.0)) == -np.inf
@@ -222,7 +223,7 @@ def test_numpy_logsumexp(rnp):
         got = rnp.logsumexp(a, b, c)
     for i, g in enumerate(got[:4]):
         terms = (a[i], b[i], c[i])
-        assert close(g, mpmath.log(mpmath.fsum(mpmath.exp(t) for t in terms))), terms
+        assert close(g, mp.log(mp.fsum(mp.exp(t) for t in terms))), terms
     assert got[4] == np.inf
     with np.errstate(divide="ignore"):  # log(0): -inf, as numpy's log
         assert rnp.logsumexp(np.array(-np.inf), np.array(-np.inf)) == -np.inf
@@ -233,7 +234,7 @@ def test_numpy_digamma_matches_mpmath_and_math(rnp):
     grid = np.array(POSITIVE + NEGATIVE)
     got = rnp.digamma(grid)
     for x, g in zip(grid, got):
-        want = mpmath.digamma(x)
+        want = mp.digamma(x)
         assert abs(g - want) <= digamma_tolerance(float(x), want), x
         assert g == pytest.approx(runtime_math.digamma(float(x)), rel=1e-13)
     assert rnp.digamma(2.0).shape == ()
@@ -241,8 +242,8 @@ def test_numpy_digamma_matches_mpmath_and_math(rnp):
 
 @pytest.mark.parametrize("name", sorted(VECTORIZED))
 def test_numpy_vectorized_math_functions(rnp, name):
-    oracle = {"erf": mpmath.erf, "erfc": mpmath.erfc, "gamma": mpmath.gamma,
-              "loggamma": lambda t: mpmath.log(abs(mpmath.gamma(t)))}[name]
+    oracle = {"erf": mp.erf, "erfc": mp.erfc, "gamma": mp.gamma,
+              "loggamma": lambda t: mp.log(abs(mp.gamma(t)))}[name]
     t = np.array([[-2.5, -0.5, 0.25], [1.0, 3.5, 7.0]])
     got = getattr(rnp, name)(t)
     assert got.shape == t.shape and got.dtype == np.float64
