@@ -31,10 +31,11 @@ RESERVED = frozenset(
 
 
 def sanitize(name: str) -> str:
-    """An ASCII identifier spelling ``name`` (not yet checked against other names).
+    """An ASCII identifier spelling ``name`` (not yet checked against other names); underscores
+    at either end are dropped, so ``x'`` is ``x``.
 
     >>> sanitize("α"), sanitize("x'"), sanitize("lambda"), sanitize("2x")
-    ('alpha', 'x_', 'lambda_', 'v2x')
+    ('alpha', 'x', 'lambda_', 'v2x')
     """
     parts = []
     for ch in unicodedata.normalize("NFKC", name):

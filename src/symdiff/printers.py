@@ -15,9 +15,10 @@ of supported SymPy classes, so nothing SymPy would print as a comment, a complex
 
 from __future__ import annotations
 
+import ast
 import keyword
 import math
-import textwrap
+from importlib.resources import files
 from typing import ClassVar
 
 import sympy as sp
@@ -584,231 +585,22 @@ def make_printer(backend: str):
     return _PRINTERS[backend]()
 
 
-_MATH_HELPERS = {
-    "sigmoid": '''
-        def sigmoid(t):
-            """The logistic function 1/(1 + exp(-t)), with no OverflowError for any t: below
-            -708, exp(-t) would overflow, and 1 + exp(t) is 1 in floats, so it is exp(t)."""
-            return 1.0 / (1.0 + math.exp(-t)) if t >= -708.0 else math.exp(t)
-        ''',
-    "relu": '''
-        def relu(t):
-            """max(t, 0): the rectified linear unit."""
-            return t if t > 0 else 0.0
-        ''',
-    "softplus": '''
-        def softplus(t):
-            """log(1 + exp(t)), with no OverflowError for any t."""
-            return max(t, 0.0) + math.log1p(math.exp(-abs(t)))
-        ''',
-    "sech": '''
-        def sech(t):
-            """1/cosh(t) with no OverflowError: 2e/(1 + e*e) with e = exp(-|t|) <= 1."""
-            e = math.exp(-abs(t))
-            return 2.0 * e / (1.0 + e * e)
-        ''',
-    "csch": '''
-        def csch(t):
-            """1/sinh(t) with no OverflowError: 2e/(1 - e*e) with e = exp(-|t|), signed as t
-            (1 - e*e is -expm1(-2|t|), accurate near 0); csch(0) divides by zero."""
-            e = math.exp(-abs(t))
-            return math.copysign(2.0 * e / -math.expm1(-2.0 * abs(t)), t)
-        ''',
-    "undefined": '''
-        def undefined():
-            """Raise where the formula is undefined (math functions raise ValueError too)."""
-            raise ValueError("math domain error: the formula is undefined at this point")
-        ''',
-    "acot": '''
-        def acot(t):
-            """atan(1/t), and pi/2 at t = 0 (SymPy's acot(0))."""
-            return math.atan(1.0 / t) if t else math.pi / 2
-        ''',
-    "logsumexp": '''
-        def logsumexp(*terms):
-            """log(exp(t0) + exp(t1) + ...), with no OverflowError: the largest term is
-            factored out, so every exp is at most 1 (and the sum at least 1)."""
-            top = max(terms)
-            if math.isinf(top):
-                return top
-            return top + math.log(math.fsum([math.exp(t - top) for t in terms]))
-        ''',
-}
+def _definitions(filename: str) -> dict[str, str]:
+    """The source lines of each top-level def and assignment (with its trailing comment) of a
+    runtime module, by name: the helpers generated modules carry are real, tested code there.
+    Read as text, not imported: importing runtime_numpy would import numpy with symdiff."""
+    text = files(__package__).joinpath(filename).read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    return {node.name if isinstance(node, ast.FunctionDef) else node.targets[0].id:
+            "".join(lines[node.lineno - 1:node.end_lineno])
+            for node in ast.parse(text).body if isinstance(node, (ast.FunctionDef, ast.Assign))}
 
-# math imported inside the def: numpy has no erf/erfc/gamma/lgamma, the module imports only np.
-_VECTORIZED = '''
-    def {name}(t):
-        """Elementwise math.{func}: numpy has none, so math is imported here."""
-        import math
-        return np.vectorize(math.{func}, otypes=[float])(t)
-    '''
 
-_NUMPY_HELPERS = {
-    "sigmoid": '''
-        def sigmoid(t):
-            """The logistic function 1/(1 + exp(-t)), elementwise: where exp(-t) overflows
-            to inf (t < -709) the result is exactly 0, as it should be, with no warning."""
-            with np.errstate(over="ignore"):
-                return 1.0 / (1.0 + np.exp(-t))
-        ''',
-    "relu": '''
-        def relu(t):
-            """max(t, 0) elementwise: the rectified linear unit."""
-            return np.maximum(t, 0.0)
-        ''',
-    "softplus": '''
-        def softplus(t):
-            """log(1 + exp(t)) elementwise, with no overflow."""
-            return np.logaddexp(0.0, t)
-        ''',
-    "sech": '''
-        def sech(t):
-            """1/cosh(t) elementwise with no overflow: 2e/(1 + e*e) with e = exp(-|t|)."""
-            e = np.exp(-np.abs(t))
-            return 2.0 * e / (1.0 + e * e)
-        ''',
-    "csch": '''
-        def csch(t):
-            """1/sinh(t) elementwise with no overflow: 2e/(1 - e*e) with e = exp(-|t|),
-            signed as t (1 - e*e is -expm1(-2|t|), accurate near 0); inf at 0, as 1/0."""
-            a = np.abs(t)
-            return np.copysign(2.0 * np.exp(-a) / -np.expm1(-2.0 * a), t)
-        ''',
-    "logsumexp": '''
-        def logsumexp(*terms):
-            """log(exp(t0) + exp(t1) + ...) elementwise, with no overflow: the largest term is
-            factored out, so every exp is at most 1 (and the sum at least 1)."""
-            top = terms[0]
-            for t in terms[1:]:
-                top = np.maximum(top, t)
-            shift = np.where(np.isfinite(top), top, 0.0)
-            return shift + np.log(sum(np.exp(t - shift) for t in terms))
-        ''',
-    "unbroadcast": '''
-        def unbroadcast(grad, like, shape=()):
-            """grad (broadcast to shape) summed down to the shape of like: the adjoint of
-            broadcasting like up. A float array of like's shape is returned as it is."""
-            target = np.shape(like)
-            g = np.asarray(grad)
-            if not np.issubdtype(g.dtype, np.floating):
-                g = g.astype(float)
-            full = np.broadcast_shapes(g.shape, target, shape)
-            if g.shape != full:
-                g = np.broadcast_to(g, full)
-            if g.ndim > len(target):
-                g = g.sum(axis=tuple(range(g.ndim - len(target))))
-            axes = tuple(i for i, n in enumerate(target) if n == 1 and g.shape[i] != 1)
-            if axes:
-                g = g.sum(axis=axes, keepdims=True)
-            if not isinstance(like, np.ndarray):
-                return float(g)
-            return g if g.flags.writeable else np.array(g)
-        ''',
-    "in_blocks": '''
-        def in_blocks(fused, args, block=8192):
-            """fused(*args) computed over blocks of rows, when every argument is an array of
-            the same shape with more than block elements; otherwise in one call. The results
-            are the same numbers (every step is elementwise), and a few dozen temporaries of
-            block elements (64 KiB each: malloc serves them from its heap, not by mmap) stay
-            in the CPU cache instead of streaming through memory."""
-            arrays = [np.asarray(a) for a in args]
-            shape = arrays[0].shape
-            if not shape or any(a.shape != shape for a in arrays):
-                return fused(*args)
-            inner = int(np.prod(shape[1:]))
-            rows = max(1, block // max(inner, 1))
-            if shape[0] <= rows:
-                return fused(*args)
-            out, grads = None, None
-            for start in range(0, shape[0], rows):
-                value, partials = fused(*(a[start:start + rows] for a in arrays))
-                if out is None:
-                    if np.shape(value) != (min(rows, shape[0]),) + shape[1:]:
-                        return fused(*args)  # the value does not have the arguments' shape
-                    out = np.empty(shape, dtype=np.asarray(value).dtype)
-                    grads = [np.empty(shape, dtype=np.asarray(g).dtype) for g in partials]
-                out[start:start + rows] = value
-                for whole, part in zip(grads, partials):
-                    whole[start:start + rows] = part
-            return out, tuple(grads)
-        ''',
-    "asmatrix": '''
-        def asmatrix(a, name, shape=(None, None)):
-            """a as a 2-D float array, with the sizes the formula fixes (None: any size)."""
-            a = np.asarray(a, dtype=float)
-            if a.ndim != 2 or any(n is not None and n != m for n, m in zip(shape, a.shape)):
-                want = " x ".join("n" if n is None else str(n) for n in shape)
-                raise ValueError(f"{name} must be a {want} matrix (a 2-D array), got shape "
-                                 f"{a.shape}")
-            return a
-        ''',
-    "asfloat": '''
-        def asfloat(a):
-            """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy)."""
-            a = np.asarray(a)
-            if not np.issubdtype(a.dtype, np.floating):
-                a = a.astype(float)
-            return a[()]
-        ''',
-    **{
-        name: _VECTORIZED.format(name=name, func=func)
-        for name, func in (("erf", "erf"), ("erfc", "erfc"), ("gamma", "gamma"),
-                           ("loggamma", "lgamma"))
-    },
-}
-
-_MATH_HELPERS["digamma"] = '''
-    def digamma(x):
-        """psi(x) = d log(gamma(x))/dx: reflection, recurrence to x >= 10, asymptotic series.
-
-        Absolute error about 1e-16 (relative error grows only next to the root at 1.4616).
-        """
-        if x < 0.5:
-            return digamma(1.0 - x) - math.pi / math.tan(math.pi * x)
-        acc = 0.0
-        while x < 10.0:
-            acc -= 1.0 / x
-            x += 1.0
-        f = 1.0 / (x * x)
-        series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (
-            1 / 132 - f * (691 / 32760 - f / 12))))))
-        return acc + math.log(x) - 0.5 / x - series
-    '''
-
-_NUMPY_HELPERS["max_mask"] = '''
-    def max_mask(a, amax, axis):
-        """Where a attains its maximum amax along axis: 1/(number of ties); elsewhere 0."""
-        hit = (a == amax).astype(float)
-        return hit / hit.sum(axis=axis, keepdims=True)
-    '''
-
-_NUMPY_HELPERS["digamma"] = '''
-    def digamma(x):
-        """psi(x) = d log(gamma(x))/dx elementwise (numpy has none): as the math version."""
-        x = np.asarray(x, dtype=float)
-        reflect = x < 0.5
-        z = np.where(reflect, 1.0 - x, x)
-        acc = np.zeros_like(z)
-        for _ in range(10):  # psi(z) = psi(z + 1) - 1/z, until z >= 10
-            small = z < 10.0
-            acc = acc - np.where(small, 1.0 / z, 0.0)
-            z = np.where(small, z + 1.0, z)
-        f = 1.0 / (z * z)
-        series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (
-            1 / 132 - f * (691 / 32760 - f / 12))))))
-        psi = acc + np.log(z) - 0.5 / z - series
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(reflect, psi - np.pi / np.tan(np.pi * x), psi)
-    '''
-
-_CONSTANT_LINES = {name: f"{name} = {float(c.evalf(50))!r}  # sympy.{c}: {what}\n"
-                   for c, (name, what) in NAMED_CONSTANTS.items()}
-_MATH_HELPERS.update(_CONSTANT_LINES)
-_NUMPY_HELPERS.update(_CONSTANT_LINES)
-
-_HELPERS = {"math": _MATH_HELPERS, "numpy": _NUMPY_HELPERS}
-
-HELPER_NAMES: frozenset[str] = frozenset(_MATH_HELPERS) | frozenset(_NUMPY_HELPERS)
+_MATH_HELPERS = _definitions("runtime_math.py")
+# The named constants are plain floats, the same for every backend: one copy, in runtime_math.
+_CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
+_HELPERS = {"math": _MATH_HELPERS, "numpy": {**_definitions("runtime_numpy.py"), **_CONSTANTS}}
+HELPER_NAMES: frozenset[str] = frozenset(_HELPERS["math"]) | frozenset(_HELPERS["numpy"])
 
 
 def helper_source(name: str, backend: str) -> str:
@@ -822,7 +614,6 @@ def helper_source(name: str, backend: str) -> str:
     """
     _check_backend(backend)
     try:
-        source = _HELPERS[backend][name]
+        return _HELPERS[backend][name]
     except KeyError:
         raise ArgumentError(f"no {backend}-backend helper named {name!r}") from None
-    return textwrap.dedent(source).lstrip("\n")

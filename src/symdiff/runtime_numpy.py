@@ -1,0 +1,164 @@
+"""Helpers that generated numpy-backend modules carry, as ordinary tested Python.
+
+Each top-level def here is one helper: ``printers.helper_source`` copies its text verbatim into
+every generated module that calls it, so each must stand alone. Invariants: this module imports
+only ``numpy as np`` (generated modules run without symdiff installed); erf, erfc, gamma and
+loggamma import ``math`` inside their bodies, since numpy has no such functions. Every helper
+works elementwise on arrays and on scalars. The named constants are in ``runtime_math``.
+"""
+
+import numpy as np
+
+
+def sigmoid(t):
+    """The logistic function 1/(1 + exp(-t)), elementwise: where exp(-t) overflows
+    to inf (t < -709) the result is exactly 0, as it should be, with no warning."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-t))
+
+
+def relu(t):
+    """max(t, 0) elementwise: the rectified linear unit."""
+    return np.maximum(t, 0.0)
+
+
+def softplus(t):
+    """log(1 + exp(t)) elementwise, with no overflow."""
+    return np.logaddexp(0.0, t)
+
+
+def sech(t):
+    """1/cosh(t) elementwise with no overflow: 2e/(1 + e*e) with e = exp(-|t|)."""
+    e = np.exp(-np.abs(t))
+    return 2.0 * e / (1.0 + e * e)
+
+
+def csch(t):
+    """1/sinh(t) elementwise with no overflow: 2e/(1 - e*e) with e = exp(-|t|),
+    signed as t (1 - e*e is -expm1(-2|t|), accurate near 0); inf at 0, as 1/0."""
+    a = np.abs(t)
+    return np.copysign(2.0 * np.exp(-a) / -np.expm1(-2.0 * a), t)
+
+
+def logsumexp(*terms):
+    """log(exp(t0) + exp(t1) + ...) elementwise, with no overflow: the largest term is
+    factored out, so every exp is at most 1 (and the sum at least 1)."""
+    top = terms[0]
+    for t in terms[1:]:
+        top = np.maximum(top, t)
+    shift = np.where(np.isfinite(top), top, 0.0)
+    return shift + np.log(sum(np.exp(t - shift) for t in terms))
+
+
+def unbroadcast(grad, like, shape=()):
+    """grad (broadcast to shape) summed down to the shape of like: the adjoint of
+    broadcasting like up. A float array of like's shape is returned as it is."""
+    target = np.shape(like)
+    g = np.asarray(grad)
+    if not np.issubdtype(g.dtype, np.floating):
+        g = g.astype(float)
+    full = np.broadcast_shapes(g.shape, target, shape)
+    if g.shape != full:
+        g = np.broadcast_to(g, full)
+    if g.ndim > len(target):
+        g = g.sum(axis=tuple(range(g.ndim - len(target))))
+    axes = tuple(i for i, n in enumerate(target) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    if not isinstance(like, np.ndarray):
+        return float(g)
+    return g if g.flags.writeable else np.array(g)
+
+
+def in_blocks(fused, args, block=8192):
+    """fused(*args) computed over blocks of rows, when every argument is an array of
+    the same shape with more than block elements; otherwise in one call. The results
+    are the same numbers (every step is elementwise), and a few dozen temporaries of
+    block elements (64 KiB each: malloc serves them from its heap, not by mmap) stay
+    in the CPU cache instead of streaming through memory."""
+    arrays = [np.asarray(a) for a in args]
+    shape = arrays[0].shape
+    if not shape or any(a.shape != shape for a in arrays):
+        return fused(*args)
+    inner = int(np.prod(shape[1:]))
+    rows = max(1, block // max(inner, 1))
+    if shape[0] <= rows:
+        return fused(*args)
+    out, grads = None, None
+    for start in range(0, shape[0], rows):
+        value, partials = fused(*(a[start:start + rows] for a in arrays))
+        if out is None:
+            if np.shape(value) != (min(rows, shape[0]),) + shape[1:]:
+                return fused(*args)  # the value does not have the arguments' shape
+            out = np.empty(shape, dtype=np.asarray(value).dtype)
+            grads = [np.empty(shape, dtype=np.asarray(g).dtype) for g in partials]
+        out[start:start + rows] = value
+        for whole, part in zip(grads, partials):
+            whole[start:start + rows] = part
+    return out, tuple(grads)
+
+
+def asmatrix(a, name, shape=(None, None)):
+    """a as a 2-D float array, with the sizes the formula fixes (None: any size)."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim != 2 or any(n is not None and n != m for n, m in zip(shape, a.shape)):
+        want = " x ".join("n" if n is None else str(n) for n in shape)
+        raise ValueError(f"{name} must be a {want} matrix (a 2-D array), got shape "
+                         f"{a.shape}")
+    return a
+
+
+def asfloat(a):
+    """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy)."""
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        a = a.astype(float)
+    return a[()]
+
+
+def erf(t):
+    """Elementwise math.erf: numpy has none, so math is imported here."""
+    import math
+    return np.vectorize(math.erf, otypes=[float])(t)
+
+
+def erfc(t):
+    """Elementwise math.erfc: numpy has none, so math is imported here."""
+    import math
+    return np.vectorize(math.erfc, otypes=[float])(t)
+
+
+def gamma(t):
+    """Elementwise math.gamma: numpy has none, so math is imported here."""
+    import math
+    return np.vectorize(math.gamma, otypes=[float])(t)
+
+
+def loggamma(t):
+    """Elementwise math.lgamma: numpy has none, so math is imported here."""
+    import math
+    return np.vectorize(math.lgamma, otypes=[float])(t)
+
+
+def max_mask(a, amax, axis):
+    """Where a attains its maximum amax along axis: 1/(number of ties); elsewhere 0."""
+    hit = (a == amax).astype(float)
+    return hit / hit.sum(axis=axis, keepdims=True)
+
+
+def digamma(x):
+    """psi(x) = d log(gamma(x))/dx elementwise (numpy has none): as the math version."""
+    x = np.asarray(x, dtype=float)
+    reflect = x < 0.5
+    z = np.where(reflect, 1.0 - x, x)
+    acc = np.zeros_like(z)
+    for _ in range(10):  # psi(z) = psi(z + 1) - 1/z, until z >= 10
+        small = z < 10.0
+        acc = acc - np.where(small, 1.0 / z, 0.0)
+        z = np.where(small, z + 1.0, z)
+    f = 1.0 / (z * z)
+    series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f * (
+        1 / 132 - f * (691 / 32760 - f / 12))))))
+    psi = acc + np.log(z) - 0.5 / z - series
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(reflect, psi - np.pi / np.tan(np.pi * x), psi)

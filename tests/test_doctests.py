@@ -1,0 +1,30 @@
+"""Every docstring example in src/symdiff runs and prints what it shows (examples are docs)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import symdiff
+
+# __main__ runs the command line when imported, and has no examples.
+MODULES = sorted(m.name for m in pkgutil.iter_modules(symdiff.__path__) if m.name != "__main__")
+
+
+def examples(module) -> int:
+    return sum(len(t.examples) for t in doctest.DocTestFinder().find(module))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name):
+    module = importlib.import_module(f"symdiff.{name}")
+    result = doctest.testmod(module)  # a failure prints its example, expected and got
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name}"
+
+
+def test_doctests_are_found():
+    assert examples(symdiff.naming) >= 2
+    assert sum(examples(importlib.import_module(f"symdiff.{n}")) for n in MODULES) >= 20
