@@ -6,27 +6,30 @@
     >>> print(prog.source("math"))          # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
-from . import layers  # noqa: E402, F401
-from .api import grad, lower  # noqa: E402
-from .check import CheckReport, PartialReport, check  # noqa: E402
-from .errors import (  # noqa: E402
+from . import handoffs, layers  # noqa: F401  (handoffs registers Program's hand-offs)
+from ._version import __version__
+from .api import grad, lower
+from .check import check
+from .errors import (
     ArgumentError,
     InputTooLargeError,
+    InvalidProgramError,
+    MissingStageError,
     MissingToolError,
     NonDifferentiableError,
     ParseError,
     SymdiffError,
     UnsupportedFunctionError,
 )
-from .functions import relu, sigmoid, softplus  # noqa: E402
-from .ir import GradStep, Program, Step  # noqa: E402
-from .matrix import amax, apply, cols, divide, hadamard, mean, rows, sum  # noqa: E402, F401
-from .verify import PartialVerdict, VerifyReport, assert_gradient, verify  # noqa: E402
+from .functions import relu, sigmoid, softplus
+from .ir import GradStep, Program, Step
+from .matrix import amax, apply, cols, divide, hadamard, mean, rows, sum  # noqa: F401
+from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
+from .verify import assert_gradient, verify
 
 __all__ = [
-    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "MissingToolError",
+    "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "InvalidProgramError",
+    "MissingStageError", "MissingToolError",
     "NonDifferentiableError",
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
     "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",

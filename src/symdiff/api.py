@@ -14,11 +14,14 @@ from sympy.core.relational import Relational
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .dag import gc_paused, postorder
+from .dag import gc_paused, postorder, substitute
 from .errors import ArgumentError, SymdiffError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
+from .matrix import Converter, reverse_arrays, runtime_dims, step_shapes
 from .naming import Namer, natural_key, sanitize
+from .parse import parse
+from .printers import make_printer
 from .reverse import reverse
 
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
@@ -51,7 +54,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
         return _lower_matrix(expr, wrt, args, allow_unused)
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
                      key=lambda s: (natural_key(s.name), str(s.assumptions0)))
-    real = {s: _real(s) for s in symbols}
+    real = {s: real_symbol(s) for s in symbols}
     wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
     arg_pairs = _resolve_args(args, symbols, real, wrt_pairs, allow_unused)
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
@@ -65,8 +68,6 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
 
 def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
     """``lower`` for a formula over MatrixSymbols (see ``symdiff.matrix``)."""
-    from .matrix import Converter, reverse_arrays, runtime_dims, step_shapes
-
     matrices = [s for s in expr.free_symbols if isinstance(s, sp.MatrixSymbol)]
     dims = sorted({d for m in matrices for d in m.shape if isinstance(d, sp.Symbol)},
                   key=lambda d: d.name)
@@ -119,8 +120,6 @@ def _name_inputs(arg_pairs, wrt_pairs):
 
 def _matrix_text(expr) -> str:
     """The converted formula as NumPy code, when it is short."""
-    from .printers import make_printer
-
     if len(postorder(expr)) > 60:
         return ""
     try:
@@ -159,8 +158,6 @@ def as_expression(expr, variables: Iterable[str] = ()) -> sp.Expr:
     would be constants (``E``, ``pi``).
     """
     if isinstance(expr, str):
-        from .parse import parse
-
         expr = parse(expr, variables=variables)
     elif isinstance(expr, bool):
         raise ArgumentError(f"expected a formula, got the boolean {expr}")
@@ -176,7 +173,7 @@ def as_expression(expr, variables: Iterable[str] = ()) -> sp.Expr:
     return expr
 
 
-def _real(symbol: sp.Symbol) -> sp.Symbol:
+def real_symbol(symbol: sp.Symbol) -> sp.Symbol:
     """The real-valued version of a symbol (symdiff differentiates over the reals)."""
     if symbol.is_real:
         return symbol
@@ -244,9 +241,9 @@ def _resolve_symbol(item, symbols, real, what, allow_unused) -> tuple[sp.Symbol,
         if not matches and not allow_unused:
             raise _unknown_name(item, symbols, what)
         user = matches[0] if matches else sp.Symbol(item, real=True)
-        return user, real.get(user, _real(user))
+        return user, real.get(user, real_symbol(user))
     if isinstance(item, sp.Symbol):
-        return item, real.get(item, _real(item))
+        return item, real.get(item, real_symbol(item))
     if isinstance(item, sp.MatrixSymbol):
         return item, item
     raise ArgumentError(f"{what} entries must be Symbols or names, got {item!r}")
@@ -280,6 +277,4 @@ def _formula_text(expr: sp.Expr, codes: dict, user_nodes: list) -> str:
         size[node] = 1 + sum(size[a] for a in node.args)
         if size[node] > MAX_PRINTED_NODES:
             return ""
-    from .dag import substitute
-
     return sp.sstr(substitute(expr, codes))

@@ -27,13 +27,12 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .check import CheckReport, PartialReport
 from .dag import postorder
 from .diagnose import _nice, _text, fork_variants
 from .errors import ArgumentError
 from .matrix import AxisMax
 from .numeric import DPS, evaluate_many
-from .verify import PartialVerdict, VerifyReport
+from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
 
 ANALYTIC_REL = 1e-9  # generated float code vs the 50-digit derivative (relative to the largest)
 FD_REL = 1e-5  # ... vs central differences in floats

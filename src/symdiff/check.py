@@ -11,18 +11,19 @@ program's gradient is also proved equal to the reference symbolically.
 
 from __future__ import annotations
 
-import html
 import math
 import random
-from dataclasses import dataclass, field
 
 import mpmath
+import numpy as np
 import sympy as sp
 
+from .arraycheck import check_arrays
 from .errors import ArgumentError, SymdiffError
 from .ir import Program
 from .numeric import DPS
 from .reference import UNIT, Reference
+from .reports import CheckReport, PartialReport, fmt_point
 
 DIRECTIONS = 2  # random directions per point when partials are sampled (many variables)
 HP_REL = 1e-20  # program at 50 digits vs reference
@@ -34,137 +35,6 @@ BACKENDS = ("math", "numpy")
 
 class CheckError(SymdiffError):
     """check or verify could not finish on this input (an internal failure, named)."""
-
-
-@dataclass
-class PartialReport:
-    """The verdict on one partial derivative.
-
-    ``worst_ratio`` is the largest error over all comparisons (the 50-digit program and each
-    backend) as a fraction of its tolerance: the partial is ok exactly when it is at most 1.
-    ``max_rel_error`` is the generated code's worst error relative to the exact partial, or,
-    where that is within float noise of 0, to the noise floor (tolerance / FLOAT_REL): a partial
-    that is 0 by cancellation does not show a relative error of 1e+55, and ok implies at most
-    FLOAT_REL.
-    """
-
-    name: str  # the gradient's name, e.g. "dx"
-    ok: bool
-    proved: bool = False
-    max_rel_error: float = 0.0  # worst relative error of the generated code (see above)
-    worst_ratio: float = 0.0  # worst error as a fraction of its tolerance, all comparisons
-    worst_point: dict | None = None
-    message: str = ""
-    along_directions: bool = False  # checked only along random directions (many variables)
-    worst_error: float = 0.0  # the absolute error and the tolerance where the ratio is worst
-    worst_tolerance: float = 0.0
-
-    @property
-    def status(self) -> str:
-        if self.ok:
-            return "ok"
-        return "WRONG" if self.worst_tolerance or self.worst_point else "UNCHECKED"
-
-    def summary(self) -> str:
-        """The numbers behind the verdict, in one phrase."""
-        if self.along_directions and self.ok:
-            return "along random directions"
-        how = "proved symbolically; " if self.proved else ""
-        if not self.ok and self.worst_tolerance == 0:  # nothing measured: the message says why
-            return self.message or "not checked"
-        if not self.ok and not math.isfinite(self.worst_error):
-            return f"{how}returned {self.worst_error} where the reference is finite"
-        if not self.ok:
-            return (f"{how}error {self.worst_error:.2g} where {self.worst_tolerance:.2g} is "
-                    f"allowed ({self.worst_ratio:.2g} of tolerance)")
-        return f"{how}max rel error {self.max_rel_error:.1e} ({self.worst_ratio:.2g} of tolerance)"
-
-    def __str__(self) -> str:
-        text = f"{self.name:>8}  {self.status:5}  {self.summary()}"
-        shown = self.message and self.message != self.summary()
-        return text + (f"\n{'':>16}{self.message}" if shown else "")
-
-    def __repr__(self) -> str:
-        return f"<PartialReport {self.name} {self.status}: {self.summary()}>"
-
-
-@dataclass
-class CheckReport:
-    """``ok`` is True when every partial matches the reference at every point."""
-
-    ok: bool
-    oracle: str
-    points: list[dict]
-    partials: list[PartialReport]
-    backends: tuple[str, ...]
-    notes: list[str] = field(default_factory=list)
-    formula: str = ""
-    sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
-    raised: list[tuple[str, dict, str]] = field(default_factory=list)  # (backend, point, error)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def raised_summary(self) -> str:
-        """``math code raised ZeroDivisionError: ... at 2 of 20 points, e.g. z=20.3``."""
-        if not self.raised:
-            return ""
-        backend, point, why = self.raised[0]
-        where = ", ".join(f"{k}={v:.6g}" for k, v in point.items())
-        others = {b for b, _, _ in self.raised} - {backend}
-        also = f" (and {', '.join(sorted(others))} code)" if others else ""
-        count = len({tuple(p.items()) for _, p, _ in self.raised})
-        return (f"{backend} code{also} raised {why} at {count} of {len(self.points)} points, "
-                f"e.g. {where}")
-
-    def verdict(self) -> str:
-        bad = [p.name for p in self.partials if not p.ok]
-        if self.ok:
-            return "OK"
-        if not self.points:
-            return "NOT CHECKED (no point in the domain)"
-        text = f"MISMATCH in {', '.join(bad)}" if bad else "MISMATCH" if not self.raised else ""
-        if self.raised:
-            count = len({tuple(p.items()) for _, p, _ in self.raised})
-            text += ("; " if text else "") + f"RAISED at {count} of {len(self.points)} points"
-        return text
-
-    def __str__(self) -> str:
-        lines = [f"check: {self.formula}",
-                 f"reference: {self.oracle}; {len(self.points)} {self.sampled}; "
-                 f"backends: {', '.join(self.backends) or 'none'}"]
-        lines += [str(p) for p in self.partials]
-        if self.raised:
-            lines.append(f"the generated {self.raised_summary()} (where the formula and its "
-                         "gradient are defined); the partials are judged where it ran")
-        lines += [f"note: {n}" for n in self.notes]
-        lines.append(f"verdict: {self.verdict()}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
-        return f"<CheckReport {self.verdict()}: {parts}>"
-
-    def _repr_html_(self) -> str:
-        rows = [(p.name, p.status, p.summary(), f"{p.worst_tolerance:.2g}", p.message)
-                for p in self.partials]
-        notes = ([f"the generated {self.raised_summary()}"] if self.raised else []) + self.notes
-        return html_report(f"check: {self.formula}", f"reference: {self.oracle}; "
-                           f"{len(self.points)} {self.sampled}", rows, notes,
-                           f"verdict: {self.verdict()}")
-
-
-def html_report(title: str, subtitle: str, rows, notes, verdict: str) -> str:
-    """A small escaped HTML table: partial, status, error, tolerance, message."""
-    head = "".join(f"<th>{h}</th>" for h in ("partial", "status", "error", "tolerance",
-                                              "message"))
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    extra = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (f"<div><p><b>{html.escape(title)}</b><br>{html.escape(subtitle)}</p>"
-            f"<table><tr>{head}</tr>{body}</table>"
-            + (f"<ul>{extra}</ul>" if extra else "")
-            + f"<p><b>{html.escape(verdict)}</b></p></div>")
 
 
 def check(prog: Program, *, points=None, samples: int | None = None, seed: int = 0,
@@ -185,8 +55,6 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
-        from .arraycheck import check_arrays  # arraycheck builds on this module's reports
-
         _refuse_for_arrays(points=points, domain=domain, prove=prove is not True,
                            backends=backends != ("numpy",) and backends != BACKENDS)
         return guarded(lambda: check_arrays(prog, samples=samples or 2, seed=seed), "check")
@@ -309,8 +177,6 @@ def _run_backend(prog, backend, points):
     module = prog.compile(backend)
     columns = [[float(p[sp.Symbol(n, real=True)]) for p in points] for n in prog.args]
     if backend == "numpy":
-        import numpy as np
-
         try:
             _, got = module.value_and_grad(*(np.array(c) for c in columns))
             return [[float(np.asarray(g)[i]) for g in got] for i in range(len(points))], []
@@ -459,7 +325,7 @@ def _compare_directions(ref, reports, points, rows, bounds, label, unit, rel, se
                 if r.ok:
                     r.ok, r.worst_point = False, _named(prog, p)
                     r.message = f"{label} disagrees with the reference along a random direction " \
-                                f"at {_fmt_point(r.worst_point)} (isolated by bisection)"
+                                f"at {fmt_point(r.worst_point)} (isolated by bisection)"
 
 
 def _bisect(indices: list[int], disagrees) -> list[int]:
@@ -478,13 +344,9 @@ def _bisect(indices: list[int], disagrees) -> list[int]:
 def _mismatch(label: str, point: dict, got, want, err, allowed) -> str:
     where = "the program at 50 digits" if label == "program" else f"{label} code"
     shown = mpmath.nstr(got, 20) if label == "program" else repr(got)
-    return (f"{where} at {_fmt_point(point)}: got {shown}, reference {mpmath.nstr(want, 20)}; "
+    return (f"{where} at {fmt_point(point)}: got {shown}, reference {mpmath.nstr(want, 20)}; "
             f"error {mpmath.nstr(err, 3)} > tolerance {mpmath.nstr(allowed, 3)}")
 
 
 def _named(prog: Program, point: dict) -> dict:
     return {s.name: float(v) for s, v in point.items()}
-
-
-def _fmt_point(point: dict) -> str:
-    return ", ".join(f"{k}={v:.6g}" for k, v in point.items())

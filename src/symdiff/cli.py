@@ -16,10 +16,17 @@ traceback), 3 an internal error of symdiff.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import sys
 
-from . import __version__
+from ._version import __version__
+from .api import as_expression, declared_names, lower
+from .check import check
+from .dag import free_symbols
 from .errors import SymdiffError
+from .naming import natural_key
+from .verify import verify
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -89,11 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(options) -> int:
-    from .api import as_expression, declared_names, lower
-    from .check import check
-    from .dag import free_symbols
-    from .naming import natural_key
-
     text = sys.stdin.read() if options.expr == "-" else options.expr
     wrt = _names(options.wrt, "--wrt")
     expr = as_expression(text, declared_names(wrt or [], _names(options.args, "--args") or []))
@@ -124,8 +126,6 @@ def _run(options) -> int:
         _write(text, options.output)
         return EXIT_OK
     if options.command == "verify":
-        from .verify import verify
-
         forward = _load(options.forward) if options.forward else None
         report = verify(expr, wrt, _load(options.grad), args=_names(options.args, "--args"),
                         forward=forward, samples=options.samples, seed=options.seed,
@@ -179,9 +179,6 @@ def _domain(text: str | None) -> dict[str, tuple[float, float]] | None:
 
 def _load(spec: str):
     """The function FUNCTION of the user's file FILE.py (their code, run at their request)."""
-    import importlib.util
-    import os
-
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name.isidentifier():
         raise _BadInput(f"expected FILE.py:FUNCTION, got {spec!r}")

@@ -20,7 +20,7 @@ import types
 
 import sympy as sp
 
-from . import __version__
+from ._version import __version__
 from .dag import gc_paused
 from .errors import ArgumentError
 from .ir import Program, Step, grad_text, is_identifier

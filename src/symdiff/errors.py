@@ -43,3 +43,18 @@ class MissingToolError(SymdiffError):
 
 class InputTooLargeError(SymdiffError):
     """An input exceeds a resource limit (digits of a literal, size of a power, length, depth)."""
+
+
+class InvalidProgramError(SymdiffError):
+    """A Program breaks an invariant of ``symdiff.ir`` (``Program.validate`` names which one).
+
+    symdiff's own programs never do; a hand-built or hand-edited Program can.
+    """
+
+
+class MissingStageError(SymdiffError):
+    """A Program method needs a later stage (emit, numeric, graph) that is not registered.
+
+    ``ir`` imports none of its consumers: ``symdiff.handoffs`` registers them, and importing any
+    part of symdiff imports it (through the package face), so users never see this error.
+    """

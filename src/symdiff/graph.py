@@ -18,6 +18,7 @@ import subprocess
 
 import sympy as sp
 
+from .dag import postorder
 from .errors import MissingToolError, SymdiffError
 from .numeric import program_trace
 
@@ -75,8 +76,6 @@ def to_svg(prog, at: dict | None = None) -> str:
 
 def _operands(step) -> list[str]:
     """The names a step reads, in order of first appearance, each once."""
-    from .dag import postorder
-
     return list(dict.fromkeys(n.name for n in postorder(step.rhs) if n.is_Symbol))
 
 

@@ -1,21 +1,32 @@
 """The staged program: small immutable records, a readable listing, and a validator.
 
-Invariants (``Program.validate`` checks them all):
+Invariants (``Program.validate`` checks them all, raising ``InvalidProgramError``):
 - forward steps assign each name once; a step's right-hand side is one gate over arguments and
   earlier steps (a Piecewise gate may carry its guarded branches inline); the last step is the
   output;
 - backward steps walk the forward steps in reverse; the first write of a gradient is ``=``, every
   later write is ``+=``; a step's upstream gradient is ``dout`` or was written before;
 - every name (argument, step, gradient) is a distinct Python identifier, not a keyword.
+
+``ir`` imports only ``errors`` and SymPy: every later stage imports it, never the reverse. The
+methods of ``Program`` that a later stage implements (``source``, ``compile``, ``evaluate``,
+``to_dot``, ``to_svg``, the NumPy notation of a matrix listing) are *hand-offs*: they call the
+function registered under their name (``register``), which ``symdiff.handoffs`` does once when
+symdiff is imported; an unregistered hand-off is a ``MissingStageError``.
 """
 
 from __future__ import annotations
 
 import keyword
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import sympy as sp
+
+from .errors import ArgumentError, InvalidProgramError, MissingStageError, MissingToolError
 
 
 @dataclass(frozen=True)
@@ -156,9 +167,7 @@ class Program:
         lines = [head, f"wrt: {', '.join(self.grads)}", "forward:"]
         text, step_text = _text, str
         if self.shapes is not None:  # matrix programs: NumPy notation, with each step's shape
-            from .printers import make_printer
-
-            printer = make_printer("numpy")
+            printer = service("make_printer")("numpy")
             text = printer.line
 
             def step_text(s):
@@ -192,15 +201,11 @@ class Program:
         module defines ``forward``, ``backward`` and ``value_and_grad`` (prefixed by ``name_``
         when ``name`` is given) and imports nothing but math or numpy.
         """
-        from .emit import module_source
-
-        return module_source(self, backend, name)
+        return service("source")(self, backend, name)
 
     def compile(self, backend: str = "math", name: str | None = None) -> Any:
         """The generated module, compiled and loaded: an object with forward, backward, ..."""
-        from .emit import compile_module
-
-        return compile_module(self, backend, name)
+        return service("compile")(self, backend, name)
 
     def evaluate(self, at: dict, dout: float = 1.0) -> dict[str, float]:
         """Every value of the program at a point: arguments, forward steps and gradients.
@@ -213,14 +218,10 @@ class Program:
         >>> symdiff.lower(a * b, wrt=[a, b]).evaluate({a: 3, b: 4})
         {'a': 3.0, 'b': 4.0, 'out': 12.0, 'dout': 1.0, 'da': 4.0, 'db': 3.0}
         """
-        from .numeric import program_values
-
-        return program_values(self, self.resolve_point(at), dout)
+        return service("evaluate")(self, self.resolve_point(at), dout)
 
     def resolve_point(self, at: dict) -> dict[str, float]:
         """``at`` (Symbols or names, user or code spelling -> numbers) keyed by code names."""
-        from .errors import ArgumentError
-
         if not isinstance(at, dict):
             raise ArgumentError(f"a point must be a dict of symbol or name -> number, got {at!r}")
         by_name = {i.symbol.name: i.name for i in self.inputs}
@@ -255,7 +256,7 @@ class Program:
         return dict(self._cache["count_ops"])
 
     def validate(self) -> None:
-        """Raise AssertionError when an invariant of the module docstring does not hold."""
+        """Raise InvalidProgramError naming the first invariant of ``symdiff.ir`` that fails."""
         validate(self)
 
     def to_dot(self, at: dict | None = None) -> str:
@@ -264,22 +265,14 @@ class Program:
         Each edge shows its operand's forward value and, below it in red, the gradient flowing
         back along it. See ``symdiff.graph``.
         """
-        from .graph import to_dot
-
-        return to_dot(self, at)
+        return service("to_dot")(self, at)
 
     def to_svg(self, at: dict | None = None) -> str:
         """The graph rendered to SVG by Graphviz's ``dot`` (MissingToolError if it is absent)."""
-        from .graph import to_svg
-
-        return to_svg(self, at)
+        return service("to_svg")(self, at)
 
     def _repr_html_(self) -> str:
         """Jupyter shows the listing, the graph (when Graphviz is installed) and the code."""
-        from html import escape
-
-        from .errors import MissingToolError
-
         try:
             picture = self.to_svg()
             picture = picture[picture.find("<svg"):]  # no XML prolog inside HTML
@@ -314,29 +307,115 @@ def is_identifier(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name) and name.isascii()
 
 
+# -- hand-offs: the methods of Program that a later stage implements ------------------------
+
+# hand-off name -> (what needs it, the function symdiff.handoffs registers for it)
+HANDOFFS = {
+    "source": ("Program.source", "emit.module_source(prog, backend, name)"),
+    "compile": ("Program.compile", "emit.compile_module(prog, backend, name)"),
+    "evaluate": ("Program.evaluate", "numeric.program_values(prog, point, dout)"),
+    "to_dot": ("Program.to_dot", "graph.to_dot(prog, at)"),
+    "to_svg": ("Program.to_svg", "graph.to_svg(prog, at)"),
+    "make_printer": ("the listing of a matrix Program", "printers.make_printer(backend)"),
+}
+_services: dict[str, Callable] = {}
+
+
+def register(**services: Callable) -> None:
+    """Connect Program's hand-offs to the functions of the later stages that implement them."""
+    unknown = sorted(set(services) - set(HANDOFFS))
+    if unknown:
+        raise ArgumentError(f"no Program hand-off is called {', '.join(unknown)}; the hand-offs: "
+                            f"{', '.join(HANDOFFS)}")
+    _services.update(services)
+
+
+def service(name: str) -> Callable:
+    """The function registered for hand-off ``name`` (a MissingStageError if there is none)."""
+    try:
+        return _services[name]
+    except KeyError:
+        what, where = HANDOFFS[name]
+        raise MissingStageError(f"{what} needs symdiff.{where}, which is not registered "
+                                "(importing symdiff registers every hand-off: symdiff.handoffs)"
+                                ) from None
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
 def validate(prog: Program) -> None:
-    """Check the invariants of a Program (single assignment, defined before use, accumulation)."""
+    """Check the invariants of a Program (single assignment, defined before use, accumulation).
+
+    Raises InvalidProgramError naming the first that fails (never ``assert``, which ``python -O``
+    removes).
+    """
+    _validate_names(prog)
+    forward_names = _validate_forward(prog)
+    _validate_backward(prog, forward_names)
+
+
+def _validate_names(prog: Program) -> None:
+    if not prog.forward:
+        raise InvalidProgramError("the Program has no forward step (the last one is the output)")
     names = [i.name for i in prog.inputs] + [s.name for s in prog.forward]
     grads = [i.grad for i in prog.inputs if i.grad] + ["d" + s.name for s in prog.forward]
-    assert len(set(names + grads)) == len(names + grads), "a name is assigned twice"
-    assert all(is_identifier(n) for n in names + grads), "a name is not an identifier"
-    assert len(set(prog.wrt)) == len(prog.wrt) and all(i.grad for i in prog.inputs
-                                                       if i.symbol in prog.wrt)
+    everything = names + grads
+    if len(set(everything)) != len(everything):
+        twice = sorted(n for n, count in Counter(everything).items() if count > 1)
+        raise InvalidProgramError(f"the name {twice[0]} is assigned twice (single assignment: "
+                                  "arguments, steps and gradients are distinct names)")
+    for name in everything:
+        if not is_identifier(name):
+            raise InvalidProgramError(f"the name {name!r} is not a Python identifier")
+    if len(set(prog.wrt)) != len(prog.wrt):
+        raise InvalidProgramError("wrt lists a symbol twice")
+    by_symbol = {i.symbol: i for i in prog.inputs}
+    for symbol in prog.wrt:
+        if symbol not in by_symbol:
+            raise InvalidProgramError(f"the wrt symbol {symbol} is not an argument")
+        if not by_symbol[symbol].grad:
+            raise InvalidProgramError(f"the wrt argument {by_symbol[symbol].name} has no "
+                                      "gradient name")
+
+
+def _validate_forward(prog: Program) -> set[str]:
+    """The names the forward steps may read, after checking each is defined before use."""
     defined = set(prog.args) | {d[0] for d in prog.dims}
     for step in prog.forward:
         used = {s.name for s in step.rhs.free_symbols}
-        assert used <= defined, f"{step.name} uses {sorted(used - defined)} before definition"
+        if not used <= defined:
+            raise InvalidProgramError(f"forward step {step.name} reads "
+                                      f"{', '.join(sorted(used - defined))} before it is defined")
         defined.add(step.name)
-    forward_names = defined
+    return defined
+
+
+def _validate_backward(prog: Program, forward_names: set[str]) -> None:
     written = {"d" + prog.output}
     order = {s.name: k for k, s in enumerate(prog.forward)}
     last = len(prog.forward)
     for g in prog.backward:
-        assert g.upstream in written, f"{g.name} reads {g.upstream} before it is written"
-        assert order[g.source] <= last, f"block {g.source} is out of reverse order"
+        if g.source not in order:
+            raise InvalidProgramError(f"backward step {g.name} backpropagates {g.source}, which "
+                                      "is not a forward step")
+        if g.upstream not in written:
+            raise InvalidProgramError(f"backward step {g.name} reads {g.upstream} before it is "
+                                      "written")
+        if order[g.source] > last:
+            raise InvalidProgramError(f"the backward block of {g.source} is out of reverse order")
         last = order[g.source]
-        assert g.upstream == "d" + g.source, f"{g.name} is not fed by d{g.source}"
-        assert g.accumulate == (g.name in written), f"{g.name}: '=' and '+=' are swapped"
+        if g.upstream != "d" + g.source:
+            raise InvalidProgramError(f"backward step {g.name} in the block of {g.source} is fed "
+                                      f"by {g.upstream}, not d{g.source}")
+        if g.accumulate != (g.name in written):
+            wrong, right = ("+=", "=") if g.accumulate else ("=", "+=")
+            raise InvalidProgramError(f"backward step {g.name} writes with {wrong} where {right} "
+                                      "belongs (the first write of a gradient is =, every later "
+                                      "one +=)")
         used = {s.name for s in g.local.free_symbols} - {g.upstream}
-        assert used <= forward_names, f"{g.name} uses unknown {sorted(used - forward_names)}"
+        if not used <= forward_names:
+            raise InvalidProgramError(f"backward step {g.name} reads "
+                                      f"{', '.join(sorted(used - forward_names))}, which the "
+                                      "forward pass does not define")
         written.add(g.name)

@@ -33,9 +33,9 @@ from typing import NamedTuple
 
 import sympy as sp
 
-from . import __version__
 from . import functions as _functions
 from . import matrix as _mx
+from ._version import __version__
 from .api import lower
 from .errors import ArgumentError
 from .ir import Program

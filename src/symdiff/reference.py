@@ -19,7 +19,7 @@ import threading
 import mpmath
 import sympy as sp
 
-from .api import _real
+from .api import real_symbol
 from .dag import postorder, substitute
 from .errors import ArgumentError
 from .functions import to_elementary
@@ -46,11 +46,12 @@ class Reference:
     def __init__(self, prog: Program):
         self.prog = prog
         self.args = [sp.Symbol(n, real=True) for n in prog.args]
-        by_real = {_real(i.symbol): a for i, a in zip(prog.inputs, self.args)}
+        by_real = {real_symbol(i.symbol): a for i, a in zip(prog.inputs, self.args)}
         symbols = [n for n in postorder(prog.expr) if n.is_Symbol]
-        renamed = substitute(prog.expr, {s: by_real[_real(s)] for s in symbols}, evaluate=False)
+        renamed = substitute(prog.expr, {s: by_real[real_symbol(s)] for s in symbols},
+                             evaluate=False)
         self.expr = to_elementary(exact_floats(renamed))  # exact first: SymPy folds Floats
-        self.wrt = [by_real[_real(s)] for s in prog.wrt]
+        self.wrt = [by_real[real_symbol(s)] for s in prog.wrt]
         if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.oracle = "sympy.diff at 50 digits"
             self.diffs = [derivative(self.expr, s) for s in self.wrt]

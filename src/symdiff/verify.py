@@ -15,126 +15,24 @@ formula is negative or positive. Diagnoses live in ``diagnose.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import mpmath
 import sympy as sp
 
 from .api import lower
-from .check import CONSTANT_SAFETY, FLOAT_REL, REFINED_DIGITS, guarded, html_report
+from .arraycheck import verify_arrays
+from .check import CONSTANT_SAFETY, FLOAT_REL, REFINED_DIGITS, guarded
 from .dag import postorder, substitute
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
 from .numeric import DPS, evaluate_many
+from .parse import parse
 from .reference import UNIT, Reference, exact_floats, within_budget
+from .reports import PartialVerdict, VerifyReport, fmt_point
 
 HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
 HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
 EXPR_REL = 1e-20  # a derivation (expressions) evaluated at 50 digits
-
-
-@dataclass
-class PartialVerdict:
-    """The verdict on one partial of the hand gradient."""
-
-    name: str  # "dx"
-    ok: bool
-    proved: bool = False
-    max_abs_error: float = 0.0
-    max_rel_error: float = 0.0
-    worst_point: dict | None = None
-    diagnosis: str = ""  # empty when ok
-    detail: str = ""  # the worst point, hand and exact values
-
-    def summary(self) -> str:
-        if self.ok:
-            return "proved symbolically" if self.proved else (
-                f"max abs error {self.max_abs_error:.1e}, max rel error {self.max_rel_error:.1e}")
-        return self.diagnosis
-
-    @property
-    def status(self) -> str:
-        if self.ok:
-            return "ok"
-        return "UNCHECKED" if self.diagnosis.startswith("not checked") else "WRONG"
-
-    def __str__(self) -> str:
-        text = f"{self.name:>8}  {self.status:5}  {self.summary()}"
-        return text + (f"\n{'':>17}{self.detail}" if self.detail and not self.ok else "")
-
-    def __repr__(self) -> str:
-        return f"<PartialVerdict {self.name} {self.status}: {self.summary()}>"
-
-
-@dataclass
-class VerifyReport:
-    """``ok`` is True when every hand partial matches the reference at every point."""
-
-    ok: bool
-    formula: str
-    reference: str
-    hand: str  # what the hand gradient was: a callable, a derivation, a backward pair
-    points: list[dict]
-    partials: list[PartialVerdict]
-    notes: list[str] = field(default_factory=list)
-    sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
-    raised: list[tuple[dict, str]] = field(default_factory=list)  # (point, what the hand did)
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def raised_summary(self) -> str:
-        """``raised OverflowError: math range error at 3 of 40 points, e.g. u=-712.3``."""
-        if not self.raised:
-            return ""
-        kinds = list(dict.fromkeys(why for _, why in self.raised))
-        what = kinds[0] + (f" (and {len(kinds) - 1} other failures)" if len(kinds) > 1 else "")
-        return (f"{what} at {len(self.raised)} of {len(self.points)} points, e.g. "
-                f"{_fmt(self.raised[0][0])}")
-
-    def verdict(self) -> str:
-        bad = [p.name for p in self.partials if not p.ok]
-        if self.ok:
-            return "RIGHT"
-        if not self.points:
-            return "NOT CHECKED (no point in the domain)"
-        if bad:
-            text = f"WRONG in {', '.join(bad)}"
-            if self.raised and len(self.raised) < len(self.points):
-                text += (f"; the hand code also failed at {len(self.raised)} of "
-                         f"{len(self.points)} points")
-            return text
-        if self.raised:
-            return (f"RAISED at {len(self.raised)} of {len(self.points)} points (the partials "
-                    "are right where it ran)")
-        return "WRONG"
-
-    def __str__(self) -> str:
-        lines = [f"verify: {self.formula}", f"hand gradient: {self.hand}",
-                 f"reference: {self.reference}; {len(self.points)} {self.sampled}"]
-        lines += [str(p) for p in self.partials]
-        if self.raised and len(self.raised) < len(self.points):
-            lines.append(f"hand code {self.raised_summary()}; the partials are judged on the "
-                         f"other {len(self.points) - len(self.raised)} (a domain can leave "
-                         "such points out)")
-        lines += [f"note: {n}" for n in self.notes]
-        lines.append(f"verdict: {self.verdict()}")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
-        return f"<VerifyReport {self.verdict().split(' (')[0]}: {parts}>"
-
-    def _repr_html_(self) -> str:
-        rows = [(p.name, p.status, p.summary(), "", p.detail)
-                for p in self.partials]
-        notes = list(self.notes)
-        if self.raised:
-            notes.insert(0, "hand code " + self.raised_summary())
-        return html_report(f"verify: {self.formula}", f"hand gradient: {self.hand}; reference: "
-                           f"{self.reference}; {len(self.points)} {self.sampled}", rows, notes,
-                           f"verdict: {self.verdict()}")
 
 
 def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int | None = None,
@@ -162,8 +60,6 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
     if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
-        from .arraycheck import verify_arrays  # arraycheck builds on this module's reports
-
         if not callable(grad):
             raise ArgumentError("for a matrix formula, grad must be a callable")
         if domain is not None:
@@ -230,7 +126,7 @@ class _Verifier:
         truth = [self.ref.gradient_with_error(p) for p in points]
         failure = self._scaling_failure(points, hand)
         if sampled and not points:  # it raised everywhere: nothing to judge the partials on
-            failure = f"{raised[0][1]} at every point (e.g. {_fmt(_named(raised[0][0]))})"
+            failure = f"{raised[0][1]} at every point (e.g. {fmt_point(_named(raised[0][0]))})"
         elif not sampled:
             failure = "not checked: no point where the formula and its gradient are defined"
         if self.ref.diffs is not None:
@@ -352,7 +248,7 @@ class _Verifier:
         worst = max(bad, key=lambda i: errors[i] / allowed[i] if mpmath.isfinite(errors[i])
                     else mpmath.inf)
         verdict.ok, verdict.worst_point = False, _named(points[worst])
-        verdict.detail = (f"worst at {_fmt(verdict.worst_point)}: hand {_num(h[worst])}, "
+        verdict.detail = (f"worst at {fmt_point(verdict.worst_point)}: hand {_num(h[worst])}, "
                           f"exact {_num(t[worst])}")
         verdict.diagnosis = diagnose(k, h, t, allowed, evidence)
         return verdict
@@ -426,8 +322,6 @@ def _is_number(value) -> bool:
 
 def _derivation(grad, prog, ref) -> list[sp.Expr]:
     """A derivation on paper: one SymPy expression or string per wrt symbol, over the args."""
-    from .parse import parse
-
     if isinstance(grad, (str, sp.Basic)) or not hasattr(grad, "__iter__"):
         raise ArgumentError("grad must be a callable, or a list of SymPy expressions or strings "
                             "(one per wrt symbol)")
@@ -455,10 +349,6 @@ def _derivation(grad, prog, ref) -> list[sp.Expr]:
 
 def _named(point: dict) -> dict:
     return {s.name: float(v) for s, v in point.items()}
-
-
-def _fmt(point: dict) -> str:
-    return ", ".join(f"{k}={v:.6g}" for k, v in point.items())
 
 
 def _num(value) -> str:
