@@ -159,6 +159,16 @@ def test_math_acot_and_undefined(rmath):
         rmath.undefined()
 
 
+def test_numpy_acot(rnp):
+    """pi/2 at 0 and at -0.0 (ceil(-0.4) is -0.0, and 1/-0.0 is -inf: arctan gave -pi/2)."""
+    assert rnp.acot(0.0) == rnp.acot(-0.0) == np.pi / 2
+    ts = np.array([-2.0, -1e-300, -0.0, 0.0, 0.5, 3.0, 1e300])
+    got = rnp.acot(ts)
+    assert got.shape == ts.shape
+    for t, g in zip(ts, got):
+        assert close(float(g), mp.acot(t) if t else mp.pi / 2), t
+
+
 def test_math_logsumexp(rmath):
     for terms in [(3.0,), (1000.0, 1000.0), (1e308, 1e308), (-1000.0, -1000.5, -2000.0),
                   (700.0, 710.0, -5.0), (0.0, 1e-300)]:

@@ -259,6 +259,8 @@ def test_acot_of_zero_is_half_pi_in_both_backends():
     prog = symdiff.lower(sp.acot(sp.floor(sp.atan2(0.5, x))), wrt=[x])
     for backend in ("math", "numpy"):
         assert float(prog.compile(backend).value_and_grad(17.0)[0]) == math.pi / 2
+        ceiling = symdiff.lower(sp.acot(sp.ceiling(x)), wrt=[x]).compile(backend)
+        assert float(ceiling.value_and_grad(-0.4)[0]) == math.pi / 2  # ceil(-0.4) is -0.0
     assert symdiff.check(prog).ok
 
 

@@ -297,7 +297,7 @@ class _StagedPrinter:
         arg = sp.Pow(expr.args[0], -1, evaluate=False)
         return self._print(_INVERSE_OF_RECIPROCAL[expr.func](arg, evaluate=False))
 
-    _print_acot = _print_asec = _print_acsc = _print_inverse_of_reciprocal
+    _print_asec = _print_acsc = _print_inverse_of_reciprocal
     _print_acoth = _print_asech = _print_acsch = _print_inverse_of_reciprocal
 
     def _print_helper_call(self, expr):
@@ -309,6 +309,8 @@ class _StagedPrinter:
     _print_sigmoid = _print_relu = _print_softplus = _print_logsumexp = _print_helper_call
     # 1/cosh(t) and 1/sinh(t) overflow in cosh and sinh for |t| > 710 where they are tiny
     _print_sech = _print_csch = _print_helper_call
+    # atan(1/t): 1/0 raises in math, and numpy's 1/-0.0 is -inf, where acot is pi/2
+    _print_acot = _print_helper_call
 
     def _print_named_constant(self, expr):
         """The module-level float of the constant (see NAMED_CONSTANTS): math has no
@@ -380,8 +382,6 @@ class MathPrinter(_StagedPrinter, PythonCodePrinter):
         """``math.pow``: a negative base raises ValueError where ``**`` returns a complex."""
         return f"math.pow({self._print(base)}, {self._print(e)})"
 
-    # atan(1/t) divides by zero at t = 0, where acot is pi/2 (numpy's 1/0 is inf: no helper)
-    _print_acot = _StagedPrinter._print_helper_call
 
     def _print_NaN(self, expr):
         """An undefined value (a Piecewise branch SymPy folds to zoo or a complex number, or

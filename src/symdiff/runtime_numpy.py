@@ -27,6 +27,13 @@ def softplus(t):
     return np.logaddexp(0.0, t)
 
 
+def acot(t):
+    """arctan(1/t) elementwise, and pi/2 at t = 0 and -0.0 (SymPy's acot(0); 1/-0.0 is -inf)."""
+    t = np.asarray(t, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(t == 0, np.pi / 2, np.arctan(1.0 / t))[()]
+
+
 def sech(t):
     """1/cosh(t) elementwise with no overflow: 2e/(1 + e*e) with e = exp(-|t|)."""
     e = np.exp(-np.abs(t))
