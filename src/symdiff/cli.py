@@ -19,6 +19,7 @@ import argparse
 import sys
 
 from . import __version__
+from .backends import BACKENDS
 from .errors import SymdiffError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("expr", help="the formula, e.g. 'x*sin(y)', or - to read stdin")
         sub.add_argument("--wrt", help="comma-separated symbols (default: all, by name)")
         sub.add_argument("--args", help="comma-separated parameter order of the functions")
-    gen.add_argument("--backend", choices=("math", "numpy"), default="math")
+    gen.add_argument("--backend", choices=BACKENDS, default="math")
     gen.add_argument("--name", help="prefix for the functions: NAME_forward, NAME_backward, ...")
     gen.add_argument("-o", "--output", help="write the module to this file instead of stdout")
     check.add_argument("--samples", type=int, default=None,

@@ -278,6 +278,7 @@ class Program:
         """Jupyter shows the listing, the graph (when Graphviz is installed) and the code."""
         from html import escape
 
+        from .emit import default_backend  # breaks ir <-> emit, as in source()
         from .errors import MissingToolError
 
         try:
@@ -285,7 +286,7 @@ class Program:
             picture = picture[picture.find("<svg"):]  # no XML prolog inside HTML
         except MissingToolError:
             picture = ""
-        backend = "math" if self.shapes is None else "numpy"
+        backend = default_backend(self)
         return (f"<div><pre>{escape(str(self))}</pre>{picture}<details><summary>generated "
                 f"code ({backend} backend)</summary><pre>{escape(self.source(backend))}</pre>"
                 "</details></div>")
