@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symdiff
+from symdiff.backends import BACKENDS
 from symdiff.errors import ArgumentError, UnsupportedFunctionError
 from symdiff.functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 from symdiff.numeric import evaluate
@@ -29,7 +30,6 @@ from symdiff.printers import (
 )
 
 x, y, z = sp.symbols("x y z")
-BACKENDS = ("math", "numpy")
 
 
 # ---------------------------------------------------------------- helpers of the tests

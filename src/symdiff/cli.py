@@ -22,6 +22,7 @@ import sys
 
 from ._version import __version__
 from .api import as_expression, declared_names, lower
+from .backends import BACKENDS
 from .check import check
 from .dag import free_symbols
 from .errors import SymdiffError
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("expr", help="the formula, e.g. 'x*sin(y)', or - to read stdin")
         sub.add_argument("--wrt", help="comma-separated symbols (default: all, by name)")
         sub.add_argument("--args", help="comma-separated parameter order of the functions")
-    gen.add_argument("--backend", choices=("math", "numpy"), default="math")
+    gen.add_argument("--backend", choices=BACKENDS, default="math")
     gen.add_argument("--name", help="prefix for the functions: NAME_forward, NAME_backward, ...")
     gen.add_argument("-o", "--output", help="write the module to this file instead of stdout")
     check.add_argument("--samples", type=int, default=None,

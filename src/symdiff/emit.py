@@ -7,7 +7,8 @@ names only), the helpers it needs, ``forward`` with one step per line, ``backwar
 
 NumPy backend: gradients accumulate functionally (``dx = dx + ...``) because an in-place ``+=``
 on an array that another gradient aliases would change both; each gradient is reduced to its
-argument's shape once, at return (``unbroadcast``).
+argument's shape once, at return (``unbroadcast``). Every such difference is a field of the
+``backends.Backend`` record, and scalar against matrix programs is chosen once (``_layout``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import types
 import sympy as sp
 
 from ._version import __version__
+from .backends import ALL, Backend, backend_named
 from .dag import gc_paused
 from .errors import ArgumentError
 from .ir import Program, Step, grad_text, is_identifier
-from .printers import helper_source, make_printer
+from .printers import helper_source
 
-BACKENDS = ("math", "numpy")
-_IMPORTS = {"math": "import math", "numpy": "import numpy as np"}
 _SAFE_TEXT = re.compile(r"[\w\s+\-*/().,<>=!&|~@\[\]]*", re.ASCII)
 _counter = itertools.count(1)
 # value_and_grad repeats forward and backward fused (dout = 1 folded, no cache) up to this many
@@ -36,12 +36,89 @@ _counter = itertools.count(1)
 FUSE_LIMIT = 2000
 
 
-class _Writer:
-    """Prints expressions for one backend and remembers which helpers the text calls."""
+class _Scalar:
+    """A scalar program: every value is a number (for numpy, arrays of numbers that broadcast
+    together), and each gradient is reduced to its argument's shape at return."""
 
-    def __init__(self, backend: str):
+    kind = "a scalar formula"
+    fused = True  # value_and_grad may repeat forward and backward with dout = 1 folded away
+
+    @staticmethod
+    def accepts(backend: Backend) -> bool:
+        return True
+
+    @staticmethod
+    def arguments(prog: Program, w: _Writer) -> list[str]:
+        """``x, y = asfloat(x), asfloat(y)``: NumPy semantics for Python numbers and int arrays."""
+        convert = w.backend.convert
+        if convert is None or not prog.args:
+            return []
+        w.helpers.add(convert)
+        if len(prog.args) <= 4:
+            return [f"{', '.join(prog.args)} = {', '.join(f'{convert}({a})' for a in prog.args)}"]
+        return [f"{a} = {convert}({a})" for a in prog.args]
+
+    @staticmethod
+    def zero(prog: Program, arg: str, backend: Backend) -> str:
+        return "0.0"
+
+    @staticmethod
+    def read_back(prog: Program, backend: Backend) -> set[str]:
+        """Arguments backward reads besides its locals: the reduction reads their shapes."""
+        return {i.name for i in prog.inputs if i.grad} if backend.reduce else set()
+
+    @staticmethod
+    def returned(text: str, arg: str, out: str | None, w: _Writer) -> str:
+        if w.backend.reduce is None:
+            return text
+        w.helpers.add(w.backend.reduce)
+        return w.backend.reduced(text, arg, out)
+
+
+class _Matrix:
+    """A matrix program: arguments are 2-D arrays of declared shapes (or scalars), and every
+    gradient already has its argument's shape (the matrix reverse pass sums broadcasts)."""
+
+    kind = "a matrix formula"
+    fused = False  # forward, then backward with a dout of ones
+
+    @staticmethod
+    def accepts(backend: Backend) -> bool:
+        return backend.matrices
+
+    @staticmethod
+    def arguments(prog: Program, w: _Writer) -> list[str]:
+        return _matrix_arguments(prog, w)
+
+    @staticmethod
+    def zero(prog: Program, arg: str, backend: Backend) -> str:
+        return backend.zeros.format(arg=arg) if prog.shapes[arg] else "0.0"
+
+    @staticmethod
+    def read_back(prog: Program, backend: Backend) -> set[str]:
+        """Arguments backward reads besides its locals: np.zeros_like(W) for an unused W."""
+        arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
+        return {arg_of[z] for z in prog.zero_grads if prog.shapes[arg_of[z]]}
+
+    @staticmethod
+    def returned(text: str, arg: str, out: str | None, w: _Writer) -> str:
+        return text
+
+
+def _layout(prog: Program):
+    """The one place that tells a matrix program from a scalar one (``prog.shapes``). A layout
+    is a class used as a namespace: ``kind``, ``fused`` and the functions the writers call."""
+    return _Scalar if prog.shapes is None else _Matrix
+
+
+class _Writer:
+    """Prints expressions for one backend and program layout, and remembers which helpers the
+    text calls."""
+
+    def __init__(self, backend: Backend, layout):
         self.backend = backend
-        self.printer = make_printer(backend)
+        self.layout = layout
+        self.printer = backend.make_printer()
         self.helpers = self.printer.helpers  # filled as lines are printed
         self._printed: dict = {}
         self._piecewise: dict = {}
@@ -61,25 +138,24 @@ class _Writer:
 @gc_paused
 def module_source(prog: Program, backend: str = "math", name: str | None = None) -> str:
     """Text of the generated module for ``prog`` (see ``Program.source``)."""
-    if backend not in BACKENDS:
-        raise ArgumentError(f"unknown backend {backend!r}: choose 'math' or 'numpy'")
-    if prog.shapes is not None and backend != "numpy":
-        raise ArgumentError("a matrix formula has only the numpy backend")
+    be, layout = backend_named(backend), _layout(prog)
+    if not layout.accepts(be):
+        only = " or ".join(b.name for b in ALL if layout.accepts(b))
+        raise ArgumentError(f"{layout.kind} has only the {only} backend")
     fn = _function_names(prog, name)
-    w = _Writer(backend)
+    w = _Writer(be, layout)
     forward_lines = {s.name: f"{s.name} = {w.expr(s.rhs)}" for s in prog.forward}
     functions = [_forward(prog, w, fn, forward_lines), _backward(prog, w, fn, forward_lines),
                  _value_and_grad(prog, fn, w, forward_lines)]
-    if backend == "numpy" and prog.grads and prog.shapes is None:
-        w.helpers.add("unbroadcast")
-    helpers = [helper_source(h, backend).strip() for h in sorted(w.helpers)]
+    helpers = [helper_source(h, be.name).strip() for h in sorted(w.helpers)]
     code = helpers + functions
-    imports = [_IMPORTS[backend]] if any(_uses_module(c, backend) for c in code) else []
-    return "\n\n\n".join([_docstring(prog, backend, fn)] + imports + code) + "\n"
+    imports = [be.imports] if any(be.uses_module(c) for c in code) else []
+    return "\n\n\n".join([_docstring(prog, be.name, fn)] + imports + code) + "\n"
 
 
-def _uses_module(text: str, backend: str) -> bool:
-    return re.search(r"\bmath\." if backend == "math" else r"\bnp\.", text) is not None
+def default_backend(prog: Program) -> str:
+    """The first backend that has ``prog``: math, or numpy for a matrix program."""
+    return next(b.name for b in ALL if _layout(prog).accepts(b))
 
 
 def compile_module(prog: Program, backend: str = "math", name: str | None = None):
@@ -128,27 +204,15 @@ def _docstring(prog: Program, backend: str, fn: dict[str, str]) -> str:
 
 def _forward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
     body = _forward_body(prog, w, lines)
-    body.append(f"return {prog.output}, {_tuple(_cached(prog, w.backend))}")
+    body.append(f"return {prog.output}, {_tuple(_cached(prog, w))}")
     doc = '"""The formula, one step per line; the cache keeps what backward reads."""'
     return _def(fn["forward"], prog.args, [doc] + body)
 
 
 def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]:
-    """Argument conversion (numpy), dimensions (matrices) and one line per forward step."""
-    body = []
-    if prog.shapes is not None:  # matrix arguments: 2-D float arrays of the declared shapes
-        return body + _matrix_arguments(prog, w) + _dim_lines(prog) + [
-            _noted(step, _guarded(w, step.rhs, lines[step.name])) for step in prog.forward]
-    if w.backend == "numpy" and prog.args:  # NumPy semantics for Python numbers and int arrays
-        w.helpers.add("asfloat")
-        if len(prog.args) <= 4:
-            converted = ", ".join(f"asfloat({a})" for a in prog.args)
-            body.append(f"{', '.join(prog.args)} = {converted}")
-        else:
-            body += [f"{a} = asfloat({a})" for a in prog.args]
-    body += _dim_lines(prog)
-    body += [_noted(step, _guarded(w, step.rhs, lines[step.name])) for step in prog.forward]
-    return body
+    """Argument conversion, dimensions (matrices) and one line per forward step."""
+    return w.layout.arguments(prog, w) + _dim_lines(prog) + [
+        _noted(step, _guarded(w, step.rhs, lines[step.name])) for step in prog.forward]
 
 
 def _noted(step: Step, line: str) -> str:
@@ -162,8 +226,8 @@ def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:
     for a in prog.args:
         shape = prog.shapes[a]
         if not shape:
-            w.helpers.add("asfloat")
-            lines.append(f"{a} = asfloat({a})")
+            w.helpers.add(w.backend.convert)
+            lines.append(f"{a} = {w.backend.convert}({a})")
             continue
         w.helpers.add("asmatrix")
         fixed = tuple(int(n) if n.is_Integer else None for n in shape)
@@ -196,13 +260,13 @@ def _backward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str
     grads = _abridged(prog.grads, "(", ")")
     body = [f'"""Gradients {grads} of {prog.output}, given its upstream gradient '
             f'd{prog.output}."""']
-    cached = _cached(prog, w.backend)
+    cached = _cached(prog, w)
     unpack = f"{', '.join(cached)}{',' if len(cached) == 1 else ''} = cache"
     if cached:
         body.append(unpack if len(unpack) <= 92 else _call("", cached, " = cache"))
     steps, aliases = _backward_body(prog, w, lines, fold_dout=False)
     body += steps
-    body.append(f"return {_tuple(_returned(prog, w.backend, aliases))}")
+    body.append(f"return {_tuple(_returned(prog, w, aliases))}")
     return _def(fn["backward"], [f"d{prog.output}", "cache"], body)
 
 
@@ -233,12 +297,12 @@ def _backward_body(prog: Program, w: _Writer, lines: dict[str, str], fold_dout: 
             sign = "+"
             if value.startswith("-") and value[1:].isidentifier():  # dx += -dt: dx -= dt
                 sign, value = "-", value[1:]
-            line = (f"{g.name} {sign}= {value}" if w.backend == "math"
-                    else f"{g.name} = {g.name} {sign} {value}")
+            line = w.backend.accumulated(g.name, sign, value)
             alias.pop(g.name, None)
         body.append(_guarded(w, g.local, line))
     arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
-    body += [f"{z} = {_zero(prog, arg_of[z])}  # {prog.output} does not depend on it"
+    body += [f"{z} = {w.layout.zero(prog, arg_of[z], w.backend)}  # {prog.output} does not "
+             "depend on it"
              for z in prog.zero_grads]
     return body, alias
 
@@ -250,80 +314,65 @@ def _seeded_text(local, w: _Writer) -> str:
     return w.expr(local)
 
 
-def _zero(prog: Program, arg: str) -> str:
-    if prog.shapes is not None and prog.shapes[arg]:
-        return f"np.zeros_like({arg})"
-    return "0.0"
-
-
 def _value_and_grad(prog: Program, fn: dict, w: _Writer, lines: dict[str, str]) -> str:
     out, grads = prog.output, _abridged(prog.grads, "(", ")")
     large = len(prog.forward) + len(prog.backward) > FUSE_LIMIT
-    if prog.shapes is not None or large:  # forward, then backward with dout = 1 (or ones)
-        seed = "1.0" if w.backend == "math" else f"np.ones_like({out})"
-        doc = (f"{out} and the gradient {grads} of the sum of its entries."
-               if w.backend == "numpy" else f"{out} and its gradient {grads} at one point.")
-        body = [f'"""{doc}"""', _call(f"{out}, cache = {fn['forward']}", prog.args),
-                f"return {out}, {fn['backward']}({seed}, cache)"]
+    if not w.layout.fused or large:  # forward, then backward with dout = 1 (or ones)
+        doc = w.backend.doc.format(out=out, grads=grads)
+        body = [f'"""{doc}."""', _call(f"{out}, cache = {fn['forward']}", prog.args),
+                f"return {out}, {fn['backward']}({w.backend.ones.format(out=out)}, cache)"]
         return _def(fn["value_and_grad"], prog.args, body)
-    if w.backend == "math":
-        doc = f"{out} and its gradient {grads} at one point"
-    else:  # d(sum of out)/d arg: elementwise for full-shape args, summed for broadcast ones
-        doc = f"{out} and its gradient {grads}, elementwise (summed if broadcast)"
-    blocks = w.backend == "numpy" and bool(prog.args)
+    doc = w.backend.folded_doc.format(out=out, grads=grads)
+    blocks = w.backend.blocks if prog.args else None
     fused = fn["value_and_grad_block" if blocks else "value_and_grad"]
     body = [f'"""{doc}.\n\nForward and backward in one pass, with d{out} = 1 folded away."""']
     body += _forward_body(prog, w, lines)
     steps, aliases = _backward_body(prog, w, lines, fold_dout=True)
     body += steps
-    body.append(f"return {out}, {_tuple(_returned(prog, w.backend, aliases, out))}")
+    body.append(f"return {out}, {_tuple(_returned(prog, w, aliases, out))}")
     text = _def(fused, prog.args, body)
     if not blocks:
         return text
-    w.helpers.add("in_blocks")
+    w.helpers.add(blocks)
     driver = [f'"""{doc}.\n\nLarge arrays of one shape run in blocks of rows that fit in the CPU '
-              f'cache (see in_blocks);\neach block is {fused}."""',
-              f"return in_blocks({fused}, {_tuple(prog.args)})"]
+              f'cache (see {blocks});\neach block is {fused}."""',
+              f"return {blocks}({fused}, {_tuple(prog.args)})"]
     return text + "\n\n\n" + _def(fn["value_and_grad"], prog.args, driver)
 
 
-def _cached(prog: Program, backend: str) -> list[str]:
-    """Names backward reads: values in local derivatives (and, for numpy, the wrt arguments)."""
+def _cached(prog: Program, w: _Writer) -> list[str]:
+    """Names backward reads: values in local derivatives, and the arguments the layout reads
+    back (their shapes, for numpy's reduction or zeros)."""
     used = {s.name for g in prog.backward for s in g.local.free_symbols}
-    if backend == "numpy" and prog.shapes is None:  # unbroadcast reads the argument's shape
-        used |= {i.name for i in prog.inputs if i.grad}
-    if prog.shapes is not None:  # np.zeros_like(W) for an unused matrix argument
-        arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
-        used |= {arg_of[z] for z in prog.zero_grads if prog.shapes[arg_of[z]]}
+    used |= w.layout.read_back(prog, w.backend)
     order = list(prog.args) + [d[0] for d in prog.dims] + [s.name for s in prog.forward]
     return [n for n in order if n in used]
 
 
-def _returned(prog: Program, backend: str, aliases: dict[str, str], out: str | None = None):
-    """The returned gradients. NumPy: summed to each argument's shape (over ``out``'s shape
-    when dout was folded to 1), and copied where the array is another value's (``dx = dxpy``
-    and ``dy = dxpy``; ``dx = y``): a caller must be free to change what it gets back."""
-    if backend == "math":
-        return list(prog.grads)
+def _returned(prog: Program, w: _Writer, aliases: dict[str, str], out: str | None = None):
+    """The returned gradients. NumPy: copied where the array is another value's (``dx = dxpy``
+    and ``dy = dxpy``; ``dx = y``), since a caller must be free to change what it gets back,
+    and, for scalar programs, summed to each argument's shape (over ``out``'s shape when dout
+    was folded to 1). Math: the names (floats alias nothing)."""
+    copy = w.backend.copy
     shared: dict[str, str] = {}
     returned = []
     arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
     for g in prog.grads:
-        owner = aliases.get(g, g)
-        copy = owner != g or owner in shared
-        shared.setdefault(owner, g)
-        text = f"np.array({g})" if copy else g
-        if prog.shapes is None:
-            shape = f", np.shape({out})" if out else ""
-            text = f"unbroadcast({text}, {arg_of[g]}{shape})"
-        returned.append(text)
+        text = g
+        if copy is not None:
+            owner = aliases.get(g, g)
+            if owner != g or owner in shared:
+                text = copy.format(g)
+            shared.setdefault(owner, g)
+        returned.append(w.layout.returned(text, arg_of[g], out, w))
     return returned
 
 
 def _guarded(w: _Writer, expr, line: str) -> str:
     """NumPy evaluates every Piecewise branch; silence the warnings of the untaken ones."""
-    if w.backend == "numpy" and w.has_piecewise(expr):
-        return f'with np.errstate(all="ignore"):\n    {line}'
+    if w.backend.guard is not None and w.has_piecewise(expr):
+        return f"{w.backend.guard}\n    {line}"
     return line
 
 

@@ -11,10 +11,11 @@ symdiff a user imports (Python runs ``symdiff/__init__.py`` first).
 from __future__ import annotations
 
 from . import ir
-from .emit import compile_module, module_source
+from .emit import compile_module, default_backend, module_source
 from .graph import to_dot, to_svg
 from .numeric import program_values
 from .printers import make_printer
 
 ir.register(source=module_source, compile=compile_module, evaluate=program_values,
-            to_dot=to_dot, to_svg=to_svg, make_printer=make_printer)
+            to_dot=to_dot, to_svg=to_svg, make_printer=make_printer,
+            default_backend=default_backend)

@@ -278,7 +278,7 @@ class Program:
             picture = picture[picture.find("<svg"):]  # no XML prolog inside HTML
         except MissingToolError:
             picture = ""
-        backend = "math" if self.shapes is None else "numpy"
+        backend = service("default_backend")(self)
         return (f"<div><pre>{escape(str(self))}</pre>{picture}<details><summary>generated "
                 f"code ({backend} backend)</summary><pre>{escape(self.source(backend))}</pre>"
                 "</details></div>")
@@ -317,6 +317,7 @@ HANDOFFS = {
     "to_dot": ("Program.to_dot", "graph.to_dot(prog, at)"),
     "to_svg": ("Program.to_svg", "graph.to_svg(prog, at)"),
     "make_printer": ("the listing of a matrix Program", "printers.make_printer(backend)"),
+    "default_backend": ("Program._repr_html_", "emit.default_backend(prog)"),
 }
 _services: dict[str, Callable] = {}
 

@@ -33,7 +33,6 @@ from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
 from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 
-BACKENDS = ("math", "numpy")
 LONG_SUM = 32  # sums with more terms print as one call (see _StagedPrinter._print_Add)
 
 # cot(x) prints as 1/tan(x), ...; acot(x) prints as atan(1/x), ... (SymPy's real conventions).
@@ -156,9 +155,12 @@ def _is_name(node: sp.Basic) -> bool:
 class _StagedPrinter:
     """What both backends share; mixed in before SymPy's printer class."""
 
-    _mod = "math"  # the module prefix of generated calls and constants
-    _backend = "math"
-    _one = "1"  # the numerator of a reciprocal
+    # What differs between backends, set by each subclass (backends.Backend reads it here):
+    backend_name: ClassVar[str]  # the backend's name, in error messages
+    module: ClassVar[str]  # the module prefix of generated calls and constants
+    sum_call: ClassVar[str]  # a sum of more than LONG_SUM terms (see _print_Add)
+    atan2_call: ClassVar[str]  # the two-argument arctangent (see _print_atan2)
+    _one: ClassVar[str]  # the numerator of a reciprocal
 
     def __init__(self, settings=None):
         super().__init__(dict({"order": "none"}, **(settings or {})))
@@ -170,13 +172,13 @@ class _StagedPrinter:
         text = _fast_text(expr)
         if text is not None:
             return text
-        check_supported(expr, self._backend)
+        check_supported(expr, self.backend_name)
         return self._print(expr)
 
     def _print_not_supported(self, expr):
         """Raise instead of SymPy's '# Not supported' comment, in case a check was missed."""
         raise UnsupportedFunctionError(
-            f"no {self._backend}-backend implementation of {_describe(expr)}"
+            f"no {self.backend_name}-backend implementation of {_describe(expr)}"
         )
 
     def _print_Symbol(self, expr):
@@ -189,22 +191,22 @@ class _StagedPrinter:
         """Print the shortest repr of the double (SymPy prints 17 digits); inf/nan by name."""
         value = float(expr)
         if math.isnan(value):
-            return f"{self._mod}.nan"
+            return f"{self.module}.nan"
         if math.isinf(value):
-            return f"{'-' if value < 0 else ''}{self._mod}.inf"
+            return f"{'-' if value < 0 else ''}{self.module}.inf"
         return repr(value)
 
     def _print_Infinity(self, expr):
         """Name inf in the backend module (SymPy's math printer writes float('inf'))."""
-        return f"{self._mod}.inf"
+        return f"{self.module}.inf"
 
     def _print_NegativeInfinity(self, expr):
         """Name -inf in the backend module (SymPy's math printer writes float('-inf'))."""
-        return f"-{self._mod}.inf"
+        return f"-{self.module}.inf"
 
     def _print_NaN(self, expr):
         """Name nan in the backend module."""
-        return f"{self._mod}.nan"
+        return f"{self.module}.nan"
 
     def _print_Add(self, expr, order=None):
         """A long sum as one call over a tuple: Python's compiler recurses on a + b + c + ...
@@ -221,14 +223,12 @@ class _StagedPrinter:
                 line = ""
             line += term + ", "
         body = "\n    ".join(lines + [line.rstrip()])
-        call = "math.fsum" if self._backend == "math" else "sum"
-        return f"{call}((\n    {body}\n))"
+        return f"{self.sum_call}((\n    {body}\n))"
 
     def _print_atan2(self, expr):
         """``y + 0.0`` turns -0.0 into 0.0: over the reals atan2(0, x < 0) is pi, never -pi."""
         y, x = (self._print(a) for a in expr.args)
-        name = "math.atan2" if self._backend == "math" else "np.arctan2"
-        return f"{name}({y} + 0.0, {x})"
+        return f"{self.atan2_call}({y} + 0.0, {x})"
 
     def parenthesize(self, item, level, strict=False):
         """Use the precedence of the emitted text: a Pow may print as ``1/x`` or a call."""
@@ -277,7 +277,7 @@ class _StagedPrinter:
         if form == "negative":
             return self._negative_power(base, e)
         if form in ("sqrt", "rsqrt"):
-            text = f"{self._mod}.sqrt({self._print(base)})"
+            text = f"{self.module}.sqrt({self._print(base)})"
             return text if form == "sqrt" else f"1/{text}"
         return self._general_power(base, e)
 
@@ -328,7 +328,7 @@ class _StagedPrinter:
         order, arg = expr.args
         if order != 0:
             raise UnsupportedFunctionError(
-                f"no {self._backend}-backend implementation of polygamma of order {order}")
+                f"no {self.backend_name}-backend implementation of polygamma of order {order}")
         self.helpers.add("digamma")
         return f"digamma({self._print(arg)})"
 
@@ -360,8 +360,10 @@ class _StagedPrinter:
 class MathPrinter(_StagedPrinter, PythonCodePrinter):
     """Plain Python over floats; calls only ``math`` and builtins."""
 
-    _mod = "math"
-    _backend = "math"
+    backend_name = "math"
+    module = "math"
+    sum_call = "math.fsum"  # exactly rounded
+    atan2_call = "math.atan2"
     _one = "1.0"  # 1.0/x: a float over a float, no int conversion (CPython: 1/x is slower)
 
     def line(self, expr: sp.Basic) -> str:
@@ -441,8 +443,10 @@ class MathPrinter(_StagedPrinter, PythonCodePrinter):
 class NumpyPrinter(_StagedPrinter, NumPyPrinter):
     """Elementwise code over arrays with broadcasting; calls only ``np`` and helpers."""
 
-    _mod = "np"
-    _backend = "numpy"
+    backend_name = "numpy"
+    module = "np"
+    sum_call = "sum"  # the builtin: it broadcasts
+    atan2_call = "np.arctan2"
     _one = "1"
     _pow_precedence: ClassVar[dict[str, int]] = dict(
         _StagedPrinter._pow_precedence, negative=PRECEDENCE["Mul"], general=PRECEDENCE["Pow"]
@@ -558,12 +562,13 @@ class NumpyPrinter(_StagedPrinter, NumPyPrinter):
         return f"max_mask({self._print(a)}, {self._print(m)}, axis={int(axis)})"
 
 
-_PRINTERS = {"math": MathPrinter, "numpy": NumpyPrinter}
+# By name, for print_expr and make_printer; backends.BACKENDS lists the same names (tested).
+_PRINTERS = {p.backend_name: p for p in (MathPrinter, NumpyPrinter)}
 
 
 def _check_backend(backend: str) -> None:
     if backend not in _PRINTERS:
-        raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(_PRINTERS)}")
 
 
 def print_expr(expr: sp.Basic, backend: str) -> tuple[str, frozenset[str]]:

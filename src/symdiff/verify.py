@@ -59,7 +59,9 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
-    if prog.shapes is not None:  # a matrix formula: random arrays (see arraycheck)
+    # A matrix formula: random arrays (see arraycheck). This dispatch on the program's kind
+    # stays until arraycheck is folded into verify (issue 12).
+    if prog.shapes is not None:
         if not callable(grad):
             raise ArgumentError("for a matrix formula, grad must be a callable")
         if domain is not None:

@@ -1,0 +1,118 @@
+"""The backends generated code is written for, one frozen record each: what differs, as data.
+
+A ``Backend`` holds everything the emitter and the checker do differently for one target
+library: its printer class, the import line, how a gradient accumulates at a fork, the upstream
+gradient of ones, the helpers that convert arguments, reduce gradients and run in blocks, the
+block a line with a Piecewise runs under, and whether it has matrix programs. Code that writes
+or runs generated code reads these fields; nothing compares a backend's name. ``BACKENDS``, the
+names in order, is defined here only; ``backend_named`` turns a user's string into its record.
+
+Invariant: each template's text is exactly what generated modules contain (tests/golden); the
+printing facts (module prefix, long-sum call, atan2) live on the printer class and are read
+through the record, so there is one copy of each.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import ArgumentError
+from .printers import MathPrinter, NumpyPrinter
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One target library of generated code (see MATH and NUMPY below for the values).
+
+    Templates are ``str.format`` patterns; a field of None means the backend has no such step.
+    """
+
+    name: str  # as users spell it: prog.source("numpy")
+    printer: type  # the printers class printing one expression as one line
+    imports: str  # the import line of a module whose text calls the library
+    accumulate: str  # a later write to a gradient at a fork: {name}, {sign} (+ or -), {value}
+    ones: str  # the upstream gradient value_and_grad passes to backward: {out}
+    doc: str  # value_and_grad's docstring when it calls backward: {out}, {grads}
+    folded_doc: str  # ... when it is fused with dout = 1 folded away
+    zeros: str | None  # the zero gradient of an array argument: {arg}
+    convert: str | None  # helper each argument goes through first (number -> float array)
+    reduce: str | None  # helper summing a returned gradient to its argument's shape
+    shape_of: str | None  # the shape of a value, for reduce over the output's shape: {}
+    copy: str | None  # a returned gradient that names another value's array: {}
+    guard: str | None  # the block a line with a Piecewise runs under (every branch evaluated)
+    blocks: str | None  # helper running the fused value_and_grad over blocks of rows
+    matrices: bool  # has matrix programs (the whole-array gates of array_ops)
+    batched: bool  # generated functions are elementwise over arrays: check runs all points at once
+
+    @property
+    def module(self) -> str:
+        """The prefix of the library's names in generated code (``math``, ``np``)."""
+        return self.printer.module
+
+    @property
+    def sum_call(self) -> str:
+        """The call a long sum prints as (``math.fsum``, ``sum``)."""
+        return self.printer.sum_call
+
+    @property
+    def atan2_call(self) -> str:
+        """The two-argument arctangent (``math.atan2``, ``np.arctan2``)."""
+        return self.printer.atan2_call
+
+    def make_printer(self):
+        """A printer for the lines of one module; its ``helpers`` collects the helpers used."""
+        return self.printer()
+
+    def uses_module(self, text: str) -> bool:
+        """Whether ``text`` calls the library (then the module needs ``imports``)."""
+        return re.search(rf"\b{re.escape(self.module)}\.", text) is not None
+
+    def accumulated(self, name: str, sign: str, value: str) -> str:
+        """``dx += dt`` (math) or ``dx = dx + dt`` (numpy: an in-place += would also change
+        an array another gradient aliases, after ``dx = dxpy; dy = dxpy``)."""
+        return self.accumulate.format(name=name, sign=sign, value=value)
+
+    def reduced(self, grad: str, arg: str, out: str | None = None) -> str:
+        """``unbroadcast(dx, x)``; with dout folded to 1, over ``out``'s shape first (what a
+        dout of ones would have done)."""
+        shape = f", {self.shape_of.format(out)}" if out else ""
+        return f"{self.reduce}({grad}, {arg}{shape})"
+
+
+MATH = Backend(
+    name="math", printer=MathPrinter, imports="import math",
+    accumulate="{name} {sign}= {value}", ones="1.0",
+    doc="{out} and its gradient {grads} at one point",
+    folded_doc="{out} and its gradient {grads} at one point",
+    zeros=None, convert=None, reduce=None, shape_of=None, copy=None,  # floats: nothing aliases
+    guard=None,  # a Piecewise is a lazy conditional expression: untaken branches never run
+    blocks=None, matrices=False, batched=False,
+)
+NUMPY = Backend(
+    name="numpy", printer=NumpyPrinter, imports="import numpy as np",
+    accumulate="{name} = {name} {sign} {value}", ones="np.ones_like({out})",
+    doc="{out} and the gradient {grads} of the sum of its entries",
+    # d(sum of out)/d arg: elementwise for full-shape args, summed for broadcast ones
+    folded_doc="{out} and its gradient {grads}, elementwise (summed if broadcast)",
+    zeros="np.zeros_like({arg})", convert="asfloat", reduce="unbroadcast",
+    shape_of="np.shape({})", copy="np.array({})",
+    guard='with np.errstate(all="ignore"):',  # np.select evaluates every branch
+    blocks="in_blocks", matrices=True, batched=True,
+)
+ALL: tuple[Backend, ...] = (MATH, NUMPY)
+BACKENDS: tuple[str, ...] = tuple(b.name for b in ALL)
+_BY_NAME = {b.name: b for b in ALL}
+
+
+def backend_named(name) -> Backend:
+    """The record of the backend a user names; an ArgumentError for any other name.
+
+    >>> backend_named("numpy").imports
+    'import numpy as np'
+    """
+    backend = _BY_NAME.get(name) if isinstance(name, str) else None
+    if backend is None:
+        choices = " or ".join(repr(b) for b in BACKENDS)
+        raise ArgumentError(f"unknown backend {name!r}: choose {choices}")
+    return backend
