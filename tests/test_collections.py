@@ -25,8 +25,7 @@ PACKAGES = {"deap.benchmarks": "deap", "deap.benchmarks.gp": "deap",
 
 # Entries that fail today for a reason not fixed yet (issue 11 stays open), with the tests they
 # fail: strict xfails, so a fix that makes one pass fails the suite until its line is removed.
-KNOWN = {"sympy.stats:VonMises": ("besseli has no code emission in either backend",
-                                  {"code", "check"})}
+KNOWN: dict[str, tuple[str, set]] = {}  # "collection:entry" -> (why, the tests it fails)
 
 
 def _built() -> list:

@@ -154,6 +154,7 @@ FUNCTIONS = [
     ("arccos(x)", sp.acos(x)), ("atan(x)", sp.atan(x)), ("arctan(x)", sp.atan(x)),
     ("acot(x)", sp.acot(x)), ("asec(x)", sp.asec(x)), ("acsc(x)", sp.acsc(x)),
     ("atan2(y, x)", sp.atan2(y, x)), ("arctan2(y, x)", sp.atan2(y, x)),
+    ("besseli(0, x)", sp.besseli(0, x)),
     ("sinh(x)", sp.sinh(x)), ("cosh(x)", sp.cosh(x)), ("tanh(x)", sp.tanh(x)),
     ("coth(x)", sp.coth(x)), ("sech(x)", sp.sech(x)), ("csch(x)", sp.csch(x)),
     ("asinh(x)", sp.asinh(x)), ("arcsinh(x)", sp.asinh(x)), ("acosh(x)", sp.acosh(x)),
@@ -183,7 +184,7 @@ WHITELIST = {
     "acoth", "asech", "acsch", "abs", "Abs", "sign", "sgn", "max", "Max", "min", "Min",
     "Heaviside", "heaviside", "erf", "erfc", "floor", "ceiling", "ceil", "gamma", "loggamma",
     "lgamma", "sigmoid", "relu", "softplus", "pow", "hypot", "log1p", "expm1", "where",
-    "Piecewise", "piecewise",
+    "Piecewise", "piecewise", "besseli",
 }
 
 

@@ -86,8 +86,9 @@ def test_runtime_modules_import_only_their_backend(backend):
     assert all(ast.unparse(node) == "import math" for node in inner)
     inside = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
               and any(isinstance(n, ast.Import) for n in ast.walk(f))}
-    # numpy has no erf, erfc, gamma, lgamma: only those four import math, in their bodies
-    assert inside == (set() if backend == "math" else set(VECTORIZED))
+    # numpy has no erf, erfc, gamma, lgamma: only those four (and besseli, for lgamma) import
+    # math, in their bodies
+    assert inside == (set() if backend == "math" else set(VECTORIZED) | {"besseli"})
     for node in tree.body:  # nothing but the docstring, the import, defs and plain assignments
         assert isinstance(node, (ast.Expr, ast.Import, ast.FunctionDef, ast.Assign))
 
@@ -157,6 +158,35 @@ def test_math_acot_and_undefined(rmath):
     assert float(sp.acot(-2)) == pytest.approx(rmath.acot(-2.0), rel=1e-15)  # SymPy's branch
     with pytest.raises(ValueError, match="math domain error"):
         rmath.undefined()
+
+
+BESSEL = [(nu, x) for nu in (0, 1, 2, 5, 0.5, 2.5, -1, -2)
+          for x in (1e-8, 0.1, 0.7, 2.5, 10.0, 33.3, 100.0, 300.0, 700.0, -0.3, -5.0, -50.0)
+          if x > 0 or nu == int(nu)]
+
+
+def bessel(nu, x):
+    """mpmath's I_nu(x), complex-typed at x < 0 (an imaginary part of rounding noise)."""
+    value = mp.besseli(nu, x)
+    assert abs(mp.im(value)) <= 1e-40 * abs(mp.re(value))
+    return mp.re(value)
+
+
+def test_besseli_matches_mpmath(rmath, rnp):
+    """sympy.stats' von Mises density divides by besseli(0, k); its derivative is besseli(1, k)."""
+    for nu, x in BESSEL:
+        want = bessel(nu, x)
+        assert close(rmath.besseli(nu, x), want, rel=1e-14), (nu, x)
+    nus, xs = np.array([p[0] for p in BESSEL], float), np.array([p[1] for p in BESSEL])
+    got = rnp.besseli(nus, xs)
+    for g, (nu, x) in zip(got, BESSEL):
+        assert close(float(g), bessel(nu, x), rel=1e-14), (nu, x)
+    assert rmath.besseli(0, 0.0) == 1.0 and rmath.besseli(3, 0.0) == 0.0
+    assert float(rnp.besseli(0.0, 0.0)) == 1.0 and float(rnp.besseli(2.0, 0.0)) == 0.0
+    assert math.isinf(rmath.besseli(0, 1000.0))  # e**1000 is beyond floats
+    with pytest.raises(ValueError, match="domain"):
+        rmath.besseli(0.5, -1.0)
+    assert math.isnan(float(rnp.besseli(0.5, -1.0)))
 
 
 def test_numpy_acot(rnp):

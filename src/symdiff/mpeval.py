@@ -195,6 +195,7 @@ _TABLE = {
     sp.Abs: abs, sp.sign: mpmath.sign, sp.Max: max, sp.Min: min,
     sp.Heaviside: _heaviside, sp.floor: mpmath.floor, sp.ceiling: mpmath.ceil,
     sp.erf: mpmath.erf, sp.erfc: mpmath.erfc,
+    sp.besseli: mpmath.besseli,
     sp.gamma: mpmath.gamma, sp.loggamma: _real_only(mpmath.loggamma, low=0, open_low=True),
     sp.polygamma: mpmath.polygamma,
     sigmoid: lambda x: 1 / (1 + mpmath.exp(-x)), relu: lambda x: max(x, 0), softplus: _softplus,

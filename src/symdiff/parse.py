@@ -397,6 +397,7 @@ _FUNCTIONS: dict[str, tuple[int, int | None, str, Callable]] = {
     "piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
     "atan2": (2, 2, "v", _apply(sp.atan2)),
     "arctan2": (2, 2, "v", _apply(sp.atan2)),
+    "besseli": (2, 2, "v", _apply(sp.besseli)),
     "max": (2, None, "v", lambda args, ev, col: _lattice(sp.Max, args, ev)),
     "Max": (2, None, "v", lambda args, ev, col: _lattice(sp.Max, args, ev)),
     "min": (2, None, "v", lambda args, ev, col: _lattice(sp.Min, args, ev)),

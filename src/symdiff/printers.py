@@ -48,7 +48,7 @@ _ELEMENTARY = (
     sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.asin, sp.acos, sp.atan, sp.atan2,
     sp.sinh, sp.cosh, sp.tanh, sp.asinh, sp.acosh, sp.atanh,
 )
-_SPECIAL = (sp.erf, sp.erfc, sp.gamma, sp.loggamma, sp.polygamma)
+_SPECIAL = (sp.erf, sp.erfc, sp.gamma, sp.loggamma, sp.polygamma, sp.besseli)
 _PIECEWISE_LINEAR = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.floor, sp.ceiling)
 _STRUCTURE = (
     sp.Symbol, sp.Rational, sp.Float, sp.core.numbers.Infinity,
@@ -309,6 +309,7 @@ class _StagedPrinter:
     _print_sigmoid = _print_relu = _print_softplus = _print_logsumexp = _print_helper_call
     # 1/cosh(t) and 1/sinh(t) overflow in cosh and sinh for |t| > 710 where they are tiny
     _print_sech = _print_csch = _print_helper_call
+    _print_besseli = _print_helper_call  # neither math nor numpy has I_nu (numpy: i0 only)
     # atan(1/t): 1/0 raises in math, and numpy's 1/-0.0 is -inf, where acot is pi/2
     _print_acot = _print_helper_call
 

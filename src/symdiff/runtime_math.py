@@ -81,3 +81,25 @@ EULER_GAMMA = 0.5772156649015329  # sympy.EulerGamma: the Euler-Mascheroni const
 CATALAN = 0.915965594177219  # sympy.Catalan: Catalan's constant
 GOLDEN_RATIO = 1.618033988749895  # sympy.GoldenRatio: the golden ratio, (1 + sqrt(5))/2
 TRIBONACCI = 1.8392867552141612  # sympy.TribonacciConstant: the real root of t**3 = t**2 + t + 1
+
+
+def besseli(nu, x):
+    """The modified Bessel function I_nu(x) for a real order nu (nu >= 0, or an integer:
+    I_-n = I_n) and real x (x >= 0 unless nu is an integer): its power series, whose terms
+    all have one sign, so it is accurate to a few ulps wherever the value is a float."""
+    if nu == int(nu):
+        nu = abs(nu)
+    elif x < 0 or nu < 0:
+        raise ValueError("math domain error: besseli of a negative argument or order")
+    if x == 0:
+        return 1.0 if nu == 0 else 0.0
+    half = 0.5 * x
+    term = math.exp(nu * math.log(abs(half)) - math.lgamma(nu + 1.0))
+    if x < 0 and int(nu) % 2:
+        term = -term
+    total, k, q = term, 0, half * half
+    while abs(term) > 1e-17 * abs(total):
+        k += 1
+        term *= q / (k * (k + nu))
+        total += term
+    return total

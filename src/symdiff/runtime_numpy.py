@@ -169,3 +169,25 @@ def digamma(x):
     psi = acc + np.log(z) - 0.5 / z - series
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(reflect, psi - np.pi / np.tan(np.pi * x), psi)
+
+
+def besseli(nu, x):
+    """I_nu(x) elementwise (numpy has only i0): the power series, as the math version, one
+    term for all elements at a time; nan where it is not real (x < 0, nu not an integer)."""
+    import math
+    nu, x = np.broadcast_arrays(np.asarray(nu, dtype=float), np.asarray(x, dtype=float))
+    integer = nu == np.round(nu)
+    nu = np.where(integer, np.abs(nu), nu)
+    half = 0.5 * x
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lgam = np.vectorize(math.lgamma, otypes=[float])(nu + 1.0)
+        term = np.exp(nu * np.log(np.abs(half)) - lgam)
+        term = np.where((x < 0) & integer & (nu % 2 == 1), -term, term)
+        term = np.where(x == 0, np.where(nu == 0, 1.0, 0.0), term)
+        term = np.where((x < 0) & ~integer, np.nan, term)
+        total, k, q = term.copy(), 0, half * half
+        while np.any(np.abs(term) > 1e-17 * np.abs(total)):
+            k += 1
+            term = term * q / (k * (k + nu))
+            total = total + term
+    return total[()]
