@@ -390,3 +390,10 @@ def test_check_does_not_judge_float_code_where_a_step_is_beyond_the_float_range(
         with np.errstate(all="ignore"):
             assert not symdiff.check(symdiff.lower(sp.asech(sp.gamma(x**3)), wrt=[x]),
                                      points=[{"x": -10.7601}], samples=1).ok
+
+
+@pytest.mark.parametrize("bad", [None, 3, {"math"}])
+def test_a_backends_argument_that_is_not_a_list_of_names_is_an_argument_error(bad):
+    x = sp.Symbol("x", **R)
+    with pytest.raises(symdiff.ArgumentError, match="backends must be a backend name"):
+        symdiff.check(symdiff.lower(sp.sin(x), wrt=[x]), backends=bad)

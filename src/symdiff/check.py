@@ -69,6 +69,9 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
 def _backends(backends) -> tuple[str, ...]:
     if isinstance(backends, str):
         backends = (backends,)
+    if not isinstance(backends, (tuple, list)):  # () checks the 50-digit program alone
+        raise ArgumentError(f"backends must be a backend name or a list of them "
+                            f"({', '.join(BACKENDS)}), got {backends!r}")
     backends = tuple(backends)
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
