@@ -568,7 +568,7 @@ _PRINTERS = {p.backend_name: p for p in (MathPrinter, NumpyPrinter)}
 
 
 def _check_backend(backend: str) -> None:
-    if backend not in _PRINTERS:
+    if not isinstance(backend, str) or backend not in _PRINTERS:
         raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(_PRINTERS)}")
 
 
