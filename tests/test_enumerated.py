@@ -19,8 +19,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools")
 
 import enumerate as corpus  # noqa: E402  (tools/enumerate.py, not the builtin)
 
-TREES = 1200  # lower -> source -> run
-CHECK_EVERY = 6  # ... and 200 through check and verify
+TREES = 2400  # lower -> source -> run
+CHECK_EVERY = 12  # ... and 200 through check and verify
 CHUNK = 40
 SEED = 0
 TIMEOUT = 30.0  # seconds per tree
