@@ -97,3 +97,20 @@ def test_the_oracle_catches_a_wrong_gradient():
     assert corpus._mismatch(["x"], want, tol, off)[0] == "dx"
     assert corpus._mismatch(["x"], want, tol, [want[0] + 1e-6 * abs(want[0]) + 1e-9,
                                                want[1]])[0] == "value"
+
+
+def test_an_honest_inf_where_no_digit_is_determined_is_not_a_defect():
+    """3/log(tanh(x**2)**-2) at x = -5.85: tanh rounds to 1 and the math code divides by zero,
+    where the oracle's own tolerance exceeds the value (floats determine no digit there); the
+    formula is judged at its other points. A raise where digits are determined is a crash."""
+    rec = corpus.judge(corpus.Item(5, 21534147501187099, 37), check_verify=True, timeout=TIMEOUT)
+    assert rec.outcome == "ok", rec.failures
+
+    class Raising:
+        def value_and_grad(self, *args):
+            raise ZeroDivisionError("planted")
+
+    rec = corpus.judge(corpus.Item(1, 3, 0))
+    pts = [((1.5,) * len(rec.wrt), [2.0] * (1 + len(rec.wrt)), [1e-8] * (1 + len(rec.wrt)))]
+    assert not corpus._run(rec, "sympy", "math", Raising(), pts)
+    assert rec.failures[-1]["kind"] == "crash"
