@@ -397,3 +397,15 @@ def test_a_backends_argument_that_is_not_a_list_of_names_is_an_argument_error(ba
     x = sp.Symbol("x", **R)
     with pytest.raises(symdiff.ArgumentError, match="backends must be a backend name"):
         symdiff.check(symdiff.lower(sp.sin(x), wrt=[x]), backends=bad)
+
+
+def test_an_exact_zero_partial_does_not_make_a_point_fragile():
+    """Code that raises where every partial is determined is reported, even when one partial
+    is exactly 0 (its tolerance is 1e-300, not below it): erf(7.8) rounds to 1 and acos'
+    divides by zero, though Max takes atan(S) there and dI is exactly 0."""
+    i, s = sp.symbols("I S", **R)
+    prog = symdiff.lower(sp.exp(sp.Max(sp.acos(sp.erf(i)), sp.atan(s))), wrt=[i, s])
+    with np.errstate(all="ignore"):
+        report = symdiff.check(prog, points=[{"I": 7.7968597157723885, "S": 1.820786357461798}],
+                               samples=3)
+    assert not report.ok and report.raised, str(report)

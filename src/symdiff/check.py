@@ -211,8 +211,9 @@ def _fragile(truth, bounds) -> list[bool]:
     singularity of a local derivative (coth(19) rounds to 1, where asec' is infinite), and the
     error bound, a first-order estimate, may be exceeded by an inf or a nan.
     """
-    return [any(t[k] is not None and tolerance(t[k], t_err[k], bound[k], constant[k], 1,
-                                               FLOAT_REL) >= abs(t[k]) for k in range(len(t)))
+    return [any(t[k] is not None and t[k] != 0  # an exact 0 is determined (tolerance 1e-300)
+                and tolerance(t[k], t_err[k], bound[k], constant[k], 1, FLOAT_REL) >= abs(t[k])
+                for k in range(len(t)))
             for (t, t_err), (bound, constant) in zip(truth, bounds)]
 
 
