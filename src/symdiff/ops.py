@@ -38,7 +38,22 @@ from dataclasses import dataclass
 import mpmath
 import sympy as sp
 
-from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
+from .functions import (
+    SELU_ALPHA,
+    SELU_SCALE,
+    elu,
+    expm1,
+    gelu,
+    hypot,
+    log1p,
+    logsumexp,
+    mish,
+    relu,
+    selu,
+    sigmoid,
+    softplus,
+    xlogy,
+)
 
 NAN = mpmath.mpf("nan")
 
@@ -107,6 +122,17 @@ def _softplus(x):
 def _logsumexp(*terms):  # mpmath has no overflow; the shift keeps the sum's digits all the same
     top = max(terms)
     return top + mpmath.log(mpmath.fsum(mpmath.exp(t - top) for t in terms))
+
+
+def _selu(x):
+    scale, alpha = (mpmath.mpf(c._mpf_) for c in (SELU_SCALE, SELU_ALPHA))
+    return scale * (x if x > 0 else alpha * mpmath.expm1(x))
+
+
+def _xlogy(x, y):  # 0 where x = 0, whatever y is; otherwise real only for y > 0
+    if x == 0:
+        return mpmath.mpf(0)
+    return x * mpmath.log(y) if y > 0 else NAN
 
 
 def _acot(x):  # SymPy's real convention: acot(0) = pi/2, otherwise atan(1/x)
@@ -262,7 +288,15 @@ OPS: tuple[Op, ...] = (
        names=("expm1",), build="expm1"),
     Op(hypot, _hypot_partials, mpmath.hypot, "math.hypot", "numpy.hypot", names=("hypot",),
        arity=(2, 2), build="hypot"),
-    Op(logsumexp, _lse_partials, _logsumexp, H, H, stem="lse", arity=(1, None)),
+    Op(logsumexp, _lse_partials, _logsumexp, H, H, stem="lse", arity=(1, None),
+       names=("logsumexp", ("logaddexp", 2, 2))),
+    # activations and xlogy (functions.py): their derivative is their fdiff, in one place there
+    Op(gelu, None, lambda x: x * mpmath.erfc(-x / mpmath.sqrt(2)) / 2, H, H, total=True,
+       names=("gelu",)),
+    Op(elu, None, lambda x: x if x > 0 else mpmath.expm1(x), H, H, total=True, names=("elu",)),
+    Op(selu, None, _selu, H, H, total=True, names=("selu",)),
+    Op(mish, None, lambda x: x * mpmath.tanh(_softplus(x)), H, H, total=True, names=("mish",)),
+    Op(xlogy, None, _xlogy, H, H, names=("xlogy",), arity=(2, 2)),
 )
 
 BY_CLASS: dict[type, Op] = {op.cls: op for op in OPS}
