@@ -177,7 +177,7 @@ FUNCTIONS = [
     ("sqrt(4)", sp.Integer(2)), ("gamma(5)", sp.Integer(24)), ("max(1, 2, 3)", sp.Integer(3)),
     ("logsumexp(x, y, z)", logsumexp(x, y, z)), ("logaddexp(x, y)", logsumexp(x, y)),
     ("gelu(x)", gelu(x)), ("elu(x)", elu(x)), ("selu(x)", selu(x)), ("mish(x)", mish(x)),
-    ("xlogy(x, y)", xlogy(x, y)),
+    ("xlogy(x, y)", xlogy(x, y)), ("sinc(x)", sp.sinc(x)),
 ]
 
 WHITELIST = {
@@ -188,7 +188,7 @@ WHITELIST = {
     "Heaviside", "heaviside", "erf", "erfc", "floor", "ceiling", "ceil", "gamma", "loggamma",
     "lgamma", "sigmoid", "relu", "softplus", "pow", "hypot", "log1p", "expm1", "where",
     "Piecewise", "piecewise", "besseli",
-    "logsumexp", "logaddexp", "gelu", "elu", "selu", "mish", "xlogy",
+    "logsumexp", "logaddexp", "gelu", "elu", "selu", "mish", "xlogy", "sinc",
 }
 
 

@@ -187,6 +187,15 @@ def _asec_like(sign):
     return lambda out, a: (sign / (a**2 * sp.sqrt(1 - 1 / a**2)),)
 
 
+def _sinc_partials(out, a):
+    """(cos(t) - sinc(t))/t, and its Taylor series where |t| < 1/4: the quotient cancels there
+    (to 0/0 at 0); the series' first omitted term is below 1e-17 of the value."""
+    t2, q = a**2, sp.Rational
+    series = a * (-q(1, 3) + t2 * (q(1, 30) + t2 * (-q(1, 840) + t2 * (
+        q(1, 45360) + t2 * (-q(1, 3991680) + t2 / 518918400)))))
+    return (sp.Piecewise((series, sp.Abs(a) < sp.Rational(1, 4)), ((sp.cos(a) - out) / a, True)),)
+
+
 H, R, INV, OWN = How.HELPER, How.RECIPROCAL, How.INVERSE, How.OWN
 
 OPS: tuple[Op, ...] = (
@@ -297,6 +306,8 @@ OPS: tuple[Op, ...] = (
     Op(selu, None, _selu, H, H, total=True, names=("selu",)),
     Op(mish, None, lambda x: x * mpmath.tanh(_softplus(x)), H, H, total=True, names=("mish",)),
     Op(xlogy, None, _xlogy, H, H, names=("xlogy",), arity=(2, 2)),
+    # SymPy's sinc, sin(t)/t (numpy's np.sinc is sin(pi*t)/(pi*t)): a helper in both backends
+    Op(sp.sinc, _sinc_partials, mpmath.sinc, H, H, total=True, names=("sinc",)),
 )
 
 BY_CLASS: dict[type, Op] = {op.cls: op for op in OPS}

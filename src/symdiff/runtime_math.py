@@ -129,3 +129,8 @@ def mish(t):
 def xlogy(x, y):
     """x*log(y), and 0 where x = 0 whatever y is; ValueError for y <= 0 otherwise (as log)."""
     return 0.0 if x == 0 else x * math.log(y)
+
+
+def sinc(t):
+    """sin(t)/t, and 1 at 0 (SymPy's sinc, not numpy's sin(pi*t)/(pi*t))."""
+    return math.sin(t) / t if t != 0 else 1.0

@@ -222,3 +222,10 @@ def xlogy(x, y):
     x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))[()]
+
+
+def sinc(t):
+    """sin(t)/t elementwise, and 1 at 0: SymPy's sinc (numpy's np.sinc is sin(pi*t)/(pi*t),
+    and np.sinc(t/pi) rounds t/pi, which moves the zeros at multiples of pi)."""
+    t = np.asarray(t, dtype=float)
+    return np.where(t == 0, 1.0, np.sin(t) / np.where(t == 0, 1.0, t))[()]
