@@ -19,7 +19,7 @@ from symdiff.functions import elu, gelu, mish, selu, to_elementary, xlogy
 from symdiff.mpeval import values_at
 from symdiff.ops import OPS, How
 from symdiff.parse import FUNCTION_NAMES, parse
-from symdiff.printers import check_supported, helper_source, print_expr
+from symdiff.printers import check_supported, helper_source, make_printer, print_expr
 from symdiff.rules import RULES, derivative
 
 x, y = sp.symbols("x y", real=True)
@@ -177,3 +177,11 @@ def test_rows_are_one_per_class_and_name():
     assert len(set(classes)) == len(classes)
     assert len(set(names)) == len(names)
     assert all(op.stem.replace("{}", "").isidentifier() for op in OPS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_row_printed_by_the_printers_own_method_has_one(backend):
+    ours = [c for c in type(make_printer(backend)).__mro__ if c.__module__ == "symdiff.printers"]
+    for op in OPS:
+        if getattr(op, backend) is How.OWN:
+            assert any(f"_print_{op.cls.__name__}" in vars(c) for c in ours), op.cls.__name__

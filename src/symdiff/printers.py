@@ -597,8 +597,8 @@ HELPER_NAMES: frozenset[str] = frozenset(_HELPERS["math"]) | frozenset(_HELPERS[
 def helper_source(name: str, backend: str) -> str:
     """The ``def name(...)`` text of one helper for ``backend`` (ends with a newline).
 
-    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma and loggamma,
-    which import ``math`` inside their body (numpy has no such functions).
+    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma, loggamma,
+    besseli and gelu, which import ``math`` inside their body (numpy has no such functions).
 
     >>> helper_source("relu", "numpy").splitlines()[-1]
     '    return np.maximum(t, 0.0)'
