@@ -132,6 +132,7 @@ def mutants():
          sp.log(sp.exp(x) + sp.exp(y)), [x, y]),
         ("expm1 -> out", expm1, lambda out, a: (out,), sp.exp(x) - 1, [x]),
         ("log1p -> 1/a", log1p, lambda out, a: (1 / a,), sp.log(1 + x), [x]),
+        ("sinc sign", sp.sinc, lambda out, a: ((out - sp.cos(a)) / a,), sp.sinc(x), [x]),
         ("max swapped", sp.Max, max_swapped, sp.Max(x, y), [x, y]),
         ("min swapped", sp.Min, min_swapped, sp.Min(x, y), [x, y]),
     ]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symdiff.errors import InputTooLargeError, ParseError
-from symdiff.functions import relu, sigmoid, softplus
+from symdiff.functions import elu, gelu, logsumexp, mish, relu, selu, sigmoid, softplus, xlogy
 from symdiff.parse import FUNCTION_NAMES, parse
 
 x, y, z, a, b, c = sp.symbols("x y z a b c", real=True)
@@ -175,6 +175,9 @@ FUNCTIONS = [
     ("Piecewise((x, x < 0), (y, True))", sp.Piecewise((x, x < 0), (y, True))),
     ("piecewise((x, x < 0), (y, True))", sp.Piecewise((x, x < 0), (y, True))),
     ("sqrt(4)", sp.Integer(2)), ("gamma(5)", sp.Integer(24)), ("max(1, 2, 3)", sp.Integer(3)),
+    ("logsumexp(x, y, z)", logsumexp(x, y, z)), ("logaddexp(x, y)", logsumexp(x, y)),
+    ("gelu(x)", gelu(x)), ("elu(x)", elu(x)), ("selu(x)", selu(x)), ("mish(x)", mish(x)),
+    ("xlogy(x, y)", xlogy(x, y)), ("sinc(x)", sp.sinc(x)),
 ]
 
 WHITELIST = {
@@ -185,6 +188,7 @@ WHITELIST = {
     "Heaviside", "heaviside", "erf", "erfc", "floor", "ceiling", "ceil", "gamma", "loggamma",
     "lgamma", "sigmoid", "relu", "softplus", "pow", "hypot", "log1p", "expm1", "where",
     "Piecewise", "piecewise", "besseli",
+    "logsumexp", "logaddexp", "gelu", "elu", "selu", "mish", "xlogy", "sinc",
 }
 
 

@@ -176,14 +176,15 @@ def test_helper_names_cover_everything():
     assert HELPER_NAMES == {
         "sigmoid", "relu", "softplus", "erf", "erfc", "gamma", "loggamma", "unbroadcast",
         "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks", "logsumexp", "sech", "csch",
-        "acot", "undefined", "besseli",
+        "acot", "undefined", "besseli", "gelu", "elu", "selu", "mish", "xlogy",
+        "sinc",
     } | CONSTANT_NAMES
     for name in HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY:
         source = helper_source(name, "numpy")
         assert source.startswith(f"def {name}(") and source.endswith("\n")
         assert "numpy." not in source
-    for name in ("sigmoid", "relu", "softplus", "digamma", "logsumexp", "sech", "csch") + tuple(
-            MATH_ONLY):
+    for name in ("sigmoid", "relu", "softplus", "digamma", "logsumexp", "sech", "csch", "gelu",
+                 "elu", "selu", "mish", "xlogy", "sinc") + tuple(MATH_ONLY):
         assert "np." not in helper_source(name, "math")
     for name in CONSTANT_NAMES:
         for backend in BACKENDS:

@@ -32,7 +32,7 @@ GATES = [
     sp.asinh(x), sp.acosh(x), sp.atanh(x), sp.acoth(x), sp.asech(x), sp.acsch(x),
     sp.erf(x), sp.erfc(x), sp.atan2(y, x), sp.Abs(x), sp.sign(x), sp.floor(x), sp.ceiling(x),
     sp.Heaviside(x), sp.Heaviside(x, 0), sp.Max(x, y), sp.Min(x, y), sp.Max(0, x),
-    sp.Min(x, 1), sigmoid(x), relu(x), softplus(x),
+    sp.Min(x, 1), sigmoid(x), relu(x), softplus(x), sp.sinc(x),
     # the stable gates (stable.py), with constant arguments too
     log1p(x), expm1(x), hypot(x, y), hypot(x, 3), logsumexp(x, y), logsumexp(0, x, 2 * y),
     # no rule of its own: SymPy's fdiff through the generic path

@@ -27,26 +27,25 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 from . import array_ops, naming, stable
 from .dag import gate_key, postorder, rebuild
 from .errors import UnsupportedFunctionError
-from .functions import logsumexp, relu, sigmoid, softplus
+from .functions import sigmoid
 from .ir import Step
+from .ops import OPS
 from .printers import NAMED_CONSTANTS
 
 # Number symbols the printers name; any other (sympy.physics' hbar) becomes its value.
 _PRINTED_CONSTANTS = frozenset(NAMED_CONSTANTS) | {sp.pi, sp.E}
 DIGITS = 50
 
-# Gates that are defined and finite for every finite real input: safe to evaluate unconditionally.
-_TOTAL = (
-    sp.Add, sp.Mul, sp.sin, sp.cos, sp.atan, sp.tanh, sp.asinh, sp.erf, sp.erfc, sp.Abs, sp.sign,
-    sp.Max, sp.Min, sp.Heaviside, sp.floor, sp.ceiling, sigmoid, relu, softplus, sp.atan2,
-)
+# Gates that are defined and finite for every finite real input: safe to evaluate unconditionally
+# (the sums and products, and the ops whose row says total).
+_TOTAL = (sp.Add, sp.Mul) + tuple(op.cls for op in OPS if op.total)
+# Step-name stems: each op's row (ops.py), and the structural gates.
 _STEMS = {
-    sp.exp: "exp", sp.log: "log", sp.Abs: "abs", sp.sign: "sgn", sp.Heaviside: "step",
-    sp.floor: "flr", sp.ceiling: "ceil", sp.Max: "max", sp.Min: "min", sigmoid: "sig",
-    softplus: "splus", logsumexp: "lse", sp.Piecewise: "pw",
+    sp.Piecewise: "pw",
     array_ops.matmul: "{}", array_ops.transpose: "{}T", array_ops.axis_sum: "sum{}",
     array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
     array_ops.broadcast: "bc{}",
+    **{op.cls: op.stem for op in OPS},
 }
 _POW_STEMS = {sp.S.Half: "sqrt", -sp.S.Half: "invsqrt", -1: "inv", 2: "sqr", 3: "cube"}
 _WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",

@@ -17,9 +17,7 @@ from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from .dag import postorder
-from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
-
-NAN = mpmath.mpf("nan")
+from .ops import NAN, OPS
 
 
 def values_at(exprs: list, env: dict) -> list:
@@ -146,59 +144,10 @@ def _power(base, exp):
     return mpmath.power(base, exp)
 
 
-def _real_only(f, low=None, high=None, open_low=False, open_high=False):
-    """``f`` on the part of the real line where its real value is defined."""
-
-    def g(x):
-        if low is not None and (x < low or (open_low and x == low)):
-            return NAN
-        if high is not None and (x > high or (open_high and x == high)):
-            return NAN
-        return f(x)
-
-    return g
-
-
-def _heaviside(x, h0=None):  # SymPy's Heaviside(x) is 1/2 at 0 unless told otherwise
-    if x == 0:
-        return mpmath.mpf(0.5) if h0 is None else h0
-    return mpmath.mpf(1) if x > 0 else mpmath.mpf(0)
-
-
-def _softplus(x):
-    return max(x, 0) + mpmath.log1p(mpmath.exp(-abs(x)))
-
-
-def _logsumexp(*terms):  # mpmath has no overflow; the shift keeps the sum's digits all the same
-    top = max(terms)
-    return top + mpmath.log(mpmath.fsum(mpmath.exp(t - top) for t in terms))
-
-
-def _acot(x):  # SymPy's real convention: acot(0) = pi/2, otherwise atan(1/x)
-    return mpmath.pi / 2 if x == 0 else mpmath.atan(1 / x)
-
-
+# Add, Mul and Pow are structure; every function's implementation is its row's ``mp`` (ops.py).
 _TABLE = {
     sp.Add: lambda *a: mpmath.fsum(a),
     sp.Mul: lambda *a: mpmath.fprod(a),
     sp.Pow: _power,
-    sp.exp: mpmath.exp,
-    sp.log: _real_only(mpmath.log, low=0, open_low=True),
-    sp.sin: mpmath.sin, sp.cos: mpmath.cos, sp.tan: mpmath.tan,
-    sp.cot: mpmath.cot, sp.sec: mpmath.sec, sp.csc: mpmath.csc,
-    sp.asin: _real_only(mpmath.asin, -1, 1), sp.acos: _real_only(mpmath.acos, -1, 1),
-    sp.atan: mpmath.atan, sp.acot: _acot, sp.atan2: mpmath.atan2,
-    sp.sinh: mpmath.sinh, sp.cosh: mpmath.cosh, sp.tanh: mpmath.tanh,
-    sp.coth: mpmath.coth, sp.sech: mpmath.sech, sp.csch: mpmath.csch,
-    sp.asinh: mpmath.asinh, sp.acosh: _real_only(mpmath.acosh, low=1),
-    sp.atanh: _real_only(mpmath.atanh, -1, 1, True, True),
-    sp.Abs: abs, sp.sign: mpmath.sign, sp.Max: max, sp.Min: min,
-    sp.Heaviside: _heaviside, sp.floor: mpmath.floor, sp.ceiling: mpmath.ceil,
-    sp.erf: mpmath.erf, sp.erfc: mpmath.erfc,
-    sp.besseli: mpmath.besseli,
-    sp.gamma: mpmath.gamma, sp.loggamma: _real_only(mpmath.loggamma, low=0, open_low=True),
-    sp.polygamma: mpmath.polygamma,
-    sigmoid: lambda x: 1 / (1 + mpmath.exp(-x)), relu: lambda x: max(x, 0), softplus: _softplus,
-    log1p: _real_only(mpmath.log1p, low=-1, open_low=True), expm1: mpmath.expm1,
-    hypot: mpmath.hypot, logsumexp: _logsumexp,
+    **{op.cls: op.mp for op in OPS if op.mp is not None},
 }

@@ -37,7 +37,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .errors import InputTooLargeError, ParseError, SymdiffError
-from .functions import relu, sigmoid, softplus
+from .ops import OPS
 
 NUMBER_DIGITS = 10_000  # digits an exact number folded while parsing may reach
 ROOT_DIGITS = 400  # digits of an exact number whose root SymPy may try to simplify
@@ -378,45 +378,25 @@ def _root(exp: sp.Rational) -> Callable:
     return lambda args, ev, col: _power(args[0], exp, ev, col)
 
 
+# How a row of the op table (ops.py) is built from its arguments: its ``build``.
+_BUILDERS: dict[str, Callable[[type], Callable]] = {
+    "apply": _apply, "exp": lambda cls: _exp, "log": lambda cls: _log,
+    "gamma": _gamma, "hypot": lambda cls: _hypot, "log1p": lambda cls: _log1p,
+    "expm1": lambda cls: _expm1,
+    "lattice": lambda cls: lambda args, ev, col: _lattice(cls, args, ev),
+}
 _FUNCTIONS: dict[str, tuple[int, int | None, str, Callable]] = {
     # name: (fewest arguments, most arguments or None, kinds of the arguments, builder)
-    "exp": (1, 1, "v", _exp),
-    "log": (1, 2, "v", _log),
-    "ln": (1, 1, "v", _log),
+    **{name: (low, high, "v", _BUILDERS[op.build](op.cls))
+       for op in OPS for name, low, high in op.spellings()},
+    # spellings that are structure, not an op: roots and powers, branches
     "sqrt": (1, 1, "v", _root(sp.S.Half)),
     "cbrt": (1, 1, "v", _root(sp.Rational(1, 3))),
     "pow": (2, 2, "v", lambda args, ev, col: _power(*args, ev, col)),
-    "hypot": (2, 2, "v", _hypot),
-    "log1p": (1, 1, "v", _log1p),
-    "expm1": (1, 1, "v", _expm1),
-    "gamma": (1, 1, "v", _gamma(sp.gamma)),
-    "loggamma": (1, 1, "v", _gamma(sp.loggamma)),
-    "lgamma": (1, 1, "v", _gamma(sp.loggamma)),
     "where": (3, 3, "cvv", lambda a, ev, col: _piecewise([(a[1], a[0]), (a[2], sp.true)], ev)),
     "Piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
     "piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
-    "atan2": (2, 2, "v", _apply(sp.atan2)),
-    "arctan2": (2, 2, "v", _apply(sp.atan2)),
-    "besseli": (2, 2, "v", _apply(sp.besseli)),
-    "max": (2, None, "v", lambda args, ev, col: _lattice(sp.Max, args, ev)),
-    "Max": (2, None, "v", lambda args, ev, col: _lattice(sp.Max, args, ev)),
-    "min": (2, None, "v", lambda args, ev, col: _lattice(sp.Min, args, ev)),
-    "Min": (2, None, "v", lambda args, ev, col: _lattice(sp.Min, args, ev)),
-    "Heaviside": (1, 2, "v", _apply(sp.Heaviside)),
-    "heaviside": (1, 2, "v", _apply(sp.Heaviside)),
 }
-_UNARY = {
-    "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "cot": sp.cot, "sec": sp.sec, "csc": sp.csc,
-    "asin": sp.asin, "acos": sp.acos, "atan": sp.atan, "acot": sp.acot, "asec": sp.asec,
-    "acsc": sp.acsc, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
-    "sinh": sp.sinh, "cosh": sp.cosh, "tanh": sp.tanh, "coth": sp.coth, "sech": sp.sech,
-    "csch": sp.csch, "asinh": sp.asinh, "acosh": sp.acosh, "atanh": sp.atanh, "acoth": sp.acoth,
-    "asech": sp.asech, "acsch": sp.acsch, "arcsinh": sp.asinh, "arccosh": sp.acosh,
-    "arctanh": sp.atanh, "abs": sp.Abs, "Abs": sp.Abs, "sign": sp.sign, "sgn": sp.sign,
-    "erf": sp.erf, "erfc": sp.erfc, "floor": sp.floor, "ceiling": sp.ceiling, "ceil": sp.ceiling,
-    "sigmoid": sigmoid, "relu": relu, "softplus": softplus,
-}
-_FUNCTIONS.update({name: (1, 1, "v", _apply(cls)) for name, cls in _UNARY.items()})
 FUNCTION_NAMES = frozenset(_FUNCTIONS)
 
 

@@ -31,25 +31,10 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
-from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
+from .ops import BY_CLASS, OPS, How, row
 
 LONG_SUM = 32  # sums with more terms print as one call (see _StagedPrinter._print_Add)
 
-# cot(x) prints as 1/tan(x), ...; acot(x) prints as atan(1/x), ... (SymPy's real conventions).
-_RECIPROCAL = {
-    sp.cot: sp.tan, sp.sec: sp.cos, sp.csc: sp.sin,
-    sp.coth: sp.tanh, sp.sech: sp.cosh, sp.csch: sp.sinh,
-}
-_INVERSE_OF_RECIPROCAL = {
-    sp.acot: sp.atan, sp.asec: sp.acos, sp.acsc: sp.asin,
-    sp.acoth: sp.atanh, sp.asech: sp.acosh, sp.acsch: sp.asinh,
-}
-_ELEMENTARY = (
-    sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.asin, sp.acos, sp.atan, sp.atan2,
-    sp.sinh, sp.cosh, sp.tanh, sp.asinh, sp.acosh, sp.atanh,
-)
-_SPECIAL = (sp.erf, sp.erfc, sp.gamma, sp.loggamma, sp.polygamma, sp.besseli)
-_PIECEWISE_LINEAR = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.floor, sp.ceiling)
 _STRUCTURE = (
     sp.Symbol, sp.Rational, sp.Float, sp.core.numbers.Infinity,
     sp.core.numbers.NegativeInfinity, sp.core.numbers.NaN, sp.core.numbers.Pi,
@@ -64,12 +49,10 @@ NAMED_CONSTANTS = {
     sp.GoldenRatio: ("GOLDEN_RATIO", "the golden ratio, (1 + sqrt(5))/2"),
     sp.TribonacciConstant: ("TRIBONACCI", "the real root of t**3 = t**2 + t + 1"),
 }
-_STABLE = (log1p, expm1, hypot, logsumexp)  # the gates of stable.py (and softplus)
-_SUPPORTED = ARRAY_GATES + (
-    _STRUCTURE + _ELEMENTARY + _SPECIAL + _PIECEWISE_LINEAR + (sigmoid, relu, softplus)
-    + _STABLE + tuple(type(c) for c in NAMED_CONSTANTS)
-    + tuple(_RECIPROCAL) + tuple(_INVERSE_OF_RECIPROCAL)
-)
+# Every op of the table prints in both backends (each row says how).
+_SUPPORTED = ARRAY_GATES + _STRUCTURE + tuple(BY_CLASS) + tuple(type(c) for c in NAMED_CONSTANTS)
+# Ops printed 1/g(x) are parenthesized as a quotient, also where a helper prints them (sech).
+_RECIPROCALS = tuple(op.cls for op in OPS if op.reciprocal is not None)
 _NOT_SUPPORTED = (sp.Dummy, sp.Wild)
 
 
@@ -239,7 +222,7 @@ class _StagedPrinter:
 
     def _precedence(self, item) -> int:
         """Precedence of the text ``_print(item)`` emits."""
-        if isinstance(item, tuple(_RECIPROCAL)):
+        if isinstance(item, _RECIPROCALS):
             return PRECEDENCE["Mul"]
         if isinstance(item, sp.Pow):
             return self._pow_precedence[self._pow_form(item)]
@@ -285,33 +268,33 @@ class _StagedPrinter:
         """Infix ``x > 0``, also for Eq/Ne (SymPy prints Eq(...) or np.greater(...))."""
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
 
+    def _print_op(self, expr):
+        """An op of the table (ops.py) printed as its row says for this backend (installed as
+        ``_print_<class>`` for every row without a method of its own, see _install_ops)."""
+        how = getattr(row(expr.func), self.backend_name)
+        if how is How.HELPER:
+            return self._print_helper_call(expr)
+        if how is How.RECIPROCAL:
+            return self._print_reciprocal(expr)
+        if how is How.INVERSE:
+            return self._print_inverse_of_reciprocal(expr)
+        return f"{self._module_format(how)}({', '.join(self._print(a) for a in expr.args)})"
+
     def _print_reciprocal(self, expr):
-        """cot, sec, csc, coth, sech, csch have no math/numpy function: print 1/tan(x), ..."""
-        inner = _RECIPROCAL[expr.func](expr.args[0], evaluate=False)
+        """cot, sec, csc, coth have no math/numpy function: print 1/tan(x), ..."""
+        inner = row(expr.func).reciprocal(expr.args[0], evaluate=False)
         return f"1/{self._print(inner)}"
 
-    _print_cot = _print_sec = _print_csc = _print_coth = _print_reciprocal
-
     def _print_inverse_of_reciprocal(self, expr):
-        """acot, asec, ... have no math/numpy function: print atan(1/x), ... (SymPy's branch)."""
+        """asec, acsc, ... have no math/numpy function: print acos(1/x), ... (SymPy's branch)."""
         arg = sp.Pow(expr.args[0], -1, evaluate=False)
-        return self._print(_INVERSE_OF_RECIPROCAL[expr.func](arg, evaluate=False))
-
-    _print_asec = _print_acsc = _print_inverse_of_reciprocal
-    _print_acoth = _print_asech = _print_acsch = _print_inverse_of_reciprocal
+        return self._print(row(expr.func).inverse(arg, evaluate=False))
 
     def _print_helper_call(self, expr):
         """Call a module-level helper of the function's own name and record that it is used."""
         name = expr.func.__name__
         self.helpers.add(name)
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
-
-    _print_sigmoid = _print_relu = _print_softplus = _print_logsumexp = _print_helper_call
-    # 1/cosh(t) and 1/sinh(t) overflow in cosh and sinh for |t| > 710 where they are tiny
-    _print_sech = _print_csch = _print_helper_call
-    _print_besseli = _print_helper_call  # neither math nor numpy has I_nu (numpy: i0 only)
-    # atan(1/t): 1/0 raises in math, and numpy's 1/-0.0 is -inf, where acot is pi/2
-    _print_acot = _print_helper_call
 
     def _print_named_constant(self, expr):
         """The module-level float of the constant (see NAMED_CONSTANTS): math has no
@@ -506,18 +489,10 @@ class NumpyPrinter(_StagedPrinter, NumPyPrinter):
         """Nested ``np.minimum`` instead of SymPy's ``functools.reduce`` (needs an import)."""
         return self._fold("np.minimum", expr.args)
 
-    def _print_Abs(self, expr):
-        """``np.abs``: SymPy's numpy printer inherits the builtin ``abs``."""
-        return f"np.abs({self._print(expr.args[0])})"
-
     def _print_Heaviside(self, expr):
         """``np.heaviside`` with SymPy's value at 0 as its second argument."""
         h0 = self._print_value(self._heaviside_at_zero(expr))
         return f"np.heaviside({self._print(expr.args[0])}, {h0})"
-
-    # numpy has no erf, erfc, gamma or lgamma: call helpers (see helper_source).
-    _print_erf = _print_erfc = _StagedPrinter._print_helper_call
-    _print_gamma = _print_loggamma = _StagedPrinter._print_helper_call
 
     # -- whole-array gates of matrix programs (see array_ops) --------------------------------
 
@@ -563,6 +538,15 @@ class NumpyPrinter(_StagedPrinter, NumPyPrinter):
         return f"max_mask({self._print(a)}, {self._print(m)}, axis={int(axis)})"
 
 
+def _install_ops(printer: type) -> None:
+    """Print every op of the table by its row, unless the row says the printer has its own."""
+    for op in OPS:
+        if getattr(op, printer.backend_name) is not How.OWN:
+            setattr(printer, f"_print_{op.cls.__name__}", printer._print_op)
+
+
+_install_ops(MathPrinter)
+_install_ops(NumpyPrinter)
 # By name, for print_expr and make_printer; backends.BACKENDS lists the same names (tested).
 _PRINTERS = {p.backend_name: p for p in (MathPrinter, NumpyPrinter)}
 
@@ -576,6 +560,7 @@ def print_expr(expr: sp.Basic, backend: str) -> tuple[str, frozenset[str]]:
     """Python source for a small expression whose Symbols are already valid identifiers, and the
     names of module-level helper functions the text calls (e.g. {'sigmoid'}).
 
+    >>> from symdiff.functions import sigmoid
     >>> x = sp.Symbol("x")
     >>> print_expr(sigmoid(x) / x**2, "numpy")
     ('sigmoid(x)/x**2', frozenset({'sigmoid'}))
@@ -612,8 +597,8 @@ HELPER_NAMES: frozenset[str] = frozenset(_HELPERS["math"]) | frozenset(_HELPERS[
 def helper_source(name: str, backend: str) -> str:
     """The ``def name(...)`` text of one helper for ``backend`` (ends with a newline).
 
-    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma and loggamma,
-    which import ``math`` inside their body (numpy has no such functions).
+    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma, loggamma,
+    besseli and gelu, which import ``math`` inside their body (numpy has no such functions).
 
     >>> helper_source("relu", "numpy").splitlines()[-1]
     '    return np.maximum(t, 0.0)'

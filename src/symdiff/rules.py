@@ -1,4 +1,5 @@
-"""Local derivatives of every gate: the one rule table of symdiff.
+"""Local derivatives of every gate: the one rule table of symdiff (Add, Mul and Pow here, every
+other function from its row in ops.py).
 
 A rule receives the gate's output symbol ``out`` and the gate's arguments and returns one local
 derivative per argument (``None`` for a constant argument). The reverse pass multiplies each by the
@@ -12,7 +13,7 @@ gradient equally (1/2 each) at a tie; sign, Heaviside, floor and ceiling have de
 everywhere (their Dirac deltas are dropped). Piecewise is differentiated branch by branch, and
 each branch's derivative is used only where that branch is taken.
 
-Functions without a rule here fall back to SymPy's own ``fdiff``; one without a derivative is a
+Functions without a rule fall back to SymPy's own ``fdiff``; one without a derivative is a
 ``NonDifferentiableError`` naming the node.
 """
 
@@ -28,7 +29,7 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .dag import postorder
 from .errors import NonDifferentiableError
-from .functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
+from .ops import OPS
 
 RULES: dict[type, Callable] = {}
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
@@ -79,89 +80,8 @@ def _pow(out, base, exp):
     return dbase, out * sp.log(base)
 
 
-rule(sp.exp)(lambda out, a: (out,))
-rule(sp.log)(lambda out, a: (1 / a,))
-
-rule(sp.sin)(lambda out, a: (sp.cos(a),))
-rule(sp.cos)(lambda out, a: (-sp.sin(a),))
-rule(sp.tan)(lambda out, a: (1 + out**2,))
-rule(sp.cot)(lambda out, a: (-1 - out**2,))
-rule(sp.sec)(lambda out, a: (out * sp.tan(a),))
-rule(sp.csc)(lambda out, a: (-out * sp.cot(a),))
-
-rule(sp.asin)(lambda out, a: (1 / sp.sqrt(1 - a**2),))
-rule(sp.acos)(lambda out, a: (-1 / sp.sqrt(1 - a**2),))
-rule(sp.atan)(lambda out, a: (1 / (1 + a**2),))
-rule(sp.acot)(lambda out, a: (-1 / (1 + a**2),))
-rule(sp.asec)(lambda out, a: (1 / (a**2 * sp.sqrt(1 - 1 / a**2)),))
-rule(sp.acsc)(lambda out, a: (-1 / (a**2 * sp.sqrt(1 - 1 / a**2)),))
-
-rule(sp.sinh)(lambda out, a: (sp.cosh(a),))
-rule(sp.cosh)(lambda out, a: (sp.sinh(a),))
-rule(sp.tanh, sp.coth)(lambda out, a: (1 - out**2,))
-rule(sp.sech)(lambda out, a: (-out * sp.tanh(a),))
-rule(sp.csch)(lambda out, a: (-out * sp.coth(a),))
-
-rule(sp.asinh)(lambda out, a: (1 / sp.sqrt(a**2 + 1),))
-rule(sp.acosh)(lambda out, a: (1 / sp.sqrt(a**2 - 1),))
-rule(sp.atanh, sp.acoth)(lambda out, a: (1 / (1 - a**2),))
-rule(sp.asech)(lambda out, a: (-1 / (a * sp.sqrt(1 - a**2)),))
-rule(sp.acsch)(lambda out, a: (-1 / (a**2 * sp.sqrt(1 + 1 / a**2)),))
-
-rule(sp.erf)(lambda out, a: (2 * sp.exp(-(a**2)) / sp.sqrt(sp.pi),))
-rule(sp.erfc)(lambda out, a: (-2 * sp.exp(-(a**2)) / sp.sqrt(sp.pi),))
-rule(sp.atan2)(lambda out, y, x: (x / (x**2 + y**2), -y / (x**2 + y**2)))
-
-rule(sigmoid)(lambda out, a: (out * (1 - out),))
-rule(relu)(lambda out, a: (sp.Heaviside(a, 0),))
-rule(softplus)(lambda out, a: (sigmoid(a),))
-
-# The stable gates (see stable.py). expm1' is exp(t), not out + 1: that is 0 for t < -37.
-rule(log1p)(lambda out, a: (1 / (1 + a),))
-rule(expm1)(lambda out, a: (sp.exp(a),))
-rule(hypot)(lambda out, x, y: tuple(None if a.is_Number else a / out for a in (x, y)))
-rule(logsumexp)(lambda out, *ts: tuple(None if t.is_Number else sp.exp(t - out) for t in ts))
-
-rule(sp.Abs)(lambda out, a: (sp.sign(a),))
-rule(sp.sign, sp.floor, sp.ceiling)(lambda out, a: (sp.S.Zero,))
-rule(sp.Heaviside)(lambda out, a, *h0: (sp.S.Zero,) + (None,) * len(h0))
-
-
-def _extremum(larger: bool) -> Callable:
-    """Max (larger=True) or Min: the gradient goes to the winner, split equally at a tie.
-
-    At a tie the minimum-norm subgradient: 1/k to each of k tied variables, and 0 to all of them
-    when a constant ties too (the constant's share, 0, is the smallest).
-    """
-
-    def rule_fn(out, *args):
-        if len(args) == 2:
-            return tuple(_wins(u, v, larger) for u, v in (args, args[::-1]))
-        def reached(u, at_tie):  # 1 where u is the extremum (u == out), at_tie where it ties
-            return sp.Heaviside(u - out if larger else out - u, at_tie)
-        variables = [a for a in args if not a.is_Number]
-        constants = [a for a in args if a.is_Number]
-        ties = sp.Add(*(reached(a, 1) for a in variables))
-        if not constants:
-            return tuple(reached(a, 1) / ties for a in args)
-        # beats is 0 where a constant is the extremum: then every share is 0 (and ties + 1 > 0).
-        beats = 1 - reached((max if larger else min)(constants), 1)
-        return tuple(None if a.is_Number else beats * reached(a, 1) / (ties + 1 - beats)
-                     for a in args)
-
-    return rule_fn
-
-
-def _wins(u, v, larger):
-    """d max(u, v)/du (or min): 1 where u wins; at a tie 0 against a constant, 1/2 otherwise."""
-    if u.is_Number:
-        return None
-    margin = u - v if larger else v - u
-    return sp.Heaviside(margin, 0 if v.is_Number else sp.S.Half)
-
-
-RULES[sp.Max] = _extremum(larger=True)
-RULES[sp.Min] = _extremum(larger=False)
+# Every other rule is a row of the op table (ops.py): its ``partials``.
+RULES.update({op.cls: op.partials for op in OPS if op.partials is not None})
 
 
 def local_partials(rhs: sp.Expr, out: sp.Symbol) -> list[tuple[sp.Symbol, sp.Expr]]:

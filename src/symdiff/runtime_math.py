@@ -103,3 +103,34 @@ def besseli(nu, x):
         term *= q / (k * (k + nu))
         total += term
     return total
+
+
+def gelu(t):
+    """t*Phi(t), the exact (erf) GELU: Phi(t) = erfc(-t/sqrt(2))/2, which keeps its digits
+    for t << 0 where 1 + erf(t/sqrt(2)) cancels."""
+    return 0.5 * t * math.erfc(-0.7071067811865476 * t)
+
+
+def elu(t):
+    """t for t > 0, exp(t) - 1 otherwise (alpha = 1), with expm1 near 0."""
+    return t if t > 0 else math.expm1(t)
+
+
+def selu(t):
+    """SCALE*t for t > 0, SCALE*ALPHA*(exp(t) - 1) otherwise (Klambauer et al.'s constants)."""
+    return 1.0507009873554805 * (t if t > 0 else 1.6732632423543772 * math.expm1(t))
+
+
+def mish(t):
+    """t*tanh(softplus(t)), softplus computed with no OverflowError."""
+    return t * math.tanh(max(t, 0.0) + math.log1p(math.exp(-abs(t))))
+
+
+def xlogy(x, y):
+    """x*log(y), and 0 where x = 0 whatever y is; ValueError for y <= 0 otherwise (as log)."""
+    return 0.0 if x == 0 else x * math.log(y)
+
+
+def sinc(t):
+    """sin(t)/t, and 1 at 0 (SymPy's sinc, not numpy's sin(pi*t)/(pi*t))."""
+    return math.sin(t) / t if t != 0 else 1.0

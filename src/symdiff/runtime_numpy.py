@@ -2,9 +2,10 @@
 
 Each top-level def here is one helper: ``printers.helper_source`` copies its text verbatim into
 every generated module that calls it, so each must stand alone. Invariants: this module imports
-only ``numpy as np`` (generated modules run without symdiff installed); erf, erfc, gamma and
-loggamma import ``math`` inside their bodies, since numpy has no such functions. Every helper
-works elementwise on arrays and on scalars. The named constants are in ``runtime_math``.
+only ``numpy as np`` (generated modules run without symdiff installed); erf, erfc, gamma,
+loggamma and gelu import ``math`` inside their bodies, since numpy has no such functions.
+Every helper works elementwise on arrays and on scalars. The named constants are in
+``runtime_math``.
 """
 
 import numpy as np
@@ -191,3 +192,40 @@ def besseli(nu, x):
             term = term * q / (k * (k + nu))
             total = total + term
     return total[()]
+
+
+def gelu(t):
+    """t*Phi(t) elementwise, the exact (erf) GELU: Phi(t) = erfc(-t/sqrt(2))/2 (no cancellation
+    for t << 0); numpy has no erfc, so math is imported here."""
+    import math
+    return 0.5 * t * np.vectorize(math.erfc, otypes=[float])(-0.7071067811865476 * t)
+
+
+def elu(t):
+    """t for t > 0, exp(t) - 1 otherwise (alpha = 1), elementwise, with no overflow."""
+    return np.where(t > 0, t, np.expm1(np.minimum(t, 0.0)))[()]
+
+
+def selu(t):
+    """SCALE*t for t > 0, SCALE*ALPHA*(exp(t) - 1) otherwise, elementwise, with no overflow."""
+    negative = 1.6732632423543772 * np.expm1(np.minimum(t, 0.0))
+    return (1.0507009873554805 * np.where(t > 0, t, negative))[()]
+
+
+def mish(t):
+    """t*tanh(softplus(t)) elementwise, with no overflow."""
+    return t * np.tanh(np.logaddexp(0.0, t))
+
+
+def xlogy(x, y):
+    """x*log(y) elementwise, and 0 where x = 0 whatever y is; nan where y < 0 otherwise."""
+    x, y = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))[()]
+
+
+def sinc(t):
+    """sin(t)/t elementwise, and 1 at 0: SymPy's sinc (numpy's np.sinc is sin(pi*t)/(pi*t),
+    and np.sinc(t/pi) rounds t/pi, which moves the zeros at multiples of pi)."""
+    t = np.asarray(t, dtype=float)
+    return np.where(t == 0, 1.0, np.sin(t) / np.where(t == 0, 1.0, t))[()]
