@@ -409,3 +409,17 @@ def test_an_exact_zero_partial_does_not_make_a_point_fragile():
         report = symdiff.check(prog, points=[{"I": 7.7968597157723885, "S": 1.820786357461798}],
                                samples=3)
     assert not report.ok and report.raised, str(report)
+
+
+def test_the_error_bound_of_an_inline_branch_counts_the_terms_it_cancels():
+    """The local of Piecewise((coth(u), c), ...) is 1 - coth(u)**2 inline: at u = 17 it is 3e-15
+    from terms of size 1, so a float evaluation is 1e-16 off; the bound was ops * u * 3e-15."""
+    o = sp.Symbol("out", **R)
+    prog = symdiff.lower(sp.Piecewise((sp.coth(o), sp.pi / o > 0), (sp.asech(2), True)), wrt=[o])
+    report = symdiff.check(prog, points=[{"out": 17.4128}], samples=4)
+    assert report.ok, str(report)
+    keep = RULES[sp.coth]
+    with pytest.MonkeyPatch.context() as m:  # still tight enough to catch a wrong rule there
+        m.setitem(RULES, sp.coth, lambda out, a: (1.0001 * keep(out, a)[0],))
+        wrong = symdiff.lower(sp.Piecewise((sp.coth(o), sp.pi / o > 0), (0, True)), wrt=[o])
+        assert not symdiff.check(wrong, points=[{"out": 1.3}], samples=2).ok
