@@ -738,3 +738,16 @@ def test_the_fast_path_prints_exactly_what_sympys_printer_prints():
                     printer_text = type(printer)()._print(e)
                     assert fast == printer_text, (e, fast, printer_text)
     assert seen > 40  # the fast path is taken for most small steps
+
+
+@pytest.mark.parametrize("expr", [
+    -y / sp.cot(x), -2 * y / sp.sec(x), -y / sp.coth(1), -y / sp.csc(sp.erfc(sp.pi)),
+    x - y / sp.cot(x), -y / (x * sp.cot(x)), -y / sp.cot(x)**2, -0.5 * y / sp.csch(x),
+], ids=str)
+def test_a_reciprocal_function_in_a_negative_denominator_keeps_its_parentheses(expr):
+    """SymPy parenthesizes a negative product's denominators at sum precedence: -x/cot(y)
+    printed as -x/1/math.tan(y), which is -x/tan(y) (a wrong value, found by the corpus)."""
+    point = {x: 0.7, y: 0.3}
+    want = float(expr.subs(point))
+    for backend in BACKENDS:
+        assert run(expr, backend, x=0.7, y=0.3) == pytest.approx(want, rel=1e-13), backend

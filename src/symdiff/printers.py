@@ -22,6 +22,7 @@ from importlib.resources import files
 from typing import ClassVar
 
 import sympy as sp
+from sympy.core.mul import _keep_coeff
 from sympy.core.function import AppliedUndef
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanFalse, BooleanTrue
@@ -190,6 +191,16 @@ class _StagedPrinter:
     def _print_NaN(self, expr):
         """Name nan in the backend module."""
         return f"{self.module}.nan"
+
+    def _print_Mul(self, expr):
+        """SymPy parenthesizes the denominators of a negative product at the precedence of a
+        sum, which ``1/math.tan(y)`` (Mul precedence) passes: ``-x/cot(y)`` printed as
+        ``-x/1/math.tan(y)``, that is -x/tan(y). Print the positive product and negate it."""
+        c, rest = expr.as_coeff_Mul()
+        if c < 0 and any(f.is_Pow and f.exp == -1 and isinstance(f.base, _RECIPROCALS)
+                         for f in sp.Mul.make_args(rest)):
+            return "-" + super()._print_Mul(_keep_coeff(-c, rest))
+        return super()._print_Mul(expr)
 
     def _print_Add(self, expr, order=None):
         """A long sum as one call over a tuple: Python's compiler recurses on a + b + c + ...
