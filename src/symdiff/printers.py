@@ -22,8 +22,8 @@ from importlib.resources import files
 from typing import ClassVar
 
 import sympy as sp
-from sympy.core.mul import _keep_coeff
 from sympy.core.function import AppliedUndef
+from sympy.core.mul import _keep_coeff
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanFalse, BooleanTrue
 from sympy.printing.numpy import NumPyPrinter
