@@ -423,3 +423,17 @@ def test_the_error_bound_of_an_inline_branch_counts_the_terms_it_cancels():
         m.setitem(RULES, sp.coth, lambda out, a: (1.0001 * keep(out, a)[0],))
         wrong = symdiff.lower(sp.Piecewise((sp.coth(o), sp.pi / o > 0), (0, True)), wrt=[o])
         assert not symdiff.check(wrong, points=[{"out": 1.3}], samples=2).ok
+
+
+def test_an_n_ary_max_with_a_compound_constant_never_divides_by_zero():
+    """Max(S, 0.5 + acosh(E), 1/I): the tie test read 0.5 - out + acosh(e) == 0, which rounds
+    differently from the forward's 0.5 + acosh(e), so no operand reached the max and the share
+    was 0/0 (ZeroDivisionError). It compares out <= 0.5 + acosh(e), as the forward computes."""
+    i, s = sp.symbols("I S", **R)
+    prog = symdiff.lower(sp.Max(sp.Max(s, sp.acosh(sp.E) + 0.5), 1 / i), wrt=[i, s])
+    for backend in ("math", "numpy"):
+        f = prog.compile(backend).value_and_grad
+        out, grads = f(-1.5183288765212928, -0.21974161812786708)  # the constant wins
+        assert float(out) == 0.5 + math.acosh(math.e) and [float(g) for g in grads] == [0, 0]
+        assert [float(g) for g in f(0.3, 1 / 0.3)[1]] == pytest.approx([-0.5 / 0.09, 0.5])  # tie
+    assert symdiff.check(prog).ok

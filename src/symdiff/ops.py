@@ -152,16 +152,17 @@ def _extremum(larger: bool) -> Callable:
     def rule_fn(out, *args):
         if len(args) == 2:
             return tuple(_wins(u, v, larger) for u, v in (args, args[::-1]))
-        def reached(u, at_tie):  # 1 where u is the extremum (u == out), at_tie where it ties
-            return sp.Heaviside(u - out if larger else out - u, at_tie)
-        variables = [a for a in args if not a.is_Number]
-        constants = [a for a in args if a.is_Number]
-        ties = sp.Add(*(reached(a, 1) for a in variables))
+        def reached(u):  # 1 where u is the extremum: u >= out, not u - out >= 0, so that a
+            # compound constant (0.5 + acosh(E)) is computed as in the forward max(...) call
+            return sp.Piecewise((1, u >= out if larger else u <= out), (0, True))
+        variables = [a for a in args if not a.is_number]
+        constants = [a for a in args if a.is_number]
+        ties = sp.Add(*(reached(a) for a in variables))
         if not constants:
-            return tuple(reached(a, 1) / ties for a in args)
+            return tuple(reached(a) / ties for a in args)
         # beats is 0 where a constant is the extremum: then every share is 0 (and ties + 1 > 0).
-        beats = 1 - reached((max if larger else min)(constants), 1)
-        return tuple(None if a.is_Number else beats * reached(a, 1) / (ties + 1 - beats)
+        beats = 1 - sp.Add(*(reached(c) for c in constants))
+        return tuple(None if a.is_number else sp.Max(beats, 0) * reached(a) / (ties + 1 - beats)
                      for a in args)
 
     return rule_fn
