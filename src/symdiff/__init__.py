@@ -21,7 +21,7 @@ from .errors import (
     SymdiffError,
     UnsupportedFunctionError,
 )
-from .functions import relu, sigmoid, softplus
+from .functions import elu, gelu, mish, relu, selu, sigmoid, softplus, xlogy
 from .ir import GradStep, Program, Step
 from .matrix import amax, apply, cols, divide, hadamard, mean, rows, sum  # noqa: F401
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
@@ -34,6 +34,6 @@ __all__ = [
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
     "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",
     "verify",
-    "relu", "sigmoid", "softplus",
+    "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *
 ]
