@@ -370,3 +370,15 @@ def test_in_blocks_calls_once_when_blocks_do_not_apply(rnp):
         return x.sum(), (np.ones_like(x),)
     value, _ = rnp.in_blocks(reduced, (np.ones((20000,)),))
     assert value == 20000.0 and calls[-1] == (20000,)
+
+
+def test_numpy_gamma_and_loggamma_give_nan_at_a_pole_for_that_element_only(rnp):
+    """math.gamma raises at a pole; one such element made the whole array call raise
+    (gamma(Max(x, -1)) for x < -1). numpy functions give nan there, and inf on overflow."""
+    with np.errstate(all="ignore"):
+        got = rnp.gamma(np.array([-1.0, 0.0, 0.5, 200.0, 3.0]))
+        logs = rnp.loggamma(np.array([0.0, -2.0, 0.5, 3.0]))
+    assert np.isnan(got[0]) and np.isnan(got[1]) and np.isinf(got[3])
+    assert close(float(got[2]), mp.gamma(0.5)) and float(got[4]) == 2.0
+    assert np.isnan(logs[0]) and np.isnan(logs[1])
+    assert close(float(logs[2]), mp.loggamma(0.5)) and close(float(logs[3]), mp.log(2))

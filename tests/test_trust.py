@@ -437,3 +437,15 @@ def test_an_n_ary_max_with_a_compound_constant_never_divides_by_zero():
         assert float(out) == 0.5 + math.acosh(math.e) and [float(g) for g in grads] == [0, 0]
         assert [float(g) for g in f(0.3, 1 / 0.3)[1]] == pytest.approx([-0.5 / 0.09, 0.5])  # tie
     assert symdiff.check(prog).ok
+
+
+def test_a_value_that_rounds_onto_a_pole_is_a_fragile_point():
+    """gamma(Max(x, log(2, 0.5))) at x < -1: the reference's log(2)/log(0.5) (0.5 a float) is
+    not exactly -1, so gamma is 4.5e15 there, but the float code's constant is exactly -1.0, a
+    pole: the math code raises. Its value's error bound exceeds the value: a note, not RAISED."""
+    x = sp.Symbol("x", **R)
+    prog = symdiff.lower(sp.gamma(sp.Max(x, sp.log(2, 0.5))), wrt=[x])
+    with np.errstate(all="ignore"):
+        report = symdiff.check(prog, points=[{"x": -10.7601}], samples=6)
+    assert report.ok and not report.raised, str(report)
+    assert any("no digit of the value" in n for n in report.notes)

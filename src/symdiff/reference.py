@@ -220,6 +220,12 @@ class Reference:
         return any(v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX for v in env.values()
                    if isinstance(v, mpmath.mpf))
 
+    def value_with_bound(self, point: dict) -> tuple:
+        """The program's value at 50 digits and its float error bound (and constants' share)."""
+        env, err, cerr = self.forward_state(point)
+        out = sp.Symbol(self.prog.output, real=True)
+        return env.get(out), err.get(out, 0), cerr.get(out, 0)
+
     def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
         """Forward values at 50 digits, their float error bounds, and the constants' share."""
         env = {a: mpmath.mpf(point[a]) for a in self.args}

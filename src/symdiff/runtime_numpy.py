@@ -137,15 +137,31 @@ def erfc(t):
 
 
 def gamma(t):
-    """Elementwise math.gamma: numpy has none, so math is imported here."""
+    """Elementwise math.gamma: numpy has none, so math is imported here. As numpy functions
+    do, a pole gives nan and an overflow inf for its element (math.gamma raises)."""
     import math
-    return np.vectorize(math.gamma, otypes=[float])(t)
+
+    def one(u):
+        try:
+            return math.gamma(u)
+        except ValueError:
+            return math.nan
+        except OverflowError:
+            return math.inf
+    return np.vectorize(one, otypes=[float])(t)
 
 
 def loggamma(t):
-    """Elementwise math.lgamma: numpy has none, so math is imported here."""
+    """Elementwise math.lgamma: numpy has none, so math is imported here. As numpy functions
+    do, a pole gives nan for its element (math.lgamma raises)."""
     import math
-    return np.vectorize(math.lgamma, otypes=[float])(t)
+
+    def one(u):
+        try:
+            return math.lgamma(u)
+        except ValueError:
+            return math.nan
+    return np.vectorize(one, otypes=[float])(t)
 
 
 def max_mask(a, amax, axis):
