@@ -250,7 +250,8 @@ def _spare(prog, points, fragile, raised, comparisons):
     example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(hit)[0])
     return kept, (f"at {len(hit)} of {len(points)} points (e.g. {example}) floating point "
                   f"determines no digit of the value or of a partial (its error bound exceeds "
-                  f"its size: an intermediate rounds onto a singularity), and {' and '.join(what)} there; "
+                  f"its size: an intermediate rounds onto a singularity), and "
+                  f"{' and '.join(what)} there; "
                   f"the 50-digit program is compared with the reference there as everywhere")
 
 
