@@ -38,6 +38,8 @@ UNIT = 2.0**-53  # unit roundoff of float64
 
 
 FLOAT_LIMIT = 1e300  # values beyond this overflow float code somewhere along the way
+CONFIRM_DPS = 90  # a point is in the domain when the formula is defined at 50 and at 90 digits
+CONFIRM_REL = mpmath.mpf(10) ** -25  # ... with values this close (the 50-digit one is right)
 
 
 class Reference:
@@ -131,7 +133,13 @@ class Reference:
         if self.diffs is not None:
             values += self.gradient(point)
         values += self._forward(point).values()
-        return all(v is not None and abs(v) < FLOAT_LIMIT for v in values)
+        if not all(v is not None and abs(v) < FLOAT_LIMIT for v in values):
+            return False
+        # the same value at 90 digits: cos(x**x) at x = 38 (x**x ~ 1e60) has no right digit at
+        # 50, and its sign decides whether cos(x**x)**x is real
+        confirmed = evaluate_many([self.expr], point, CONFIRM_DPS)[0]
+        return confirmed is not None and abs(confirmed - values[0]) <= CONFIRM_REL * (
+            abs(confirmed) + mpmath.mpf(10) ** -20)
 
     def gradient(self, point: dict) -> list:
         if self.diffs is not None:
