@@ -135,10 +135,10 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
         raised += failed
         comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
     bounds = [(e[-2], e[-1]) for e in exact]
-    fragile = [f or _fragile_value(*ref.value_with_bound(p))
-               for f, p in zip(_fragile(truth, bounds), chosen)]
+    views = [ref.float_view(p) for p in chosen]
+    fragile = [f or _fragile_value(*value) for f, (_, value) in zip(_fragile(truth, bounds), views)]
     raised, spared = _spare(prog, chosen, fragile, raised, comparisons[1:])
-    outside = [ref.beyond_floats(p) for p in chosen]
+    outside = [beyond for beyond, _ in views]
     raised, unjudged = _unjudged(prog, chosen, outside, raised, comparisons[1:])
     notes += [n for n in (spared, unjudged) if n]
     for label, rows, unit, rel in comparisons:

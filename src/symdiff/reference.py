@@ -74,13 +74,9 @@ class Reference:
 
     def signs(self) -> dict:
         """The sign each argument is declared to have (Symbol('x', positive=True): 1)."""
-        out = {}
-        for i, a in zip(self.prog.inputs, self.args):
-            if i.symbol.is_positive or i.symbol.is_nonnegative:
-                out[a] = 1.0
-            elif i.symbol.is_negative or i.symbol.is_nonpositive:
-                out[a] = -1.0
-        return out
+        return {a: 1.0 if i.symbol.is_nonnegative else -1.0
+                for i, a in zip(self.prog.inputs, self.args)
+                if i.symbol.is_nonnegative or i.symbol.is_nonpositive}
 
     def skipped_note(self) -> list[str]:
         """A note naming the given points outside the domain, if any."""
@@ -218,21 +214,15 @@ class Reference:
         values, bounds, constant = self._backward(state, self.prog.backward)
         return values + [bounds, constant]
 
-    def beyond_floats(self, point: dict) -> bool:
-        """Is a forward value of the program outside the normal float range at ``point``?
-
-        Then floats cannot hold it (gamma(-1245.8) is about 1e-3300): generated code over- or
-        underflows there whatever it does, and only the 50-digit program can be judged.
-        """
-        env = self.forward_state(point)[0]
-        return any(v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX for v in env.values()
-                   if isinstance(v, mpmath.mpf))
-
-    def value_with_bound(self, point: dict) -> tuple:
-        """The program's value at 50 digits and its float error bound (and constants' share)."""
+    def float_view(self, point: dict) -> tuple[bool, tuple]:
+        """Is a forward value outside the normal float range here (gamma(-1245.8) ~ 1e-3300:
+        float code over- or underflows whatever it does)? And (value, its float error bound,
+        the constants' share) of the program's output."""
         env, err, cerr = self.forward_state(point)
+        beyond = any(v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX for v in env.values()
+                     if isinstance(v, mpmath.mpf))
         out = sp.Symbol(self.prog.output, real=True)
-        return env.get(out), err.get(out, 0), cerr.get(out, 0)
+        return beyond, (env.get(out), err.get(out, 0), cerr.get(out, 0))
 
     def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
         """Forward values at 50 digits, their float error bounds, and the constants' share."""
