@@ -354,17 +354,21 @@ def within_budget(task, seconds: float, default=False):
         raise _Timeout
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # again every 50 ms after the budget: SymPy catches exceptions in places, so one alarm
+    # can be swallowed (simplify of a Piecewise then ran for minutes)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
-        return task()
-    except Exception:  # _Timeout, or SymPy failing to simplify
+        try:
+            return task()
+        finally:  # an alarm that fires in here is caught below too
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except (_Timeout, Exception):  # out of time, or SymPy failing to simplify
         return default
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
-class _Timeout(Exception):  # noqa: N818 (a signal, not an error)
+class _Timeout(BaseException):  # noqa: N818 (a signal, not an error: no `except Exception`)
     pass
 
 
