@@ -106,16 +106,12 @@ class CheckReport:
         return text
 
     def __str__(self) -> str:
-        lines = [f"check: {self.formula}",
-                 f"reference: {self.oracle}; {len(self.points)} {self.sampled}; "
-                 f"backends: {', '.join(self.backends) or 'none'}"]
-        lines += [str(p) for p in self.partials]
-        if self.raised:
-            lines.append(f"the generated {self.raised_summary()} (where the formula and its "
-                         "gradient are defined); the partials are judged where it ran")
-        lines += [f"note: {n}" for n in self.notes]
-        lines.append(f"verdict: {self.verdict()}")
-        return "\n".join(lines)
+        raised = (f"the generated {self.raised_summary()} (where the formula and its gradient "
+                  "are defined); the partials are judged where it ran") if self.raised else ""
+        return report_text([f"check: {self.formula}",
+                            f"reference: {self.oracle}; {len(self.points)} {self.sampled}; "
+                            f"backends: {', '.join(self.backends) or 'none'}"],
+                           self.partials, raised, self.notes, self.verdict())
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
@@ -128,6 +124,13 @@ class CheckReport:
         return html_report(f"check: {self.formula}", f"reference: {self.oracle}; "
                            f"{len(self.points)} {self.sampled}", rows, notes,
                            f"verdict: {self.verdict()}")
+
+
+def report_text(head: list[str], partials, raised: str, notes, verdict: str) -> str:
+    """The text of a check or verify report: head lines, one line per partial, the raised
+    summary (if any), the notes and the verdict."""
+    lines = head + [str(p) for p in partials] + ([raised] if raised else [])
+    return "\n".join(lines + [f"note: {n}" for n in notes] + [f"verdict: {verdict}"])
 
 
 def html_report(title: str, subtitle: str, rows, notes, verdict: str) -> str:
@@ -220,16 +223,12 @@ class VerifyReport:
         return "WRONG"
 
     def __str__(self) -> str:
-        lines = [f"verify: {self.formula}", f"hand gradient: {self.hand}",
-                 f"reference: {self.reference}; {len(self.points)} {self.sampled}"]
-        lines += [str(p) for p in self.partials]
-        if self.raised and len(self.raised) < len(self.points):
-            lines.append(f"hand code {self.raised_summary()}; the partials are judged on the "
-                         f"other {len(self.points) - len(self.raised)} (a domain can leave "
-                         "such points out)")
-        lines += [f"note: {n}" for n in self.notes]
-        lines.append(f"verdict: {self.verdict()}")
-        return "\n".join(lines)
+        raised = (f"hand code {self.raised_summary()}; the partials are judged on the other "
+                  f"{len(self.points) - len(self.raised)} (a domain can leave such points out)"
+                  if self.raised and len(self.raised) < len(self.points) else "")
+        return report_text([f"verify: {self.formula}", f"hand gradient: {self.hand}",
+                            f"reference: {self.reference}; {len(self.points)} {self.sampled}"],
+                           self.partials, raised, self.notes, self.verdict())
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
