@@ -22,9 +22,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "symdiff"
 LAYERS = {
     "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
                "runtime_numpy"),
-    "tables": ("ops", "printers", "backends", "rules", "stable"),
+    "tables": ("ops", "mpeval", "printers", "backends", "rules", "stable"),
     "pipeline": ("parse", "naming", "lower", "reverse", "matrix", "api", "emit"),
-    "judgement": ("mpeval", "numeric", "reference", "reports", "diagnose", "arraycheck", "check",
+    "judgement": ("numeric", "reference", "reports", "diagnose", "arraycheck", "check",
                   "verify"),
     "faces": ("graph", "handoffs", "layers", "cli", "__main__", "__init__"),
 }

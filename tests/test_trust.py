@@ -5,6 +5,7 @@ parse of the same text), evaluated at 30 digits; both generated backends must ag
 """
 
 import math
+import time
 
 import mpmath
 import numpy as np
@@ -399,15 +400,26 @@ def test_a_backends_argument_that_is_not_a_list_of_names_is_an_argument_error(ba
         symdiff.check(symdiff.lower(sp.sin(x), wrt=[x]), backends=bad)
 
 
-def test_an_exact_zero_partial_does_not_make_a_point_fragile():
-    """Code that raises where every partial is determined is reported, even when one partial
-    is exactly 0 (its tolerance is 1e-300, not below it): erf(7.8) rounds to 1 and acos'
-    divides by zero, though Max takes atan(S) there and dI is exactly 0."""
+def test_an_exact_zero_partial_does_not_make_a_point_fragile(monkeypatch):
+    """Code that raises where every partial and every local derivative is determined is
+    reported, even where one partial is exactly 0 (its tolerance is 1e-300, not below it):
+    here generated math code that divides by zero at I = 0.5, where Max takes atan(S) and
+    dI is exactly 0. (At I = 7.8, erf rounds to 1.0 and acos' is undetermined in floats:
+    there the same failure is a note, see the test below.)"""
     i, s = sp.symbols("I S", **R)
     prog = symdiff.lower(sp.exp(sp.Max(sp.acos(sp.erf(i)), sp.atan(s))), wrt=[i, s])
-    with np.errstate(all="ignore"):
-        report = symdiff.check(prog, points=[{"I": 7.7968597157723885, "S": 1.820786357461798}],
-                               samples=3)
+    real = prog.compile("math")
+
+    class Failing:
+        @staticmethod
+        def value_and_grad(big_i, small_s):
+            if big_i == 0.5:
+                raise ZeroDivisionError("float division by zero")
+            return real.value_and_grad(big_i, small_s)
+
+    monkeypatch.setattr(type(prog), "compile", lambda self, backend="math", name=None: Failing)
+    report = symdiff.check(prog, points=[{"I": 0.5, "S": 1.820786357461798}], samples=3,
+                           backends=["math"])
     assert not report.ok and report.raised, str(report)
 
 
@@ -462,3 +474,64 @@ def test_a_point_is_in_the_domain_only_if_the_value_is_the_same_at_90_digits():
     for v in (38.0326, 38.03257):  # undefined at 50 digits; -6.094 at 50 and -6.168 at 90
         assert not ref.defined({ref.args[0]: v})
     assert ref.defined({ref.args[0]: 1.3}) == (ref.gradient({ref.args[0]: 1.3})[0] is not None)
+
+
+def test_an_undetermined_local_derivative_behind_a_zero_upstream_is_a_fragile_point(monkeypatch):
+    """exp(Max(acos(erf(I)), atan(S))) at I = 6: erf(6) rounds to 1.0, where acos' is infinite,
+    and the Max takes atan(S), so dI is exactly 0 but the code computes 0 * (-1/sqrt(0)): the
+    math code raises, numpy gives nan. No digit of that local derivative is determined in floats:
+    a note, not RAISED or MISMATCH; a wrong acos rule is still caught by the 50-digit program."""
+    big_i, s = sp.symbols("I S", **R)
+    expr = sp.exp(sp.Max(sp.acos(sp.erf(big_i)), sp.atan(s)))
+    at = [{"I": 6.0, "S": 0.3}, {"I": 0.2, "S": 0.3}, {"I": -0.4, "S": 0.1}]
+    with np.errstate(all="ignore"):
+        report = symdiff.check(symdiff.lower(expr, wrt=[big_i, s]), points=at)
+    assert report.ok and not report.raised, str(report)
+    assert any("local derivative" in n and "ZeroDivisionError" in n for n in report.notes)
+    keep = RULES[sp.acos]
+    monkeypatch.setitem(RULES, sp.acos, lambda out, a: (1.001 * keep(out, a)[0],))
+    with np.errstate(all="ignore"):
+        wrong = symdiff.check(symdiff.lower(expr, wrt=[big_i, s]), points=at)
+    assert not wrong.ok and not wrong.partials[0].ok, str(wrong)
+
+
+def test_a_formula_sympy_differentiates_for_minutes_is_checked_by_central_differences():
+    """tanh(x - (x**(1/3))**-0.5): SymPy's diff asks whether a power is real by polynomial gcds
+    for minutes; the reference gives up on sympy.diff after DIFF_SECONDS and uses the
+    central-difference oracle (a right program stays OK; the report names the oracle)."""
+    x = sp.Symbol("x", **R)
+    started = time.process_time()
+    report = symdiff.check(symdiff.lower(sp.tanh(x - (x**sp.Rational(1, 3))**-0.5), wrt=[x]))
+    assert time.process_time() - started < 60  # a hang guard, not a speed target
+    assert report.ok and report.oracle.startswith("central difference"), str(report)
+
+
+@pytest.mark.parametrize("func, at", [(sp.atan, 400.0), (sp.acot, 400.0)])
+def test_a_local_derivative_beyond_the_float_range_is_not_judged(func, at):
+    """atan(exp(x)) at x = 400: exp(400) ~ 5e173 is a float, but atan' = 1/(1 + u**2) is
+    ~1e-347: the math code's u**2 overflows (OverflowError), numpy's dx underflows to 0 (the
+    exact 1.9e-174 is a product of 1e-347 and 5e173). Float code cannot do better, in any
+    staged form: the point is not judged (a note says so), the 50-digit program is."""
+    x = sp.Symbol("x", **R)
+    prog = symdiff.lower(func(sp.exp(x)), wrt=[x])
+    with np.errstate(all="ignore"):
+        report = symdiff.check(prog, points=[{"x": at}, {"x": 0.5}, {"x": -1.7}])
+    assert report.ok and not report.raised, str(report)
+    assert any("beyond the float range" in n and "x=400" in n for n in report.notes), str(report)
+
+
+def test_a_nested_constant_is_computed_once_at_high_precision():
+    """log(cosh(erfc(E))): cosh(1.1e-4) = 1 + 6e-9 in floats keeps 8 digits of the log, so code
+    computing the constant step by step was off by 1e-8 (relative); the lowering folds a
+    constant with a function of a function in it to its value, and the listing still quotes the
+    formula as written. Single functions of named constants (sqrt(2/pi), log(2)) stay."""
+    g, x = sp.Symbol("Gamma", **R), sp.Symbol("x", **R)
+    expr = sp.log(sp.cosh(sp.erfc(sp.E)), g)**3
+    prog = symdiff.lower(expr, wrt=[g])
+    want = sp.N(expr.subs(g, sp.Float(0.7779475496600057, 40)), 30)
+    for backend in ("math", "numpy"):
+        value = float(prog.compile(backend).value_and_grad(0.7779475496600057)[0])
+        assert abs(value - float(want)) <= 4 * 2.0**-52 * abs(float(want))
+    assert "out = log(cosh(erfc(E)))**3/log(Gamma)**3" in prog.source("math")
+    kept = symdiff.lower(x * sp.sqrt(2 / sp.pi) + sp.log(2) * x, wrt=[x]).source("math")
+    assert "math.pi" in kept and "math.log(2)" in kept, kept

@@ -58,12 +58,14 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
     arg_pairs = _resolve_args(args, symbols, real, wrt_pairs, allow_unused)
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
-    canonical = canonicalize(expr, real)
+    folded: list = []
+    canonical = canonicalize(expr, real, folded)
     forward = Lowerer(namer, codes).run(canonical)
     backward = reverse(forward, {codes[i].name: g for i, g in grads.items()})
     user_wrt = tuple(user for user, _ in wrt_pairs)
+    written = _as_written(expr, canonical, forward, real, codes, folded)
     return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
-                   text=_formula_text(*_as_written(expr, canonical, forward, real, codes), nodes))
+                   text=_formula_text(*written, nodes))
 
 
 def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
@@ -260,10 +262,11 @@ def _unknown_name(item: str, symbols, what: str) -> ArgumentError:
                          f"variables: {known}); pass allow_unused=True for a zero gradient")
 
 
-def _as_written(expr, canonical, forward, real, codes) -> tuple[sp.Expr, dict]:
+def _as_written(expr, canonical, forward, real, codes, folded) -> tuple[sp.Expr, dict]:
     """The formula the listing quotes: the canonical one (sigmoid patterns as sigmoid), or the
-    user's own where a stable rewrite changed it (the ``# stable:`` notes show each rewrite)."""
-    if any(step.note for step in forward):
+    user's own where a stable rewrite changed it (the ``# stable:`` notes show each rewrite)
+    or a constant was folded to its value (log(cosh(erfc(E))) -> 6.0e-9)."""
+    if folded or any(step.note for step in forward):
         return expr, {s: codes.get(r, r) for s, r in real.items()}
     return canonical, codes
 

@@ -136,9 +136,10 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
         comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
     bounds = [(e[-2], e[-1]) for e in exact]
     views = [ref.float_view(p) for p in chosen]
-    fragile = [f or _fragile_value(*value) for f, (_, value) in zip(_fragile(truth, bounds), views)]
+    fragile = [f or _fragile_value(*value) or shaky
+               for f, (_, value, shaky) in zip(_fragile(truth, bounds), views)]
     raised, spared = _spare(prog, chosen, fragile, raised, comparisons[1:])
-    outside = [beyond for beyond, _ in views]
+    outside = [beyond for beyond, _, _ in views]
     raised, unjudged = _unjudged(prog, chosen, outside, raised, comparisons[1:])
     notes += [n for n in (spared, unjudged) if n]
     for label, rows, unit, rel in comparisons:
@@ -249,15 +250,16 @@ def _spare(prog, points, fragile, raised, comparisons):
     what = sorted(set(what))
     example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(hit)[0])
     return kept, (f"at {len(hit)} of {len(points)} points (e.g. {example}) floating point "
-                  f"determines no digit of the value or of a partial (its error bound exceeds "
-                  f"its size: an intermediate rounds onto a singularity), and "
+                  f"determines no digit of the value, of a partial or of a local derivative (its "
+                  f"error bound exceeds its size: an intermediate rounds onto a singularity), and "
                   f"{' and '.join(what)} there; "
                   f"the 50-digit program is compared with the reference there as everywhere")
 
 
 def _unjudged(prog, points, outside, raised, comparisons):
-    """Generated code is not judged where a forward value is beyond the float range (it over-
-    or underflows whatever it does); the 50-digit program is. The note says where."""
+    """Generated code is not judged where a forward value, a local derivative or a gradient
+    term is beyond the float range (it over- or underflows whatever it does); the 50-digit
+    program is. The note says where."""
     if not any(outside):
         return raised, ""
     where = {tuple(_named(prog, p).items()) for p, o in zip(points, outside) if o}
@@ -267,9 +269,9 @@ def _unjudged(prog, points, outside, raised, comparisons):
                 rows[i] = None
     example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(where)[0])
     return ([r for r in raised if tuple(r[1].items()) not in where],
-            f"at {len(where)} of {len(points)} points (e.g. {example}) a step's value is beyond "
-            f"the float range, so the generated code is not judged there; the 50-digit "
-            f"program is")
+            f"at {len(where)} of {len(points)} points (e.g. {example}) a step's value, a local "
+            f"derivative or a gradient term is beyond the float range, so the generated code "
+            f"is not judged there; the 50-digit program is")
 
 
 def tolerance(t, t_err, bound, constant, unit, rel):

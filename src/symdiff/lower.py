@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import mpmath
 import sympy as sp
 from sympy.core.function import AppliedUndef
 from sympy.core.relational import Relational
@@ -29,6 +30,7 @@ from .dag import gate_key, postorder, rebuild
 from .errors import UnsupportedFunctionError
 from .functions import sigmoid
 from .ir import Step
+from .mpeval import values_at
 from .ops import OPS
 from .printers import NAMED_CONSTANTS
 
@@ -54,14 +56,20 @@ _CONDITIONS = (Relational, BooleanAtom, BooleanFunction, ExprCondPair)
 _UNSUPPORTED = (sp.Derivative, sp.Integral, sp.Subs, sp.Sum, sp.Product, sp.Limit, sp.Order)
 
 
-def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
+def canonicalize(expr: sp.Expr, real: dict, folded: list | None = None) -> sp.Expr:
     """One rebuild: symbols -> their real versions, sigmoid patterns -> gates, fragile forms ->
-    stable gates (``stable.py``; their notes go to the ``Lowerer.run`` of the result)."""
+    stable gates (``stable.py``; their notes go to the ``Lowerer.run`` of the result), nested
+    constants -> their values (``_folds``; each appended to ``folded`` when it is a list)."""
     stabilize = stable.Stabilizer()
+    folds = _folds(expr)
+    if folded is not None:
+        folded += list(folds)
 
     def swap(node, args):
         if node.is_Symbol:
             return real.get(node)
+        if node in folds:
+            return folds[node]
         if node.is_NumberSymbol and node not in _PRINTED_CONSTANTS:  # hbar: its value
             return sp.Float(node.evalf(DIGITS), DIGITS)
         if isinstance(node, sp.Pow) and _integral_float(args[1]):  # x**2.0 is x**2 (real)
@@ -81,6 +89,34 @@ def canonicalize(expr: sp.Expr, real: dict) -> sp.Expr:
     canonical = rebuild(expr, swap, evaluate=False)
     stable.hand_over(canonical, stabilize.notes)
     return canonical
+
+
+def _folds(expr: sp.Expr) -> dict[sp.Basic, sp.Float]:
+    """Each largest constant with a function of a function in it (log(cosh(erfc(E))), in
+    ``x*log(cosh(erfc(E)))**3``) -> its value at DIGITS digits. Float code computing it step by
+    step can lose digits to cancellation (cosh(1.1e-4) = 1 + 6e-9, whose log then keeps 8); the
+    lowering computes it once. Numbers, named constants and single functions of them
+    (sqrt(2/pi), log(2), exp(-pi/2)) stay as written, and so does a constant whose value is
+    not a finite real (refused, or an undefined branch, later)."""
+    const: dict[sp.Basic, bool] = {}
+    nested: dict[sp.Basic, int] = {}  # depth of function applications
+    largest = []
+    nodes = postorder(expr)
+    for n in nodes:
+        const[n] = all(const[a] for a in n.args) if n.args else n.is_number is True
+        below = max((nested[a] for a in n.args), default=0)
+        nested[n] = below + isinstance(n, sp.Function)
+        if not const[n]:
+            largest += [a for a in n.args if const[a] and nested[a] > 1]
+    if const[expr] and nested[expr] > 1:
+        largest.append(expr)
+    folds = {}
+    for c in largest:
+        with mpmath.workdps(DIGITS):
+            value = values_at([c], {})[0]
+        if isinstance(value, mpmath.mpf) and mpmath.isfinite(value):
+            folds[c] = sp.Float(value, DIGITS)
+    return folds
 
 
 def _not_real_branch(e: sp.Basic) -> bool:

@@ -21,7 +21,7 @@ import sympy as sp
 
 from .api import real_symbol
 from .dag import postorder, substitute
-from .errors import ArgumentError
+from .errors import ArgumentError, SymdiffError
 from .functions import to_elementary
 from .ir import Program
 from .numeric import evaluate_many, sample_points
@@ -33,6 +33,7 @@ FLOAT_TINY = mpmath.mpf(sys.float_info.min)  # the smallest normal double
 _PLACEHOLDERS = sp.symbols("_p0:256", real=True)
 FD_ALL = 8  # a difference oracle with more wrt symbols checks 8 random partials and directions
 DIFF_MAX_TREE = 5_000  # formulas larger than this (as trees) use the finite-difference oracle
+DIFF_SECONDS = 5.0  # so does a formula sympy.diff takes longer than this on
 PROOF_MAX_STEPS = 30
 UNIT = 2.0**-53  # unit roundoff of float64
 
@@ -54,12 +55,11 @@ class Reference:
                              evaluate=False)
         self.expr = to_elementary(exact_floats(renamed))  # exact first: SymPy folds Floats
         self.wrt = [by_real[real_symbol(s)] for s in prog.wrt]
+        self.diffs = None
         if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
-            self.oracle = "sympy.diff at 50 digits"
-            self.diffs = [derivative(self.expr, s) for s in self.wrt]
-        else:
-            self.oracle = "central difference of the formula at 60 digits (h = 1e-20)"
-            self.diffs = None
+            self.diffs = _derivatives(self.expr, self.wrt)
+        self.oracle = ("sympy.diff at 50 digits" if self.diffs is not None else
+                       "central difference of the formula at 60 digits (h = 1e-20)")
         self._partials: dict = {}  # step expression -> its shape and partials
         self._shapes: dict = {}  # shape -> (operation count, partial derivatives)
 
@@ -214,15 +214,24 @@ class Reference:
         values, bounds, constant = self._backward(state, self.prog.backward)
         return values + [bounds, constant]
 
-    def float_view(self, point: dict) -> tuple[bool, tuple]:
-        """Is a forward value outside the normal float range here (gamma(-1245.8) ~ 1e-3300:
-        float code over- or underflows whatever it does)? And (value, its float error bound,
-        the constants' share) of the program's output."""
-        env, err, cerr = self.forward_state(point)
-        beyond = any(v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX for v in env.values()
-                     if isinstance(v, mpmath.mpf))
+    def float_view(self, point: dict) -> tuple[bool, tuple, bool]:
+        """What floats can do here: is a forward value, a local derivative or a gradient term
+        outside the normal float range (gamma(-1245.8) ~ 1e-3300; atan' = 1/(1 + u**2) at
+        u = exp(400): float code over- or underflows whatever it does)? (value,
+        its float error bound, the constants' share) of the program's output. And is a local
+        derivative undetermined in floats (its error bound exceeds its size: erf(6) rounds to
+        1.0, where acos' = -1/sqrt(1 - u**2) is infinite), so that the code may compute inf or
+        nan or raise there, even where its upstream gradient is exactly 0?"""
+        state = env, err, cerr = self.forward_state(point)
+        seen: list = []  # (local derivative, its error bound, local times upstream) per step
+        self._backward(state, self.prog.backward, seen)
+        values = [v for v in env.values() if isinstance(v, mpmath.mpf)]
+        values += [v for local, _, term in seen for v in (local, term)]
+        beyond = any(mpmath.isfinite(v) and v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX
+                     for v in values)
+        shaky = any(local != 0 and not lerr < abs(local) for local, lerr, _ in seen)
         out = sp.Symbol(self.prog.output, real=True)
-        return beyond, (env.get(out), err.get(out, 0), cerr.get(out, 0))
+        return beyond, (env.get(out), err.get(out, 0), cerr.get(out, 0)), shaky
 
     def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
         """Forward values at 50 digits, their float error bounds, and the constants' share."""
@@ -242,7 +251,7 @@ class Reference:
         """The staged program's float error bounds per gradient, and the constants' share."""
         return self._backward(state, self.prog.backward)[1:]
 
-    def _backward(self, state: tuple, backward) -> tuple[list, list, list]:
+    def _backward(self, state: tuple, backward, seen=None) -> tuple[list, list, list]:
         env, err, cerr = state
         start = "d" + self.prog.output
         grads, gerr, gcerr = {start: mpmath.mpf(1)}, {start: mpmath.mpf(0)}, {start: 0}
@@ -250,6 +259,8 @@ class Reference:
             local, lerr, lcerr = self._rounded(g.local, env, err, cerr)
             up = grads.get(g.upstream, mpmath.mpf(0))  # a variant may never write it
             term = up * local
+            if seen is not None:
+                seen.append((local, lerr, term))
             term_err = abs(up) * lerr + abs(local) * gerr.get(g.upstream, 0) + UNIT * abs(term)
             term_cerr = abs(up) * lcerr + abs(local) * gcerr.get(g.upstream, 0)
             if g.accumulate and g.name in grads:
@@ -339,16 +350,32 @@ def _compose(prog: Program) -> dict[str, sp.Expr]:
     return grads
 
 
-def within_budget(task, seconds: float, default=False):
+def _derivatives(expr, wrt) -> list | None:
+    """sympy.diff of ``expr`` by each of ``wrt``, or None where SymPy takes over DIFF_SECONDS:
+    its assumption queries can run for minutes (tanh(x - (x**(1/3))**-0.5) asks whether a
+    power is real by polynomial gcds); the central-difference oracle is used there instead."""
+    def task():
+        try:
+            return [derivative(expr, s) for s in wrt]
+        except SymdiffError as exc:  # not differentiable: raised below, not a timeout
+            return exc
+    got = within_budget(task, DIFF_SECONDS, default=None, unbounded=True)
+    if isinstance(got, SymdiffError):
+        raise got
+    return got
+
+
+def within_budget(task, seconds: float, default=False, unbounded=False):
     """``task()`` if it finishes within ``seconds`` (SIGALRM, main thread only), else ``default``.
 
     SymPy's simplify has no time limit of its own; a symbolic attempt that fails or times out is
-    "not proved", never a crash or a hang.
+    "not proved", never a crash or a hang. Where no alarm can be set (another thread, or an
+    alarm already running), ``unbounded`` runs the task with no limit instead of giving up.
     """
     usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
               and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
-    if not usable:
-        return default
+    if not usable:  # no alarm here: run it to the end, or give up at once
+        return task() if unbounded else default
 
     def expire(signum, frame):
         raise _Timeout
