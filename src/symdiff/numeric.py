@@ -3,13 +3,16 @@
 ``evaluate`` computes a SymPy expression at a point at ``dps`` digits over the reals (see
 ``mpeval``): a value that is complex, infinite or NaN comes back as None, the point is outside the
 formula's domain. ``sample_points`` draws random points where a formula is defined;
-``program_trace`` runs a staged program at high precision.
+``program_trace`` runs a staged program at high precision. ``within_budget`` gives SymPy work
+(a proof, a derivative) a time limit.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import signal
+import threading
 from collections.abc import Callable, Iterable
 
 import mpmath
@@ -117,3 +120,37 @@ def program_trace(prog, point: dict[str, float], dout: float = 1.0,
     values.update((name, float(v)) for name, v in grads.items())
     values.update((z, 0.0) for z in prog.zero_grads)
     return values, terms
+
+
+def within_budget(task, seconds: float, default=False, unbounded=False):
+    """``task()`` if it finishes within ``seconds`` (SIGALRM, main thread only), else ``default``.
+
+    SymPy's simplify has no time limit of its own; a symbolic attempt that fails or times out is
+    "not proved", never a crash or a hang. Where no alarm can be set (another thread, or an
+    alarm already running), ``unbounded`` runs the task with no limit instead of giving up.
+    """
+    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:  # no alarm here: run it to the end, or give up at once
+        return task() if unbounded else default
+
+    def expire(signum, frame):
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    # again every 50 ms after the budget: SymPy catches exceptions in places, so one alarm
+    # can be swallowed (simplify of a Piecewise then ran for minutes)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
+    try:
+        try:
+            return task()
+        finally:  # an alarm that fires in here is caught below too
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except (_Timeout, Exception):  # out of time, or SymPy failing to simplify
+        return default
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _Timeout(BaseException):  # noqa: N818 (a signal, not an error: no `except Exception`)
+    pass

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-import signal
 import sys
-import threading
 
 import mpmath
 import sympy as sp
@@ -24,7 +22,7 @@ from .dag import postorder, substitute
 from .errors import ArgumentError, SymdiffError
 from .functions import to_elementary
 from .ir import Program
-from .numeric import evaluate_many, sample_points
+from .numeric import evaluate_many, sample_points, within_budget
 from .rules import derivative
 
 FLOAT_MAX = mpmath.mpf(sys.float_info.max)
@@ -363,40 +361,6 @@ def _derivatives(expr, wrt) -> list | None:
     if isinstance(got, SymdiffError):
         raise got
     return got
-
-
-def within_budget(task, seconds: float, default=False, unbounded=False):
-    """``task()`` if it finishes within ``seconds`` (SIGALRM, main thread only), else ``default``.
-
-    SymPy's simplify has no time limit of its own; a symbolic attempt that fails or times out is
-    "not proved", never a crash or a hang. Where no alarm can be set (another thread, or an
-    alarm already running), ``unbounded`` runs the task with no limit instead of giving up.
-    """
-    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
-    if not usable:  # no alarm here: run it to the end, or give up at once
-        return task() if unbounded else default
-
-    def expire(signum, frame):
-        raise _Timeout
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    # again every 50 ms after the budget: SymPy catches exceptions in places, so one alarm
-    # can be swallowed (simplify of a Piecewise then ran for minutes)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
-    try:
-        try:
-            return task()
-        finally:  # an alarm that fires in here is caught below too
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except (_Timeout, Exception):  # out of time, or SymPy failing to simplify
-        return default
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-
-
-class _Timeout(BaseException):  # noqa: N818 (a signal, not an error: no `except Exception`)
-    pass
 
 
 def _interval(name: str, interval) -> tuple[float, float]:

@@ -25,9 +25,9 @@ from .dag import postorder, substitute
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
-from .numeric import DPS, evaluate_many
+from .numeric import DPS, evaluate_many, within_budget
 from .parse import parse
-from .reference import UNIT, Reference, exact_floats, within_budget
+from .reference import UNIT, Reference, exact_floats
 from .reports import PartialVerdict, VerifyReport, fmt_point
 
 HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
