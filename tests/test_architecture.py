@@ -24,7 +24,7 @@ LAYERS = {
                "runtime_numpy"),
     "tables": ("ops", "mpeval", "printers", "backends", "rules", "stable"),
     "pipeline": ("parse", "naming", "lower", "reverse", "matrix", "api", "emit"),
-    "judgement": ("numeric", "reference", "reports", "diagnose", "arraycheck", "check",
+    "judgement": ("numeric", "interpret", "reference", "reports", "diagnose", "arraycheck", "check",
                   "verify"),
     "faces": ("graph", "handoffs", "layers", "cli", "__main__", "__init__"),
 }

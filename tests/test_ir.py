@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 import symdiff
-from symdiff import emit, graph, ir, numeric, printers
+from symdiff import emit, graph, interpret, ir, printers
 from symdiff.errors import ArgumentError, InvalidProgramError, MissingStageError, SymdiffError
 from symdiff.ir import GradStep, Step
 
@@ -117,7 +117,7 @@ def test_validate_raises_under_python_O():
 def test_every_hand_off_is_registered_to_its_stage():
     assert {name: ir.service(name) for name in ir.HANDOFFS} == {
         "source": emit.module_source, "compile": emit.compile_module,
-        "evaluate": numeric.program_values, "to_dot": graph.to_dot, "to_svg": graph.to_svg,
+        "evaluate": interpret.program_values, "to_dot": graph.to_dot, "to_svg": graph.to_svg,
         "make_printer": printers.make_printer, "default_backend": emit.default_backend}
 
 

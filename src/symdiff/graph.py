@@ -16,14 +16,16 @@ import html
 import shutil
 import subprocess
 
+import numpy as np
 import sympy as sp
 
 from .dag import postorder
 from .errors import MissingToolError, SymdiffError
-from .numeric import program_trace
+from .interpret import program_trace
 
 FORWARD_COLOR = "black"
 GRADIENT_COLOR = "#c0392b"  # red: gradients flow back
+ARRAY_ENTRIES = 3  # entries of an array shown on an edge, before its shape
 INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install "
                 "graphviz; others: https://graphviz.org/download), or use to_dot() for the text")
 
@@ -109,8 +111,14 @@ def _edge_label(value: float, grad: float | None) -> str:
     return label
 
 
-def _num(value: float) -> str:
-    return f"{value:.6g}"
+def _num(value) -> str:
+    """A number to 6 digits; an array (of a matrix program) as its first entries and shape."""
+    if np.ndim(value) == 0:
+        return f"{float(value):.6g}"
+    flat = np.ravel(value)
+    head = " ".join(f"{v:.3g}" for v in flat[:ARRAY_ENTRIES])
+    more = " …" if flat.size > ARRAY_ENTRIES else ""
+    return f"[{head}{more}] ({'×'.join(map(str, np.shape(value)))})"
 
 
 def _esc(text: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from . import ir
 from .emit import compile_module, default_backend, module_source
 from .graph import to_dot, to_svg
-from .numeric import program_values
+from .interpret import program_values
 from .printers import make_printer
 
 ir.register(source=module_source, compile=compile_module, evaluate=program_values,

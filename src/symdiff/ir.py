@@ -210,8 +210,10 @@ class Program:
     def evaluate(self, at: dict, dout: float = 1.0) -> dict[str, float]:
         """Every value of the program at a point: arguments, forward steps and gradients.
 
-        ``at`` maps Symbols or names to numbers. Values are computed at 50 digits (no overflow,
-        no float rounding) and returned as floats, keyed by their names in the generated code.
+        ``at`` maps Symbols or names to numbers (2-D arrays for the arrays of a matrix
+        program; ``dout`` may then be an array of the output's shape). Values are computed at
+        50 digits (no overflow, no float rounding) and returned as floats or float arrays, keyed
+        by their names in the generated code.
 
         >>> import sympy as sp, symdiff
         >>> a, b = sp.symbols("a b")
@@ -220,19 +222,23 @@ class Program:
         """
         return service("evaluate")(self, self.resolve_point(at), dout)
 
-    def resolve_point(self, at: dict) -> dict[str, float]:
-        """``at`` (Symbols or names, user or code spelling -> numbers) keyed by code names."""
+    def resolve_point(self, at: dict) -> dict[str, Any]:
+        """``at`` (Symbols or names, user or code spelling -> numbers, or arrays for the arrays
+        of a matrix program) keyed by code names."""
         if not isinstance(at, dict):
             raise ArgumentError(f"a point must be a dict of symbol or name -> number, got {at!r}")
-        by_name = {i.symbol.name: i.name for i in self.inputs}
-        by_name.update((i.name, i.name) for i in self.inputs)
+        by_name = {i.symbol.name: i for i in self.inputs}
+        by_name.update((i.name, i) for i in self.inputs)
         point = {}
         for key, value in at.items():
             name = key if isinstance(key, str) else getattr(key, "name", None)
             if name not in by_name:
                 raise ArgumentError(f"the point names {key!r}, which is not an argument")
+            if isinstance(by_name[name].symbol, sp.MatrixSymbol):  # an array: read by its user
+                point[by_name[name].name] = value
+                continue
             try:
-                point[by_name[name]] = float(value)
+                point[by_name[name].name] = float(value)
             except (TypeError, ValueError):
                 raise ArgumentError(f"the value of {name} is not a number: {value!r}") from None
         missing = [n for n in self.args if n not in point]
@@ -313,7 +319,7 @@ def is_identifier(name: str) -> bool:
 HANDOFFS = {
     "source": ("Program.source", "emit.module_source(prog, backend, name)"),
     "compile": ("Program.compile", "emit.compile_module(prog, backend, name)"),
-    "evaluate": ("Program.evaluate", "numeric.program_values(prog, point, dout)"),
+    "evaluate": ("Program.evaluate", "interpret.program_values(prog, point, dout)"),
     "to_dot": ("Program.to_dot", "graph.to_dot(prog, at)"),
     "to_svg": ("Program.to_svg", "graph.to_svg(prog, at)"),
     "make_printer": ("the listing of a matrix Program", "printers.make_printer(backend)"),

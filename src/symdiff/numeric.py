@@ -3,7 +3,7 @@
 ``evaluate`` computes a SymPy expression at a point at ``dps`` digits over the reals (see
 ``mpeval``): a value that is complex, infinite or NaN comes back as None, the point is outside the
 formula's domain. ``sample_points`` draws random points where a formula is defined;
-``program_trace`` runs a staged program at high precision. ``within_budget`` gives SymPy work
+``within_budget`` gives SymPy work
 (a proof, a derivative) a time limit.
 """
 
@@ -89,37 +89,6 @@ def _draw(rng: random.Random) -> float:
     if u < 0.8:
         return rng.uniform(0.0, 1.0)
     return math.copysign(10 ** rng.uniform(-2.0, 2.0), rng.random() - 0.5)
-
-
-def program_values(prog, point: dict[str, float], dout: float = 1.0, dps: int = DPS) -> dict:
-    """Arguments, forward steps and gradients of ``prog`` at ``point`` (code names -> floats)."""
-    return program_trace(prog, point, dout, dps)[0]
-
-
-def program_trace(prog, point: dict[str, float], dout: float = 1.0,
-                  dps: int = DPS) -> tuple[dict, list[float]]:
-    """``program_values`` and, per backward step, the term it adds (upstream * local)."""
-    env: dict[sp.Symbol, sp.Basic] = {}
-    values: dict[str, float] = {}
-    with mpmath.workdps(dps):
-        for name in prog.args:
-            env[sp.Symbol(name, real=True)] = mpmath.mpf(point[name])
-            values[name] = float(point[name])
-    for step in prog.forward:
-        value = evaluate_many([step.rhs], env, dps)[0]
-        values[step.name] = float(value) if value is not None else math.nan
-        env[sp.Symbol(step.name, real=True)] = value if value is not None else mpmath.nan
-    terms = []
-    with mpmath.workdps(dps):
-        grads = {"d" + prog.output: mpmath.mpf(dout)}
-        for g in prog.backward:
-            local = evaluate_many([g.local], env, dps)[0]
-            term = grads[g.upstream] * (local if local is not None else mpmath.nan)
-            grads[g.name] = grads[g.name] + term if g.accumulate else term
-            terms.append(float(term))
-    values.update((name, float(v)) for name, v in grads.items())
-    values.update((z, 0.0) for z in prog.zero_grads)
-    return values, terms
 
 
 def within_budget(task, seconds: float, default=False, unbounded=False):
