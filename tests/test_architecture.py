@@ -36,7 +36,6 @@ MAX_FUNCTION_LINES = 60
 # makes its test pass unexpectedly, which fails the suite until the entry is removed here.
 LONG_FILES = {
     "arraycheck.py": "a second checking system for arrays: it folds into reference/check/verify",
-    "lower.py": "the step-name templates (_add_name, _pow_name, ...) move to naming.py",
     "parse.py": "the parse spelling of each op moves to its row of the ops.py table",
     "printers.py": "generated-code helpers move to runtime modules, per-op printing to ops.py",
 }

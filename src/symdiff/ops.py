@@ -7,7 +7,7 @@ A row (``Op``) says, for one SymPy function class:
   1 - out**2); ``None`` for the whole field means SymPy's own ``fdiff`` (rules.py reads this);
 * ``mp``: its value at the working precision of mpmath, over the reals (nan where undefined);
   ``None`` means SymPy's evalf (mpeval.py reads this);
-* ``stem``: the stem of its step names (lower.py; default: the class name in lower case);
+* ``stem``: the stem of its step names (naming.py; default: the class name in lower case);
 * ``total``: defined and finite for every finite real input, so a Piecewise may evaluate it
   outside the branch that uses it (lower.py);
 * ``names``, ``arity``, ``build``: how a formula string spells it (parse.py): the names, the
