@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "symdiff"
 # it, in its own layer or an earlier one.
 LAYERS = {
     "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
-               "runtime_numpy"),
+               "runtime_numpy", "runtime"),
     "tables": ("ops", "mpeval", "printers", "backends", "rules", "stable"),
     "pipeline": ("parse", "naming", "lower", "reverse", "matrix", "api", "emit"),
     "judgement": ("numeric", "reference", "reports", "diagnose", "arraycheck", "check",

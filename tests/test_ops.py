@@ -19,8 +19,9 @@ from symdiff.functions import elu, gelu, mish, selu, to_elementary, xlogy
 from symdiff.mpeval import values_at
 from symdiff.ops import OPS, How
 from symdiff.parse import FUNCTION_NAMES, parse
-from symdiff.printers import check_supported, helper_source, make_printer, print_expr
+from symdiff.printers import check_supported, make_printer, print_expr
 from symdiff.rules import RULES, derivative
+from symdiff.runtime import helper_source
 
 x, y = sp.symbols("x y", real=True)
 DIGITS = 50

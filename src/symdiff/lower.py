@@ -32,7 +32,7 @@ from .functions import sigmoid
 from .ir import Step
 from .mpeval import values_at
 from .ops import OPS
-from .printers import NAMED_CONSTANTS
+from .runtime import NAMED_CONSTANTS
 
 # Number symbols the printers name; any other (sympy.physics' hbar) becomes its value.
 _PRINTED_CONSTANTS = frozenset(NAMED_CONSTANTS) | {sp.pi, sp.E}

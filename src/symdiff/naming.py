@@ -22,7 +22,7 @@ import sympy as sp
 
 from . import array_ops
 from .ops import OPS
-from .printers import HELPER_NAMES
+from .runtime import HELPER_NAMES
 
 MAX_LEN = 10
 

@@ -2,9 +2,9 @@
 
 A staged program is a list of steps ``name = <expression over earlier names>``; this module prints
 the right-hand sides. ``print_expr`` returns the text and the names of the module-level helper
-functions the text calls (``sigmoid``, ``erf``, ...); ``helper_source`` returns the ``def`` of a
-helper. Generated ``math`` code imports only ``math`` and works on Python floats; generated
-``numpy`` code imports only ``numpy as np`` and works elementwise on arrays with broadcasting.
+functions the text calls (``sigmoid``, ``erf``, ...; ``runtime.helper_source`` has their text).
+Generated ``math`` code imports only ``math`` and works on Python floats; generated ``numpy``
+code imports only ``numpy as np`` and works elementwise on arrays with broadcasting.
 
 The printers subclass SymPy's ``PythonCodePrinter`` and ``NumPyPrinter`` and override only what
 those get wrong for symdiff (laziness, overflow, negative integer powers, precedence of ``1/x``,
@@ -15,10 +15,8 @@ of supported SymPy classes, so nothing SymPy would print as a comment, a complex
 
 from __future__ import annotations
 
-import ast
 import keyword
 import math
-from importlib.resources import files
 from typing import ClassVar
 
 import sympy as sp
@@ -33,6 +31,7 @@ from sympy.printing.pycode import PythonCodePrinter
 from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
 from .ops import BY_CLASS, OPS, How, row
+from .runtime import NAMED_CONSTANTS
 
 LONG_SUM = 32  # sums with more terms print as one call (see _StagedPrinter._print_Add)
 
@@ -42,14 +41,6 @@ _STRUCTURE = (
     sp.core.numbers.Exp1, sp.Add, sp.Mul, sp.Pow, sp.core.relational.Relational,
     sp.And, sp.Or, sp.Not, sp.ITE, BooleanTrue, BooleanFalse, sp.Piecewise, ExprCondPair,
 )
-# Named constants with no math/numpy name (E and pi print as math.e, np.pi, ...): generated code
-# defines each as a module-level float, the double nearest its 50-digit value, named in a comment.
-NAMED_CONSTANTS = {
-    sp.EulerGamma: ("EULER_GAMMA", "the Euler-Mascheroni constant"),
-    sp.Catalan: ("CATALAN", "Catalan's constant"),
-    sp.GoldenRatio: ("GOLDEN_RATIO", "the golden ratio, (1 + sqrt(5))/2"),
-    sp.TribonacciConstant: ("TRIBONACCI", "the real root of t**3 = t**2 + t + 1"),
-}
 # Every op of the table prints in both backends (each row says how).
 _SUPPORTED = ARRAY_GATES + _STRUCTURE + tuple(BY_CLASS) + tuple(type(c) for c in NAMED_CONSTANTS)
 # Ops printed 1/g(x) are parenthesized as a quotient, also where a helper prints them (sech).
@@ -585,37 +576,3 @@ def make_printer(backend: str):
     ``helpers`` collects the helper functions all the lines call."""
     _check_backend(backend)
     return _PRINTERS[backend]()
-
-
-def _definitions(filename: str) -> dict[str, str]:
-    """The source lines of each top-level def and assignment (with its trailing comment) of a
-    runtime module, by name: the helpers generated modules carry are real, tested code there.
-    Read as text, not imported: importing runtime_numpy would import numpy with symdiff."""
-    text = files(__package__).joinpath(filename).read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    return {node.name if isinstance(node, ast.FunctionDef) else node.targets[0].id:
-            "".join(lines[node.lineno - 1:node.end_lineno])
-            for node in ast.parse(text).body if isinstance(node, (ast.FunctionDef, ast.Assign))}
-
-
-_MATH_HELPERS = _definitions("runtime_math.py")
-# The named constants are plain floats, the same for every backend: one copy, in runtime_math.
-_CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
-_HELPERS = {"math": _MATH_HELPERS, "numpy": {**_definitions("runtime_numpy.py"), **_CONSTANTS}}
-HELPER_NAMES: frozenset[str] = frozenset(_HELPERS["math"]) | frozenset(_HELPERS["numpy"])
-
-
-def helper_source(name: str, backend: str) -> str:
-    """The ``def name(...)`` text of one helper for ``backend`` (ends with a newline).
-
-    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma, loggamma,
-    besseli and gelu, which import ``math`` inside their body (numpy has no such functions).
-
-    >>> helper_source("relu", "numpy").splitlines()[-1]
-    '    return np.maximum(t, 0.0)'
-    """
-    _check_backend(backend)
-    try:
-        return _HELPERS[backend][name]
-    except KeyError:
-        raise ArgumentError(f"no {backend}-backend helper named {name!r}") from None
