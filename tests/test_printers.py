@@ -710,7 +710,7 @@ def test_higher_polygamma_is_unsupported():
 
 def test_the_fast_path_prints_exactly_what_sympys_printer_prints():
     import symdiff
-    from symdiff.printers import _fast_text
+    from symdiff.staged_printer import _fast_text
 
     x, y = sp.symbols("x y")
     xs = sp.symbols("x0:6")

@@ -14,10 +14,10 @@ A row (``Op``) says, for one SymPy function class:
   fewest and most arguments (most None: any number), and the parse builder that makes the node
   ("apply": ``cls(*args)``; the others are named in parse.py). A name given as
   ``(name, fewest, most)`` has its own arity;
-* ``math``, ``numpy``: how each backend prints it (printers.py): the dotted callee SymPy's
-  printers write (``"math.exp"``, ``"numpy.arctan"``; printed through ``_module_format``) or a
-  ``How``: a runtime helper, the reciprocal form ``1/g(x)``, the inverse form ``g(1/x)``, or the
-  printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``.
+* ``math``, ``numpy``: how each backend prints it (staged_printer.py, printers.py): the dotted
+  callee SymPy's printers write (``"math.exp"``, ``"numpy.arctan"``; printed through
+  ``_module_format``) or a ``How``: a runtime helper, the reciprocal form ``1/g(x)``, the inverse
+  form ``g(1/x)``, or the printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``.
 
 Add, Mul, Pow and Piecewise are not rows: they are the structure every stage handles itself
 (n-ary, rewritten forms by exponent, branches). Adding an elementwise function is one row here,
