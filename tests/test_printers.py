@@ -21,13 +21,8 @@ from symdiff.backends import BACKENDS
 from symdiff.errors import ArgumentError, UnsupportedFunctionError
 from symdiff.functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 from symdiff.numeric import evaluate
-from symdiff.printers import (
-    HELPER_NAMES,
-    NAMED_CONSTANTS,
-    helper_source,
-    make_printer,
-    print_expr,
-)
+from symdiff.printers import make_printer, print_expr
+from symdiff.runtime import HELPER_NAMES, NAMED_CONSTANTS, helper_source
 
 x, y, z = sp.symbols("x y z")
 
@@ -715,7 +710,7 @@ def test_higher_polygamma_is_unsupported():
 
 def test_the_fast_path_prints_exactly_what_sympys_printer_prints():
     import symdiff
-    from symdiff.printers import _fast_text
+    from symdiff.staged_printer import _fast_text
 
     x, y = sp.symbols("x y")
     xs = sp.symbols("x0:6")

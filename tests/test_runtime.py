@@ -23,7 +23,7 @@ import sympy as sp
 
 from symdiff import runtime_math, runtime_numpy
 from symdiff.errors import ArgumentError
-from symdiff.printers import HELPER_NAMES, NAMED_CONSTANTS, helper_source
+from symdiff.runtime import HELPER_NAMES, NAMED_CONSTANTS, helper_source
 
 mp = mpmath.MPContext()  # a private context: the global mpmath.mp is left as it is
 mp.dps = 50

@@ -26,7 +26,7 @@ from .backends import ALL, Backend, backend_named
 from .dag import gc_paused
 from .errors import ArgumentError
 from .ir import Program, Step, grad_text, is_identifier
-from .printers import helper_source
+from .runtime import helper_source
 
 _SAFE_TEXT = re.compile(r"[\w\s+\-*/().,<>=!&|~@\[\]]*", re.ASCII)
 _counter = itertools.count(1)

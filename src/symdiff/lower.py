@@ -25,14 +25,14 @@ from sympy.core.relational import Relational
 from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
-from . import array_ops, naming, stable
+from . import naming, stable
 from .dag import gate_key, postorder, rebuild
 from .errors import UnsupportedFunctionError
 from .functions import sigmoid
 from .ir import Step
 from .mpeval import values_at
 from .ops import OPS
-from .printers import NAMED_CONSTANTS
+from .runtime import NAMED_CONSTANTS
 
 # Number symbols the printers name; any other (sympy.physics' hbar) becomes its value.
 _PRINTED_CONSTANTS = frozenset(NAMED_CONSTANTS) | {sp.pi, sp.E}
@@ -41,17 +41,6 @@ DIGITS = 50
 # Gates that are defined and finite for every finite real input: safe to evaluate unconditionally
 # (the sums and products, and the ops whose row says total).
 _TOTAL = (sp.Add, sp.Mul) + tuple(op.cls for op in OPS if op.total)
-# Step-name stems: each op's row (ops.py), and the structural gates.
-_STEMS = {
-    sp.Piecewise: "pw",
-    array_ops.matmul: "{}", array_ops.transpose: "{}T", array_ops.axis_sum: "sum{}",
-    array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
-    array_ops.broadcast: "bc{}",
-    **{op.cls: op.stem for op in OPS},
-}
-_POW_STEMS = {sp.S.Half: "sqrt", -sp.S.Half: "invsqrt", -1: "inv", 2: "sqr", 3: "cube"}
-_WORDS = {0: "zero", 1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six",
-          7: "seven", 8: "eight", 9: "nine", 10: "ten"}
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction, ExprCondPair)
 _UNSUPPORTED = (sp.Derivative, sp.Integral, sp.Subs, sp.Sum, sp.Product, sp.Limit, sp.Order)
 
@@ -268,7 +257,7 @@ class Lowerer:
             rhs = [c if rest is None else _scaled(c, self.value[rest]) for c, rest in terms]
             role = self.hint.get(node)
             names = [(c, None if rest is None else self._name(rest)) for c, rest in terms]
-            name = role or _add_name(names)
+            name = role or naming.add_name(names)
             products = sum(isinstance(r, sp.Mul) for r in operands)
             if len(name) > naming.MAX_LEN and products >= 2:
                 name = "dot"  # w0*x0 + w1*x1 + w2, as people write it by hand
@@ -299,17 +288,17 @@ class Lowerer:
     def _build_product(self, node, coeff, operands):
         values = [self.value[o] for o in operands]
         if len(values) == 1:
-            name = _scale_name(coeff, self._name(operands[0]))
+            name = naming.scale_name(coeff, self._name(operands[0]))
             return self._emit(name, coeff * values[0], "scale", stem="scaled", node=node)
         acc, acc_name = values[0], self._name(operands[0])
-        mean = _mean_name(operands, self._name) if coeff == 1 else None
+        mean = naming.mean_name(operands, self._name) if coeff == 1 else None
         for k, (o, v) in enumerate(zip(operands[1:], values[1:]), start=2):
             name = mean or acc_name + self._name(o)
             if k < len(values):
                 acc = self._emit(name, sp.Mul(acc, v, evaluate=False), "mul", stem="prod")
             else:
                 if coeff != 1 and not mean:
-                    name = _scale_name(coeff, name)  # 3*x*y is threexy, not xy
+                    name = naming.scale_name(coeff, name)  # 3*x*y is threexy, not xy
                 factors = (acc, v) if coeff == 1 else (coeff, acc, v)
                 acc = self._emit(name, sp.Mul(*factors, evaluate=False), "mul", stem="prod",
                                  node=node)
@@ -322,12 +311,12 @@ class Lowerer:
 
         def build():
             b, e = (self.value.get(a, a) for a in (base, exp))
-            name = _pow_name(self._name(base) if base in self.value else None, exp,
-                             self._name(exp) if exp in self.value else None, base)
+            name = naming.pow_name(self._name(base) if base in self.value else None, exp,
+                                   self._name(exp) if exp in self.value else None, base)
             # A power of an argument keeps its name whole (thetadotsqr), however long.
             limit = len(name) if base.is_Symbol and exp in self.constant else naming.MAX_LEN
             return self._emit(name, sp.Pow(b, e, evaluate=False), "pow",
-                              stem=_POW_STEMS.get(exp, "pow"), node=node, limit=limit)
+                              stem=naming.POW_STEMS.get(exp, "pow"), node=node, limit=limit)
 
         return operands, build
 
@@ -335,7 +324,7 @@ class Lowerer:
         operands = [a for a in node.args if a not in self.constant]
 
         def build():
-            stem = _STEMS[node.func]
+            stem = naming.STEMS[node.func]
             values = [self.value.get(a, a) for a in node.args]
             if len(values) > 2:  # one gate: a tie of three splits 1/3 each (a chain: 1/4, 1/4, 1/2)
                 name = stem + "".join(self._name(a) for a in node.args)
@@ -355,14 +344,11 @@ class Lowerer:
 
     def _plan_function(self, node: sp.Function):
         operands = [a for a in node.args if a not in self.constant]
-        stem = _STEMS.get(node.func, type(node).__name__.lower())
 
         def build():
             rhs = node.func(*(self.value.get(a, a) for a in node.args), evaluate=False)
-            names = "".join(self._name(a) for a in operands)
-            name = stem.format(names) if "{}" in stem else stem + names
-            return self._emit(name, rhs, type(node).__name__.lower(),
-                              stem=stem.replace("{}", "") or "t", node=node)
+            name, stem = naming.function_name(node.func, "".join(self._name(a) for a in operands))
+            return self._emit(name, rhs, type(node).__name__.lower(), stem=stem, node=node)
 
         return operands, build
 
@@ -374,8 +360,9 @@ class Lowerer:
             mapping = {n: self.value[n] for n in operands}
             mapping.update((n, self.value[n]) for n in inside if n.is_Symbol)
             rhs = rebuild(node, lambda n, args: mapping.get(n), stop=lambda n: n in mapping)
-            name = "pw" + "".join(self._name(o) for o in operands)
-            return self._emit(name, rhs, "piecewise", stem="pw", node=node)
+            stem = naming.STEMS[sp.Piecewise]
+            name = stem + "".join(self._name(o) for o in operands)
+            return self._emit(name, rhs, "piecewise", stem=stem, node=node)
 
         return operands, build
 
@@ -402,7 +389,7 @@ class Lowerer:
         value = self.value.get(node, node)
         if isinstance(value, sp.Symbol):
             return value.name
-        return _number_name(value)
+        return naming.number_name(value)
 
 
 def _scaled(c: sp.Basic, value: sp.Basic) -> sp.Basic:
@@ -442,84 +429,3 @@ def _is_total_gate(node: sp.Basic) -> bool:
 def _short(node: sp.Basic, limit: int = 60) -> str:
     text = sp.sstr(node) if len(postorder(node)) < 200 else type(node).__name__ + "(...)"
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- derived names ----------------------------------------------------------------------------
-
-
-def _number_name(value: sp.Basic) -> str:
-    if value.is_Integer and value >= 0:
-        return str(value)
-    return {sp.pi: "pi", sp.E: "e", sp.S.Half: "half"}.get(value, "c")
-
-
-def _lead(name: str) -> str:
-    """A name cannot start with a digit: spell a leading small integer as a word."""
-    digits = len(name) - len(name.lstrip("0123456789"))
-    if not digits:
-        return name
-    number = int(name[:digits])
-    return _WORDS.get(number, "n" + name[:digits]) + name[digits:]
-
-
-def _add_name(terms) -> str:
-    """x + y -> xpy, x - y -> xmy, 1 - x -> onemx, 2*x - 1 -> twoxm1.
-
-    A coefficient magnitude is spelled as a word (two ... ten, half); any other one makes the name
-    unusable ("" falls back to a numbered stem), so a name never hides a coefficient.
-    """
-    plus = [_coeff_word(c) + n for c, n in terms if n is not None and c.is_positive]
-    minus = [_coeff_word(-c) + n for c, n in terms if n is not None and not c.is_positive]
-    if any(n.startswith("?") for n in plus + minus):
-        return ""
-    consts = [c for c, n in terms if n is None]
-    text = "p".join(plus)
-    for c in consts:
-        sign, c = ("p", c) if c.is_positive else ("m", -c)
-        text = (text + sign if text else ("" if sign == "p" else "m")) + _number_name(c)
-    text += "".join("m" + n for n in minus)
-    return _lead(text)
-
-
-def _coeff_word(c: sp.Basic) -> str:
-    """The prefix naming a term's coefficient magnitude: "" for 1, "two" for 2, "?" if none."""
-    if c == 1:
-        return ""
-    if c.is_Integer and 0 < c <= 10:
-        return _WORDS[int(c)]
-    return "half" if c == sp.S.Half else "?"
-
-
-def _mean_name(operands, name_of) -> str | None:
-    """``meanX`` for a sum over an axis times ``1/N`` (``symdiff.mean`` in matrix formulas)."""
-    if len(operands) != 2:
-        return None
-    for total, count in (operands, operands[::-1]):
-        if (isinstance(total, (array_ops.axis_sum, array_ops.total)) and count.is_Pow
-                and count.exp == -1 and count.base.is_Symbol):
-            return "mean" + name_of(total).removeprefix("sum")
-    return None
-
-
-def _scale_name(coeff: sp.Basic, name: str) -> str:
-    if coeff == -1:
-        return "neg" + name
-    if coeff.is_Integer and 0 < coeff <= 10:
-        return _WORDS[int(coeff)] + name
-    if coeff == sp.S.Half:
-        return "half" + name
-    return "scaled" + name
-
-
-def _pow_name(base: str | None, exp: sp.Basic, exp_name: str | None, base_node) -> str:
-    if base is None:  # a constant base: 2**x
-        return _lead(_number_name(base_node) + "pow" + (exp_name or "c"))
-    if exp_name is not None:
-        return base + "pow" + exp_name
-    special = {-1: "inv{}", 2: "{}sqr", 3: "{}cube", -2: "inv{}sqr",
-               sp.S.Half: "sqrt{}", -sp.S.Half: "invsqrt{}"}
-    if exp in special:
-        return special[exp].format(base)
-    if exp.is_Integer:
-        return ("inv" if exp < 0 else "") + base + "pow" + str(abs(exp))
-    return base + "pow"

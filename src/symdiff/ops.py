@@ -7,17 +7,17 @@ A row (``Op``) says, for one SymPy function class:
   1 - out**2); ``None`` for the whole field means SymPy's own ``fdiff`` (rules.py reads this);
 * ``mp``: its value at the working precision of mpmath, over the reals (nan where undefined);
   ``None`` means SymPy's evalf (mpeval.py reads this);
-* ``stem``: the stem of its step names (lower.py; default: the class name in lower case);
+* ``stem``: the stem of its step names (naming.py; default: the class name in lower case);
 * ``total``: defined and finite for every finite real input, so a Piecewise may evaluate it
   outside the branch that uses it (lower.py);
 * ``names``, ``arity``, ``build``: how a formula string spells it (parse.py): the names, the
   fewest and most arguments (most None: any number), and the parse builder that makes the node
   ("apply": ``cls(*args)``; the others are named in parse.py). A name given as
   ``(name, fewest, most)`` has its own arity;
-* ``math``, ``numpy``: how each backend prints it (printers.py): the dotted callee SymPy's
-  printers write (``"math.exp"``, ``"numpy.arctan"``; printed through ``_module_format``) or a
-  ``How``: a runtime helper, the reciprocal form ``1/g(x)``, the inverse form ``g(1/x)``, or the
-  printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``.
+* ``math``, ``numpy``: how each backend prints it (staged_printer.py, printers.py): the dotted
+  callee SymPy's printers write (``"math.exp"``, ``"numpy.arctan"``; printed through
+  ``_module_format``) or a ``How``: a runtime helper, the reciprocal form ``1/g(x)``, the inverse
+  form ``g(1/x)``, or the printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``.
 
 Add, Mul, Pow and Piecewise are not rows: they are the structure every stage handles itself
 (n-ary, rewritten forms by exponent, branches). Adding an elementwise function is one row here,

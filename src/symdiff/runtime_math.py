@@ -1,6 +1,6 @@
 """Helpers that generated math-backend modules carry, as ordinary tested Python.
 
-Each top-level def and assignment here is one helper: ``printers.helper_source`` copies its text
+Each top-level def and assignment here is one helper: ``runtime.helper_source`` copies its text
 verbatim into every generated module that calls it, so each must stand alone. Invariants: this
 module imports only ``math`` (generated modules run without symdiff installed), and a helper uses
 nothing but ``math`` and itself. The named constants at the end are plain floats, the same for

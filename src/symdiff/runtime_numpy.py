@@ -1,6 +1,6 @@
 """Helpers that generated numpy-backend modules carry, as ordinary tested Python.
 
-Each top-level def here is one helper: ``printers.helper_source`` copies its text verbatim into
+Each top-level def here is one helper: ``runtime.helper_source`` copies its text verbatim into
 every generated module that calls it, so each must stand alone. Invariants: this module imports
 only ``numpy as np`` (generated modules run without symdiff installed); erf, erfc, gamma,
 loggamma and gelu import ``math`` inside their bodies, since numpy has no such functions.

@@ -1,0 +1,60 @@
+"""The helpers' text: each helper generated modules carry, by backend and name, as source.
+
+The helpers are real, tested code in ``runtime_math`` and ``runtime_numpy`` (each top-level def
+or assignment is one helper); this module reads those files as text, never imports them
+(importing runtime_numpy would import numpy with symdiff), so ``helper_source`` copies a
+helper verbatim. The named constants are helpers too: plain floats, the same for every
+backend, kept once in ``runtime_math``.
+"""
+
+from __future__ import annotations
+
+import ast
+from importlib.resources import files
+
+import sympy as sp
+
+from .errors import ArgumentError
+
+# Named constants with no math/numpy name (E and pi print as math.e, np.pi, ...): generated code
+# defines each as a module-level float, the double nearest its 50-digit value, named in a comment.
+NAMED_CONSTANTS = {
+    sp.EulerGamma: ("EULER_GAMMA", "the Euler-Mascheroni constant"),
+    sp.Catalan: ("CATALAN", "Catalan's constant"),
+    sp.GoldenRatio: ("GOLDEN_RATIO", "the golden ratio, (1 + sqrt(5))/2"),
+    sp.TribonacciConstant: ("TRIBONACCI", "the real root of t**3 = t**2 + t + 1"),
+}
+
+
+def _definitions(filename: str) -> dict[str, str]:
+    """The source lines of each top-level def and assignment (with its trailing comment) of a
+    runtime module, by name."""
+    text = files(__package__).joinpath(filename).read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    return {node.name if isinstance(node, ast.FunctionDef) else node.targets[0].id:
+            "".join(lines[node.lineno - 1:node.end_lineno])
+            for node in ast.parse(text).body if isinstance(node, (ast.FunctionDef, ast.Assign))}
+
+
+_MATH_HELPERS = _definitions("runtime_math.py")
+# The named constants are plain floats, the same for every backend: one copy, in runtime_math.
+_CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
+_HELPERS = {"math": _MATH_HELPERS, "numpy": {**_definitions("runtime_numpy.py"), **_CONSTANTS}}
+HELPER_NAMES: frozenset[str] = frozenset(_HELPERS["math"]) | frozenset(_HELPERS["numpy"])
+
+
+def helper_source(name: str, backend: str) -> str:
+    """The ``def name(...)`` text of one helper for ``backend`` (ends with a newline).
+
+    Math helpers use ``math``; numpy helpers use ``np``, except erf, erfc, gamma, loggamma,
+    besseli and gelu, which import ``math`` inside their body (numpy has no such functions).
+
+    >>> helper_source("relu", "numpy").splitlines()[-1]
+    '    return np.maximum(t, 0.0)'
+    """
+    if not isinstance(backend, str) or backend not in _HELPERS:
+        raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(_HELPERS)}")
+    try:
+        return _HELPERS[backend][name]
+    except KeyError:
+        raise ArgumentError(f"no {backend}-backend helper named {name!r}") from None
