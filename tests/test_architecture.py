@@ -23,7 +23,7 @@ LAYERS = {
     "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
                "runtime_numpy"),
     "tables": ("ops", "mpeval", "printers", "backends", "rules", "stable"),
-    "pipeline": ("parse", "naming", "lower", "reverse", "matrix", "api", "emit"),
+    "pipeline": ("guards", "parse", "naming", "lower", "reverse", "matrix", "api", "emit"),
     "judgement": ("numeric", "reference", "reports", "diagnose", "arraycheck", "check",
                   "verify"),
     "faces": ("graph", "handoffs", "layers", "cli", "__main__", "__init__"),

@@ -11,9 +11,8 @@ Invariants:
   SymPy constructors only.
 * Every rejected input raises ``ParseError`` naming the offending text and its 1-based column
   (the offset in the whole text, a newline counting as one character). Every exceeded resource
-  limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work:
-  exact numbers SymPy would fold stay below ``NUMBER_DIGITS`` digits, roots are taken only of
-  numbers below ``ROOT_DIGITS`` digits, and no exception of SymPy's leaks.
+  limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work
+  (guards.py), and no exception of SymPy's leaks.
 * A name not followed by ``(`` is a variable, ``Symbol(name, real=True)``, whatever it spells
   (``gamma``, ``beta``, ``lambda``, ``I``, ``S``, ``N``): only ``pi`` and ``E`` are constants,
   and not when the caller declares them as variables (``variables=``: the names listed in
@@ -27,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import keyword
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 
@@ -37,12 +35,17 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .errors import InputTooLargeError, ParseError, SymdiffError
+from .guards import (
+    check_exp,
+    check_gamma,
+    check_power,
+    check_product,
+    check_result,
+    check_sum,
+    number,
+)
 from .ops import OPS
 
-NUMBER_DIGITS = 10_000  # digits an exact number folded while parsing may reach
-ROOT_DIGITS = 400  # digits of an exact number whose root SymPy may try to simplify
-FLOAT_EXPONENT = 330  # largest |log10| of a float (past it, mpmath's exp grows cubic)
-GAMMA_ARGUMENT = 3_000  # largest |n| for which gamma(n) is evaluated exactly
 EVAL_DEPTH = 100  # operands nested deeper than this are combined with evaluate=False
 EVAL_SIZE = 500_000  # operands with more tree nodes than this too
 LOGIC_EVAL_SIZE = 2_000  # and/or of operands with more tree nodes than this too
@@ -148,144 +151,6 @@ def _used_as_value(text: str, end: int, tok: str) -> bool:
     return tok not in _NOT_NAMES and (not rest or rest[0] in "+-*/^<>=!&|,)")
 
 
-def _number(tok: str, col: int, max_digits: int) -> sp.Number:
-    mantissa, _, exponent = tok.lower().partition("e")
-    digits = len(mantissa) - ("." in mantissa)
-    if digits > max_digits:
-        raise InputTooLargeError(f"number literal with {digits} digits, more than "
-                                 f"max_digits={max_digits}, at column {col}")
-    if not exponent and "." not in mantissa:
-        value = 0
-        for start in range(0, len(mantissa), 4000):  # int() refuses more than 4300 digits
-            chunk = mantissa[start:start + 4000]
-            value = value * 10 ** len(chunk) + int(chunk)
-        return sp.Integer(value)
-    shift = exponent.lstrip("+-").lstrip("0")
-    if len(shift) > 6 or (shift and int(shift) > FLOAT_EXPONENT + digits):
-        raise _float_out_of_range(col)
-    value = sp.Float(tok)
-    if abs(_magnitude(value)) > FLOAT_EXPONENT:
-        raise _float_out_of_range(col)
-    return value
-
-
-# ------------------------------------------------------------------------- numeric guards
-
-
-def _float_out_of_range(col: int) -> InputTooLargeError:
-    return InputTooLargeError(f"float literal too large or too small (outside "
-                              f"1e-{FLOAT_EXPONENT} to 1e{FLOAT_EXPONENT}) at column {col}")
-
-
-def _digits(num: sp.Basic) -> float:
-    """Digits of an exact number (numerator and denominator); a float's |log10| in that scale."""
-    if isinstance(num, sp.Rational):
-        return (math.log10(abs(num.p)) if num.p else 0.0) + math.log10(num.q)
-    if isinstance(num, sp.Float) and num._mpf_[1]:
-        return abs(_magnitude(num)) * NUMBER_DIGITS / FLOAT_EXPONENT
-    return 0.0
-
-
-def _magnitude(num: sp.Basic) -> float:
-    """log10 |num| (minus infinity for zero and non-finite numbers)."""
-    if isinstance(num, sp.Rational) and num.p:
-        return math.log10(abs(num.p)) - math.log10(num.q)
-    if isinstance(num, sp.Float) and num._mpf_[1]:
-        _, man, exp, _ = num._mpf_
-        return math.log10(man) + exp * math.log10(2)
-    return -math.inf
-
-
-def _sizes(*exprs: sp.Basic) -> tuple[float, float, float]:
-    """What SymPy could fold when ``exprs`` are multiplied or raised to a power.
-
-    Returns the digits of the numbers (weighted by the powers they are under), the digits of the
-    exact numbers, and the digits of the exact numbers already under a root. Walks only the
-    Mul/Pow/Piecewise layer on top, where SymPy combines numbers; an Add or a function keeps its
-    numbers to itself.
-    """
-    digits = exact = rooted = 0.0
-    stack = [(expr, 1.0) for expr in exprs]
-    while stack:
-        node, scale = stack.pop()
-        if isinstance(node, sp.Number):
-            digits += scale * _digits(node) if _digits(node) else 0.0
-            exact += _digits(node) if isinstance(node, sp.Rational) else 0.0
-        elif isinstance(node, sp.Mul):
-            stack.extend((arg, scale) for arg in node.args)
-        elif isinstance(node, sp.Piecewise):  # a power of it is the power of every branch
-            stack.extend((pair.expr, scale) for pair in node.args)
-        elif isinstance(node, sp.Pow) and isinstance(node.exp, sp.Number):
-            exp = node.exp
-            digits += _digits(exp)
-            if _fractional(exp) and isinstance(node.base, sp.Rational):
-                rooted += _digits(node.base)
-            stack.append((node.base, scale * 10.0 ** min(_magnitude(exp), 300.0)))
-    return digits, exact, rooted
-
-
-def _fractional(num: sp.Basic) -> bool:
-    return isinstance(num, sp.Rational) and num.q != 1
-
-
-def _check_sizes(sizes: tuple[float, float, float], exp: sp.Basic, col: int) -> None:
-    digits, exact, rooted = sizes
-    if digits > 0 and _magnitude(exp) + math.log10(digits) > math.log10(NUMBER_DIGITS):
-        raise InputTooLargeError(f"power too large: the number would have more than "
-                                 f"{NUMBER_DIGITS} digits, at column {col}")
-    if _fractional(exp) and exact + rooted > ROOT_DIGITS:
-        raise InputTooLargeError(f"root of a number with more than {ROOT_DIGITS} digits "
-                                 f"at column {col}")
-
-
-def _check_power(base: sp.Basic, exp: sp.Basic, col: int) -> None:
-    if isinstance(exp, sp.Number):
-        _check_sizes(_sizes(base), exp, col)
-    elif base is sp.E:
-        _check_exp(exp, col)
-
-
-def _check_exp(arg: sp.Basic, col: int) -> None:
-    """exp(c*log(b)) becomes b**c: guard it as that power, term by term of the argument."""
-    for term in sp.Add.make_args(arg):
-        logs: list[sp.Basic] = []
-        biggest: sp.Basic = sp.S.Zero
-        seen, stack = {term}, [term]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, sp.log):
-                logs.append(node.args[0])
-            elif isinstance(node, sp.Number) and _magnitude(node) > _magnitude(biggest):
-                biggest = node
-            else:
-                fresh = [arg for arg in node.args if arg not in seen]
-                seen.update(fresh)
-                stack.extend(fresh)
-        if logs:
-            _check_sizes(_sizes(*logs), biggest, col)
-
-
-def _check_product(factors: list[sp.Basic], col: int) -> None:
-    digits, _, rooted = _sizes(*factors)
-    if digits > NUMBER_DIGITS or rooted > ROOT_DIGITS:
-        raise InputTooLargeError(f"product of numbers with more than {NUMBER_DIGITS} digits "
-                                 f"(or roots of more than {ROOT_DIGITS}) at column {col}")
-
-
-def _check_sum(terms: list[sp.Basic], col: int) -> None:
-    """Like terms add their coefficients; bound the digits of the common denominators."""
-    denominators: dict[sp.Basic, float] = {}
-    for term in terms:
-        for part in sp.Add.make_args(term):
-            coeff, rest = part.as_coeff_Mul()
-            if isinstance(coeff, sp.Rational) and coeff.q != 1:
-                total = denominators.get(rest, 0.0) + math.log10(coeff.q)
-                if total > NUMBER_DIGITS:
-                    raise InputTooLargeError(f"sum of fractions with more than {NUMBER_DIGITS}"
-                                             f" digits at column {col}")
-                denominators[rest] = total
-
-
 # ------------------------------------------------------------------------------ builders
 
 
@@ -301,7 +166,7 @@ def _fresh(obj: sp.Basic) -> sp.Basic:
 
 def _power(base: sp.Basic, exp: sp.Basic, ev: bool, col: int) -> sp.Basic:
     if ev:
-        _check_power(base, exp, col)
+        check_power(base, exp, col)
     return _fresh(sp.Pow(base, exp, evaluate=ev))
 
 
@@ -346,15 +211,14 @@ def _log(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
 
 def _exp(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
     if ev:
-        _check_exp(args[0], col)
+        check_exp(args[0], col)
     return _fresh(sp.exp(args[0], evaluate=ev))
 
 
 def _gamma(cls: type) -> Callable:
     def build(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-        if ev and isinstance(args[0], sp.Rational) and abs(args[0]) > GAMMA_ARGUMENT:
-            raise InputTooLargeError(f"{cls.__name__} of a number beyond {GAMMA_ARGUMENT} at "
-                                     f"column {col}")
+        if ev:
+            check_gamma(cls, args[0], col)
         return _fresh(cls(args[0], evaluate=ev))
     return build
 
@@ -362,7 +226,7 @@ def _gamma(cls: type) -> Callable:
 def _hypot(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
     squares = [_power(arg, sp.Integer(2), ev, col) for arg in args]
     if ev:
-        _check_sum(squares, col)
+        check_sum(squares, col)
     return _power(_fresh(sp.Add(*squares, evaluate=ev)), sp.S.Half, ev, col)
 
 
@@ -493,7 +357,7 @@ class _Parser:
     def operand(self, kind: str, sym: str, col: int) -> bool:
         """Handle a token where a value must start; return whether a value is still wanted."""
         if kind == "num":
-            self.values.append((_number(sym, col, self.max_digits), 0, 1))
+            self.values.append((number(sym, col, self.max_digits), 0, 1))
             return False
         if kind == "name":
             return self.name(sym, col)
@@ -672,12 +536,12 @@ class _Parser:
             terms = [first] + [b if s == "+" else _fresh(sp.Mul(sp.S.NegativeOne, b, evaluate=ev))
                                for s, b, _ in pairs]
             if ev:
-                _check_sum(terms, col)
+                check_sum(terms, col)
             return _fresh(sp.Add(*terms, evaluate=ev))
         factors = [first] + [b if s == "*" else _power(b, sp.S.NegativeOne, ev, c)
                              for s, b, c in pairs]
         if ev:
-            _check_product(factors, col)
+            check_product(factors, col)
         return _fresh(sp.Mul(*factors, evaluate=ev))
 
     def call(self, top: _Open, items: list[tuple[object, int, int]]) -> tuple:
@@ -697,9 +561,8 @@ class _Parser:
                 self.need(obj, "condition" if kind == "c" else "value", col, name)
         ev = _evaluate(items, [o[2] for o in items])
         obj = self.build(col, builder, objs, ev, col)
-        if ev and _sizes(obj)[0] > NUMBER_DIGITS:  # exp(1000.0): floats past FLOAT_EXPONENT
-            raise InputTooLargeError(f"{name} gives a number too large to work with at "
-                                     f"column {col}")
+        if ev:
+            check_result(obj, name, col)
         obj, depth, size = self.node(obj, items)
         if ev and isinstance(obj, sp.Piecewise) and _conditions_hold_piecewise(obj.args):
             depth = max(depth, EVAL_DEPTH + 1)  # SymPy rebuilds it slowly: never evaluate it again
