@@ -1,8 +1,8 @@
 """The parser's size guards: what SymPy would fold is bounded before SymPy is asked to fold it.
 
-SymPy simplifies while it builds, so ``9**9**9`` would hang it. The parser (parse.py) calls
-these checks before it builds a node; each raises ``InputTooLargeError`` naming the 1-based
-column:
+SymPy simplifies while it builds, so ``9**9**9`` would hang it. The parser (parse.py) and its
+node builders (spellings.py) call these checks before they build a node; each raises
+``InputTooLargeError`` naming the 1-based column:
 
 * a number literal has at most ``max_digits`` digits, and a float's magnitude lies within
   ``1e-FLOAT_EXPONENT`` to ``1e+FLOAT_EXPONENT`` (past it, mpmath's exp grows cubic);

@@ -12,7 +12,7 @@ Invariants:
 * Every rejected input raises ``ParseError`` naming the offending text and its 1-based column
   (the offset in the whole text, a newline counting as one character). Every exceeded resource
   limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work
-  (guards.py), and no exception of SymPy's leaks.
+  (guards.py), and no exception of SymPy's leaks. What a call builds is spellings.py's.
 * A name not followed by ``(`` is a variable, ``Symbol(name, real=True)``, whatever it spells
   (``gamma``, ``beta``, ``lambda``, ``I``, ``S``, ``N``): only ``pi`` and ``E`` are constants,
   and not when the caller declares them as variables (``variables=``: the names listed in
@@ -31,20 +31,11 @@ from collections.abc import Callable, Iterable, Iterator
 
 import sympy as sp
 from sympy.core.relational import Relational
-from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .errors import InputTooLargeError, ParseError, SymdiffError
-from .guards import (
-    check_exp,
-    check_gamma,
-    check_power,
-    check_product,
-    check_result,
-    check_sum,
-    number,
-)
-from .ops import OPS
+from .guards import check_result, number
+from .spellings import FUNCTIONS, add, fresh, lattice, negate, nested_conditions, power, product
 
 EVAL_DEPTH = 100  # operands nested deeper than this are combined with evaluate=False
 EVAL_SIZE = 500_000  # operands with more tree nodes than this too
@@ -151,117 +142,7 @@ def _used_as_value(text: str, end: int, tok: str) -> bool:
     return tok not in _NOT_NAMES and (not rest or rest[0] in "+-*/^<>=!&|,)")
 
 
-# ------------------------------------------------------------------------------ builders
-
-
-def _fresh(obj: sp.Basic) -> sp.Basic:
-    """Cache the hash and ``is_commutative`` of a new node now, from those of its arguments.
-
-    Later they are looked up, not computed by a recursion down a deep unevaluated tree.
-    """
-    hash(obj)
-    obj.is_commutative  # noqa: B018
-    return obj
-
-
-def _power(base: sp.Basic, exp: sp.Basic, ev: bool, col: int) -> sp.Basic:
-    if ev:
-        check_power(base, exp, col)
-    return _fresh(sp.Pow(base, exp, evaluate=ev))
-
-
-def _lattice(cls: type, args: list[sp.Basic], ev: bool) -> sp.Basic:
-    """And, Or, Max or Min of ``args``."""
-    if ev:
-        return _fresh(cls(*args))
-    # Even unevaluated these sort their arguments by recursive keys: build the node directly.
-    unique = list(dict.fromkeys(args))
-    if len(unique) == 1:
-        return unique[0]
-    obj = sp.Basic.__new__(cls, *unique)
-    obj._argset = frozenset(unique)
-    return _fresh(obj)
-
-
-def _conditions_hold_piecewise(pairs) -> bool:
-    return any(cond.has(sp.Piecewise) for _, cond in pairs)
-
-
-def _piecewise(pairs: list[tuple[sp.Basic, sp.Basic]], ev: bool) -> sp.Basic:
-    if ev and not _conditions_hold_piecewise(pairs):
-        return _fresh(sp.Piecewise(*pairs))
-    # ExprCondPair folds a condition holding a Piecewise (exponential when nested), even
-    # unevaluated; build the node directly.
-    nodes = [_fresh(sp.Tuple.__new__(ExprCondPair, value, cond)) for value, cond in pairs]
-    return _fresh(sp.Basic.__new__(sp.Piecewise, *nodes))
-
-
-def _apply(cls: type) -> Callable:
-    return lambda args, ev, col: _fresh(cls(*args, evaluate=ev))
-
-
-def _log(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    if ev:
-        return _fresh(sp.log(*args))
-    logs = [_fresh(sp.log(arg, evaluate=False)) for arg in args]
-    if len(logs) == 1:
-        return logs[0]
-    return _fresh(sp.Mul(logs[0], _power(logs[1], sp.S.NegativeOne, ev, col), evaluate=False))
-
-
-def _exp(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    if ev:
-        check_exp(args[0], col)
-    return _fresh(sp.exp(args[0], evaluate=ev))
-
-
-def _gamma(cls: type) -> Callable:
-    def build(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-        if ev:
-            check_gamma(cls, args[0], col)
-        return _fresh(cls(args[0], evaluate=ev))
-    return build
-
-
-def _hypot(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    squares = [_power(arg, sp.Integer(2), ev, col) for arg in args]
-    if ev:
-        check_sum(squares, col)
-    return _power(_fresh(sp.Add(*squares, evaluate=ev)), sp.S.Half, ev, col)
-
-
-def _log1p(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    return _fresh(sp.log(_fresh(sp.Add(sp.S.One, args[0], evaluate=ev)), evaluate=ev))
-
-
-def _expm1(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    return _fresh(sp.Add(_exp(args, ev, col), sp.S.NegativeOne, evaluate=ev))
-
-
-def _root(exp: sp.Rational) -> Callable:
-    return lambda args, ev, col: _power(args[0], exp, ev, col)
-
-
-# How a row of the op table (ops.py) is built from its arguments: its ``build``.
-_BUILDERS: dict[str, Callable[[type], Callable]] = {
-    "apply": _apply, "exp": lambda cls: _exp, "log": lambda cls: _log,
-    "gamma": _gamma, "hypot": lambda cls: _hypot, "log1p": lambda cls: _log1p,
-    "expm1": lambda cls: _expm1,
-    "lattice": lambda cls: lambda args, ev, col: _lattice(cls, args, ev),
-}
-_FUNCTIONS: dict[str, tuple[int, int | None, str, Callable]] = {
-    # name: (fewest arguments, most arguments or None, kinds of the arguments, builder)
-    **{name: (low, high, "v", _BUILDERS[op.build](op.cls))
-       for op in OPS for name, low, high in op.spellings()},
-    # spellings that are structure, not an op: roots and powers, branches
-    "sqrt": (1, 1, "v", _root(sp.S.Half)),
-    "cbrt": (1, 1, "v", _root(sp.Rational(1, 3))),
-    "pow": (2, 2, "v", lambda args, ev, col: _power(*args, ev, col)),
-    "where": (3, 3, "cvv", lambda a, ev, col: _piecewise([(a[1], a[0]), (a[2], sp.true)], ev)),
-    "Piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
-    "piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
-}
-FUNCTION_NAMES = frozenset(_FUNCTIONS)
+# -------------------------------------------------------------------------------- parser
 
 
 def _kind(obj: object) -> str:
@@ -285,9 +166,6 @@ def _count(low: int, high: int | None) -> str:
     if low == high:
         return f"{low} argument{'s' * (low != 1)}"
     return f"{low} or {high} arguments"
-
-
-# -------------------------------------------------------------------------------- parser
 
 
 class _Tuple:
@@ -511,9 +389,9 @@ class _Parser:
     def prefix(self, op: _Prefix, obj: sp.Basic, ev: bool) -> sp.Basic:
         if op.prec == NOT:
             self.need(obj, "condition", op.col, repr(op.sym))
-            return _fresh(sp.Not(obj, evaluate=ev))
+            return fresh(sp.Not(obj, evaluate=ev))
         self.need(obj, "value", op.col, f"unary {op.sym!r}")
-        return obj if op.sym == "+" else _fresh(sp.Mul(sp.S.NegativeOne, obj, evaluate=ev))
+        return obj if op.sym == "+" else negate(obj, ev)
 
     def chain(self, op: _Chain, objs: list[sp.Basic], ev: bool) -> sp.Basic:
         want = "condition" if op.prec in (OR, AND) else "value"
@@ -522,35 +400,29 @@ class _Parser:
             self.need(obj, want, op.cols[sym_col], repr(op.syms[sym_col]))
         first, pairs, col = objs[0], list(zip(op.syms, objs[1:], op.cols)), op.cols[0]
         if op.prec in (OR, AND):
-            return _lattice(sp.Or if op.prec == OR else sp.And, objs, ev)
+            return lattice(sp.Or if op.prec == OR else sp.And, objs, ev)
         if op.prec == CMP:
             if ev and any(obj.has(sp.zoo, sp.nan) for obj in objs):  # SymPy may loop on these
                 raise self.error("a comparison of an undefined value (zoo or nan, as from a "
                                  "division by zero)", col)
-            rels = [_fresh(_RELATIONS[s](a, b, evaluate=ev))
+            rels = [fresh(_RELATIONS[s](a, b, evaluate=ev))
                     for s, a, b in zip(op.syms, objs, objs[1:])]
-            return rels[0] if len(rels) == 1 else _lattice(sp.And, rels, ev)
+            return rels[0] if len(rels) == 1 else lattice(sp.And, rels, ev)
         if op.prec == POW:
-            return _power(first, objs[1], ev, col)
+            return power(first, objs[1], ev, col)
         if op.prec == ADD:
-            terms = [first] + [b if s == "+" else _fresh(sp.Mul(sp.S.NegativeOne, b, evaluate=ev))
-                               for s, b, _ in pairs]
-            if ev:
-                check_sum(terms, col)
-            return _fresh(sp.Add(*terms, evaluate=ev))
-        factors = [first] + [b if s == "*" else _power(b, sp.S.NegativeOne, ev, c)
+            return add([first] + [b if s == "+" else negate(b, ev) for s, b, _ in pairs], ev, col)
+        factors = [first] + [b if s == "*" else power(b, sp.S.NegativeOne, ev, c)
                              for s, b, c in pairs]
-        if ev:
-            check_product(factors, col)
-        return _fresh(sp.Mul(*factors, evaluate=ev))
+        return product(factors, ev, col)
 
     def call(self, top: _Open, items: list[tuple[object, int, int]]) -> tuple:
         name, col = top.name, top.name_col
-        if name not in _FUNCTIONS:
+        if name not in FUNCTIONS:
             if name in _CONSTANTS:
                 raise self.error(f"{name} is a constant, not a function", col)
             raise self.error(f"unknown function {name!r}", col)
-        low, high, kinds, builder = _FUNCTIONS[name]
+        low, high, kinds, builder = FUNCTIONS[name]
         if len(items) < low or (high is not None and len(items) > high):
             raise self.error(f"{name} takes {_count(low, high)}, got {len(items)}", col)
         objs = [item[0] for item in items]
@@ -564,7 +436,7 @@ class _Parser:
         if ev:
             check_result(obj, name, col)
         obj, depth, size = self.node(obj, items)
-        if ev and isinstance(obj, sp.Piecewise) and _conditions_hold_piecewise(obj.args):
+        if ev and isinstance(obj, sp.Piecewise) and nested_conditions(obj.args):
             depth = max(depth, EVAL_DEPTH + 1)  # SymPy rebuilds it slowly: never evaluate it again
         return obj, depth, size
 
