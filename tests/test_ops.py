@@ -18,10 +18,11 @@ from symdiff.errors import UnsupportedFunctionError
 from symdiff.functions import elu, gelu, mish, selu, to_elementary, xlogy
 from symdiff.mpeval import values_at
 from symdiff.ops import OPS, How
-from symdiff.parse import FUNCTION_NAMES, parse
+from symdiff.parse import parse
 from symdiff.printers import make_printer, print_expr
 from symdiff.rules import RULES, derivative
 from symdiff.runtime import helper_source
+from symdiff.spellings import FUNCTION_NAMES
 from symdiff.staged_printer import check_supported
 
 x, y = sp.symbols("x y", real=True)

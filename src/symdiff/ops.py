@@ -10,9 +10,9 @@ A row (``Op``) says, for one SymPy function class:
 * ``stem``: the stem of its step names (naming.py; default: the class name in lower case);
 * ``total``: defined and finite for every finite real input, so a Piecewise may evaluate it
   outside the branch that uses it (lower.py);
-* ``names``, ``arity``, ``build``: how a formula string spells it (parse.py): the names, the
+* ``names``, ``arity``, ``build``: how a formula string spells it (spellings.py): the names, the
   fewest and most arguments (most None: any number), and the parse builder that makes the node
-  ("apply": ``cls(*args)``; the others are named in parse.py). A name given as
+  ("apply": ``cls(*args)``; the others are named in spellings.py). A name given as
   ``(name, fewest, most)`` has its own arity;
 * ``math``, ``numpy``: how each backend prints it (staged_printer.py, printers.py): the dotted
   callee SymPy's printers write (``"math.exp"``, ``"numpy.arctan"``; printed through

@@ -11,9 +11,8 @@ Invariants:
   SymPy constructors only.
 * Every rejected input raises ``ParseError`` naming the offending text and its 1-based column
   (the offset in the whole text, a newline counting as one character). Every exceeded resource
-  limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work:
-  exact numbers SymPy would fold stay below ``NUMBER_DIGITS`` digits, roots are taken only of
-  numbers below ``ROOT_DIGITS`` digits, and no exception of SymPy's leaks.
+  limit raises ``InputTooLargeError`` naming the column, before SymPy is asked to do the work
+  (guards.py), and no exception of SymPy's leaks. What a call builds is spellings.py's.
 * A name not followed by ``(`` is a variable, ``Symbol(name, real=True)``, whatever it spells
   (``gamma``, ``beta``, ``lambda``, ``I``, ``S``, ``N``): only ``pi`` and ``E`` are constants,
   and not when the caller declares them as variables (``variables=``: the names listed in
@@ -27,22 +26,17 @@ Invariants:
 from __future__ import annotations
 
 import keyword
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 
 import sympy as sp
 from sympy.core.relational import Relational
-from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 
 from .errors import InputTooLargeError, ParseError, SymdiffError
-from .ops import OPS
+from .guards import check_result, number
+from .spellings import FUNCTIONS, add, fresh, lattice, negate, nested_conditions, power, product
 
-NUMBER_DIGITS = 10_000  # digits an exact number folded while parsing may reach
-ROOT_DIGITS = 400  # digits of an exact number whose root SymPy may try to simplify
-FLOAT_EXPONENT = 330  # largest |log10| of a float (past it, mpmath's exp grows cubic)
-GAMMA_ARGUMENT = 3_000  # largest |n| for which gamma(n) is evaluated exactly
 EVAL_DEPTH = 100  # operands nested deeper than this are combined with evaluate=False
 EVAL_SIZE = 500_000  # operands with more tree nodes than this too
 LOGIC_EVAL_SIZE = 2_000  # and/or of operands with more tree nodes than this too
@@ -148,256 +142,7 @@ def _used_as_value(text: str, end: int, tok: str) -> bool:
     return tok not in _NOT_NAMES and (not rest or rest[0] in "+-*/^<>=!&|,)")
 
 
-def _number(tok: str, col: int, max_digits: int) -> sp.Number:
-    mantissa, _, exponent = tok.lower().partition("e")
-    digits = len(mantissa) - ("." in mantissa)
-    if digits > max_digits:
-        raise InputTooLargeError(f"number literal with {digits} digits, more than "
-                                 f"max_digits={max_digits}, at column {col}")
-    if not exponent and "." not in mantissa:
-        value = 0
-        for start in range(0, len(mantissa), 4000):  # int() refuses more than 4300 digits
-            chunk = mantissa[start:start + 4000]
-            value = value * 10 ** len(chunk) + int(chunk)
-        return sp.Integer(value)
-    shift = exponent.lstrip("+-").lstrip("0")
-    if len(shift) > 6 or (shift and int(shift) > FLOAT_EXPONENT + digits):
-        raise _float_out_of_range(col)
-    value = sp.Float(tok)
-    if abs(_magnitude(value)) > FLOAT_EXPONENT:
-        raise _float_out_of_range(col)
-    return value
-
-
-# ------------------------------------------------------------------------- numeric guards
-
-
-def _float_out_of_range(col: int) -> InputTooLargeError:
-    return InputTooLargeError(f"float literal too large or too small (outside "
-                              f"1e-{FLOAT_EXPONENT} to 1e{FLOAT_EXPONENT}) at column {col}")
-
-
-def _digits(num: sp.Basic) -> float:
-    """Digits of an exact number (numerator and denominator); a float's |log10| in that scale."""
-    if isinstance(num, sp.Rational):
-        return (math.log10(abs(num.p)) if num.p else 0.0) + math.log10(num.q)
-    if isinstance(num, sp.Float) and num._mpf_[1]:
-        return abs(_magnitude(num)) * NUMBER_DIGITS / FLOAT_EXPONENT
-    return 0.0
-
-
-def _magnitude(num: sp.Basic) -> float:
-    """log10 |num| (minus infinity for zero and non-finite numbers)."""
-    if isinstance(num, sp.Rational) and num.p:
-        return math.log10(abs(num.p)) - math.log10(num.q)
-    if isinstance(num, sp.Float) and num._mpf_[1]:
-        _, man, exp, _ = num._mpf_
-        return math.log10(man) + exp * math.log10(2)
-    return -math.inf
-
-
-def _sizes(*exprs: sp.Basic) -> tuple[float, float, float]:
-    """What SymPy could fold when ``exprs`` are multiplied or raised to a power.
-
-    Returns the digits of the numbers (weighted by the powers they are under), the digits of the
-    exact numbers, and the digits of the exact numbers already under a root. Walks only the
-    Mul/Pow/Piecewise layer on top, where SymPy combines numbers; an Add or a function keeps its
-    numbers to itself.
-    """
-    digits = exact = rooted = 0.0
-    stack = [(expr, 1.0) for expr in exprs]
-    while stack:
-        node, scale = stack.pop()
-        if isinstance(node, sp.Number):
-            digits += scale * _digits(node) if _digits(node) else 0.0
-            exact += _digits(node) if isinstance(node, sp.Rational) else 0.0
-        elif isinstance(node, sp.Mul):
-            stack.extend((arg, scale) for arg in node.args)
-        elif isinstance(node, sp.Piecewise):  # a power of it is the power of every branch
-            stack.extend((pair.expr, scale) for pair in node.args)
-        elif isinstance(node, sp.Pow) and isinstance(node.exp, sp.Number):
-            exp = node.exp
-            digits += _digits(exp)
-            if _fractional(exp) and isinstance(node.base, sp.Rational):
-                rooted += _digits(node.base)
-            stack.append((node.base, scale * 10.0 ** min(_magnitude(exp), 300.0)))
-    return digits, exact, rooted
-
-
-def _fractional(num: sp.Basic) -> bool:
-    return isinstance(num, sp.Rational) and num.q != 1
-
-
-def _check_sizes(sizes: tuple[float, float, float], exp: sp.Basic, col: int) -> None:
-    digits, exact, rooted = sizes
-    if digits > 0 and _magnitude(exp) + math.log10(digits) > math.log10(NUMBER_DIGITS):
-        raise InputTooLargeError(f"power too large: the number would have more than "
-                                 f"{NUMBER_DIGITS} digits, at column {col}")
-    if _fractional(exp) and exact + rooted > ROOT_DIGITS:
-        raise InputTooLargeError(f"root of a number with more than {ROOT_DIGITS} digits "
-                                 f"at column {col}")
-
-
-def _check_power(base: sp.Basic, exp: sp.Basic, col: int) -> None:
-    if isinstance(exp, sp.Number):
-        _check_sizes(_sizes(base), exp, col)
-    elif base is sp.E:
-        _check_exp(exp, col)
-
-
-def _check_exp(arg: sp.Basic, col: int) -> None:
-    """exp(c*log(b)) becomes b**c: guard it as that power, term by term of the argument."""
-    for term in sp.Add.make_args(arg):
-        logs: list[sp.Basic] = []
-        biggest: sp.Basic = sp.S.Zero
-        seen, stack = {term}, [term]
-        while stack:
-            node = stack.pop()
-            if isinstance(node, sp.log):
-                logs.append(node.args[0])
-            elif isinstance(node, sp.Number) and _magnitude(node) > _magnitude(biggest):
-                biggest = node
-            else:
-                fresh = [arg for arg in node.args if arg not in seen]
-                seen.update(fresh)
-                stack.extend(fresh)
-        if logs:
-            _check_sizes(_sizes(*logs), biggest, col)
-
-
-def _check_product(factors: list[sp.Basic], col: int) -> None:
-    digits, _, rooted = _sizes(*factors)
-    if digits > NUMBER_DIGITS or rooted > ROOT_DIGITS:
-        raise InputTooLargeError(f"product of numbers with more than {NUMBER_DIGITS} digits "
-                                 f"(or roots of more than {ROOT_DIGITS}) at column {col}")
-
-
-def _check_sum(terms: list[sp.Basic], col: int) -> None:
-    """Like terms add their coefficients; bound the digits of the common denominators."""
-    denominators: dict[sp.Basic, float] = {}
-    for term in terms:
-        for part in sp.Add.make_args(term):
-            coeff, rest = part.as_coeff_Mul()
-            if isinstance(coeff, sp.Rational) and coeff.q != 1:
-                total = denominators.get(rest, 0.0) + math.log10(coeff.q)
-                if total > NUMBER_DIGITS:
-                    raise InputTooLargeError(f"sum of fractions with more than {NUMBER_DIGITS}"
-                                             f" digits at column {col}")
-                denominators[rest] = total
-
-
-# ------------------------------------------------------------------------------ builders
-
-
-def _fresh(obj: sp.Basic) -> sp.Basic:
-    """Cache the hash and ``is_commutative`` of a new node now, from those of its arguments.
-
-    Later they are looked up, not computed by a recursion down a deep unevaluated tree.
-    """
-    hash(obj)
-    obj.is_commutative  # noqa: B018
-    return obj
-
-
-def _power(base: sp.Basic, exp: sp.Basic, ev: bool, col: int) -> sp.Basic:
-    if ev:
-        _check_power(base, exp, col)
-    return _fresh(sp.Pow(base, exp, evaluate=ev))
-
-
-def _lattice(cls: type, args: list[sp.Basic], ev: bool) -> sp.Basic:
-    """And, Or, Max or Min of ``args``."""
-    if ev:
-        return _fresh(cls(*args))
-    # Even unevaluated these sort their arguments by recursive keys: build the node directly.
-    unique = list(dict.fromkeys(args))
-    if len(unique) == 1:
-        return unique[0]
-    obj = sp.Basic.__new__(cls, *unique)
-    obj._argset = frozenset(unique)
-    return _fresh(obj)
-
-
-def _conditions_hold_piecewise(pairs) -> bool:
-    return any(cond.has(sp.Piecewise) for _, cond in pairs)
-
-
-def _piecewise(pairs: list[tuple[sp.Basic, sp.Basic]], ev: bool) -> sp.Basic:
-    if ev and not _conditions_hold_piecewise(pairs):
-        return _fresh(sp.Piecewise(*pairs))
-    # ExprCondPair folds a condition holding a Piecewise (exponential when nested), even
-    # unevaluated; build the node directly.
-    nodes = [_fresh(sp.Tuple.__new__(ExprCondPair, value, cond)) for value, cond in pairs]
-    return _fresh(sp.Basic.__new__(sp.Piecewise, *nodes))
-
-
-def _apply(cls: type) -> Callable:
-    return lambda args, ev, col: _fresh(cls(*args, evaluate=ev))
-
-
-def _log(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    if ev:
-        return _fresh(sp.log(*args))
-    logs = [_fresh(sp.log(arg, evaluate=False)) for arg in args]
-    if len(logs) == 1:
-        return logs[0]
-    return _fresh(sp.Mul(logs[0], _power(logs[1], sp.S.NegativeOne, ev, col), evaluate=False))
-
-
-def _exp(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    if ev:
-        _check_exp(args[0], col)
-    return _fresh(sp.exp(args[0], evaluate=ev))
-
-
-def _gamma(cls: type) -> Callable:
-    def build(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-        if ev and isinstance(args[0], sp.Rational) and abs(args[0]) > GAMMA_ARGUMENT:
-            raise InputTooLargeError(f"{cls.__name__} of a number beyond {GAMMA_ARGUMENT} at "
-                                     f"column {col}")
-        return _fresh(cls(args[0], evaluate=ev))
-    return build
-
-
-def _hypot(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    squares = [_power(arg, sp.Integer(2), ev, col) for arg in args]
-    if ev:
-        _check_sum(squares, col)
-    return _power(_fresh(sp.Add(*squares, evaluate=ev)), sp.S.Half, ev, col)
-
-
-def _log1p(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    return _fresh(sp.log(_fresh(sp.Add(sp.S.One, args[0], evaluate=ev)), evaluate=ev))
-
-
-def _expm1(args: list[sp.Basic], ev: bool, col: int) -> sp.Basic:
-    return _fresh(sp.Add(_exp(args, ev, col), sp.S.NegativeOne, evaluate=ev))
-
-
-def _root(exp: sp.Rational) -> Callable:
-    return lambda args, ev, col: _power(args[0], exp, ev, col)
-
-
-# How a row of the op table (ops.py) is built from its arguments: its ``build``.
-_BUILDERS: dict[str, Callable[[type], Callable]] = {
-    "apply": _apply, "exp": lambda cls: _exp, "log": lambda cls: _log,
-    "gamma": _gamma, "hypot": lambda cls: _hypot, "log1p": lambda cls: _log1p,
-    "expm1": lambda cls: _expm1,
-    "lattice": lambda cls: lambda args, ev, col: _lattice(cls, args, ev),
-}
-_FUNCTIONS: dict[str, tuple[int, int | None, str, Callable]] = {
-    # name: (fewest arguments, most arguments or None, kinds of the arguments, builder)
-    **{name: (low, high, "v", _BUILDERS[op.build](op.cls))
-       for op in OPS for name, low, high in op.spellings()},
-    # spellings that are structure, not an op: roots and powers, branches
-    "sqrt": (1, 1, "v", _root(sp.S.Half)),
-    "cbrt": (1, 1, "v", _root(sp.Rational(1, 3))),
-    "pow": (2, 2, "v", lambda args, ev, col: _power(*args, ev, col)),
-    "where": (3, 3, "cvv", lambda a, ev, col: _piecewise([(a[1], a[0]), (a[2], sp.true)], ev)),
-    "Piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
-    "piecewise": (1, None, "p", lambda args, ev, col: _piecewise(args, ev)),
-}
-FUNCTION_NAMES = frozenset(_FUNCTIONS)
+# -------------------------------------------------------------------------------- parser
 
 
 def _kind(obj: object) -> str:
@@ -421,9 +166,6 @@ def _count(low: int, high: int | None) -> str:
     if low == high:
         return f"{low} argument{'s' * (low != 1)}"
     return f"{low} or {high} arguments"
-
-
-# -------------------------------------------------------------------------------- parser
 
 
 class _Tuple:
@@ -493,7 +235,7 @@ class _Parser:
     def operand(self, kind: str, sym: str, col: int) -> bool:
         """Handle a token where a value must start; return whether a value is still wanted."""
         if kind == "num":
-            self.values.append((_number(sym, col, self.max_digits), 0, 1))
+            self.values.append((number(sym, col, self.max_digits), 0, 1))
             return False
         if kind == "name":
             return self.name(sym, col)
@@ -647,9 +389,9 @@ class _Parser:
     def prefix(self, op: _Prefix, obj: sp.Basic, ev: bool) -> sp.Basic:
         if op.prec == NOT:
             self.need(obj, "condition", op.col, repr(op.sym))
-            return _fresh(sp.Not(obj, evaluate=ev))
+            return fresh(sp.Not(obj, evaluate=ev))
         self.need(obj, "value", op.col, f"unary {op.sym!r}")
-        return obj if op.sym == "+" else _fresh(sp.Mul(sp.S.NegativeOne, obj, evaluate=ev))
+        return obj if op.sym == "+" else negate(obj, ev)
 
     def chain(self, op: _Chain, objs: list[sp.Basic], ev: bool) -> sp.Basic:
         want = "condition" if op.prec in (OR, AND) else "value"
@@ -658,35 +400,29 @@ class _Parser:
             self.need(obj, want, op.cols[sym_col], repr(op.syms[sym_col]))
         first, pairs, col = objs[0], list(zip(op.syms, objs[1:], op.cols)), op.cols[0]
         if op.prec in (OR, AND):
-            return _lattice(sp.Or if op.prec == OR else sp.And, objs, ev)
+            return lattice(sp.Or if op.prec == OR else sp.And, objs, ev)
         if op.prec == CMP:
             if ev and any(obj.has(sp.zoo, sp.nan) for obj in objs):  # SymPy may loop on these
                 raise self.error("a comparison of an undefined value (zoo or nan, as from a "
                                  "division by zero)", col)
-            rels = [_fresh(_RELATIONS[s](a, b, evaluate=ev))
+            rels = [fresh(_RELATIONS[s](a, b, evaluate=ev))
                     for s, a, b in zip(op.syms, objs, objs[1:])]
-            return rels[0] if len(rels) == 1 else _lattice(sp.And, rels, ev)
+            return rels[0] if len(rels) == 1 else lattice(sp.And, rels, ev)
         if op.prec == POW:
-            return _power(first, objs[1], ev, col)
+            return power(first, objs[1], ev, col)
         if op.prec == ADD:
-            terms = [first] + [b if s == "+" else _fresh(sp.Mul(sp.S.NegativeOne, b, evaluate=ev))
-                               for s, b, _ in pairs]
-            if ev:
-                _check_sum(terms, col)
-            return _fresh(sp.Add(*terms, evaluate=ev))
-        factors = [first] + [b if s == "*" else _power(b, sp.S.NegativeOne, ev, c)
+            return add([first] + [b if s == "+" else negate(b, ev) for s, b, _ in pairs], ev, col)
+        factors = [first] + [b if s == "*" else power(b, sp.S.NegativeOne, ev, c)
                              for s, b, c in pairs]
-        if ev:
-            _check_product(factors, col)
-        return _fresh(sp.Mul(*factors, evaluate=ev))
+        return product(factors, ev, col)
 
     def call(self, top: _Open, items: list[tuple[object, int, int]]) -> tuple:
         name, col = top.name, top.name_col
-        if name not in _FUNCTIONS:
+        if name not in FUNCTIONS:
             if name in _CONSTANTS:
                 raise self.error(f"{name} is a constant, not a function", col)
             raise self.error(f"unknown function {name!r}", col)
-        low, high, kinds, builder = _FUNCTIONS[name]
+        low, high, kinds, builder = FUNCTIONS[name]
         if len(items) < low or (high is not None and len(items) > high):
             raise self.error(f"{name} takes {_count(low, high)}, got {len(items)}", col)
         objs = [item[0] for item in items]
@@ -697,11 +433,10 @@ class _Parser:
                 self.need(obj, "condition" if kind == "c" else "value", col, name)
         ev = _evaluate(items, [o[2] for o in items])
         obj = self.build(col, builder, objs, ev, col)
-        if ev and _sizes(obj)[0] > NUMBER_DIGITS:  # exp(1000.0): floats past FLOAT_EXPONENT
-            raise InputTooLargeError(f"{name} gives a number too large to work with at "
-                                     f"column {col}")
+        if ev:
+            check_result(obj, name, col)
         obj, depth, size = self.node(obj, items)
-        if ev and isinstance(obj, sp.Piecewise) and _conditions_hold_piecewise(obj.args):
+        if ev and isinstance(obj, sp.Piecewise) and nested_conditions(obj.args):
             depth = max(depth, EVAL_DEPTH + 1)  # SymPy rebuilds it slowly: never evaluate it again
         return obj, depth, size
 
