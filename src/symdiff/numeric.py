@@ -13,6 +13,7 @@ import math
 import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 import mpmath
@@ -95,13 +96,16 @@ def within_budget(task, seconds: float, default=False, unbounded=False):
     """``task()`` if it finishes within ``seconds`` (SIGALRM, main thread only), else ``default``.
 
     SymPy's simplify has no time limit of its own; a symbolic attempt that fails or times out is
-    "not proved", never a crash or a hang. Where no alarm can be set (another thread, or an
-    alarm already running), ``unbounded`` runs the task with no limit instead of giving up.
+    "not proved", never a crash or a hang. An alarm already running (a caller's own time limit)
+    is kept: the budget is cut to what remains of it, and it is set again afterwards with the
+    time this took taken off (so it still fires, at once if it is due). In another thread no
+    alarm can be set: ``unbounded`` then runs the task with no limit instead of giving up.
     """
-    usable = (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
-    if not usable:  # no alarm here: run it to the end, or give up at once
+    if not (hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()):
         return task() if unbounded else default
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)
+    budget = min(seconds, outer) if outer else seconds
+    started = time.monotonic()
 
     def expire(signum, frame):
         raise _Timeout
@@ -109,7 +113,7 @@ def within_budget(task, seconds: float, default=False, unbounded=False):
     previous = signal.signal(signal.SIGALRM, expire)
     # again every 50 ms after the budget: SymPy catches exceptions in places, so one alarm
     # can be swallowed (simplify of a Piecewise then ran for minutes)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
+    signal.setitimer(signal.ITIMER_REAL, budget, 0.05)
     try:
         try:
             return task()
@@ -119,6 +123,9 @@ def within_budget(task, seconds: float, default=False, unbounded=False):
         return default
     finally:
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            left = outer - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3))
 
 
 class _Timeout(BaseException):  # noqa: N818 (a signal, not an error: no `except Exception`)
