@@ -25,8 +25,8 @@ LAYERS = {
     "tables": ("ops", "mpeval", "staged_printer", "printers", "backends", "rules", "stable"),
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "matrix", "api",
                  "emit"),
-    "judgement": ("numeric", "interpret", "reference", "reports", "diagnose", "arraycheck", "check",
-                  "verify"),
+    "judgement": ("numeric", "interpret", "roundoff", "reference", "reports", "diagnose",
+                  "arraycheck", "check", "verify"),
     "faces": ("graph", "handoffs", "layers", "cli", "__main__", "__init__"),
 }
 ORDER = [m for layer in LAYERS.values() for m in layer]

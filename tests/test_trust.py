@@ -570,7 +570,8 @@ def test_a_composition_sympy_cannot_rebuild_is_not_proved_rather_than_a_check_er
     assert report.ok and not any(r.proved for r in report.partials), str(report)
 
 
-@pytest.mark.parametrize("func, at", [(sp.asinh, [1e200, -3e160, 0.3]), (sp.acosh, [1e200, 1 + 1e-9]),
+@pytest.mark.parametrize("func, at", [(sp.asinh, [1e200, -3e160, 0.3]),
+                                      (sp.acosh, [1e200, 1 + 1e-9]),
                                       (sp.acsch, [1e-200, -3e-160, 0.5])])
 def test_inverse_hyperbolic_partials_do_not_overflow_where_they_are_representable(func, at):
     """asinh' = 1/sqrt(u**2 + 1) at u = gamma(138) ~ 1e235: u**2 overflowed, numpy returned 0
@@ -584,3 +585,28 @@ def test_inverse_hyperbolic_partials_do_not_overflow_where_they_are_representabl
         for backend in ("math", "numpy"):
             got = float(prog.compile(backend).value_and_grad(v)[1][0])
             assert abs(got - want) <= 8 * 2.0**-52 * abs(want), (backend, v, got, want)
+
+
+def test_a_value_beyond_the_float_range_inside_a_branch_condition_is_not_judged():
+    """Piecewise((x, exp(x**x) > 0), (2, True)) at x = 17.4: the condition's exp(x**x) ~
+    e**(1e21) is inside one step, not a step of its own; the math code's exp overflows
+    (OverflowError). The point is not judged (a note), the 50-digit program is."""
+    x = sp.Symbol("x", **R)
+    prog = symdiff.lower(sp.Piecewise((x, sp.exp(x**x) > 0), (2, True)), wrt=[x])
+    with np.errstate(all="ignore"):
+        report = symdiff.check(prog, points=[{"x": 17.4128}, {"x": 0.5}, {"x": 2.0}])
+    assert report.ok and not report.raised, str(report)
+    assert any("beyond the float range" in n and "x=17.4128" in n for n in report.notes)
+
+
+def test_a_branch_undecided_in_floats_is_not_judged():
+    """Min(sin(Max(pi, relu(p))), sech(E)) at E = 38: exactly, sin(pi) = 0 < sech(38) = 6e-17
+    and dE = 0; in floats sin(math.pi) = 1.2e-16 > 6e-17, so the code rightly takes sech and
+    dE = -6e-17. The Min compares values closer than their float error bounds: a note, not a
+    MISMATCH. Where the sides are apart (E = 1), a wrong sech rule is still caught."""
+    e, p = sp.symbols("E pi", **R)
+    expr = sp.Min(sp.sin(sp.Max(symdiff.relu(p), sp.pi)), sp.sech(e))
+    at = [{"E": 38.0326, "pi": -2.08344}, {"E": 1.0, "pi": 0.5}, {"E": -0.3, "pi": 4.0}]
+    report = symdiff.check(symdiff.lower(expr, wrt=[e, p]), points=at)
+    assert report.ok, str(report)
+    assert any("undecided in floats" in n and "E=38.0326" in n for n in report.notes)

@@ -23,8 +23,9 @@ from .backends import ALL, BACKENDS, backend_named
 from .errors import ArgumentError, SymdiffError
 from .ir import Program
 from .numeric import DPS
-from .reference import UNIT, Reference
+from .reference import Reference
 from .reports import CheckReport, PartialReport, fmt_point
+from .roundoff import UNIT
 
 DIRECTIONS = 2  # random directions per point when partials are sampled (many variables)
 HP_REL = 1e-20  # program at 50 digits vs reference
@@ -136,12 +137,14 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
         comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
     bounds = [(e[-2], e[-1]) for e in exact]
     views = [ref.float_view(p) for p in chosen]
-    fragile = [f or _fragile_value(*value) or shaky
-               for f, (_, value, shaky) in zip(_fragile(truth, bounds), views)]
+    fragile = [f or _fragile_value(*v.value) or v.shaky
+               for f, v in zip(_fragile(truth, bounds), views)]
     raised, spared = _spare(prog, chosen, fragile, raised, comparisons[1:])
-    outside = [beyond for beyond, _, _ in views]
-    raised, unjudged = _unjudged(prog, chosen, outside, raised, comparisons[1:])
-    notes += [n for n in (spared, unjudged) if n]
+    raised, unjudged = _unjudged(prog, chosen, [v.beyond for v in views], raised,
+                                 comparisons[1:], BEYOND)
+    raised, undecided = _unjudged(prog, chosen, [v.undecided and not v.beyond for v in views],
+                                  raised, comparisons[1:], UNDECIDED)
+    notes += [n for n in (spared, unjudged, undecided) if n]
     for label, rows, unit, rel in comparisons:
         _compare(prog, reports, chosen, truth, rows, bounds, label, unit, rel)
         if only is not None:
@@ -256,10 +259,15 @@ def _spare(prog, points, fragile, raised, comparisons):
                   f"the 50-digit program is compared with the reference there as everywhere")
 
 
-def _unjudged(prog, points, outside, raised, comparisons):
-    """Generated code is not judged where a forward value, a local derivative or a gradient
-    term is beyond the float range (it over- or underflows whatever it does); the 50-digit
-    program is. The note says where."""
+BEYOND = "a step's value, a local derivative or a gradient term is beyond the float range"
+UNDECIDED = ("a branch is undecided in floats (a Max, Min or condition compares values closer "
+             "than their float error bounds)")
+
+
+def _unjudged(prog, points, outside, raised, comparisons, why):
+    """Generated code is not judged where a value is beyond the float range (it over- or
+    underflows whatever it does) or a branch is undecided in floats (it may rightly take the
+    other one); the 50-digit program is. The note says where and ``why``."""
     if not any(outside):
         return raised, ""
     where = {tuple(_named(prog, p).items()) for p, o in zip(points, outside) if o}
@@ -269,9 +277,8 @@ def _unjudged(prog, points, outside, raised, comparisons):
                 rows[i] = None
     example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(where)[0])
     return ([r for r in raised if tuple(r[1].items()) not in where],
-            f"at {len(where)} of {len(points)} points (e.g. {example}) a step's value, a local "
-            f"derivative or a gradient term is beyond the float range, so the generated code "
-            f"is not judged there; the 50-digit program is")
+            f"at {len(where)} of {len(points)} points (e.g. {example}) {why}, so the generated "
+            f"code is not judged there; the 50-digit program is")
 
 
 def tolerance(t, t_err, bound, constant, unit, rel):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import random
-import sys
+from typing import NamedTuple
 
 import mpmath
 import sympy as sp
+from sympy.core.relational import Relational
 
 from .api import real_symbol
 from .dag import postorder, substitute
@@ -23,22 +24,28 @@ from .errors import ArgumentError, SymdiffError
 from .functions import to_elementary
 from .ir import Program
 from .numeric import evaluate_many, sample_points, within_budget
+from .roundoff import FLOAT_MAX, FLOAT_TINY, UNIT, exact_floats, float_constant, magnitude, times
 from .rules import derivative
-
-FLOAT_MAX = mpmath.mpf(sys.float_info.max)
-FLOAT_TINY = mpmath.mpf(sys.float_info.min)  # the smallest normal double
 
 _PLACEHOLDERS = sp.symbols("_p0:256", real=True)
 FD_ALL = 8  # a difference oracle with more wrt symbols checks 8 random partials and directions
 DIFF_MAX_TREE = 5_000  # formulas larger than this (as trees) use the finite-difference oracle
 DIFF_SECONDS = 5.0  # so does a formula sympy.diff takes longer than this on
 PROOF_MAX_STEPS = 30
-UNIT = 2.0**-53  # unit roundoff of float64
 
 
 FLOAT_LIMIT = 1e300  # values beyond this overflow float code somewhere along the way
 CONFIRM_DPS = 90  # a point is in the domain when the formula is defined at 50 and at 90 digits
 CONFIRM_REL = mpmath.mpf(10) ** -25  # ... with values this close (the 50-digit one is right)
+
+
+class FloatView(NamedTuple):
+    """What floats can do at one point (``Reference.float_view``)."""
+
+    beyond: bool  # a value beyond the float range: code not judged
+    value: tuple  # (output value, its float error bound, the constants' share)
+    shaky: bool  # a local derivative undetermined in floats: inf, nan or a raise are honest
+    undecided: bool  # a branch undecided in floats: code not judged
 
 
 class Reference:
@@ -212,24 +219,46 @@ class Reference:
         values, bounds, constant = self._backward(state, self.prog.backward)
         return values + [bounds, constant]
 
-    def float_view(self, point: dict) -> tuple[bool, tuple, bool]:
-        """What floats can do here: is a forward value, a local derivative or a gradient term
-        outside the normal float range (gamma(-1245.8) ~ 1e-3300; atan' = 1/(1 + u**2) at
-        u = exp(400): float code over- or underflows whatever it does)? (value,
-        its float error bound, the constants' share) of the program's output. And is a local
-        derivative undetermined in floats (its error bound exceeds its size: erf(6) rounds to
-        1.0, where acos' = -1/sqrt(1 - u**2) is infinite), so that the code may compute inf or
-        nan or raise there, even where its upstream gradient is exactly 0?"""
+    def float_view(self, point: dict) -> FloatView:
+        """What floats can do here. Is a forward value (or a value inside a step), a local
+        derivative or a gradient term outside the normal float range (gamma(-1245.8) ~ 1e-3300;
+        atan' = 1/(1 + u**2) at u = exp(400): float code over- or underflows whatever it does)?
+        (value, its float error bound, the constants' share) of the program's output. Is a
+        local derivative undetermined in floats (its error bound exceeds its size: erf(6)
+        rounds to 1.0, where acos' = -1/sqrt(1 - u**2) is infinite), so that the code may
+        compute inf or nan or raise there, even where its upstream gradient is exactly 0? And
+        is a branch undecided in floats (``_undecided``)?"""
         state = env, err, cerr = self.forward_state(point)
         seen: list = []  # (local derivative, its error bound, local times upstream) per step
         self._backward(state, self.prog.backward, seen)
         values = [v for v in env.values() if isinstance(v, mpmath.mpf)]
         values += [v for local, _, term in seen for v in (local, term)]
+        inline = [n for step in self.prog.forward for n in postorder(step.rhs)
+                  if n.args and isinstance(n, sp.Expr)]  # exp(x**x) in a branch condition
+        values += [v for v in evaluate_many(inline, env) if isinstance(v, mpmath.mpf)]
         beyond = any(mpmath.isfinite(v) and v != 0 and not FLOAT_TINY <= abs(v) <= FLOAT_MAX
                      for v in values)
         shaky = any(local != 0 and not lerr < abs(local) for local, lerr, _ in seen)
         out = sp.Symbol(self.prog.output, real=True)
-        return beyond, (env.get(out), err.get(out, 0), cerr.get(out, 0)), shaky
+        undecided = any(self._undecided(step.rhs, state) for step in self.prog.forward)
+        return FloatView(beyond, (env.get(out), err.get(out, 0), cerr.get(out, 0)), shaky,
+                         undecided)
+
+    def _undecided(self, rhs, state) -> bool:
+        """Does a choice in ``rhs`` turn on a difference below the float error bounds of its
+        sides (Min(sin(pi), sech(E)) at E = 38: sin(math.pi) is 1.2e-16, sech(38) 6e-17, the
+        exact sin(pi) 0)? Then float code may take the other branch, rightly."""
+        for node in postorder(rhs):
+            if isinstance(node, (sp.Max, sp.Min)):
+                sides = [self._rounded(a, *state)[:2] for a in node.args]
+            elif isinstance(node, Relational) and isinstance(node.lhs, sp.Expr):
+                sides = [self._rounded(a, *state)[:2] for a in (node.lhs, node.rhs)]
+            else:
+                continue
+            if any(0 < abs(v - w) <= e + f for k, (v, e) in enumerate(sides)
+                   for w, f in sides[k + 1:]):
+                return True
+        return False
 
     def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
         """Forward values at 50 digits, their float error bounds, and the constants' share."""
@@ -282,14 +311,14 @@ class Reference:
         if values[0] is None:
             return mpmath.nan, mpmath.inf, mpmath.inf
         value, constant = values[0], mpmath.mpf(0)
-        bound = ops * UNIT * _magnitude(shape, local, value)
+        bound = ops * UNIT * magnitude(shape, local, value)
         for s, d in zip(inputs, values[1:]):
             weight = abs(d) if d is not None else mpmath.inf
             if s.is_Symbol:
-                bound += _times(weight, err.get(s, 0))
-                constant += _times(weight, cerr.get(s, 0))
+                bound += times(weight, err.get(s, 0))
+                constant += times(weight, cerr.get(s, 0))
             else:  # a float constant: possibly a 53-bit rounding of an exact one
-                share = _times(weight, UNIT * abs(_number(s)))
+                share = times(weight, UNIT * abs(float_constant(s)))
                 bound, constant = bound + share, constant + share
         return value, bound, constant
 
@@ -384,58 +413,8 @@ def _linear(expr: sp.Add, inputs: list) -> bool:
     return all(t.is_Number or t.as_coeff_Mul()[1].is_Symbol for t in expr.args)
 
 
-def _times(weight, error):
-    """``weight * error`` where no error propagates nothing, even through an infinite weight."""
-    return 0 if error == 0 else weight * error
-
-
-def _number(constant: sp.Float) -> mpmath.mpf:
-    return constant._to_mpmath(mpmath.mp.prec)
-
-
-def exact_floats(expr: sp.Basic) -> sp.Basic:
-    """``expr`` with every Float replaced by the exact binary fraction it holds.
-
-    A float in a formula means the double nearest to it, which is what generated code computes.
-    SymPy would fold Float arithmetic at 53 bits (``diff(0.1*x**3)`` is
-    ``0.30000000000000004*x**2``, not 3 times the double 0.1), so a reference built on Floats
-    is off by a rounding.
-    """
-    floats = {n: sp.Rational(n) for n in postorder(expr) if n.is_Float}
-    return substitute(expr, floats, evaluate=False) if floats else expr
-
-
 def _tree_size(expr: sp.Basic, cap: int) -> int:
     size: dict[sp.Basic, int] = {}
     for node in postorder(expr):
         size[node] = min(cap + 1, 1 + sum(size[a] for a in node.args))
     return size[expr]
-
-
-def _magnitude(expr, env, value):
-    """The size of the terms a float evaluation of a small expression rounds: its value with
-    every sum of absolute values and every product of absolute values (``1 - coth(u)**2`` at
-    u = 17 is 3e-15, its terms 1 and 1 + 3e-15: the rounding of coth is 1e-16 of the result's
-    size, not of 3e-15). A function or a division is its own absolute value. Never below the
-    value's own size."""
-    if expr.is_Atom:
-        return abs(value)
-    nodes = postorder(expr)
-    values = dict(zip(nodes, evaluate_many(nodes, env)))  # a condition's value is 1 or 0
-    size: dict[sp.Basic, mpmath.mpf] = {}
-    for node in nodes:
-        v = values[node]
-        if isinstance(node, sp.Piecewise):  # the branch it takes
-            taken = next((p.expr for p in node.args if values.get(p.cond)), None)
-            size[node] = size.get(taken, abs(v) if v is not None else mpmath.inf)
-        elif v is None:
-            size[node] = mpmath.inf
-        elif isinstance(node, sp.Add):
-            size[node] = mpmath.fsum(size[a] for a in node.args)
-        elif isinstance(node, sp.Mul):
-            size[node] = mpmath.fprod(size[a] for a in node.args)
-        elif isinstance(node, sp.Pow) and node.exp.is_Integer and node.exp > 0:
-            size[node] = size[node.base] ** int(node.exp)
-        else:
-            size[node] = abs(v)
-    return max(abs(value), size[expr]) if mpmath.isfinite(size[expr]) else abs(value)

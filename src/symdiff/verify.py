@@ -27,8 +27,9 @@ from .errors import ArgumentError
 from .functions import to_elementary
 from .numeric import DPS, evaluate_many, within_budget
 from .parse import parse
-from .reference import UNIT, Reference, exact_floats
+from .reference import Reference
 from .reports import PartialVerdict, VerifyReport, fmt_point
+from .roundoff import UNIT, exact_floats
 
 HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
 HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
