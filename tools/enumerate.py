@@ -507,9 +507,10 @@ class _Eval:
             got = self._compute(e)
             if isinstance(got, mpmath.mpc) and got.imag == 0:  # csch of a real, for one
                 got = got.real
-            if self.jitter is not None and e.free_symbols and not e.is_Atom:
+            if self.jitter is not None and not e.is_Atom:
                 got = got * (1 + self.jitter())  # a rounding error at each step, as floats
-                # make (not on numbers: x**(-1) must stay a reciprocal)
+                # make, constant steps too (log(0.5, 1/2) is 1 or 1 - 1e-16: its power's
+                # gradient is 0 or 3e-17); not on numbers: x**(-1) must stay a reciprocal
             self.memo[e] = got
         return got
 
