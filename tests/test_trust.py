@@ -610,3 +610,15 @@ def test_a_branch_undecided_in_floats_is_not_judged():
     report = symdiff.check(symdiff.lower(expr, wrt=[e, p]), points=at)
     assert report.ok, str(report)
     assert any("undecided in floats" in n and "E=38.0326" in n for n in report.notes)
+
+
+def test_a_folded_exponent_just_below_an_integer_is_not_truncated():
+    """x**erfc(softplus(pi) - pi**2.0) is x**(2 - 3.2e-21): the folded 50-digit exponent is
+    not an integer, but the old test (is its double integral?) said it was and int() of it is
+    1: the code computed x**1, a wrong value. A true float integer (x**2.0) is still x**2."""
+    x = sp.Symbol("x", **R)
+    prog = symdiff.lower(x**sp.erfc(symdiff.softplus(sp.pi) - sp.pi**2.0), wrt=[x])
+    out, (dx,) = prog.compile("math").value_and_grad(0.72)
+    assert out == pytest.approx(0.72**2, rel=1e-15) and dx == pytest.approx(1.44, rel=1e-15)
+    assert symdiff.check(prog).ok
+    assert symdiff.lower(x**2.0, wrt=[x]).forward[0].rhs == x**2

@@ -136,8 +136,9 @@ def _not_real_branch(e: sp.Basic) -> bool:
 
 
 def _integral_float(e: sp.Basic) -> bool:
-    """A float exponent with an integer value (``x**2.0``): Python computes it for x < 0."""
-    return e.is_Float and e.is_finite and abs(e) <= 2**53 and float(e).is_integer()
+    """A float exponent with an integer value (``x**2.0``): Python computes it for x < 0. The
+    value itself, not its double: a folded constant 2 - 3e-21 is not 2 (int() of it is 1)."""
+    return e.is_Float and e.is_finite and abs(e) <= 2**53 and sp.Rational(e).is_Integer
 
 
 def _exp_plus_one(node: sp.Basic) -> sp.Expr | None:
