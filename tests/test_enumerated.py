@@ -14,6 +14,7 @@ import pathlib
 import sys
 
 import pytest
+import sympy as sp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
 
@@ -111,7 +112,11 @@ def test_an_honest_inf_where_no_digit_is_determined_is_not_a_defect():
         def value_and_grad(self, *args):
             raise ZeroDivisionError("planted")
 
-    rec = corpus.judge(corpus.Item(1, 3, 0))
-    pts = [((1.5,) * len(rec.wrt), [2.0] * (1 + len(rec.wrt)), [1e-8] * (1 + len(rec.wrt)))]
-    assert not corpus._run(rec, "sympy", "math", Raising(), pts)
+    item = corpus.Item(1, 1, 0)  # -y
+    rec = corpus.judge(item)
+    oracle = corpus.Oracle(corpus.build(item.tree, item.names),
+                           [sp.Symbol(n, real=True) for n in rec.wrt])
+    pts = corpus.points_for(oracle, "self-test", 1)
+    assert rec.wrt == ["y"] and pts and not oracle.rounds_onto_a_singularity(pts[0][0], pts[0][1])
+    assert not corpus._run(rec, "sympy", "math", Raising(), pts, oracle)
     assert rec.failures[-1]["kind"] == "crash"
