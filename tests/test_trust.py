@@ -622,3 +622,25 @@ def test_a_folded_exponent_just_below_an_integer_is_not_truncated():
     assert out == pytest.approx(0.72**2, rel=1e-15) and dx == pytest.approx(1.44, rel=1e-15)
     assert symdiff.check(prog).ok
     assert symdiff.lower(x**2.0, wrt=[x]).forward[0].rhs == x**2
+
+
+def test_a_floor_within_float_error_of_an_integer_is_undecided():
+    """hypot(floor(sigmoid(x)), log(acosh(x))) at x = 49.4: sigmoid is 1 - 3.6e-22, so floor is
+    0, but floats round sigmoid to 1.0 and floor to 1 (dx off by 20%). The floor's argument is
+    closer to an integer than its error bound: not judged there, a note says so."""
+    x = sp.Symbol("x", **R)
+    expr = sp.sqrt(sp.floor(symdiff.sigmoid(x))**2 + sp.log(sp.acosh(x))**2)
+    report = symdiff.check(symdiff.lower(expr, wrt=[x]), points=[{"x": 49.3769}, {"x": 2.5}])
+    assert report.ok, str(report)
+    assert any("undecided in floats" in n for n in report.notes), str(report)
+
+
+def test_a_zero_local_times_an_infinite_bound_carries_no_error():
+    """atanh(Min(0, x)) - Min(0, x)**1.5 at x > 0: the bound of 0**1.5 is infinite (its
+    exponent's partial has log(0)), and the backward multiplied it by the local 0: a nan
+    tolerance, so an exact 0 was a MISMATCH ('error 0 where nan is allowed')."""
+    x = sp.Symbol("x", **R)
+    expr = sp.atanh(sp.Min(x, x - x)) - sp.Min(x, x - x)**1.5
+    with np.errstate(all="ignore"):
+        report = symdiff.check(symdiff.lower(expr, wrt=[x]), points=[{"x": 0.0676}, {"x": -0.5}])
+    assert report.ok, str(report)

@@ -260,8 +260,8 @@ def _spare(prog, points, fragile, raised, comparisons):
 
 
 BEYOND = "a step's value, a local derivative or a gradient term is beyond the float range"
-UNDECIDED = ("a branch is undecided in floats (a Max, Min or condition compares values closer "
-             "than their float error bounds)")
+UNDECIDED = ("a branch is undecided in floats (a Max, Min, condition, floor, ceiling, sign or "
+             "|u| is closer to its switch than its float error bound)")
 
 
 def _unjudged(prog, points, outside, raised, comparisons, why):

@@ -247,9 +247,16 @@ class Reference:
     def _undecided(self, rhs, state) -> bool:
         """Does a choice in ``rhs`` turn on a difference below the float error bounds of its
         sides (Min(sin(pi), sech(E)) at E = 38: sin(math.pi) is 1.2e-16, sech(38) 6e-17, the
-        exact sin(pi) 0)? Then float code may take the other branch, rightly."""
+        exact sin(pi) 0; floor(u) within its bound of an integer; |u| or sign(u) within its
+        bound of 0)? Then float code may take the other branch, rightly."""
         for node in postorder(rhs):
-            if isinstance(node, (sp.Max, sp.Min)):
+            if isinstance(node, (sp.floor, sp.ceiling)):  # sigmoid(49) rounds up to 1.0
+                v, e = self._rounded(node.args[0], *state)[:2]
+                sides = [(v, e), (mpmath.floor(v) if v - mpmath.floor(v) < 0.5
+                                  else mpmath.ceil(v), 0)]
+            elif isinstance(node, (sp.Heaviside, sp.sign, sp.Abs)):
+                sides = [self._rounded(node.args[0], *state)[:2], (0, 0)]
+            elif isinstance(node, (sp.Max, sp.Min)):
                 sides = [self._rounded(a, *state)[:2] for a in node.args]
             elif isinstance(node, Relational) and isinstance(node.lhs, sp.Expr):
                 sides = [self._rounded(a, *state)[:2] for a in (node.lhs, node.rhs)]
@@ -288,8 +295,9 @@ class Reference:
             term = up * local
             if seen is not None:
                 seen.append((local, lerr, term))
-            term_err = abs(up) * lerr + abs(local) * gerr.get(g.upstream, 0) + UNIT * abs(term)
-            term_cerr = abs(up) * lcerr + abs(local) * gcerr.get(g.upstream, 0)
+            term_err = (times(abs(up), lerr) + times(abs(local), gerr.get(g.upstream, 0))
+                        + UNIT * abs(term))
+            term_cerr = times(abs(up), lcerr) + times(abs(local), gcerr.get(g.upstream, 0))
             if g.accumulate and g.name in grads:
                 grads[g.name] += term
                 gerr[g.name] += term_err + UNIT * abs(grads[g.name])
