@@ -67,6 +67,7 @@ class Reference:
                        "central difference of the formula at 60 digits (h = 1e-20)")
         self._partials: dict = {}  # step expression -> its shape and partials
         self._shapes: dict = {}  # shape -> (operation count, partial derivatives)
+        self._runs: dict = {}  # point -> the program run there (``_program``)
 
     def points(self, given, samples, seed, domain=None) -> list[dict]:
         """The ``given`` points where the formula is defined, then ``samples`` random ones."""
@@ -215,9 +216,17 @@ class Reference:
         lowering computed (0.9 in ``0.1/x**0.9``, the derivative of ``x**0.1``) is a 53-bit
         rounding of the exact constant at any precision.
         """
-        state = self.forward_state(point)
-        values, bounds, constant = self._backward(state, self.prog.backward)
+        _, (values, bounds, constant), _ = self._program(point)
         return values + [bounds, constant]
+
+    def _program(self, point: dict) -> tuple:
+        """(forward state, backward results, what each backward step saw) at ``point``, once
+        per point: check reads it for the gradient and again for the float view."""
+        key = tuple(point[a] for a in self.args)
+        if key not in self._runs:
+            state, seen = self.forward_state(point), []
+            self._runs[key] = (state, self._backward(state, self.prog.backward, seen), seen)
+        return self._runs[key]
 
     def float_view(self, point: dict) -> FloatView:
         """What floats can do here. Is a forward value (or a value inside a step), a local
@@ -228,9 +237,8 @@ class Reference:
         rounds to 1.0, where acos' = -1/sqrt(1 - u**2) is infinite), so that the code may
         compute inf or nan or raise there, even where its upstream gradient is exactly 0? And
         is a branch undecided in floats (``_undecided``)?"""
-        state = env, err, cerr = self.forward_state(point)
-        seen: list = []  # (local derivative, its error bound, local times upstream) per step
-        self._backward(state, self.prog.backward, seen)
+        state, _, seen = self._program(point)  # seen: (local, its bound, term) per step
+        env, err, cerr = state
         values = [v for v in env.values() if isinstance(v, mpmath.mpf)]
         values += [v for local, _, term in seen for v in (local, term)]
         inline = [n for step in self.prog.forward for n in postorder(step.rhs)
