@@ -1,7 +1,7 @@
 """The 50-digit interpreter on matrix programs: Program.evaluate and to_dot(at=...) work on them
 (they raised KeyError: 'dout', later 'not a number'), and their gradients agree with SymPy's own
-derivative of the formula written out entry by entry (arraycheck.ExplicitReference) and with the
-generated NumPy code."""
+derivative of the formula written out entry by entry (array_reference.ExplicitReference) and
+with the generated NumPy code."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sympy as sp
 
 import symdiff
 from symdiff import layers
-from symdiff.arraycheck import ExplicitReference
+from symdiff.array_reference import ExplicitReference
 
 SIZES = {"N": 3, "M": 4, "K": 2, "D": 4, "C": 3}
 

@@ -1,6 +1,6 @@
 """Matrix formulas: lowering, generated NumPy code, check and verify on random arrays.
 
-Oracles: sympy.diff of the formula expanded entry by entry at concrete sizes (arraycheck's
+Oracles: sympy.diff of the formula expanded entry by entry at concrete sizes (array_reference's
 ExplicitReference, which uses SymPy's matrix semantics, not symdiff's conversion), central finite
 differences, and the textbook matrix-calculus results written out here.
 """
@@ -12,7 +12,7 @@ import pytest
 import sympy as sp
 
 import symdiff
-from symdiff.arraycheck import ExplicitReference, finite_differences
+from symdiff.array_reference import ExplicitReference, finite_differences
 
 N, D, M, C = sp.symbols("N D M C", integer=True, positive=True)
 X = sp.MatrixSymbol("X", N, D)

@@ -15,8 +15,9 @@ from symdiff.functions import (
     softplus,
     to_elementary,
 )
-from symdiff.numeric import evaluate_many, sample_points
+from symdiff.numeric import evaluate_many
 from symdiff.rules import RULES, derivative, local_partials
+from symdiff.sampling import sample_points
 
 x, y = sp.symbols("x y", real=True)
 OUT = sp.Symbol("out", real=True)

@@ -11,27 +11,42 @@ program's gradient is also proved equal to the reference symbolically.
 
 from __future__ import annotations
 
-import math
 import random
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from .arraycheck import check_arrays
+from .array_reference import ExplicitReference, finite_differences
 from .backends import ALL, BACKENDS, backend_named
 from .errors import ArgumentError, SymdiffError
+from .interpret import program_values
 from .ir import Program
 from .numeric import DPS
 from .reference import Reference
 from .reports import CheckReport, PartialReport, fmt_point
 from .roundoff import UNIT
+from .sampling import (
+    check_sizes,
+    domain_intervals,
+    finite_run,
+    given_arrays,
+    sizes_text,
+    trial_sizes,
+)
+from .tolerance import (
+    BEYOND,
+    FLOAT_REL,
+    UNDECIDED,
+    fragile,
+    fragile_value,
+    spare,
+    tolerance,
+    unjudged,
+)
 
 DIRECTIONS = 2  # random directions per point when partials are sampled (many variables)
 HP_REL = 1e-20  # program at 50 digits vs reference
-FLOAT_SAFETY = 64  # generated code may differ from the reference by this many error bounds
-FLOAT_REL = 1e-12  # ... or by this relative error, whichever is larger
-CONSTANT_SAFETY = 4  # ... plus this many bounds of the float constants the lowering computed
 
 
 class CheckError(SymdiffError):
@@ -39,12 +54,19 @@ class CheckError(SymdiffError):
 
 
 def check(prog: Program, *, points=None, samples: int | None = None, seed: int = 0,
-          backends=BACKENDS, prove: bool = True, domain: dict | None = None) -> CheckReport:
+          backends=None, prove: bool = True, domain: dict | None = None,
+          sizes: dict | None = None) -> CheckReport:
     """Check the generated backward program of ``prog`` against the reference derivative.
 
     ``samples`` random points (default 20; 5 for a formula too large for sympy.diff) besides
-    the ``points`` given; ``backends`` whose generated code is run; ``domain`` maps a variable
+    the ``points`` given; ``backends`` whose generated code is run (default: every backend
+    that runs the program); ``domain`` maps a variable
     (name or Symbol) to the interval ``(lo, hi)`` its random values are drawn from.
+
+    A matrix formula is checked on sets of arrays: each point is a dict of argument -> array
+    (they fix the sizes of their dimensions), ``samples`` sets of random arrays (default 2) are
+    drawn at ``sizes`` (dimension -> int; default 3, 2, 4, ... in name order), and the reference
+    is sympy.diff of the formula written out entry by entry. Its code runs with numpy only.
 
     >>> import sympy as sp, symdiff
     >>> x, y = sp.symbols("x y")
@@ -55,19 +77,21 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
-    # A matrix formula: random arrays (see arraycheck). This dispatch on the program's kind
-    # stays until arraycheck is folded into check (issue 12).
-    if prog.shapes is not None:
-        matrix_backends = tuple(b.name for b in ALL if b.matrices)  # the default, or these
-        _refuse_for_arrays(points=points, domain=domain, prove=prove is not True,
-                           backends=backends not in (BACKENDS, matrix_backends))
-        return guarded(lambda: check_arrays(prog, samples=samples or 2, seed=seed), "check")
+    if prog.shapes is not None:  # the one place check dispatches on the kind of program
+        return guarded(lambda: _check_arrays(prog, points, samples, seed, backends, domain,
+                                             sizes), "check")
+    if sizes is not None:
+        raise ArgumentError("sizes= fixes the dimensions of a matrix formula; this formula has "
+                            "no arrays")
     with mpmath.workdps(DPS):
+        backends = BACKENDS if backends is None else backends
         return guarded(lambda: _check(prog, points, samples, seed, backends, prove, domain),
                        "check")
 
 
-def _backends(backends) -> tuple[str, ...]:
+def _backends(backends) -> tuple[str, ...] | None:
+    if backends is None:  # every backend that can run the program
+        return None
     if isinstance(backends, str):
         backends = (backends,)
     if not isinstance(backends, (tuple, list)):  # () checks the 50-digit program alone
@@ -78,14 +102,6 @@ def _backends(backends) -> tuple[str, ...]:
     if unknown:
         raise ArgumentError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)}")
     return backends
-
-
-def _refuse_for_arrays(**given) -> None:
-    """Options a matrix check cannot honour: refuse them rather than ignore them."""
-    named = [name for name, used in given.items() if used is not None and used is not False]
-    if named:
-        raise ArgumentError(f"a matrix formula is checked on random arrays with the numpy "
-                            f"backend: {', '.join(named)} is not supported for it")
 
 
 def guarded(task, what: str):
@@ -137,14 +153,14 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
         comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
     bounds = [(e[-2], e[-1]) for e in exact]
     views = [ref.float_view(p) for p in chosen]
-    fragile = [f or _fragile_value(*v.value) or v.shaky
-               for f, v in zip(_fragile(truth, bounds), views)]
-    raised, spared = _spare(prog, chosen, fragile, raised, comparisons[1:])
-    raised, unjudged = _unjudged(prog, chosen, [v.beyond for v in views], raised,
-                                 comparisons[1:], BEYOND)
-    raised, undecided = _unjudged(prog, chosen, [v.undecided and not v.beyond for v in views],
+    weak = [f or fragile_value(*v.value) or v.shaky
+            for f, v in zip(fragile(truth, bounds), views)]
+    raised, spared = spare(chosen, weak, raised, comparisons[1:])
+    raised, beyond = unjudged(chosen, [v.beyond for v in views], raised, comparisons[1:],
+                              BEYOND)
+    raised, undecided = unjudged(chosen, [v.undecided and not v.beyond for v in views],
                                   raised, comparisons[1:], UNDECIDED)
-    notes += [n for n in (spared, unjudged, undecided) if n]
+    notes += [n for n in (spared, beyond, undecided) if n]
     for label, rows, unit, rel in comparisons:
         _compare(prog, reports, chosen, truth, rows, bounds, label, unit, rel)
         if only is not None:
@@ -207,89 +223,6 @@ def _run_backend(prog, backend, points):
             rows.append(None)
             raised.append((backend, _named(prog, p), f"{type(exc).__name__}: {exc}"))
     return rows, raised
-
-
-def _fragile(truth, bounds) -> list[bool]:
-    """Per point: does the float tolerance of some partial exceed its size there?
-
-    Then floating point determines no digit of it: an intermediate is within rounding of a
-    singularity of a local derivative (coth(19) rounds to 1, where asec' is infinite), and the
-    error bound, a first-order estimate, may be exceeded by an inf or a nan.
-    """
-    return [any(t[k] is not None and t[k] != 0  # an exact 0 is determined (tolerance 1e-300)
-                and tolerance(t[k], t_err[k], bound[k], constant[k], 1, FLOAT_REL) >= abs(t[k])
-                for k in range(len(t)))
-            for (t, t_err), (bound, constant) in zip(truth, bounds)]
-
-
-def _fragile_value(value, bound, constant) -> bool:
-    """The same for the value: gamma(-1.0000000000000002) is 4.5e15, but the float code's
-    -1.4426950408889634*log(2) is exactly -1.0, a pole (its error bound exceeds the value)."""
-    if value is None or not mpmath.isfinite(value) or value == 0:
-        return False
-    return tolerance(value, 0, bound, constant, 1, FLOAT_REL) >= abs(value)
-
-
-def _spare(prog, points, fragile, raised, comparisons):
-    """Failures of generated code at fragile points, taken out of the verdict into a note.
-
-    Where the generated code raised or returned inf/nan at a point where floating point can
-    determine no digit of a partial, the verdict stays with the 50-digit program (which is
-    compared there as everywhere) and the note says where and what happened.
-    """
-    where = {tuple(_named(prog, p).items()) for p, f in zip(points, fragile) if f}
-    kept = [r for r in raised if tuple(r[1].items()) not in where]
-    what = sorted({f"the {b} code raised {why.split(':')[0]}" for b, pt, why in raised
-                   if tuple(pt.items()) in where})
-    hit = {tuple(pt.items()) for _, pt, _ in raised if tuple(pt.items()) in where}
-    for label, rows, _, _ in comparisons:
-        for i, row in enumerate(rows):
-            if fragile[i] and row is not None and not all(math.isfinite(v) for v in row):
-                what.append(f"the {label} code returned a non-finite partial")
-                hit.add(tuple(_named(prog, points[i]).items()))
-                rows[i] = None
-    if not hit:
-        return raised, ""
-    what = sorted(set(what))
-    example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(hit)[0])
-    return kept, (f"at {len(hit)} of {len(points)} points (e.g. {example}) floating point "
-                  f"determines no digit of the value, of a partial or of a local derivative (its "
-                  f"error bound exceeds its size: an intermediate rounds onto a singularity), and "
-                  f"{' and '.join(what)} there; "
-                  f"the 50-digit program is compared with the reference there as everywhere")
-
-
-BEYOND = "a step's value, a local derivative or a gradient term is beyond the float range"
-UNDECIDED = ("a branch is undecided in floats (a Max, Min, condition, floor, ceiling, sign or "
-             "|u| is closer to its switch than its float error bound)")
-
-
-def _unjudged(prog, points, outside, raised, comparisons, why):
-    """Generated code is not judged where a value is beyond the float range (it over- or
-    underflows whatever it does) or a branch is undecided in floats (it may rightly take the
-    other one); the 50-digit program is. The note says where and ``why``."""
-    if not any(outside):
-        return raised, ""
-    where = {tuple(_named(prog, p).items()) for p, o in zip(points, outside) if o}
-    for _, rows, _, _ in comparisons:
-        for i, o in enumerate(outside):
-            if o:
-                rows[i] = None
-    example = ", ".join(f"{k}={v:.6g}" for k, v in sorted(where)[0])
-    return ([r for r in raised if tuple(r[1].items()) not in where],
-            f"at {len(where)} of {len(points)} points (e.g. {example}) {why}, so the generated "
-            f"code is not judged there; the 50-digit program is")
-
-
-def tolerance(t, t_err, bound, constant, unit, rel):
-    """What an error may be: ``max(rel |t|, 64 unit bound, 4 t_err) + 4 constant``.
-
-    ``bound`` is the float error bound of the staged program (``unit`` rescales it for the
-    50-digit program), ``t_err`` the reference's own error, ``constant`` the share of the bound
-    due to float constants the lowering computed, which the 50-digit program makes too.
-    """
-    return max(rel * abs(t), FLOAT_SAFETY * unit * bound, 4 * t_err, mpmath.mpf(1e-300)) \
-        + CONSTANT_SAFETY * constant
 
 
 def _compare(prog, reports, points, truth, rows, bounds, label, unit, rel) -> None:
@@ -377,3 +310,75 @@ def _mismatch(label: str, point: dict, got, want, err, allowed) -> str:
 
 def _named(prog: Program, point: dict) -> dict:
     return {s.name: float(v) for s, v in point.items()}
+
+
+# -- matrix programs --------------------------------------------------------------------------
+
+ANALYTIC_REL = 1e-9  # generated float code vs the 50-digit derivative (relative to the largest)
+FD_REL = 1e-5  # ... vs central differences in floats
+ARRAY_SAMPLES = 2  # sets of random arrays, by default
+
+
+def _check_arrays(prog, points, samples, seed, backends, domain, sizes) -> CheckReport:
+    """The 50-digit program and the NumPy code of a matrix program against sympy.diff of its
+    entries, and central differences, at the user's arrays and ``samples`` random sets."""
+    able = tuple(b.name for b in ALL if b.matrices)
+    code = able if backends is None else backends
+    bad = [b for b in code if b not in able]
+    if bad:
+        raise ArgumentError(f"the {bad[0]} backend has no arrays: a matrix formula is checked "
+                            f"with {', '.join(able)}")
+    module = prog.compile("numpy")
+    box, fixed_sizes = domain_intervals(prog, domain), check_sizes(prog, sizes)
+    rng, pyrng = np.random.default_rng(seed), random.Random(seed)
+    given = [given_arrays(prog, p) for p in points or []]
+    trials = [(g, trial_sizes(prog, g, pyrng)) for g in given]
+    trials += [({}, fixed_sizes)] * (ARRAY_SAMPLES if samples is None else samples)
+    reports = [PartialReport(g, ok=True) for g in prog.grads]
+    refs, used, notes = {}, [], []
+    for fixed, at in trials:
+        run = finite_run(module, prog, at, rng, box, fixed)
+        key = tuple(at.items())
+        ref = refs.get(key) or refs.setdefault(key, ExplicitReference(prog, at))
+        if run is None:
+            notes.append(f"a given set of arrays (sizes {sizes_text(at)}) skipped: the formula "
+                         "is not finite there")
+            continue
+        args, out = run
+        dout = rng.normal(size=np.shape(out)) if np.ndim(out) else float(rng.normal())
+        exact = ref.gradient(dict(zip(prog.args, args)), dout)
+        if exact is None:
+            continue
+        used.append({n: np.asarray(a).tolist() for n, a in zip(prog.args, args)})
+        exact = [np.asarray(e) for e in exact]
+        staged = program_values(prog, dict(zip(prog.args, args)), dout)
+        rows = [("program at 50 digits", [staged[g] for g in prog.grads], FLOAT_REL)]
+        rows += [(f"{b} code", module.backward(dout, module.forward(*args)[1]), ANALYTIC_REL)
+                 for b in code]
+        rows.append(("finite differences", finite_differences(module, prog, args, dout), FD_REL))
+        for label, got, rel in rows:
+            for r, g, e in zip(reports, got, exact):
+                _compare_array(r, np.asarray(g), e, rel, label, track=label.endswith("code"))
+    size_text = "the sizes of the arrays given" if given else sizes_text(fixed_sizes)
+    oracle = (f"sympy.diff of the explicit formula at {size_text or 'its sizes'} (50 digits), "
+              "and central differences of the generated forward")
+    if not used:
+        notes.append("no random arrays where the formula and its gradient are finite")
+    ok = bool(used) and all(r.ok for r in reports)
+    return CheckReport(ok, oracle, used, reports, tuple(code), notes,
+                       prog.text or "(formula too long to print)", "sets of arrays")
+
+
+def _compare_array(report, got, exact, rel, label, track=True):
+    if got.shape != exact.shape:
+        report.ok = False
+        report.message = f"{label}: shape {got.shape}, expected {exact.shape}"
+        return
+    scale = max(float(np.max(np.abs(exact), initial=0.0)), 1e-300)
+    err = float(np.max(np.abs(got - exact), initial=0.0)) if exact.size else 0.0
+    if track:
+        report.max_rel_error = max(report.max_rel_error, err / scale)
+        report.worst_ratio = max(report.worst_ratio, err / (rel * scale))
+    if report.ok and not err <= rel * scale:
+        report.ok = False
+        report.message = f"{label}: max error {err:.3g} (largest entry {scale:.3g})"

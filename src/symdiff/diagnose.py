@@ -32,7 +32,9 @@ from .numeric import evaluate_many
 class Evidence:
     """What the verifier knows at the sample points, for explanations that need the program."""
 
-    verifier: object  # the _Verifier: its prog and ref
+    prog: object  # the Program
+    ref: object  # its Reference
+    symbolic: object  # (k, "ratio" | "difference") -> simplified expression or None
     points: list[dict]
     truth: list  # per point: (exact partials, their error estimates)
     states: list  # per point: forward values and float error bounds of the staged program
@@ -116,19 +118,19 @@ def _text(c) -> str:
 
 
 def _swapped(k, h, t, allowed, ev) -> str:
-    names = ev.verifier.prog.grads
+    names = ev.prog.grads
     for j, name in enumerate(names):
         other = [row[0][j] for row in ev.truth]
         either = [max(a, b) for a, b in zip(allowed, ev.allowed[j])]  # tolerances of both
         if j != k and _fits(h, other, either) and not _fits(t, other, allowed):
-            symbol = ev.verifier.prog.wrt[j]
+            symbol = ev.prog.wrt[j]
             return f"swapped with {name}: it equals the partial with respect to {symbol}"
     return ""
 
 
 def _fork(k, h, t, allowed, ev) -> str:
     """A term dropped at a fork of the staged program, or `=` where `+=` belongs."""
-    prog, ref = ev.verifier.prog, ev.verifier.ref
+    prog, ref = ev.prog, ev.ref
     for backward, text in fork_variants(prog, str):
         values = [ref.backward_values(s, backward)[0][k] for s in ev.states]
         if _fits(h, values, allowed) and not _fits(t, values, allowed):
@@ -179,10 +181,10 @@ def _drop(backward, m: int) -> list:
 def _symbolic(k, h, t, allowed, ev) -> str:
     """For a derivation on paper: a short ratio (1/x) or difference (a term), the simpler one."""
     found = []
-    ratio = ev.verifier.symbolic(k, "ratio")
+    ratio = ev.symbolic(k, "ratio")
     if ratio is not None and ratio.free_symbols and sp.count_ops(ratio) <= 4:
         found.append((sp.count_ops(ratio), f"off by a factor of {ratio}: hand = exact * ({ratio})"))
-    extra = ev.verifier.symbolic(k, "difference")  # hand - exact
+    extra = ev.symbolic(k, "difference")  # hand - exact
     if extra is not None and extra != 0 and sp.count_ops(extra) <= 8:
         if extra.could_extract_minus_sign():
             text = f"missing a term: hand = exact - ({-extra})"
@@ -213,7 +215,7 @@ def _signed_quantities(ev):
     """Candidate region boundaries with their values at the points: the arguments, the forward
     steps, and the comparisons the formula makes itself (Max/Min operands, Piecewise conditions,
     the arguments of Heaviside and sign in the backward program)."""
-    prog, ref = ev.verifier.prog, ev.verifier.ref
+    prog, ref = ev.prog, ev.ref
     for arg in ref.args:
         yield arg.name, [p[arg] for p in ev.points]
     for step in prog.forward[:-1]:

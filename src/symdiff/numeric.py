@@ -2,19 +2,15 @@
 
 ``evaluate`` computes a SymPy expression at a point at ``dps`` digits over the reals (see
 ``mpeval``): a value that is complex, infinite or NaN comes back as None, the point is outside the
-formula's domain. ``sample_points`` draws random points where a formula is defined;
-``within_budget`` gives SymPy work
-(a proof, a derivative) a time limit.
+formula's domain. ``within_budget`` gives SymPy work (a proof, a derivative) a time limit.
 """
 
 from __future__ import annotations
 
-import math
-import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import mpmath
 import sympy as sp
@@ -46,50 +42,6 @@ def _finite(value):
     if isinstance(value, mpmath.mpf) and mpmath.isfinite(value):
         return value
     return None
-
-
-def sample_points(
-    names: list[sp.Symbol],
-    defined: Callable[[dict], bool],
-    count: int,
-    seed: int = 0,
-    box: dict | None = None,
-    tries_per_point: int = 40,
-    signs: dict | None = None,
-) -> list[dict]:
-    """``count`` random points (symbol -> float) where ``defined(point)`` holds.
-
-    A symbol in ``box`` (symbol -> (lo, hi), the user's domain) is uniform in [lo, hi]. Other
-    coordinates are mostly uniform in [-3, 3]; some are in (0, 1) or of magnitude 1e-2..1e2, so
-    formulas defined only for positive arguments or small arguments are still reached; a symbol
-    in ``signs`` (symbol -> 1 or -1: declared positive or negative) gets that sign.
-    """
-    rng = random.Random(seed)
-    box, signs = box or {}, signs or {}
-    points: list[dict] = []
-
-    def draw(s):
-        if s in box:
-            return rng.uniform(*box[s])
-        v = _draw(rng)
-        return math.copysign(v, signs[s]) if s in signs else v
-
-    for _ in range(count * tries_per_point):
-        if len(points) == count:
-            break
-        point = {s: draw(s) for s in names}
-        if defined(point):
-            points.append(point)
-    return points
-
-
-def _draw(rng: random.Random) -> float:
-    u = rng.random()
-    if u < 0.6:
-        return rng.uniform(-3.0, 3.0)
-    if u < 0.8:
-        return rng.uniform(0.0, 1.0)
-    return math.copysign(10 ** rng.uniform(-2.0, 2.0), rng.random() - 0.5)
 
 
 def within_budget(task, seconds: float, default=False, unbounded=False):

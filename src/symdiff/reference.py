@@ -10,7 +10,6 @@ equal to the reference symbolically within a time budget. ``check`` and ``verify
 
 from __future__ import annotations
 
-import math
 import random
 from typing import NamedTuple
 
@@ -20,12 +19,13 @@ from sympy.core.relational import Relational
 
 from .api import real_symbol
 from .dag import postorder, substitute
-from .errors import ArgumentError, SymdiffError
+from .errors import SymdiffError
 from .functions import to_elementary
 from .ir import Program
-from .numeric import evaluate_many, sample_points, within_budget
+from .numeric import evaluate_many, within_budget
 from .roundoff import FLOAT_MAX, FLOAT_TINY, UNIT, exact_floats, float_constant, magnitude, times
 from .rules import derivative
+from .sampling import domain_intervals, sample_points
 
 _PLACEHOLDERS = sp.symbols("_p0:256", real=True)
 FD_ALL = 8  # a difference oracle with more wrt symbols checks 8 random partials and directions
@@ -94,22 +94,8 @@ class Reference:
 
     def box(self, domain) -> dict:
         """A user's sampling domain, ``{name or Symbol: (lo, hi)}``, by code-name symbol."""
-        if domain is None:
-            return {}
-        if not isinstance(domain, dict):
-            raise ArgumentError(f"domain must be a dict of variable -> (lo, hi), got {domain!r}")
-        by_name = {}
-        for i, a in zip(self.prog.inputs, self.args):
-            by_name[i.symbol.name] = by_name[i.name] = a
-        box = {}
-        for key, interval in domain.items():
-            name = key if isinstance(key, str) else getattr(key, "name", None)
-            if name not in by_name:
-                known = ", ".join(sorted({i.symbol.name for i in self.prog.inputs}))
-                raise ArgumentError(f"domain names {key!r}, which is not a variable of the "
-                                    f"formula (its variables: {known or 'none'})")
-            box[by_name[name]] = _interval(name, interval)
-        return box
+        by_code = dict(zip(self.prog.args, self.args))
+        return {by_code[n]: lohi for n, lohi in domain_intervals(self.prog, domain).items()}
 
     def _point(self, given: dict) -> dict:
         by_code = dict(zip(self.prog.args, self.args))
@@ -409,17 +395,6 @@ def _derivatives(expr, wrt) -> list | None:
     if isinstance(got, SymdiffError):
         raise got
     return got
-
-
-def _interval(name: str, interval) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in interval)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"domain of {name} must be a pair (lo, hi) of numbers, "
-                            f"got {interval!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ArgumentError(f"domain of {name} must have finite lo < hi, got ({lo}, {hi})")
-    return lo, hi
 
 
 def _linear(expr: sp.Add, inputs: list) -> bool:

@@ -1,7 +1,7 @@
 """The reports of ``check`` and ``verify``: one verdict per partial, as text, repr and HTML.
 
-Records only: the scalar judges (``check.py``, ``verify.py``) and the array judge
-(``arraycheck.py``) build them alike, so they sit below all three and import none of them.
+Records only: ``check`` and ``verify`` build them alike for scalar and matrix programs, so they
+sit below both and import neither.
 A report is true (``bool``) exactly when every partial is ``ok``.
 """
 

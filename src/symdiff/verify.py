@@ -15,21 +15,25 @@ formula is negative or positive. Diagnoses live in ``diagnose.py``.
 
 from __future__ import annotations
 
+import random
+
 import mpmath
+import numpy as np
 import sympy as sp
 
 from .api import lower
-from .arraycheck import verify_arrays
-from .check import CONSTANT_SAFETY, FLOAT_REL, REFINED_DIGITS, guarded
-from .dag import postorder, substitute
+from .array_diagnose import Trial, close, diagnose_arrays
+from .check import REFINED_DIGITS, CheckError, check, guarded
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
+from .hand import NUDGE, HandFailure, cache_of, call_arrays, derivation, nudged, partials_of
 from .numeric import DPS, evaluate_many, within_budget
-from .parse import parse
 from .reference import Reference
 from .reports import PartialVerdict, VerifyReport, fmt_point
 from .roundoff import UNIT, exact_floats
+from .sampling import domain_intervals, finite_run, given_arrays, sizes_text, trial_sizes
+from .tolerance import CONSTANT_SAFETY, FLOAT_REL
 
 HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
 HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
@@ -44,9 +48,16 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
     symbols by name) and returning the partials in wrt order; or a list of SymPy expressions or
     strings, one per wrt symbol; or, with ``forward=``, a ``backward(dout, cache)`` paired with
     ``forward(*args) -> (value, cache)``. ``samples`` random points besides the ``points``
-    given (default 40; for a matrix formula 6 sets of random arrays, none when ``points`` fix
-    some arguments); ``domain`` maps a variable (name or Symbol) to the interval ``(lo, hi)``
+    given (default 40); ``domain`` maps a variable (name or Symbol) to the interval ``(lo, hi)``
     its random values are drawn from.
+
+    For a matrix formula a point is a set of arrays (dict of argument -> array; they fix the
+    sizes of their dimensions, the other arguments are drawn once per point), ``samples`` sets
+    of random arrays at distinct random sizes are added (default 6, or none when ``points`` are
+    given), and the hand partials are compared with symdiff's generated gradient, itself first
+    checked against the formula written out entry by entry. The tolerance follows the precision
+    the hand code computes in: the dtype of the partials it returns (float32 code is judged as
+    float32).
 
     Where the hand code raises, the point is counted and reported, and the partials are judged
     on the points where it ran; the verdict is RIGHT only if it ran everywhere.
@@ -60,16 +71,12 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
-    # A matrix formula: random arrays (see arraycheck). This dispatch on the program's kind
-    # stays until arraycheck is folded into verify (issue 12).
-    if prog.shapes is not None:
-        if not callable(grad):
-            raise ArgumentError("for a matrix formula, grad must be a callable")
-        if domain is not None:
-            raise ArgumentError("domain= is not supported for a matrix formula (it is checked "
-                                "on random normal arrays); give points= to fix arguments")
-        return guarded(lambda: verify_arrays(prog, grad, forward, samples=samples,
-                                             seed=seed, points=points), "verify")
+    if prog.shapes is not None:  # the one place verify dispatches on the kind of program
+        if not callable(grad) or (forward is not None and not callable(forward)):
+            raise ArgumentError("for a matrix formula, grad must be a callable (and forward=, "
+                                "if given, a callable returning (value, cache))")
+        return guarded(lambda: _verify_arrays(prog, grad, forward, points, samples, seed,
+                                              domain), "verify")
     with mpmath.workdps(DPS):
         verifier = _Verifier(prog, grad, forward)
         return guarded(lambda: verifier.run(points, samples or 40, seed, domain), "verify")
@@ -89,10 +96,6 @@ def assert_gradient(expr, wrt, grad, **options) -> VerifyReport:
     return report
 
 
-class _HandFailure(Exception):
-    """The hand gradient could not be evaluated at a point (it raised, or returned junk)."""
-
-
 class _Verifier:
     def __init__(self, prog, grad, forward):
         self.prog, self.ref = prog, Reference(prog)
@@ -106,12 +109,12 @@ class _Verifier:
                                     "forward a callable returning (value, cache)")
             self.hand = "backward(dout, cache) paired with forward(*args)"
             self.backward_pair = (grad, forward)
-            self.call = lambda *a: grad(1.0, _cache_of(forward(*a)))
+            self.call = lambda *a: grad(1.0, cache_of(forward(*a)))
         elif callable(grad):
             self.hand, self.call = "a callable of the formula's arguments", grad
         else:
-            self.exprs = _derivation(grad, prog, self.ref)
-            self.constant_owners, self.nudged = _nudged(self.exprs)
+            self.exprs = derivation(grad, prog, self.ref)
+            self.constant_owners, self.nudged = nudged(self.exprs)
             self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
 
     def run(self, given, samples, seed, domain=None) -> VerifyReport:
@@ -136,7 +139,7 @@ class _Verifier:
             truth, hand = self._refined(points, truth, hand, bounds)
         allowed = [[self._allowed(row[0][k], row[1][k], b[0][k], b[1][k], h[1][k])
                     for row, b, h in zip(truth, bounds, hand)] for k in range(self.n)]
-        evidence = Evidence(self, points, truth, states, allowed)
+        evidence = Evidence(self.prog, self.ref, self.symbolic, points, truth, states, allowed)
         verdicts = [self._judge(k, name, points, [h[0][k] for h in hand],
                                 [row[0][k] for row in truth], allowed[k], failure, evidence)
                     for k, name in enumerate(self.prog.grads)]
@@ -155,8 +158,8 @@ class _Verifier:
         grad, forward = self.backward_pair
         args = [float(points[0][a]) for a in self.ref.args]
         try:
-            half = _partials_of(grad(0.5, _cache_of(forward(*args))), self.n)
-        except (_HandFailure, Exception):
+            half = partials_of(grad(0.5, cache_of(forward(*args))), self.n)
+        except (HandFailure, Exception):
             return None  # the dout = 1 run already reports a failing backward
         full = hand[0][0]
         if all(abs(2 * mpmath.mpf(h) - f) <= 1e-9 * max(1, abs(f)) for h, f in zip(half, full)):
@@ -207,7 +210,7 @@ class _Verifier:
         for p in points:
             try:
                 rows.append(self._hand_at(p))
-            except _HandFailure as exc:
+            except HandFailure as exc:
                 rows.append(None)
                 raised.append((p, str(exc)))
         return rows, raised
@@ -229,8 +232,8 @@ class _Verifier:
         try:
             result = self.call(*args)
         except Exception as exc:  # the user's code: any failure is a finding, not a crash
-            raise _HandFailure(f"raised {type(exc).__name__}: {exc}") from None
-        return [mpmath.mpf(v) for v in _partials_of(result, self.n)], [0] * self.n
+            raise HandFailure(f"raised {type(exc).__name__}: {exc}") from None
+        return [mpmath.mpf(v) for v in partials_of(result, self.n)], [0] * self.n
 
     def _judge(self, k, name, points, h, t, allowed, failure, evidence) -> PartialVerdict:
         verdict = PartialVerdict(name, ok=True)
@@ -270,86 +273,6 @@ class _Verifier:
         return self._symbolic[key]
 
 
-NUDGE = sp.Rational(1, 10**20)  # relative nudge of a float constant, for its first-order share
-
-
-def _nudged(exprs) -> tuple[list, list]:
-    """Per float constant c of each derivation: (k, c), and derivation k with c nudged up and
-    down by NUDGE; evaluated, their difference gives the first-order effect of rounding c."""
-    owners, pairs = [], []
-    for k, expr in enumerate(exprs):
-        for c in {n for n in postorder(expr) if n.is_Float}:
-            exact = sp.Rational(c)
-            owners.append((k, c))
-            pairs += [substitute(expr, {c: exact * (1 + s * NUDGE)}, evaluate=False)
-                      for s in (1, -1)]
-    return owners, pairs
-
-
-def _cache_of(result):
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise _HandFailure("forward must return (value, cache)")
-    return result[1]
-
-
-def _partials_of(result, n: int) -> list[float]:
-    """The partials a hand gradient returned: a tuple of n numbers (or (value, partials))."""
-    if n == 1 and _is_number(result):
-        result = (result,)
-    try:
-        items = list(result)
-    except TypeError:
-        raise _HandFailure(f"returned {type(result).__name__}, not {n} partials") from None
-    if (len(items) == 2 and n != 2 and _is_number(items[0]) and not _is_number(items[1])
-            and len(list(items[1])) == n):
-        items = list(items[1])  # a value_and_grad: (value, partials)
-    if len(items) != n:
-        noun = "partial" if len(items) == 1 else "partials"
-        raise _HandFailure(f"returned {len(items)} {noun} for {n} wrt symbols")
-    values = []
-    for item in items:
-        try:
-            values.append(float(item))
-        except (TypeError, ValueError):
-            raise _HandFailure(f"returned {type(item).__name__} where a number belongs") from None
-    return values
-
-
-def _is_number(value) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return not isinstance(value, (tuple, list, str))
-
-
-def _derivation(grad, prog, ref) -> list[sp.Expr]:
-    """A derivation on paper: one SymPy expression or string per wrt symbol, over the args."""
-    if isinstance(grad, (str, sp.Basic)) or not hasattr(grad, "__iter__"):
-        raise ArgumentError("grad must be a callable, or a list of SymPy expressions or strings "
-                            "(one per wrt symbol)")
-    items = list(grad)
-    if len(items) != len(prog.wrt):
-        raise ArgumentError(f"grad lists {len(items)} expressions for {len(prog.wrt)} wrt "
-                            "symbols")
-    by_name = {i.symbol.name: a for i, a in zip(prog.inputs, ref.args)}
-    by_name.update((i.name, a) for i, a in zip(prog.inputs, ref.args))
-    exprs = []
-    for item, name in zip(items, prog.grads):
-        declared = [i.symbol.name for i in prog.inputs]  # E in E*A/L stays the variable
-        expr = parse(item, variables=declared) if isinstance(item, str) else item
-        if isinstance(expr, (int, float)):
-            expr = sp.Float(expr) if isinstance(expr, float) else sp.Integer(expr)
-        if not isinstance(expr, sp.Expr):
-            raise ArgumentError(f"the derivation of {name} is not an expression: {item!r}")
-        unknown = sorted(s.name for s in expr.free_symbols if s.name not in by_name)
-        if unknown:
-            raise ArgumentError(f"the derivation of {name} uses {', '.join(unknown)}, which "
-                                "the formula does not have")
-        exprs.append(expr.xreplace({s: by_name[s.name] for s in expr.free_symbols}))
-    return exprs
-
-
 def _named(point: dict) -> dict:
     return {s.name: float(v) for s, v in point.items()}
 
@@ -357,3 +280,88 @@ def _named(point: dict) -> dict:
 def _num(value) -> str:
     return "nan" if not mpmath.isfinite(value) else repr(float(value))
 
+
+
+# -- matrix programs --------------------------------------------------------------------------
+
+ARRAY_SAMPLES = 6  # sets of random arrays, by default (none when points are given)
+HAND_EPS_SAFETY = 256  # hand code may differ by this many units of its own float precision
+
+
+def _verify_arrays(prog, grad, forward, points, samples, seed, domain) -> VerifyReport:
+    """A hand gradient of a matrix formula against the generated (and checked) one."""
+    checked = check(prog, samples=1, seed=seed)
+    if not checked.ok:
+        raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
+    module = prog.compile("numpy")
+    rng, pyrng = np.random.default_rng(seed), random.Random(seed)
+    box = domain_intervals(prog, domain)
+    given = [given_arrays(prog, p) for p in points or []]
+    if samples is None:
+        samples = 0 if given else ARRAY_SAMPLES
+    trials = []
+    for fixed in given + [{}] * samples:
+        sizes = trial_sizes(prog, fixed, pyrng)
+        run = finite_run(module, prog, sizes, rng, box, fixed)
+        if run is None:
+            raise ArgumentError(f"the formula is not finite at the arrays given (sizes "
+                                f"{sizes_text(sizes)})")
+        args, out = run
+        if forward is not None:
+            dout = rng.normal(size=np.shape(out)) if np.ndim(out) else float(rng.normal())
+        else:
+            dout = np.ones_like(out) if np.ndim(out) else 1.0
+        exact = [np.asarray(g, dtype=float) for g in module.backward(dout,
+                                                                      module.forward(*args)[1])]
+        trials.append(Trial(sizes, args, dout, exact))
+    verdicts = [PartialVerdict(g, ok=True) for g in prog.grads]
+    hands, failure = [], None
+    for t in trials:
+        try:
+            hands.append(call_arrays(grad, forward, t.args, t.dout, len(prog.grads)))
+        except HandFailure as exc:
+            failure = f"{exc} (sizes {sizes_text(t.sizes)})"
+            break
+    for k, v in enumerate(verdicts):
+        if failure:
+            v.ok, v.diagnosis = False, failure
+            continue
+        rel = max([HAND_REL] + [HAND_EPS_SAFETY * _eps(h[k]) for h in hands])
+        _judge_array(v, k, prog, trials, [[np.asarray(p, dtype=float) for p in h]
+                                          for h in hands], rel)
+    hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
+                 else "a callable of the formula's arguments")
+    sampled = (f"sets of arrays ({len(given)} given, {samples} random)" if given
+               else "sets of random arrays")
+    return VerifyReport(all(v.ok for v in verdicts), prog.text or "(formula too long to print)",
+                        "symdiff's generated gradient, itself checked against " + checked.oracle,
+                        hand_text, [{d.name: n for d, n in t.sizes.items()} for t in trials],
+                        verdicts, sampled=sampled)
+
+
+def _eps(partial) -> float:
+    """The unit of the precision a hand partial was computed in (float64 for non-floats)."""
+    dtype = np.asarray(partial).dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
+
+
+def _judge_array(v, k, prog, trials, hands, rel) -> None:
+    pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
+    errors = [float(np.max(np.abs(h - e), initial=0.0)) if h.shape == e.shape else np.inf
+              for h, e in pairs]
+    scales = [max(float(np.max(np.abs(e), initial=0.0)), 1e-300) for _, e in pairs]
+    v.max_abs_error = max(errors)
+    v.max_rel_error = max(e / s for e, s in zip(errors, scales))
+    bad = [i for i, (h, e) in enumerate(pairs) if not close(h, e, rel)]
+    if not bad:
+        return
+    v.ok = False
+    sizes = trials[bad[0]].sizes
+    v.worst_point = {d.name: n for d, n in sizes.items()}
+    h, e = pairs[bad[0]]
+    if h.shape != e.shape:
+        v.detail = f"at sizes {sizes_text(sizes)}: hand shape {h.shape}, exact {e.shape}"
+    else:
+        v.detail = (f"at sizes {sizes_text(sizes)}: max error {errors[bad[0]]:.3g} "
+                    f"(largest exact entry {scales[bad[0]]:.3g})")
+    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel)

@@ -1,0 +1,185 @@
+"""The reference gradient of a matrix formula: its entries, differentiated by sympy.diff.
+
+The formula is expanded at concrete sizes into explicit scalar entries with SymPy's own matrix
+semantics (``explicit``: products, sums, Hadamard operations, ``applyfunc`` entry by entry;
+nothing of symdiff's array conversion is used); the scalar objective ``L = sum(dout * out)`` is
+differentiated with ``sympy.diff`` by every entry of every wrt array and evaluated at 50 digits
+(``ExplicitReference``). ``finite_differences`` is the second, float oracle: central differences
+of L through a generated forward. ``check`` and ``verify`` of matrix programs build on both, as
+they build on ``reference.Reference`` for scalar ones.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.matexpr import MatrixExpr
+
+from .dag import postorder
+from .errors import ArgumentError
+from .matrix import AxisMax
+from .numeric import DPS, evaluate_many
+
+
+def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
+    """``expr`` with every matrix made explicit: an ImmutableMatrix of scalar expressions (or a
+    scalar). ``grids`` maps each MatrixSymbol (with concrete shape) to its matrix of symbols."""
+    done: dict = {}
+
+    def stop(n):
+        return isinstance(n, sp.Lambda) or n in grids
+
+    for node in postorder(expr, stop=stop):
+        if isinstance(node, sp.Lambda):
+            continue
+        if node in grids:
+            done[node] = grids[node]
+        elif isinstance(node, ElementwiseApplyFunction):
+            done[node] = done[node.expr].applyfunc(node.function)
+        else:
+            done[node] = _explicit_node(node, [done.get(a) for a in node.args])
+    return done[expr]
+
+
+def _explicit_node(node, args):
+    if isinstance(node, (sp.OneMatrix, sp.ZeroMatrix, sp.Identity)):
+        return node.as_explicit()
+    if isinstance(node, sp.MatAdd):
+        return _sum_matrices(args)
+    if isinstance(node, sp.MatMul):
+        scalar = sp.Mul(*(a for a in args if not isinstance(a, sp.MatrixBase)))
+        product = None
+        for a in args:
+            if isinstance(a, sp.MatrixBase):
+                product = a if product is None else product * a
+        return sp.ImmutableMatrix(product * scalar)
+    if isinstance(node, sp.HadamardProduct):
+        result = args[0]
+        for a in args[1:]:
+            result = result.multiply_elementwise(a)
+        return sp.ImmutableMatrix(result)
+    if isinstance(node, sp.HadamardPower):
+        base, exp = args
+        return base.applyfunc(lambda e: e**exp)
+    if isinstance(node, sp.MatPow):
+        return sp.ImmutableMatrix(args[0] ** args[1])
+    if isinstance(node, sp.Transpose):
+        return args[0].T
+    if isinstance(node, sp.Trace):
+        return args[0].trace()
+    if isinstance(node, AxisMax):
+        a = args[0]
+        if node.axis == 0:
+            return sp.ImmutableMatrix(1, a.cols, lambda i, j: sp.Max(*a[:, j]))
+        return sp.ImmutableMatrix(a.rows, 1, lambda i, j: sp.Max(*a[i, :]))
+    if isinstance(node, MatrixExpr):
+        raise ArgumentError(f"no explicit form for {type(node).__name__}")
+    if not node.args:
+        return node
+    return node.func(*args)
+
+
+def _sum_matrices(args):
+    total = args[0]
+    for a in args[1:]:
+        total = total + a
+    return sp.ImmutableMatrix(total)
+
+
+class ExplicitReference:
+    """The analytic gradient of ``sum(dout * out)`` at concrete sizes, by ``sympy.diff``."""
+
+    def __init__(self, prog, sizes: dict):
+        self.prog, self.sizes = prog, sizes
+        expr = prog.expr.subs(sizes)
+        self.grids, self.entries, self.scalars = {}, {}, {}
+        for i in prog.inputs:
+            user = i.symbol
+            if isinstance(user, sp.MatrixSymbol):
+                concrete = user.subs(sizes)
+                r, c = (int(n) for n in concrete.shape)
+                grid = sp.ImmutableMatrix(r, c, lambda a, b, n=i.name: sp.Symbol(
+                    f"{n}[{a},{b}]", real=True))
+                self.grids[concrete] = grid
+                self.entries[i.name] = grid
+            else:
+                self.scalars[i.name] = sp.Symbol(i.name, real=True)
+        real = {i.symbol: self.scalars[i.name] for i in prog.inputs if i.name in self.scalars}
+        out = explicit(expr.xreplace(real), self.grids)
+        self.matrix_out = isinstance(out, sp.MatrixBase)
+        if self.matrix_out:
+            self.dout = sp.ImmutableMatrix(out.rows, out.cols, lambda a, b: sp.Symbol(
+                f"dout[{a},{b}]", real=True))
+            objective = sp.Add(*(o * d for o, d in zip(out, self.dout)))
+        else:
+            self.dout = sp.Symbol("dout", real=True)
+            objective = out * self.dout
+        self.shape_out = (out.rows, out.cols) if self.matrix_out else ()
+        self.diffs = []
+        for i in prog.inputs:
+            if i.grad is None:
+                continue
+            if i.name in self.entries:
+                grid = self.entries[i.name]
+                self.diffs.append(grid.applyfunc(lambda s: sp.diff(objective, s)))
+            else:
+                self.diffs.append(sp.diff(objective, self.scalars[i.name]))
+
+    def gradient(self, values: dict, dout) -> list | None:
+        """The exact partials at ``values`` (code name -> array or float) as float arrays."""
+        env = {}
+        for name, grid in self.entries.items():
+            arr = np.asarray(values[name], dtype=float)
+            env.update((s, mpmath.mpf(float(v))) for s, v in zip(grid, arr.ravel()))
+        env.update((s, mpmath.mpf(float(values[n]))) for n, s in self.scalars.items())
+        if self.matrix_out:
+            env.update((s, mpmath.mpf(float(v))) for s, v in zip(self.dout, np.ravel(dout)))
+        else:
+            env[self.dout] = mpmath.mpf(float(dout))
+        flat = [e for d in self.diffs for e in (d if isinstance(d, sp.MatrixBase) else [d])]
+        got = evaluate_many(flat, env, DPS)
+        if any(v is None for v in got):
+            return None
+        result, k = [], 0
+        for d in self.diffs:
+            if isinstance(d, sp.MatrixBase):
+                n = d.rows * d.cols
+                result.append(np.array([float(v) for v in got[k:k + n]]).reshape(d.rows, d.cols))
+                k += n
+            else:
+                result.append(float(got[k]))
+                k += 1
+        return result
+
+
+def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:
+    """Central differences of ``sum(dout * forward(args))`` for every wrt argument."""
+    wrt = [k for k, i in enumerate(prog.inputs) if i.grad is not None]
+    by_grad = {prog.inputs[k].grad: k for k in wrt}
+
+    def objective(values):
+        out, _ = module.forward(*values)
+        return float(np.sum(np.asarray(out) * dout))
+
+    result = []
+    for g in prog.grads:
+        k = by_grad[g]
+        values = [np.array(a, dtype=float) if np.ndim(a) else float(a) for a in args]
+        if np.ndim(values[k]) == 0:
+            plus, minus = list(values), list(values)
+            plus[k], minus[k] = values[k] + h, values[k] - h
+            result.append((objective(plus) - objective(minus)) / (2 * h))
+            continue
+        grad = np.zeros_like(values[k])
+        for index in np.ndindex(values[k].shape):
+            old = values[k][index]
+            values[k][index] = old + h
+            up = objective(values)
+            values[k][index] = old - h
+            down = objective(values)
+            values[k][index] = old
+            grad[index] = (up - down) / (2 * h)
+        result.append(grad)
+    return result

@@ -1,0 +1,227 @@
+"""Where the judges look: random points of a scalar formula, random arrays of a matrix one.
+
+Scalar formulas: ``sample_points`` draws points where a predicate (the formula is defined)
+holds, mostly uniform in [-3, 3] with some small and some large magnitudes, inside the user's
+``domain`` intervals and the signs the symbols declare.
+
+Matrix formulas: a trial is a set of concrete sizes for the symbolic dimensions and one array per
+argument. ``check_sizes`` are fixed small sizes (3, 2, 4, ... in name order), ``trial_sizes``
+distinct random ones (2..8) except those the user's arrays fix; ``random_arguments`` draws
+normal entries (or entries uniform in the argument's ``domain`` interval) and ``finite_run``
+redraws until the formula is finite. ``given_arrays`` reads a user's point of arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import numpy as np
+import sympy as sp
+
+from .errors import ArgumentError
+
+CHECK_SIZES = (3, 2, 4, 5, 6)  # concrete sizes for the symbolic dimensions, in name order
+TRIAL_SIZES = range(2, 9)  # the sizes random trials draw from, distinct while they last
+
+
+# -- scalar points ----------------------------------------------------------------------------
+
+
+def sample_points(
+    names: list[sp.Symbol],
+    defined: Callable[[dict], bool],
+    count: int,
+    seed: int = 0,
+    box: dict | None = None,
+    tries_per_point: int = 40,
+    signs: dict | None = None,
+) -> list[dict]:
+    """``count`` random points (symbol -> float) where ``defined(point)`` holds.
+
+    A symbol in ``box`` (symbol -> (lo, hi), the user's domain) is uniform in [lo, hi]. Other
+    coordinates are mostly uniform in [-3, 3]; some are in (0, 1) or of magnitude 1e-2..1e2, so
+    formulas defined only for positive arguments or small arguments are still reached; a symbol
+    in ``signs`` (symbol -> 1 or -1: declared positive or negative) gets that sign.
+    """
+    rng = random.Random(seed)
+    box, signs = box or {}, signs or {}
+    points: list[dict] = []
+
+    def draw(s):
+        if s in box:
+            return rng.uniform(*box[s])
+        v = _draw(rng)
+        return math.copysign(v, signs[s]) if s in signs else v
+
+    for _ in range(count * tries_per_point):
+        if len(points) == count:
+            break
+        point = {s: draw(s) for s in names}
+        if defined(point):
+            points.append(point)
+    return points
+
+
+def _draw(rng: random.Random) -> float:
+    u = rng.random()
+    if u < 0.6:
+        return rng.uniform(-3.0, 3.0)
+    if u < 0.8:
+        return rng.uniform(0.0, 1.0)
+    return math.copysign(10 ** rng.uniform(-2.0, 2.0), rng.random() - 0.5)
+
+
+def domain_intervals(prog, domain) -> dict[str, tuple[float, float]]:
+    """A user's sampling domain, ``{name or Symbol: (lo, hi)}``, by argument code name."""
+    if domain is None:
+        return {}
+    if not isinstance(domain, dict):
+        raise ArgumentError(f"domain must be a dict of variable -> (lo, hi), got {domain!r}")
+    by_name = {}
+    for i in prog.inputs:
+        by_name[i.symbol.name] = by_name[i.name] = i.name
+    box = {}
+    for key, interval in domain.items():
+        name = key if isinstance(key, str) else getattr(key, "name", None)
+        if name not in by_name:
+            known = ", ".join(sorted({i.symbol.name for i in prog.inputs}))
+            raise ArgumentError(f"domain names {key!r}, which is not a variable of the "
+                                f"formula (its variables: {known or 'none'})")
+        box[by_name[name]] = _interval(name, interval)
+    return box
+
+
+def _interval(name: str, interval) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in interval)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"domain of {name} must be a pair (lo, hi) of numbers, "
+                            f"got {interval!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ArgumentError(f"domain of {name} must have finite lo < hi, got ({lo}, {hi})")
+    return lo, hi
+
+
+# -- random arrays ----------------------------------------------------------------------------
+
+
+def dimension_symbols(prog) -> list[sp.Symbol]:
+    """The symbolic dimensions of a matrix program's arguments, by name."""
+    dims = {d for i in prog.inputs if isinstance(i.symbol, sp.MatrixSymbol)
+            for d in i.symbol.shape if isinstance(d, sp.Symbol)}
+    return sorted(dims, key=lambda d: d.name)
+
+
+def check_sizes(prog, sizes: dict | None = None) -> dict:
+    """Concrete sizes for the dimensions: the user's ``sizes`` (name or Symbol -> int), else
+    3, 2, 4, 5, 6 in name order."""
+    dims = dimension_symbols(prog)
+    if sizes is None:
+        return {d: CHECK_SIZES[k % len(CHECK_SIZES)] for k, d in enumerate(dims)}
+    if not isinstance(sizes, dict):
+        raise ArgumentError(f"sizes must be a dict of dimension -> int, got {sizes!r}")
+    chosen = {}
+    for d, v in sizes.items():
+        name = d if isinstance(d, str) else getattr(d, "name", None)
+        dim = next((s for s in dims if s.name == name), None)
+        if dim is None:
+            raise ArgumentError(f"{d!r} is not a dimension of the formula "
+                                f"({', '.join(s.name for s in dims) or 'none'})")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ArgumentError(f"the size of {name} must be a positive integer, got {v!r}")
+        chosen[dim] = int(v)
+    return {d: chosen.get(d, CHECK_SIZES[k % len(CHECK_SIZES)]) for k, d in enumerate(dims)}
+
+
+def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
+    """Distinct random sizes for the dimensions, except those the given arrays fix."""
+    sizes: dict = {}
+    for i in prog.inputs:
+        if i.name in fixed and isinstance(i.symbol, sp.MatrixSymbol):
+            for dim, n in zip(i.symbol.shape, np.shape(fixed[i.name])):
+                if isinstance(dim, sp.Symbol):
+                    if sizes.setdefault(dim, n) != n:
+                        raise ArgumentError(f"the point gives {dim} two sizes: {sizes[dim]}, {n}")
+                elif int(dim) != n:
+                    raise ArgumentError(f"{i.name} must have {dim} at that axis, got {n}")
+    free = [n for n in TRIAL_SIZES if n not in sizes.values()]
+    rng.shuffle(free)
+    for dim in dimension_symbols(prog):
+        if dim not in sizes:
+            sizes[dim] = free.pop() if free else rng.randint(TRIAL_SIZES[0], TRIAL_SIZES[-1])
+    return sizes
+
+
+def random_arguments(prog, sizes: dict, rng: np.random.Generator, positive: bool = False,
+                     box: dict | None = None) -> list:
+    """Arguments in parameter order: normal arrays of the concrete shapes (|entries| + 0.1 when
+    ``positive``), scalars in (0.1, 1); an argument in ``box`` is uniform in its interval."""
+    values = []
+    for i in prog.inputs:
+        shape = array_shape(i, sizes)
+        if box and i.name in box:
+            values.append(rng.uniform(*box[i.name], size=shape) if shape
+                          else float(rng.uniform(*box[i.name])))
+        elif shape:
+            a = rng.normal(size=shape)
+            values.append(np.abs(a) + 0.1 if positive else a)
+        else:
+            values.append(float(rng.uniform(0.1, 1.0)))
+    return values
+
+
+def array_shape(i, sizes: dict) -> tuple[int, ...]:
+    """The concrete shape of input ``i`` at ``sizes`` (``()`` for a scalar)."""
+    if not isinstance(i.symbol, sp.MatrixSymbol):
+        return ()
+    return tuple(int(n) for n in i.symbol.subs(sizes).shape)
+
+
+def finite_run(module, prog, sizes, rng, box=None, fixed=None):
+    """Arguments where the formula is finite (normal data, else positive data), the output.
+
+    ``fixed`` (code name -> array) are the user's arrays; the others are drawn. None when the
+    user's arrays are all the arguments and the formula is not finite there."""
+    fixed = fixed or {}
+    for positive in (False, True):
+        for _ in range(5):
+            drawn = random_arguments(prog, sizes, rng, positive, box)
+            args = [fixed.get(i.name, a) for i, a in zip(prog.inputs, drawn)]
+            with np.errstate(all="ignore"):
+                out, _ = module.forward(*args)
+            if np.all(np.isfinite(out)):
+                return args, out
+            if len(fixed) == len(args):
+                return None
+    raise ArgumentError("found no random arrays where the formula is finite"
+                        + (" with the arrays given" if fixed else ""))
+
+
+def given_arrays(prog, point) -> dict:
+    """A user's point of a matrix formula: argument (code) name -> float array or number."""
+    if not isinstance(point, dict):
+        raise ArgumentError(f"a point must be a dict of argument -> array, got {point!r}")
+    by_name = {i.symbol.name: i for i in prog.inputs}
+    by_name.update((i.name, i) for i in prog.inputs)
+    fixed = {}
+    for key, value in point.items():
+        name = key if isinstance(key, str) else getattr(key, "name", None)
+        if name not in by_name:
+            raise ArgumentError(f"the point names {key!r}, which is not an argument")
+        arg = by_name[name]
+        try:
+            array = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"the value of {name} is not an array of numbers") from None
+        if isinstance(arg.symbol, sp.MatrixSymbol) and array.ndim != 2:
+            raise ArgumentError(f"{name} must be a 2-D array, got shape {array.shape}")
+        if not isinstance(arg.symbol, sp.MatrixSymbol) and array.ndim:
+            raise ArgumentError(f"{name} is a scalar, got an array of shape {array.shape}")
+        fixed[arg.name] = array if array.ndim else float(array)
+    return fixed
+
+
+def sizes_text(sizes: dict) -> str:
+    return ", ".join(f"{d}={n}" for d, n in sizes.items())
