@@ -113,7 +113,7 @@ def test_verify_draws_from_the_domain():
 
     report = symdiff.verify(affine(), [X, W, b], hand, forward=forward, samples=3,
                             domain={"X": (5.0, 6.0)})
-    assert report.ok and len(seen) == 3
+    assert report.ok and len(seen) == 4  # 3 trials, and the first again at dout / 2
     assert all(np.all((x >= 5.0) & (x <= 6.0)) for x in seen)
 
 
@@ -146,3 +146,65 @@ def test_float64_hand_code_keeps_the_float64_tolerance():
 
     report = symdiff.verify(affine(), [X, W, b], hand, forward=forward)
     assert not report.partials[1].ok and report.partials[0].ok
+
+
+# -- diagnoses of array code (issue 13): each names the mistake it was written with -------------
+
+S = sp.MatrixSymbol("S", N, D)
+V = sp.MatrixSymbol("V", N, D)
+
+
+def sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _diagnosis(expr, wrt, grad, **options):
+    report = symdiff.verify(expr, wrt, grad, **options)
+    assert not report.ok
+    return report.partials[0].diagnosis
+
+
+@pytest.mark.parametrize("backward, named", [
+    (lambda dout, s: (dout * (1 - sig(s) ** 2),), "1 - out**2 (tanh's derivative) used for"),
+    (lambda dout, s: (dout * s * (1 - s),), "taken at the input, S*(1 - S)"),
+    (lambda dout, s: (sig(s) * (1 - sig(s)),), "does not scale with dout"),
+])
+def test_a_wrong_sigmoid_backward_is_named(backward, named):
+    formula = symdiff.apply(symdiff.sigmoid, S)
+    assert named in _diagnosis(formula, [S], backward, forward=lambda s: (sig(s), s))
+
+
+def test_tanh_and_relu_confusions_are_named():
+    t = symdiff.apply(sp.tanh, S)
+    assert "a missing square" in _diagnosis(
+        t, [S], lambda dout, s: (dout * (1 - np.tanh(s)),), forward=lambda s: (np.tanh(s), s))
+    r = symdiff.apply(symdiff.relu, S)
+    assert "the ReLU mask inverted" in _diagnosis(
+        r, [S], lambda dout, s: (dout * (s < 0),), forward=lambda s: (np.maximum(s, 0), s))
+
+
+def test_entries_wrong_on_one_side_are_named():
+    loss = symdiff.sum(symdiff.hadamard(symdiff.apply(symdiff.relu, S), V))
+    text = _diagnosis(loss, [S], lambda s, v: (v * (s > 0) + 3 * v * (s < 0),), args=[S, V])
+    assert text.startswith("wrong exactly where S < 0")
+
+
+def test_a_factor_of_two_dimensions_is_named():
+    loss = symdiff.sum(symdiff.hadamard(S, S)) / (N * D)
+    assert "a missing 1/(D*N)" in _diagnosis(loss, [S], lambda s: (2 * s,))
+
+
+def test_batch_norm_without_its_mean_and_variance_paths_is_two_missing_fork_terms():
+    bn = symdiff.layers._formula("batchnorm")
+
+    def forward_bn(x, g, beta, e):
+        inv = 1 / np.sqrt(x.var(0, keepdims=True) + e)
+        xh = (x - x.mean(0, keepdims=True)) * inv
+        return g * xh + beta, (xh, g, inv)
+
+    def naive(dout, cache):  # the textbook mistake: dx as if mean and variance were constants
+        xh, g, inv = cache
+        return dout * g * inv, (dout * xh).sum(0, keepdims=True), dout.sum(0, keepdims=True)
+
+    text = _diagnosis(bn.expr, bn.wrt, naive, args=bn.args, forward=forward_bn)
+    assert text.startswith("missing two terms at forks"), text

@@ -315,4 +315,4 @@ def test_verify_uses_the_given_arrays():
 
     report = symdiff.verify(affine(), [X, W, b], backward, forward=_affine_forward,
                             points=[{"X": x}])
-    assert report.ok and seen == [(6, 3)]
+    assert report.ok and set(seen) == {(6, 3)}  # (run twice: at dout and at dout / 2)

@@ -2,20 +2,25 @@
 
 A trial is one set of random sizes and arrays (``Trial``); the explanation must fit all of them.
 Tried in order: a wrong shape (transposed, a missing sum over an axis, right values in a wrong
-shape), zero everywhere, the transpose of the gradient, a constant factor (sign flipped, 2),
-a factor of a dimension (a missing 1/N), another argument's partial (swapped), one term lost at a
-fork of the staged program. The scalar explanations live in ``diagnose.py``; the two share the
-constant-factor text and the fork variants.
+shape), zero everywhere, a backward that does not scale with ``dout``, the transpose of the
+gradient, a constant factor (sign flipped, 2), a factor of a dimension or a product of two (a
+missing 1/N, 1/(T*N)), another argument's partial (swapped), one or two terms lost at forks of the
+staged program, a commonly confused local derivative (``diagnose.CONFUSIONS``), and last the
+entries where it is wrong: exactly where an argument or a step is negative or positive ("wrong
+exactly where X < 0"). The scalar explanations live in ``diagnose.py``; the two share the
+constant-factor text, the fork variants and the confusions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import NamedTuple
 
 import numpy as np
 
-from .diagnose import _nice, _text, fork_variants
+from .diagnose import _drop, _nice, _text, confusion_variants, fork_variants
+from .interpret import program_values
 
 
 class Trial(NamedTuple):
@@ -35,8 +40,12 @@ def close(a, b, rel: float) -> bool:
     return bool(np.all(np.abs(a - b) <= rel * scale))
 
 
-def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float) -> str:
-    """A short lowercase explanation of why hand partial ``k`` is wrong on the trials."""
+def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
+                    half: list | None = None) -> str:
+    """A short lowercase explanation of why hand partial ``k`` is wrong on the trials.
+
+    ``half`` is the hand backward's partials at ``dout / 2`` on the first trial, when there is
+    a ``dout`` (None for a gradient callable)."""
     name = prog.grads[k]
     arg = next(i.name for i in prog.inputs if i.grad == name)
     pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
@@ -44,6 +53,9 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float) 
         return _shape(arg, pairs, rel)
     if all(not np.any(h) for h, _ in pairs):
         return "is zero everywhere"
+    if half is not None and not close(2 * np.asarray(half[k], dtype=float), pairs[0][0], rel):
+        return ("does not scale with dout: backward(dout / 2, cache) is not half of "
+                "backward(dout, cache); multiply by the upstream gradient dout")
     if all(close(h, e.T, rel) for h, e in pairs):
         return f"is transposed: it is the transpose of the gradient of {arg}"
     factor = _factor(trials, pairs, rel)
@@ -52,11 +64,15 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float) 
     for j, other in enumerate(prog.grads):
         if j != k and all(close(h, t.exact[j], rel) for (h, _), t in zip(pairs, trials)):
             return f"swapped: it equals the partial {other}"
-    fork = _fork(k, prog, trials, pairs, rel)
-    if fork:
-        return fork
+    for variants in (_forks, confusion_variants, _fork_pairs):
+        for backward, text in variants(prog):
+            if _explains(prog, backward, k, trials, pairs, rel):
+                return text
+    region = _region(prog, trials, pairs, rel)
+    if region:
+        return region
     bad = sum(1 for h, e in pairs if not close(h, e, rel))
-    return f"wrong at {bad} of {len(pairs)} random arrays, with no simple pattern"
+    return f"wrong at {bad} of {len(pairs)} sets of arrays, with no simple pattern"
 
 
 def _shape(arg, pairs, rel) -> str:
@@ -95,21 +111,42 @@ def _factor(trials, pairs, rel) -> str:
             return "sign flipped: hand = -exact on every array"
         sign = " (sign flipped)" if c < 0 else ""
         return f"off by a factor of {_text(c)}{sign}: hand = {_text(c)} * exact on every array"
-    for d in trials[0].sizes:
-        sizes = [t.sizes[d] for t in trials]
+    dims = list(trials[0].sizes)
+    for group in [(d,) for d in dims] + list(itertools.combinations(dims, 2)):
+        sizes = [int(np.prod([t.sizes[d] for d in group])) for t in trials]
+        if len(set(sizes)) == 1:  # the same size in every trial: no way to tell
+            continue
+        what = "*".join(str(d) for d in group)
+        shown = what if len(group) == 1 else f"({what})"
         if all(abs(c - n) <= rel * n for c, n in zip(ratios, sizes)):
-            return f"off by a factor of {d}: a missing 1/{d}"
+            return f"off by a factor of {what}: a missing 1/{shown}"
         if all(abs(c * n - 1) <= rel for c, n in zip(ratios, sizes)):
-            return f"off by a factor of 1/{d}: divides by {d} once too often"
+            return f"off by a factor of 1/{shown}: divides by {what} once too often"
     return ""
 
 
-def _fork(k, prog, trials, pairs, rel) -> str:
-    """The hand partial equals the generated one with one term of a fork left out."""
-    for backward, text in fork_variants(prog, lambda step: f"{step.name} = {step.rhs}"):
-        if _explains(prog, backward, k, trials, pairs, rel):
-            return text
-    return ""
+def _line(step) -> str:
+    return f"{step.name} = {step.rhs}"
+
+
+def _forks(prog):
+    """One term lost at a fork (``diagnose.fork_variants``)."""
+    return fork_variants(prog, _line)
+
+
+def _fork_pairs(prog, limit: int = 60):
+    """Two terms lost at forks, each dropped: the path through the mean and the variance of a
+    batch norm, say. At most ``limit`` pairs."""
+    writes: dict[str, int] = {}
+    for g in prog.backward:
+        writes[g.name] = writes.get(g.name, 0) + 1
+    forked = [m for m, g in enumerate(prog.backward) if writes[g.name] > 1]
+    for a, b in itertools.islice(itertools.combinations(forked, 2), limit):
+        first, second = prog.backward[a], prog.backward[b]
+        backward = _drop(_drop(prog.backward, b), a)
+        yield backward, (f"missing two terms at forks: the paths from {first.name[1:]} through "
+                         f"`{_line(prog.step(first.source))}` and from {second.name[1:]} through "
+                         f"`{_line(prog.step(second.source))}`")
 
 
 def _explains(prog, backward, k, trials, pairs, rel) -> bool:
@@ -121,3 +158,37 @@ def _explains(prog, backward, k, trials, pairs, rel) -> bool:
                    for (h, _), t in zip(pairs, trials))
     except Exception:  # a variant that does not run explains nothing
         return False
+
+
+def _region(prog, trials, pairs, rel) -> str:
+    """The entries where the hand partial is wrong are exactly where an argument or a forward
+    step of the partial's shape is negative (or positive): a mask on the wrong side or array."""
+    wrong = [~np.isclose(h, e, rtol=0, atol=rel * max(float(np.max(np.abs(e))), 1e-12))
+             for h, e in pairs]
+    quiet = [np.isclose(e, 0, rtol=0, atol=rel * max(float(np.max(np.abs(e))), 1e-12))
+             for _, e in pairs]
+    candidates = None
+    for t, (_, e), bad, zero in zip(trials, pairs, wrong, quiet):
+        values = program_values(prog, dict(zip(prog.args, t.args)), t.dout, 20)
+        forward = list(prog.args) + [s.name for s in prog.forward]
+        named = [(n, np.asarray(values[n], dtype=float)) for n in forward
+                 if n in values and np.shape(values[n]) == e.shape]
+        found = set()
+        for n, v in named:
+            for side, inside in (("< 0", v < 0), ("> 0", v > 0)):
+                if np.any(bad) and not np.any(bad & ~inside) and not np.any(~bad & inside & ~zero):
+                    found.add((n, side))
+        candidates = found if candidates is None else candidates & found
+        if not candidates:
+            return ""
+    n, side = sorted(candidates)[0]
+    there = _what_there(pairs, wrong)
+    return f"wrong exactly where {n} {side}" + (f" (there it is {there})" if there else "")
+
+
+def _what_there(pairs, wrong) -> str:
+    if all(not np.any(h[bad]) for (h, _), bad in zip(pairs, wrong)):
+        return "0"
+    if all(np.allclose(h[bad], -e[bad]) for (h, e), bad in zip(pairs, wrong)):
+        return "the negative of the exact partial"
+    return ""

@@ -8,9 +8,11 @@ tries explanations from simplest to least simple; the first that fits all points
 3. it equals another variable's partial (swapped);
 4. it lacks one term of a fork of the staged program: one contribution dropped, or a ``=`` where
    ``+=`` belongs so the earlier contributions are lost;
-5. it is right on one side of zero of an argument or a step, wrong on the other ("wrong where
+5. it uses a commonly confused local derivative (``CONFUSIONS``: tanh's for sigmoid's, a
+   derivative taken at the input where the output belongs, an inverted ReLU mask);
+6. it is right on one side of zero of an argument or a step, wrong on the other ("wrong where
    x < 0"), with the pattern on the wrong side when there is one;
-6. it is close (relative error at most 1e-3) wherever it fails: imprecise floats, not a wrong
+7. it is close (relative error at most 1e-3) wherever it fails: imprecise floats, not a wrong
    formula (a cancellation such as log(1 + tiny) in the hand code).
 """
 
@@ -25,6 +27,7 @@ import sympy as sp
 from sympy.core.relational import Relational
 
 from .dag import postorder
+from .functions import relu, sigmoid, softplus
 from .numeric import evaluate_many
 
 
@@ -50,7 +53,8 @@ def diagnose(k: int, h: list, t: list, allowed: list, ev: Evidence) -> str:
         if not mpmath.isfinite(a):
             kind = "nan" if mpmath.isnan(a) else "inf"
             return f"returned {kind} where the exact partial is finite ({ev.where(i)})"
-    for explain in (_zero, _factor, _swapped, _fork, _symbolic, _region, _inaccurate):
+    for explain in (_zero, _factor, _swapped, _fork, _confused, _symbolic, _region,
+                    _inaccurate):
         text = explain(k, h, t, allowed, ev)
         if text:
             return text
@@ -133,6 +137,15 @@ def _fork(k, h, t, allowed, ev) -> str:
     prog, ref = ev.prog, ev.ref
     for backward, text in fork_variants(prog, str):
         values = [ref.backward_values(s, backward)[0][k] for s in ev.states]
+        if _fits(h, values, allowed) and not _fits(t, values, allowed):
+            return text
+    return ""
+
+
+def _confused(k, h, t, allowed, ev) -> str:
+    """A commonly confused local derivative (tanh's for sigmoid's, at the input not the output)."""
+    for backward, text in confusion_variants(ev.prog):
+        values = [ev.ref.backward_values(s, backward)[0][k] for s in ev.states]
         if _fits(h, values, allowed) and not _fits(t, values, allowed):
             return text
     return ""
@@ -241,3 +254,52 @@ def _comparisons(prog) -> list:
             if isinstance(node, (sp.Heaviside, sp.sign)):
                 found.setdefault(node.args[0])
     return [e for e in found if e.free_symbols and not e.is_Symbol]
+
+
+# The derivatives people confuse, per function: (what the hand code computes, as a function of
+# the step's input u and output y; how the explanation names it). A wrong local derivative is
+# found by putting each confusion in the backward step of a forward step y = f(u).
+CONFUSIONS = {
+    sigmoid: ((lambda u, y: 1 - y**2, "1 - {y}**2 (tanh's derivative) used for sigmoid's "
+                                      "{y}*(1 - {y})"),
+              (lambda u, y: u * (1 - u), "sigmoid's derivative taken at the input, {u}*(1 - {u}), "
+                                         "not at the output {y}"),
+              (lambda u, y: y, "sigmoid itself ({y}) used for its derivative {y}*(1 - {y})")),
+    sp.tanh: ((lambda u, y: y * (1 - y), "{y}*(1 - {y}) (sigmoid's derivative) used for tanh's "
+                                         "1 - {y}**2"),
+              (lambda u, y: 1 - y, "1 - {y} used for tanh's derivative 1 - {y}**2 (a missing "
+                                   "square)"),
+              (lambda u, y: 1 - u**2, "tanh's derivative taken at the input, 1 - {u}**2, not at "
+                                      "the output {y}")),
+    relu: ((lambda u, y: sp.Heaviside(-u, 0), "the ReLU mask inverted: the gradient passes "
+                                              "where {u} < 0, not where {u} > 0"),
+           (lambda u, y: sp.Integer(1), "no ReLU mask: the gradient passes everywhere, not only "
+                                        "where {u} > 0")),
+    softplus: ((lambda u, y: sp.exp(u), "exp({u}) used for softplus's derivative sigmoid({u})"),
+               (lambda u, y: sigmoid(y), "softplus's derivative taken at the output, "
+                                         "sigmoid({y})")),
+    sp.exp: ((lambda u, y: u, "{u} used for exp's derivative exp({u})"),),
+    sp.log: ((lambda u, y: u, "{u} used for log's derivative 1/{u}"),
+             (lambda u, y: y, "log({u}) used for its derivative 1/{u}")),
+}
+
+
+def confusion_variants(prog):
+    """Each commonly confused local derivative, as (backward steps, explanation): the backward
+    step of a forward step ``y = f(u)`` with f in ``CONFUSIONS`` computing the confusion."""
+    for m, g in enumerate(prog.backward):
+        step = prog.step(g.source)
+        confusions = CONFUSIONS.get(type(step.rhs), ())
+        if len(step.rhs.args) != 1 or not step.rhs.args[0].is_Symbol:
+            continue
+        u, y = step.rhs.args[0], sp.Symbol(step.name, real=True)
+        if g.name[1:] != u.name:  # the step's gradient to its input, d<u>
+            continue
+        for local, text in confusions:
+            wrong = local(u, y)
+            if g.whole:
+                wrong = sp.Symbol(g.upstream, real=True) * wrong
+            backward = list(prog.backward)
+            backward[m] = dataclasses.replace(g, local=wrong)
+            said = text.format(u=u.name, y=step.name)
+            yield backward, f"a wrong local derivative at `{step}`: {said}"

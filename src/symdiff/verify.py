@@ -322,13 +322,14 @@ def _verify_arrays(prog, grad, forward, points, samples, seed, domain) -> Verify
         except HandFailure as exc:
             failure = f"{exc} (sizes {sizes_text(t.sizes)})"
             break
+    half = _at_half_dout(grad, forward, trials[0], len(prog.grads)) if not failure else None
     for k, v in enumerate(verdicts):
         if failure:
             v.ok, v.diagnosis = False, failure
             continue
         rel = max([HAND_REL] + [HAND_EPS_SAFETY * _eps(h[k]) for h in hands])
         _judge_array(v, k, prog, trials, [[np.asarray(p, dtype=float) for p in h]
-                                          for h in hands], rel)
+                                          for h in hands], rel, half)
     hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
                  else "a callable of the formula's arguments")
     sampled = (f"sets of arrays ({len(given)} given, {samples} random)" if given
@@ -345,7 +346,17 @@ def _eps(partial) -> float:
     return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
 
 
-def _judge_array(v, k, prog, trials, hands, rel) -> None:
+def _at_half_dout(grad, forward, trial, n) -> list | None:
+    """The hand backward at ``dout / 2`` (a backward must scale with dout), or None."""
+    if forward is None:
+        return None
+    try:
+        return call_arrays(grad, forward, trial.args, trial.dout / 2, n)
+    except HandFailure:
+        return None
+
+
+def _judge_array(v, k, prog, trials, hands, rel, half) -> None:
     pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
     errors = [float(np.max(np.abs(h - e), initial=0.0)) if h.shape == e.shape else np.inf
               for h, e in pairs]
@@ -364,4 +375,4 @@ def _judge_array(v, k, prog, trials, hands, rel) -> None:
     else:
         v.detail = (f"at sizes {sizes_text(sizes)}: max error {errors[bad[0]]:.3g} "
                     f"(largest exact entry {scales[bad[0]]:.3g})")
-    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel)
+    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel, half)
