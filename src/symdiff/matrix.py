@@ -19,7 +19,7 @@ Symbolic dimensions (``N``, ``D``) are read from the argument shapes at run time
 from __future__ import annotations
 
 import sympy as sp
-from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 
 from .array_ops import (
     as_1x1,
@@ -135,6 +135,20 @@ class AxisMax(MatrixExpr):
         if self.axis == 0:
             return sp.Max(*(self.arg[k, j] for k in range(n)))
         return sp.Max(*(self.arg[i, k] for k in range(m)))
+
+
+def explicit_node(node, args):
+    """SymPy's explicit value of a linear-algebra node whose matrix operands are explicit
+    (ImmutableMatrix) at concrete sizes, for the reference gradient; None for other nodes.
+    Nothing of the conversion to array gates is used: the determinant is SymPy's own, the
+    inverse the adjugate over it."""
+    if isinstance(node, sp.Determinant):
+        return args[0].det(method="berkowitz")
+    if isinstance(node, sp.Inverse):
+        return sp.ImmutableMatrix(args[0].adjugate() / args[0].det(method="berkowitz"))
+    if isinstance(node, MatrixElement):
+        return args[0][int(node.i), int(node.j)]
+    return None
 
 
 def _matrix(a, where: str) -> MatrixExpr:
