@@ -26,10 +26,18 @@ from .array_ops import (
     axis_max,
     axis_sum,
     broadcast,
+    det,
+    entry,
+    entry_grad,
+    eye,
+    inverse,
     item,
+    logdet,
     matmul,
     max_mask,
+    solve,
     total,
+    trace,
     transpose,
 )
 from .dag import postorder
@@ -198,8 +206,12 @@ def _gate_shape(rhs, shapes) -> Shape:
     if isinstance(rhs, (axis_sum, axis_max)):
         a, axis = of(rhs.args[0]), int(rhs.args[1])
         return {0: (sp.S.One, a[1]), 1: (a[0], sp.S.One), 2: (sp.S.One, sp.S.One)}[axis]
-    if isinstance(rhs, (total, item)):
+    if isinstance(rhs, (total, item, entry, trace, det, logdet)):
         return ()
+    if isinstance(rhs, inverse):
+        return of(rhs.args[0])
+    if isinstance(rhs, solve):
+        return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, broadcast):
         return (rhs.args[1], rhs.args[2])
     symbols = [n for n in postorder(rhs) if n.is_Symbol]
@@ -228,6 +240,9 @@ def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:
         return [(a, max_mask(a, out, axis) * d)]
     if isinstance(rhs, item):
         return [(rhs.args[0], as_1x1(d))]
+    linear = _linear_algebra_terms(rhs, out, d, shapes)
+    if linear is not None:
+        return linear
     if isinstance(rhs, broadcast):
         a = rhs.args[0]
         return [(a, _reduced(d, shapes[step.name], shapes[a.name]))]
@@ -236,6 +251,28 @@ def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:
         term = d if local == 1 else -d if local == -1 else d * local
         pairs.append((operand, _reduced(term, shapes[step.name], shapes[operand.name])))
     return pairs
+
+
+def _linear_algebra_terms(rhs, out, d, shapes):
+    """Backward terms of the linear-algebra gates (None for any other gate). An inverse is
+    transposed by solving with the transpose: for ``out = solve(a, b)`` (``a**-1 @ b``),
+    ``db = solve(a.T, d)`` and ``da = -db @ out.T``."""
+    a = rhs.args[0]
+    if isinstance(rhs, entry):
+        r, c = shapes[a.name]
+        return [(a, entry_grad(d, rhs.args[1], rhs.args[2], r, c))]
+    if isinstance(rhs, trace):
+        return [(a, d * eye(shapes[a.name][0]))]
+    if isinstance(rhs, logdet):  # d log det(a) = tr(a**-1 da)
+        return [(a, d * transpose(inverse(a)))]
+    if isinstance(rhs, det):
+        return [(a, d * out * transpose(inverse(a)))]
+    if isinstance(rhs, inverse):  # d(a**-1) = -a**-1 da a**-1
+        return [(a, -matmul(matmul(transpose(out), d), transpose(out)))]
+    if isinstance(rhs, solve):
+        db = solve(transpose(a), d)
+        return [(rhs.args[1], db), (a, -matmul(db, transpose(out)))]
+    return None
 
 
 def _reduced(term, shape: Shape, target: Shape):
