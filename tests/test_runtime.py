@@ -338,6 +338,21 @@ def test_max_mask(rnp):
                           [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
 
 
+def test_entry_grad(rnp):
+    g = rnp.entry_grad(2.5, 1, 0, (2, 3))
+    assert g.shape == (2, 3) and g[1, 0] == 2.5 and np.count_nonzero(g) == 1
+
+
+def test_logdet_against_mpmath(rnp):
+    a = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]])
+    exact = mpmath.log(mpmath.det(mpmath.matrix(a.tolist())))
+    assert rnp.logdet(a) == pytest.approx(float(exact), rel=1e-15)
+    big = 1e200 * np.eye(4)  # det overflows; its log does not
+    assert rnp.logdet(big) == pytest.approx(4 * 200 * math.log(10), rel=1e-15)
+    assert np.isnan(rnp.logdet(np.diag([1.0, -1.0])))  # log of a negative determinant
+    assert rnp.logdet(np.zeros((2, 2))) == -np.inf
+
+
 def fused_square(calls):
     def fused(x, y):
         calls.append(np.shape(x))

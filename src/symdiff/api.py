@@ -18,7 +18,8 @@ from .dag import gc_paused, postorder, substitute
 from .errors import ArgumentError, SymdiffError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
-from .matrix import Converter, reverse_arrays, runtime_dims, step_shapes
+from .lower_matrix import Converter
+from .matrix import reverse_arrays, runtime_dims, step_shapes
 from .naming import Namer, natural_key, sanitize
 from .parse import parse
 from .printers import make_printer

@@ -3,12 +3,14 @@
 A matrix formula is lowered to steps over array-valued names. Elementwise gates are ordinary SymPy
 expressions (``a*b``, ``exp(a)``, ``a + b``), read with NumPy's elementwise semantics and
 broadcasting; the gates below are the ones that are not elementwise. Every array is 2-D (a row,
-a column or a matrix) except the result of ``total``, a scalar. An ``axis`` argument is 0 (down
+a column or a matrix) except the results of ``total``, ``item``, ``entry``, ``trace``, ``det``
+and ``logdet``, scalars. An ``axis`` argument is 0 (down
 the rows, giving one row), 1 (along each row, giving one column) or 2 (both, giving 1x1).
 """
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
@@ -102,9 +104,95 @@ class broadcast(_ArrayGate):
     apply = staticmethod(lambda a, rows, cols: np.broadcast_to(a, (rows, cols)))
 
 
-ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, item, as_1x1, broadcast)
+class entry(_ArrayGate):
+    """``a[i, j]``: one entry, as a scalar (``i``, ``j`` are numbers)."""
+
+    nargs = 3
+    precedence = PRECEDENCE["Atom"]  # printed as a subscript
+    apply = staticmethod(lambda a, i, j: a[i, j])
+
+
+class entry_grad(_ArrayGate):
+    """A rows x cols array of zeros with the scalar ``s`` at ``(i, j)`` (the gradient of
+    ``entry``; backward only)."""
+
+    nargs = 5
+
+    @staticmethod
+    def apply(s, i, j, rows, cols):
+        out = np.full((rows, cols), s - s, dtype=object)
+        out[i, j] = s
+        return out
+
+
+class trace(_ArrayGate):
+    """``np.trace(a)``: the sum of the diagonal of a square array, as a scalar."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    apply = staticmethod(lambda a: np.trace(a))
+
+
+class eye(_ArrayGate):
+    """``np.eye(n)``: the n x n identity (the gradient of ``trace``; backward only)."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    operands = 0
+    apply = staticmethod(lambda n: np.eye(n, dtype=int).astype(object))
+
+
+class det(_ArrayGate):
+    """``np.linalg.det(a)``."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    apply = staticmethod(lambda a: mpmath.det(_mp(a)))
+
+
+class logdet(_ArrayGate):
+    """``log(det(a))`` by ``np.linalg.slogdet`` (no overflow); nan where det(a) < 0."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+
+    @staticmethod
+    def apply(a):
+        d = mpmath.det(_mp(a))
+        return mpmath.log(d) if d > 0 else mpmath.mpf("nan") if d < 0 else mpmath.mpf("-inf")
+
+
+class inverse(_ArrayGate):
+    """``np.linalg.inv(a)``: only where the inverse itself is the value (see ``solve``)."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    apply = staticmethod(lambda a: _np(mpmath.inverse(_mp(a))))
+
+
+class solve(_ArrayGate):
+    """``np.linalg.solve(a, b)``: ``a**-1 @ b`` without forming the inverse."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 2
+    operands = 2
+    apply = staticmethod(lambda a, b: _np(mpmath.lu_solve(_mp(a), _mp(b)))
+                         if b.shape[1] == 1 else _np(mpmath.inverse(_mp(a)) * _mp(b)))
+
+
+ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, item, as_1x1, broadcast,
+               entry, entry_grad, trace, eye, det, logdet, inverse, solve)
 
 
 def _axes(axis) -> int | tuple[int, int]:
     """A gate's axis argument as NumPy's: 0, 1, or both (2)."""
     return (0, 1) if int(axis) == 2 else int(axis)
+
+
+def _mp(a) -> mpmath.matrix:
+    """An array of numbers as an mpmath matrix (the 50-digit interpreter's linear algebra)."""
+    return mpmath.matrix(np.asarray(a, dtype=object).tolist())
+
+
+def _np(m: mpmath.matrix) -> np.ndarray:
+    return np.array(m.tolist(), dtype=object).reshape(m.rows, m.cols)

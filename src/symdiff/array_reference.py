@@ -19,7 +19,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .dag import postorder
 from .errors import ArgumentError
-from .matrix import AxisMax
+from .matrix import AxisMax, explicit_node
 from .numeric import DPS, evaluate_many
 
 
@@ -29,13 +29,15 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
     done: dict = {}
 
     def stop(n):
-        return isinstance(n, sp.Lambda) or n in grids
+        return isinstance(n, (sp.Lambda, sp.Sum)) or n in grids
 
     for node in postorder(expr, stop=stop):
         if isinstance(node, sp.Lambda):
             continue
         if node in grids:
             done[node] = grids[node]
+        elif isinstance(node, sp.Sum):  # an entry of a product: SymPy's sum at concrete sizes
+            done[node] = explicit(node.doit(), grids)
         elif isinstance(node, ElementwiseApplyFunction):
             done[node] = done[node.expr].applyfunc(node.function)
         else:
@@ -44,6 +46,9 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
 
 
 def _explicit_node(node, args):
+    linear = explicit_node(node, args)
+    if linear is not None:
+        return linear
     if isinstance(node, (sp.OneMatrix, sp.ZeroMatrix, sp.Identity)):
         return node.as_explicit()
     if isinstance(node, sp.MatAdd):

@@ -1,4 +1,4 @@
-"""Matrix formulas: SymPy matrix expressions lowered to whole-array steps and NumPy backward code.
+"""Matrix formulas: the helpers users write, the shapes of steps, the matrix reverse pass.
 
 Users write formulas over ``sympy.MatrixSymbol`` with SymPy's own matrix algebra (``X*W`` is a
 matrix product, ``A.T``, ``A + B``, ``2*A``, ``sp.hadamard_product``, ``A.applyfunc(f)``) and the
@@ -6,14 +6,10 @@ helpers below for what SymPy spells awkwardly or not at all: broadcasting a bias
 (``rows(b, N)``, which *is* ``OneMatrix(N, 1)*b``), sums and means over an axis, the maximum
 along an axis, elementwise division.
 
-Pipeline: the matrix expression is converted, node by node, into an expression over array-valued
-names: elementwise operations become ordinary SymPy arithmetic and functions (read with NumPy's
-broadcasting), the rest become the gates of ``array_ops`` (``matmul``, ``transpose``, ``axis_sum``,
-...). ``OneMatrix`` factors are recognised as what they mean: ``OneMatrix(1, N)*A`` is a column
-sum, ``OneMatrix(N, 1)*b`` repeats a row (kept as ``b``; NumPy broadcasts it where it is used).
-The scalar Lowerer then stages that expression, so names and shared subexpressions work exactly
-as for scalar formulas, and ``reverse`` writes the backward steps with the matrix-calculus rules:
-for ``out = a @ b``, ``da = dout @ b.T`` and ``db = a.T @ dout``; a broadcast operand's gradient
+``lower_matrix.Converter`` turns such a formula into an expression over array-valued names (the
+gates of ``array_ops``); the scalar Lowerer stages it; ``step_shapes`` gives every step its NumPy
+shape, and ``reverse_arrays`` writes the backward steps with the matrix-calculus rules: for
+``out = a @ b``, ``da = dout @ b.T`` and ``db = a.T @ dout``; a broadcast operand's gradient
 is summed over the broadcast axis; every gradient has its variable's shape.
 
 Symbolic dimensions (``N``, ``D``) are read from the argument shapes at run time
@@ -22,21 +18,26 @@ Symbolic dimensions (``N``, ``D``) are read from the argument shapes at run time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sympy as sp
-from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
-from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 
 from .array_ops import (
     as_1x1,
     axis_max,
     axis_sum,
     broadcast,
+    det,
+    entry,
+    entry_grad,
+    eye,
+    inverse,
     item,
+    logdet,
     matmul,
     max_mask,
+    solve,
     total,
+    trace,
     transpose,
 )
 from .dag import postorder
@@ -144,210 +145,41 @@ class AxisMax(MatrixExpr):
         return sp.Max(*(self.arg[i, k] for k in range(m)))
 
 
+def explicit_node(node, args):
+    """SymPy's explicit value of a linear-algebra node whose matrix operands are explicit
+    (ImmutableMatrix) at concrete sizes, for the reference gradient; None for other nodes.
+    Nothing of the conversion to array gates is used: the determinant is SymPy's own, the
+    inverse the adjugate over it."""
+    if isinstance(node, sp.Determinant):
+        return args[0].det(method="berkowitz")
+    if isinstance(node, sp.Inverse):
+        return sp.ImmutableMatrix(args[0].adjugate() / args[0].det(method="berkowitz"))
+    if isinstance(node, MatrixElement):
+        return args[0][int(node.i), int(node.j)]
+    return None
+
+
 def _matrix(a, where: str) -> MatrixExpr:
     if not isinstance(a, MatrixExpr):
         raise ArgumentError(f"{where}() takes a matrix expression, got {type(a).__name__}")
     return a
 
 
-# -- conversion to an expression over array names ----------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Value:
-    """A converted node: its expression over array names, the shape NumPy will give it (``phys``),
-    and its shape as a matrix (``shape``); they differ for a row or column still to broadcast."""
-
-    expr: sp.Basic | None  # None: a OneMatrix (only meaningful inside a product)
-    phys: Shape
-    shape: Shape
-
-
-class Converter:
-    """Matrix expression -> expression over array-valued code symbols, node by node."""
-
-    def __init__(self, codes: dict[sp.Basic, sp.Symbol], shapes: dict[str, Shape]):
-        self.codes = codes  # user MatrixSymbol or Symbol -> code symbol
-        self.shapes = shapes  # code name -> shape, filled for inputs
-
-    def run(self, root: sp.Basic) -> tuple[sp.Basic, Shape]:
-        """One walk over the whole formula (operands of ``applyfunc`` included, so a shared
-        subexpression is converted once); the walk stops at the applied Lambda."""
-        done: dict[sp.Basic, _Value] = {}
-
-        def stop(n):
-            return isinstance(n, sp.Lambda) or n in self.codes
-
-        for node in postorder(root, stop=stop):
-            if isinstance(node, ElementwiseApplyFunction):
-                done[node] = self._apply(node, done[node.expr])
-            elif not isinstance(node, sp.Lambda):
-                done[node] = self._convert(node, [done.get(a) for a in node.args])
-        value = self._materialized(done[root])
-        return value.expr, value.phys
-
-    def _apply(self, node: ElementwiseApplyFunction, inner: _Value) -> _Value:
-        fn = node.function
-        if not isinstance(fn, sp.Lambda) or len(fn.variables) != 1:
-            raise UnsupportedFunctionError(f"applyfunc needs a function of one entry: {fn}")
-        body = fn.expr
-        if isinstance(body, MatrixExpr) or any(isinstance(n, MatrixExpr) for n in
-                                                postorder(body)):
-            raise UnsupportedFunctionError(f"applyfunc body must be scalar: {body}")
-        mapping = {s: self._scalar_symbol(s) for s in _free_symbols(body) if s != fn.variables[0]}
-        mapping[fn.variables[0]] = self._materialized(inner).expr
-        return _Value(body.xreplace(mapping), inner.phys, node.shape)
-
-    def _scalar_symbol(self, symbol):
-        if symbol not in self.codes:
-            raise ArgumentError(f"{symbol} is not an argument of the formula")
-        return self.codes[symbol]
-
-    def _convert(self, node, args: list) -> _Value:
-        if node in self.codes:
-            code = self.codes[node]
-            shape = tuple(node.shape) if node.is_Matrix else ()
-            return _Value(code, shape, shape)
-        if isinstance(node, sp.OneMatrix):
-            return _Value(None, node.shape, node.shape)
-        if node.is_Number or node.is_NumberSymbol:
-            return _Value(node, (), ())
-        if isinstance(node, sp.ZeroMatrix):
-            return _Value(sp.S.Zero, (), node.shape)
-        if isinstance(node, sp.MatAdd):
-            return self._elementwise(node, sp.Add, args)
-        if isinstance(node, sp.HadamardProduct):
-            return self._elementwise(node, sp.Mul, args)
-        if isinstance(node, sp.HadamardPower):
-            base, exp = args
-            if exp.shape:
-                raise UnsupportedFunctionError(f"elementwise power needs a scalar exponent: {node}")
-            return self._elementwise(node, sp.Pow, args)
-        if isinstance(node, sp.MatMul):
-            return self._product(node, args)
-        if isinstance(node, sp.MatPow):
-            base, exp = node.args
-            if not (exp.is_Integer and exp >= 1):
-                raise UnsupportedFunctionError(
-                    f"a matrix power needs a positive integer exponent: {node}")
-            rows, cols = base.shape
-            if rows != cols:
-                raise UnsupportedFunctionError(
-                    f"{node} is a matrix power of a {rows} x {cols} matrix: only a square matrix "
-                    "has powers (for the elementwise power write hadamard(A, A) or "
-                    "A.applyfunc(lambda t: t**2))")
-            acc = args[0]
-            for _ in range(int(exp) - 1):
-                acc = self._times(acc, args[0])
-            return acc
-        if isinstance(node, sp.Transpose):
-            a = self._materialized(args[0], keep_broadcast=True)
-            return _Value(transpose(a.expr), a.phys[::-1], node.shape)
-        if isinstance(node, sp.Trace):
-            return self._trace(node, args[0])
-        if isinstance(node, AxisMax):
-            a = self._materialized(args[0])
-            phys = (1, a.phys[1]) if node.axis == 0 else (a.phys[0], 1)
-            return _Value(axis_max(a.expr, node.axis), phys, node.shape)
-        if isinstance(node, MatrixExpr):
-            raise UnsupportedFunctionError(
-                f"{type(node).__name__} is not supported in matrix formulas: {node}")
-        if isinstance(node, sp.Symbol):
-            raise ArgumentError(f"{node} is not an argument of the formula")
-        # a scalar node (Add, Mul, function, ...) over scalar or array values
-        if any(isinstance(a, MatrixExpr) for a in node.args):
-            raise UnsupportedFunctionError(
-                f"{type(node).__name__} of a matrix is not supported: {_short(node)}")
-        if any(a is None for a in args):
-            raise UnsupportedFunctionError(f"cannot lower {type(node).__name__}: {node}")
-        return self._elementwise(node, node.func, args)
-
-    def _elementwise(self, node, func, args: list[_Value]) -> _Value:
-        if any(a.expr is None for a in args):  # a bare OneMatrix in a sum: the number 1
-            args = [_Value(sp.S.One, (), a.shape) if a.expr is None else a for a in args]
-        phys = _broadcast_shapes([a.phys for a in args], node)
-        shape = tuple(node.shape) if getattr(node, "is_Matrix", False) else phys
-        return _Value(func(*(a.expr for a in args)), phys, shape)
-
-    def _product(self, node, args: list[_Value]) -> _Value:
-        scalars = [a for a in args if not a.shape]
-        factors = [a for a, arg in zip(args, node.args)
-                   if a.shape and not isinstance(arg, sp.Identity)]
-        if not factors:  # Identity alone
-            raise UnsupportedFunctionError(f"an identity matrix alone is not supported: {node}")
-        acc = factors[0]
-        for factor in factors[1:]:
-            acc = self._times(acc, factor)
-        if acc.expr is None:  # a product of ones only
-            acc = _Value(sp.S.One, (), acc.shape)
-        coeff = sp.Mul(*(s.expr for s in scalars))
-        if coeff == 1:
-            return acc
-        return _Value(coeff * acc.expr, acc.phys, acc.shape)
-
-    def _times(self, left: _Value, right: _Value) -> _Value:
-        """``left @ right``, recognising a ones factor as a sum or a broadcast."""
-        n, m = left.shape[0], right.shape[1]
-        if left.expr is None and right.expr is None:
-            return _Value(None, (n, m), (n, m))
-        if left.expr is None:  # OneMatrix(n, k) @ right: column sums, repeated n times
-            s = right if right.shape[0] == 1 else self._sum(right, 0)
-            return _Value(s.expr, s.phys, (n, m))
-        if right.expr is None:  # left @ OneMatrix(k, m): row sums, repeated m times
-            s = left if left.shape[1] == 1 else self._sum(left, 1)
-            return _Value(s.expr, s.phys, (n, m))
-        a, b = self._materialized(left), self._materialized(right)
-        return _Value(matmul(a.expr, b.expr), (a.phys[0], b.phys[1]), (n, m))
-
-    def _sum(self, value: _Value, axis: int) -> _Value:
-        value = self._materialized(value)
-        expr = value.expr
-        if isinstance(expr, axis_sum) and int(expr.args[1]) == 1 - axis:
-            return _Value(axis_sum(expr.args[0], 2), (1, 1), (1, 1))
-        phys = (1, value.phys[1]) if axis == 0 else (value.phys[0], 1)
-        if value.phys == ():
-            raise UnsupportedFunctionError("a sum over an axis of a scalar")
-        shape = (1, value.shape[1]) if axis == 0 else (value.shape[0], 1)
-        return _Value(axis_sum(expr, axis), phys, shape)
-
-    def _trace(self, node, a: _Value) -> _Value:
-        if a.shape != (1, 1) and tuple(a.shape) != (sp.S.One, sp.S.One):
-            raise UnsupportedFunctionError(
-                f"Trace is supported for 1 x 1 matrices (sums), not {a.shape[0]} x {a.shape[1]}")
-        if isinstance(a.expr, axis_sum) and int(a.expr.args[1]) == 2:
-            return _Value(total(a.expr.args[0]), (), ())
-        if a.phys == ():
-            return _Value(a.expr, (), ())
-        return _Value(item(a.expr), (), ())
-
-    def _materialized(self, value: _Value, keep_broadcast: bool = False) -> _Value:
-        """A value whose NumPy shape is its matrix shape (a pending broadcast made real)."""
-        if value.expr is None:
-            value = _Value(sp.S.One, (), value.shape)
-        if value.phys == value.shape or (keep_broadcast and value.phys):
-            return value
-        if not value.shape:
-            return value
-        r, c = (self.codes.get(n, n) for n in value.shape)
-        return _Value(broadcast(value.expr, r, c), value.shape, value.shape)
-
-
-def _broadcast_shapes(shapes: list[Shape], node) -> Shape:
+def broadcast_shapes(shapes: list[Shape], node) -> Shape:
+    """The NumPy shape of an elementwise operation on operands of ``shapes`` (() for scalars)."""
     arrays = [s for s in shapes if s]
     if not arrays:
         return ()
     rows_, cols_ = {s[0] for s in arrays} - {1}, {s[1] for s in arrays} - {1}
     if len(rows_) > 1 or len(cols_) > 1:
         raise UnsupportedFunctionError(f"shapes {', '.join(map(str, arrays))} do not broadcast "
-                                       f"in {_short(node)}")
+                                       f"in {short(node)}")
     return (next(iter(rows_), sp.S.One), next(iter(cols_), sp.S.One))
 
 
-def _free_symbols(expr) -> list:
-    return [n for n in postorder(expr) if isinstance(n, (sp.Symbol, sp.MatrixSymbol))]
 
-
-def _short(node, limit: int = 60) -> str:
+def short(node, limit: int = 60) -> str:
+    """``node`` as text, cut to ``limit`` characters (for error messages)."""
     text = sp.sstr(node)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -374,12 +206,16 @@ def _gate_shape(rhs, shapes) -> Shape:
     if isinstance(rhs, (axis_sum, axis_max)):
         a, axis = of(rhs.args[0]), int(rhs.args[1])
         return {0: (sp.S.One, a[1]), 1: (a[0], sp.S.One), 2: (sp.S.One, sp.S.One)}[axis]
-    if isinstance(rhs, (total, item)):
+    if isinstance(rhs, (total, item, entry, trace, det, logdet)):
         return ()
+    if isinstance(rhs, inverse):
+        return of(rhs.args[0])
+    if isinstance(rhs, solve):
+        return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, broadcast):
         return (rhs.args[1], rhs.args[2])
     symbols = [n for n in postorder(rhs) if n.is_Symbol]
-    return _broadcast_shapes([of(s) for s in symbols], rhs)
+    return broadcast_shapes([of(s) for s in symbols], rhs)
 
 
 def reverse_arrays(forward: list[Step], shapes: dict[str, Shape],
@@ -404,6 +240,9 @@ def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:
         return [(a, max_mask(a, out, axis) * d)]
     if isinstance(rhs, item):
         return [(rhs.args[0], as_1x1(d))]
+    linear = _linear_algebra_terms(rhs, out, d, shapes)
+    if linear is not None:
+        return linear
     if isinstance(rhs, broadcast):
         a = rhs.args[0]
         return [(a, _reduced(d, shapes[step.name], shapes[a.name]))]
@@ -412,6 +251,28 @@ def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:
         term = d if local == 1 else -d if local == -1 else d * local
         pairs.append((operand, _reduced(term, shapes[step.name], shapes[operand.name])))
     return pairs
+
+
+def _linear_algebra_terms(rhs, out, d, shapes):
+    """Backward terms of the linear-algebra gates (None for any other gate). An inverse is
+    transposed by solving with the transpose: for ``out = solve(a, b)`` (``a**-1 @ b``),
+    ``db = solve(a.T, d)`` and ``da = -db @ out.T``."""
+    a = rhs.args[0]
+    if isinstance(rhs, entry):
+        r, c = shapes[a.name]
+        return [(a, entry_grad(d, rhs.args[1], rhs.args[2], r, c))]
+    if isinstance(rhs, trace):
+        return [(a, d * eye(shapes[a.name][0]))]
+    if isinstance(rhs, logdet):  # d log det(a) = tr(a**-1 da)
+        return [(a, d * transpose(inverse(a)))]
+    if isinstance(rhs, det):
+        return [(a, d * out * transpose(inverse(a)))]
+    if isinstance(rhs, inverse):  # d(a**-1) = -a**-1 da a**-1
+        return [(a, -matmul(matmul(transpose(out), d), transpose(out)))]
+    if isinstance(rhs, solve):
+        db = solve(transpose(a), d)
+        return [(rhs.args[1], db), (a, -matmul(db, transpose(out)))]
+    return None
 
 
 def _reduced(term, shape: Shape, target: Shape):

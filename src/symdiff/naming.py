@@ -126,7 +126,9 @@ STEMS = {
     sp.Piecewise: "pw",
     array_ops.matmul: "{}", array_ops.transpose: "{}T", array_ops.axis_sum: "sum{}",
     array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
-    array_ops.broadcast: "bc{}",
+    array_ops.broadcast: "bc{}", array_ops.entry: "{}el", array_ops.trace: "tr{}",
+    array_ops.det: "det{}", array_ops.logdet: "logdet{}", array_ops.inverse: "inv{}",
+    array_ops.solve: "inv{}",
     **{op.cls: op.stem for op in OPS},
 }
 # The fallback stems of powers say which power (sqrt1, inv1, sqr1).

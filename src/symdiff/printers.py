@@ -217,6 +217,36 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         a, r, c = (self._print(e) for e in expr.args)
         return f"np.broadcast_to({a}, ({r}, {c}))"
 
+    def _print_entry(self, expr):
+        a, i, j = expr.args
+        return f"{self._operand(a)}[{int(i)}, {int(j)}]"
+
+    def _print_entry_grad(self, expr):
+        self.helpers.add("entry_grad")
+        s, i, j, r, c = (self._print(e) for e in expr.args)
+        return f"entry_grad({s}, {i}, {j}, ({r}, {c}))"
+
+    def _print_trace(self, expr):
+        return f"{self._module_format('numpy.trace')}({self._print(expr.args[0])})"
+
+    def _print_eye(self, expr):
+        return f"{self._module_format('numpy.eye')}({self._print(expr.args[0])})"
+
+    def _print_det(self, expr):
+        return f"{self._module_format('numpy.linalg.det')}({self._print(expr.args[0])})"
+
+    def _print_logdet(self, expr):
+        """A helper around ``np.linalg.slogdet``: nan, not log|det|, where det < 0."""
+        self.helpers.add("logdet")
+        return f"logdet({self._print(expr.args[0])})"
+
+    def _print_inverse(self, expr):
+        return f"{self._module_format('numpy.linalg.inv')}({self._print(expr.args[0])})"
+
+    def _print_solve(self, expr):
+        a, b = (self._print(e) for e in expr.args)
+        return f"{self._module_format('numpy.linalg.solve')}({a}, {b})"
+
     def _print_max_mask(self, expr):
         self.helpers.add("max_mask")
         a, m, axis = expr.args

@@ -170,6 +170,19 @@ def max_mask(a, amax, axis):
     return hit / hit.sum(axis=axis, keepdims=True)
 
 
+def entry_grad(value, i, j, shape):
+    """Zeros of ``shape`` with ``value`` at ``(i, j)``: the gradient of the entry ``a[i, j]``."""
+    out = np.zeros(shape)
+    out[i, j] = value
+    return out
+
+
+def logdet(a):
+    """log(det(a)) by np.linalg.slogdet (no overflow); nan where det(a) < 0, -inf where 0."""
+    sign, value = np.linalg.slogdet(a)
+    return value if sign > 0 else (np.nan if sign < 0 else -np.inf)
+
+
 def digamma(x):
     """psi(x) = d log(gamma(x))/dx elementwise (numpy has none): as the math version."""
     x = np.asarray(x, dtype=float)
