@@ -27,7 +27,7 @@ LAYERS = {
                  "lower_matrix", "api", "emit"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
                   "array_reference", "reports", "diagnose", "array_diagnose", "hand", "check",
-                  "verify"),
+                  "array_verify", "verify"),
     "faces": ("graph", "handoffs", "layers", "cli", "__main__", "__init__"),
 }
 ORDER = [m for layer in LAYERS.values() for m in layer]

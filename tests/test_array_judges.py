@@ -208,3 +208,36 @@ def test_batch_norm_without_its_mean_and_variance_paths_is_two_missing_fork_term
 
     text = _diagnosis(bn.expr, bn.wrt, naive, args=bn.args, forward=forward_bn)
     assert text.startswith("missing two terms at forks"), text
+
+
+# -- conventions and the forward's value (issue 13) ----------------------------------------------
+
+
+def test_a_1d_bias_gradient_is_right_and_the_report_says_which_convention():
+    def textbook(dout, cache):  # CS231n: db = np.sum(dout, axis=0), shape (M,)
+        x, w = cache
+        return dout @ w.T, x.T @ dout, np.sum(dout, axis=0)
+
+    report = symdiff.verify(affine(), [X, W, b], textbook, forward=forward)
+    assert report.ok, str(report)
+    assert any("the 1-D bias convention, accepted" in n for n in report.notes)
+
+
+def test_a_missing_batch_sum_names_both_conventions():
+    def hand(dout, cache):
+        x, w = cache
+        return dout @ w.T, x.T @ dout, dout
+
+    text = symdiff.verify(affine(), [X, W, b], hand, forward=forward).partials[2].diagnosis
+    assert "misses the sum over the batch axis" in text and ".sum(axis=0) for a 1-D bias" in text
+
+
+def test_a_wrong_forward_value_is_wrong_even_with_a_right_backward():
+    def wrong_forward(x, w, bias):
+        return x @ w, (x, w)  # forgot the bias; the cache (and so the backward) is right
+
+    report = symdiff.verify(affine(), [X, W, b], backward, forward=wrong_forward)
+    assert not report.ok and all(p.ok for p in report.partials)
+    assert report.value is not None and not report.value.ok
+    assert "forward returns a wrong value" in str(report)
+    assert symdiff.verify(affine(), [X, W, b], backward, forward=forward).value.ok

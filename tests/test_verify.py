@@ -227,3 +227,21 @@ def test_hand_code_that_loses_digits_is_called_inaccurate_not_patternless():
 
     report = symdiff.verify("log(1 + exp(3*x))", ["x"], hand, points=[{"x": -10.0}], samples=4)
     assert not report.ok and report.partials[0].diagnosis.startswith("inaccurate in floats")
+
+
+def test_a_wrong_forward_value_is_wrong_for_a_scalar_formula_too():
+    x, y = sp.symbols("x y")
+
+    def forward(x, y):
+        return x * y, (x, y)  # the formula is x*y + 1
+
+    def backward(dout, cache):
+        x, y = cache
+        return dout * y, dout * x
+
+    report = symdiff.verify(x * y + 1, [x, y], backward, forward=forward)
+    assert not report.ok and all(p.ok for p in report.partials)
+    assert "forward returns a wrong value" in str(report)
+    right = symdiff.verify(x * y + 1, [x, y], backward,
+                           forward=lambda x, y: (x * y + 1, (x, y)))
+    assert right.ok and right.value.ok

@@ -30,6 +30,7 @@ class Trial(NamedTuple):
     args: list
     dout: object
     exact: list
+    out: object = None  # the formula's value
 
 
 def close(a, b, rel: float) -> bool:
@@ -87,8 +88,11 @@ def _shape(arg, pairs, rel) -> str:
                     and h.shape[1 - axis] == e.shape[1 - axis]
                     and close(h.sum(axis=axis, keepdims=True), e, rel)):
                 which = "the batch axis (axis 0)" if axis == 0 else "axis 1"
+                how = (f".sum(axis=0) for a 1-D bias of shape ({e.shape[1]},), or .sum(axis=0, "
+                       f"keepdims=True) for a row of shape {e.shape}" if axis == 0
+                       else f".sum(axis={axis}, keepdims=True)")
                 return (f"misses the sum over {which}: shape {h.shape} where {arg} has shape "
-                        f"{e.shape}; sum it with .sum(axis={axis}, keepdims=True)")
+                        f"{e.shape}; sum it with {how}")
         if h.size == e.size and close(h.reshape(e.shape), e, rel):
             return f"has the right values in the wrong shape: {h.shape}, expected {e.shape}"
         return f"has shape {h.shape} where {arg} has shape {e.shape}"

@@ -100,13 +100,17 @@ def nudged(exprs) -> tuple[list, list]:
     return owners, pairs
 
 
-def call_arrays(grad, forward, args, dout, n):
+def call_arrays(grad, forward, args, dout, n) -> tuple[list, np.ndarray | None]:
+    """The hand partials at ``args`` (with ``forward``, of ``backward(dout, cache)``), each in
+    the precision it was computed in, and the hand forward's value (None without forward)."""
     copies = [np.array(a) if np.ndim(a) else a for a in args]
+    value = None
     try:
         if forward is not None:
             result = forward(*copies)
             if not (isinstance(result, tuple) and len(result) == 2):
                 raise HandFailure("forward must return (value, cache)")
+            value = result[0]
             partials = grad(dout, result[1])
         else:
             partials = grad(*copies)
@@ -123,9 +127,17 @@ def call_arrays(grad, forward, args, dout, n):
         count = len(partials) if isinstance(partials, (tuple, list)) else 1
         raise HandFailure(f"returned {count} partials for {n} wrt arguments")
     try:  # in the precision the hand code computed in (the judge reads it off the dtype)
-        return [np.asarray(p) if _floating(p) else np.asarray(p, dtype=float) for p in partials]
+        partials = [np.asarray(p) if _floating(p) else np.asarray(p, dtype=float)
+                    for p in partials]
     except (TypeError, ValueError):
         raise HandFailure("returned something that is not an array of numbers") from None
+    if value is not None:
+        try:
+            value = np.asarray(value) if _floating(value) else np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise HandFailure("forward returned a value that is not an array of "
+                              "numbers") from None
+    return partials, value
 
 
 def first_line(exc: Exception, limit: int = 120) -> str:

@@ -94,7 +94,7 @@ class CheckReport:
                 f"e.g. {where}")
 
     def verdict(self) -> str:
-        bad = [p.name for p in self.partials if not p.ok]
+        bad = [p.name for p in self._judged() if not p.ok]
         if self.ok:
             return "OK"
         if not self.points:
@@ -192,6 +192,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     sampled: str = "points in the domain"  # what the points are ("random arrays" for matrices)
     raised: list[tuple[dict, str]] = field(default_factory=list)  # (point, what the hand did)
+    value: PartialVerdict | None = None  # the hand forward's value, when a forward was given
 
     def __bool__(self) -> bool:
         return self.ok
@@ -206,7 +207,7 @@ class VerifyReport:
                 f"{fmt_point(self.raised[0][0])}")
 
     def verdict(self) -> str:
-        bad = [p.name for p in self.partials if not p.ok]
+        bad = [p.name for p in self._judged() if not p.ok]
         if self.ok:
             return "RIGHT"
         if not self.points:
@@ -228,7 +229,11 @@ class VerifyReport:
                   if self.raised and len(self.raised) < len(self.points) else "")
         return report_text([f"verify: {self.formula}", f"hand gradient: {self.hand}",
                             f"reference: {self.reference}; {len(self.points)} {self.sampled}"],
-                           self.partials, raised, self.notes, self.verdict())
+                           self._judged(), raised, self.notes, self.verdict())
+
+    def _judged(self) -> list[PartialVerdict]:
+        """The partials, and the forward's value when it was judged."""
+        return list(self.partials) + ([self.value] if self.value is not None else [])
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{p.name} {p.status}" for p in self.partials)
@@ -236,7 +241,7 @@ class VerifyReport:
 
     def _repr_html_(self) -> str:
         rows = [(p.name, p.status, p.summary(), "", p.detail)
-                for p in self.partials]
+                for p in self._judged()]
         notes = list(self.notes)
         if self.raised:
             notes.insert(0, "hand code " + self.raised_summary())

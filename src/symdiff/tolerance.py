@@ -17,6 +17,7 @@ import mpmath
 
 FLOAT_SAFETY = 64  # generated code may differ from the reference by this many error bounds
 FLOAT_REL = 1e-12  # ... or by this relative error, whichever is larger
+HAND_REL = 1e-8  # hand code in float64 may differ from the truth by this relative error
 CONSTANT_SAFETY = 4  # ... plus this many bounds of the float constants the lowering computed
 
 

@@ -15,28 +15,24 @@ formula is negative or positive. Diagnoses live in ``diagnose.py``.
 
 from __future__ import annotations
 
-import random
-
 import mpmath
-import numpy as np
 import sympy as sp
 
 from .api import lower
-from .array_diagnose import Trial, close, diagnose_arrays
-from .check import REFINED_DIGITS, CheckError, check, guarded
+from .array_verify import verify_arrays
+from .check import REFINED_DIGITS, guarded
 from .diagnose import Evidence, diagnose
 from .errors import ArgumentError
 from .functions import to_elementary
-from .hand import NUDGE, HandFailure, cache_of, call_arrays, derivation, nudged, partials_of
+from .hand import NUDGE, HandFailure, cache_of, derivation, nudged, partials_of
 from .numeric import DPS, evaluate_many, within_budget
 from .reference import Reference
 from .reports import PartialVerdict, VerifyReport, fmt_point
 from .roundoff import UNIT, exact_floats
-from .sampling import domain_intervals, finite_run, given_arrays, sizes_text, trial_sizes
-from .tolerance import CONSTANT_SAFETY, FLOAT_REL
+from .tolerance import CONSTANT_SAFETY, FLOAT_REL, HAND_REL
 
-HAND_REL = 1e-8  # hand code in floats may differ from the reference by this relative error,
-HAND_SAFETY = 1024  # or by this many float error bounds of the staged program, if larger
+HAND_SAFETY = 1024  # hand code may differ by HAND_REL, or by this many float error bounds of the
+# staged program, if larger
 EXPR_REL = 1e-20  # a derivation (expressions) evaluated at 50 digits
 
 
@@ -75,7 +71,7 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
         if not callable(grad) or (forward is not None and not callable(forward)):
             raise ArgumentError("for a matrix formula, grad must be a callable (and forward=, "
                                 "if given, a callable returning (value, cache))")
-        return guarded(lambda: _verify_arrays(prog, grad, forward, points, samples, seed,
+        return guarded(lambda: verify_arrays(prog, grad, forward, points, samples, seed,
                                               domain), "verify")
     with mpmath.workdps(DPS):
         verifier = _Verifier(prog, grad, forward)
@@ -109,7 +105,7 @@ class _Verifier:
                                     "forward a callable returning (value, cache)")
             self.hand = "backward(dout, cache) paired with forward(*args)"
             self.backward_pair = (grad, forward)
-            self.call = lambda *a: grad(1.0, cache_of(forward(*a)))
+            self.call = self._paired
         elif callable(grad):
             self.hand, self.call = "a callable of the formula's arguments", grad
         else:
@@ -117,14 +113,24 @@ class _Verifier:
             self.constant_owners, self.nudged = nudged(self.exprs)
             self.hand = "a derivation: " + ", ".join(sp.sstr(e) for e in self.exprs)
 
+    def _paired(self, *args):
+        """backward(1.0, cache) of forward(*args); forward's value is kept for its verdict."""
+        grad, forward = self.backward_pair
+        result = forward(*args)
+        partials = grad(1.0, cache_of(result))
+        self.values.append(result[0])  # only where both ran: one value per point that ran
+        return partials
+
     def run(self, given, samples, seed, domain=None) -> VerifyReport:
         sampled = self.ref.points(given, samples, seed, domain)
         notes = self.ref.skipped_note()
         if not sampled:
             notes.append("no point found where the formula and its gradient are defined")
         sampled, states, bounds = self._measurable(sampled, notes)
+        self.values: list = []
         hand, raised = self._hand_values(sampled)
         ran = [h is not None for h in hand]
+        value = self._judge_value(sampled, states, ran) if self.backward_pair else None
         points = [p for p, r in zip(sampled, ran) if r]
         states = [s for s, r in zip(states, ran) if r]
         bounds = [b for b, r in zip(bounds, ran) if r]
@@ -146,10 +152,36 @@ class _Verifier:
         if self.exprs is not None and points:
             for k, v in enumerate(verdicts):
                 v.proved = v.ok and self.symbolic(k, "difference") == 0
-        ok = bool(points) and not raised and all(v.ok for v in verdicts)
+        ok = bool(points) and not raised and all(v.ok for v in verdicts + [value] if v)
         return VerifyReport(ok, self.prog.text or "(formula too long to print)",
                             self.ref.oracle, self.hand, [_named(p) for p in sampled], verdicts,
-                            notes, raised=[(_named(p), why) for p, why in raised])
+                            notes, raised=[(_named(p), why) for p, why in raised], value=value)
+
+    def _judge_value(self, points, states, ran) -> PartialVerdict | None:
+        """forward's value against the formula's at the points where the hand code ran, within
+        HAND_REL or the staged program's float error bound of the output."""
+        out = sp.Symbol(self.prog.output, real=True)
+        verdict = PartialVerdict(self.prog.output + " (forward value)", ok=True)
+        ran_at = [(p, s) for p, s, r in zip(points, states, ran) if r]
+        if len(ran_at) != len(self.values):  # partials_of refused a result: values unpaired
+            return None
+        for (p, (env, err, _)), value in zip(ran_at, self.values):
+            try:
+                got = mpmath.mpf(float(value))
+            except (TypeError, ValueError):
+                verdict.ok = False
+                verdict.diagnosis = "forward returns a value that is not a number"
+                return verdict
+            t = env[out]
+            err_bound = max(HAND_REL * abs(t), HAND_SAFETY * err[out], mpmath.mpf(1e-300))
+            verdict.max_abs_error = max(verdict.max_abs_error, float(abs(got - t)))
+            if not abs(got - t) <= err_bound:
+                verdict.ok, verdict.worst_point = False, _named(p)
+                verdict.diagnosis = "forward returns a wrong value: it is not the formula's"
+                verdict.detail = (f"at {fmt_point(verdict.worst_point)}: hand {_num(got)}, "
+                                  f"exact {_num(t)}")
+                return verdict
+        return verdict
 
     def _scaling_failure(self, points, hand) -> str | None:
         """A backward must scale with dout: run it once more with dout = 0.5 and compare."""
@@ -279,100 +311,3 @@ def _named(point: dict) -> dict:
 
 def _num(value) -> str:
     return "nan" if not mpmath.isfinite(value) else repr(float(value))
-
-
-
-# -- matrix programs --------------------------------------------------------------------------
-
-ARRAY_SAMPLES = 6  # sets of random arrays, by default (none when points are given)
-HAND_EPS_SAFETY = 256  # hand code may differ by this many units of its own float precision
-
-
-def _verify_arrays(prog, grad, forward, points, samples, seed, domain) -> VerifyReport:
-    """A hand gradient of a matrix formula against the generated (and checked) one."""
-    checked = check(prog, samples=1, seed=seed)
-    if not checked.ok:
-        raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
-    module = prog.compile("numpy")
-    rng, pyrng = np.random.default_rng(seed), random.Random(seed)
-    box = domain_intervals(prog, domain)
-    given = [given_arrays(prog, p) for p in points or []]
-    if samples is None:
-        samples = 0 if given else ARRAY_SAMPLES
-    trials = []
-    for fixed in given + [{}] * samples:
-        sizes = trial_sizes(prog, fixed, pyrng)
-        run = finite_run(module, prog, sizes, rng, box, fixed)
-        if run is None:
-            raise ArgumentError(f"the formula is not finite at the arrays given (sizes "
-                                f"{sizes_text(sizes)})")
-        args, out = run
-        if forward is not None:
-            dout = rng.normal(size=np.shape(out)) if np.ndim(out) else float(rng.normal())
-        else:
-            dout = np.ones_like(out) if np.ndim(out) else 1.0
-        exact = [np.asarray(g, dtype=float) for g in module.backward(dout,
-                                                                      module.forward(*args)[1])]
-        trials.append(Trial(sizes, args, dout, exact))
-    verdicts = [PartialVerdict(g, ok=True) for g in prog.grads]
-    hands, failure = [], None
-    for t in trials:
-        try:
-            hands.append(call_arrays(grad, forward, t.args, t.dout, len(prog.grads)))
-        except HandFailure as exc:
-            failure = f"{exc} (sizes {sizes_text(t.sizes)})"
-            break
-    half = _at_half_dout(grad, forward, trials[0], len(prog.grads)) if not failure else None
-    for k, v in enumerate(verdicts):
-        if failure:
-            v.ok, v.diagnosis = False, failure
-            continue
-        rel = max([HAND_REL] + [HAND_EPS_SAFETY * _eps(h[k]) for h in hands])
-        _judge_array(v, k, prog, trials, [[np.asarray(p, dtype=float) for p in h]
-                                          for h in hands], rel, half)
-    hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
-                 else "a callable of the formula's arguments")
-    sampled = (f"sets of arrays ({len(given)} given, {samples} random)" if given
-               else "sets of random arrays")
-    return VerifyReport(all(v.ok for v in verdicts), prog.text or "(formula too long to print)",
-                        "symdiff's generated gradient, itself checked against " + checked.oracle,
-                        hand_text, [{d.name: n for d, n in t.sizes.items()} for t in trials],
-                        verdicts, sampled=sampled)
-
-
-def _eps(partial) -> float:
-    """The unit of the precision a hand partial was computed in (float64 for non-floats)."""
-    dtype = np.asarray(partial).dtype
-    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
-
-
-def _at_half_dout(grad, forward, trial, n) -> list | None:
-    """The hand backward at ``dout / 2`` (a backward must scale with dout), or None."""
-    if forward is None:
-        return None
-    try:
-        return call_arrays(grad, forward, trial.args, trial.dout / 2, n)
-    except HandFailure:
-        return None
-
-
-def _judge_array(v, k, prog, trials, hands, rel, half) -> None:
-    pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
-    errors = [float(np.max(np.abs(h - e), initial=0.0)) if h.shape == e.shape else np.inf
-              for h, e in pairs]
-    scales = [max(float(np.max(np.abs(e), initial=0.0)), 1e-300) for _, e in pairs]
-    v.max_abs_error = max(errors)
-    v.max_rel_error = max(e / s for e, s in zip(errors, scales))
-    bad = [i for i, (h, e) in enumerate(pairs) if not close(h, e, rel)]
-    if not bad:
-        return
-    v.ok = False
-    sizes = trials[bad[0]].sizes
-    v.worst_point = {d.name: n for d, n in sizes.items()}
-    h, e = pairs[bad[0]]
-    if h.shape != e.shape:
-        v.detail = f"at sizes {sizes_text(sizes)}: hand shape {h.shape}, exact {e.shape}"
-    else:
-        v.detail = (f"at sizes {sizes_text(sizes)}: max error {errors[bad[0]]:.3g} "
-                    f"(largest exact entry {scales[bad[0]]:.3g})")
-    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel, half)

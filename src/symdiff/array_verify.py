@@ -1,0 +1,168 @@
+"""verify() of a matrix formula: a hand gradient against symdiff's generated one, on arrays.
+
+symdiff's own gradient is first checked (``check``: the formula written out entry by entry and
+differentiated by sympy.diff, and central differences). The hand code then runs on trials: the
+user's arrays and sets of random arrays at distinct random sizes, so a factor that follows a
+dimension shows. Each partial is judged within a tolerance that follows the dtype it was computed
+in (float32 code is judged as float32); a hand forward's value is judged too. A wrong partial is
+explained by ``array_diagnose``.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from .array_diagnose import Trial, close, diagnose_arrays
+from .check import CheckError, check
+from .errors import ArgumentError
+from .hand import HandFailure, call_arrays
+from .reports import PartialVerdict, VerifyReport
+from .sampling import domain_intervals, finite_run, given_arrays, sizes_text, trial_sizes
+from .tolerance import HAND_REL
+
+ARRAY_SAMPLES = 6  # sets of random arrays, by default (none when points are given)
+HAND_EPS_SAFETY = 256  # hand code may differ by HAND_REL (relative to the largest exact entry)
+# or by this many units of the float precision it computed in, if larger
+
+
+def verify_arrays(prog, grad, forward, points, samples, seed, domain) -> VerifyReport:
+    """A hand gradient of a matrix formula against the generated (and checked) one."""
+    checked = check(prog, samples=1, seed=seed)
+    if not checked.ok:
+        raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
+    given = [given_arrays(prog, p) for p in points or []]
+    samples = (0 if given else ARRAY_SAMPLES) if samples is None else samples
+    trials = _trials(prog, given + [{}] * samples, forward is not None, seed, domain)
+    n = len(prog.grads)
+    runs, failure = [], None
+    for t in trials:
+        try:
+            runs.append(call_arrays(grad, forward, t.args, t.dout, n))
+        except HandFailure as exc:
+            failure = f"{exc} (sizes {sizes_text(t.sizes)})"
+            break
+    verdicts = [PartialVerdict(g, ok=not failure, diagnosis=failure or "")
+                for g in prog.grads]
+    notes, value = [], None
+    if not failure:
+        half = _at_half_dout(grad, forward, trials[0], n)
+        half = None if half is None else _conventions(prog, half, [])
+        hands = [_conventions(prog, partials, notes) for partials, _ in runs]
+        for k, v in enumerate(verdicts):
+            rel = max([HAND_REL] + [HAND_EPS_SAFETY * _eps(h[k]) for h in hands])
+            _judge_array(v, k, prog, trials, [[np.asarray(p, dtype=float) for p in h]
+                                              for h in hands], rel, half)
+        if forward is not None:
+            value = _judge_value(prog, trials, [v for _, v in runs])
+    hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
+                 else "a callable of the formula's arguments")
+    sampled = (f"sets of arrays ({len(given)} given, {samples} random)" if given
+               else "sets of random arrays")
+    ok = all(v.ok for v in verdicts) and (value is None or value.ok)
+    return VerifyReport(ok, prog.text or "(formula too long to print)",
+                        "symdiff's generated gradient, itself checked against " + checked.oracle,
+                        hand_text, [{d.name: n for d, n in t.sizes.items()} for t in trials],
+                        verdicts, notes, sampled=sampled, value=value)
+
+
+def _trials(prog, fixed_arrays: list[dict], random_dout: bool, seed: int, domain) -> list[Trial]:
+    """One trial per set of fixed arrays ({} for all random): sizes, arguments where the
+    formula is finite, ``dout`` (random with a backward pair, else ones), exact partials."""
+    module = prog.compile("numpy")
+    rng, pyrng = np.random.default_rng(seed), random.Random(seed)
+    box = domain_intervals(prog, domain)
+    trials = []
+    for fixed in fixed_arrays:
+        sizes = trial_sizes(prog, fixed, pyrng)
+        run = finite_run(module, prog, sizes, rng, box, fixed)
+        if run is None:
+            raise ArgumentError(f"the formula is not finite at the arrays given (sizes "
+                                f"{sizes_text(sizes)})")
+        args, out = run
+        if random_dout:
+            dout = rng.normal(size=np.shape(out)) if np.ndim(out) else float(rng.normal())
+        else:
+            dout = np.ones_like(out) if np.ndim(out) else 1.0
+        exact = [np.asarray(g, dtype=float) for g in module.backward(dout,
+                                                                      module.forward(*args)[1])]
+        trials.append(Trial(sizes, args, dout, exact, np.asarray(out, dtype=float)))
+    return trials
+
+
+def _conventions(prog, partials: list, notes: list) -> list:
+    """The hand partials, with a 1-D bias gradient of shape (M,) read as the (1, M) row it is
+    the gradient of (both conventions are right; the notes say which was seen)."""
+    result = []
+    for i, p in zip([i for i in prog.inputs if i.grad is not None], partials):
+        shape = prog.shapes.get(i.name) if prog.shapes else None
+        rows = shape is not None and len(shape) == 2 and shape[0] == 1
+        if rows and p.ndim == 1:
+            note = (f"{i.grad} is returned 1-D, shape ({p.shape[0]},), for the row {i.name} of "
+                    f"shape (1, {p.shape[0]}): the 1-D bias convention, accepted")
+            if note not in notes:
+                notes.append(note)
+            p = p.reshape(1, -1)
+        result.append(p)
+    return result
+
+
+def _judge_value(prog, trials, values) -> PartialVerdict:
+    """The hand forward's value against the formula's (generated forward) on every trial."""
+    verdict = PartialVerdict(prog.output + " (forward value)", ok=True)
+    for t, value in zip(trials, values):
+        rel = max(HAND_REL, HAND_EPS_SAFETY * _eps(value))
+        got = np.asarray(value, dtype=float)
+        if got.shape != t.out.shape and got.size == t.out.size == 1:
+            got = got.reshape(t.out.shape)  # a scalar loss as a float or a 1 x 1 array
+        if not close(got, t.out, rel):
+            verdict.ok = False
+            verdict.worst_point = {d.name: n for d, n in t.sizes.items()}
+            verdict.diagnosis = (f"forward returns a wrong value (shape {got.shape}, the "
+                                 f"formula's {t.out.shape})" if got.shape != t.out.shape else
+                                 "forward returns a wrong value: it is not the formula's")
+            if got.shape == t.out.shape:
+                err = float(np.max(np.abs(got - t.out), initial=0.0))
+                verdict.detail = (f"at sizes {sizes_text(t.sizes)}: max error {err:.3g} "
+                                  f"(largest entry {float(np.max(np.abs(t.out))):.3g})")
+            return verdict
+    return verdict
+
+
+def _eps(partial) -> float:
+    """The unit of the precision a hand partial was computed in (float64 for non-floats)."""
+    dtype = np.asarray(partial).dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
+
+
+def _at_half_dout(grad, forward, trial, n) -> list | None:
+    """The hand backward at ``dout / 2`` (a backward must scale with dout), or None."""
+    if forward is None:
+        return None
+    try:
+        return call_arrays(grad, forward, trial.args, trial.dout / 2, n)[0]
+    except HandFailure:
+        return None
+
+
+def _judge_array(v, k, prog, trials, hands, rel, half) -> None:
+    pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
+    errors = [float(np.max(np.abs(h - e), initial=0.0)) if h.shape == e.shape else np.inf
+              for h, e in pairs]
+    scales = [max(float(np.max(np.abs(e), initial=0.0)), 1e-300) for _, e in pairs]
+    v.max_abs_error = max(errors)
+    v.max_rel_error = max(e / s for e, s in zip(errors, scales))
+    bad = [i for i, (h, e) in enumerate(pairs) if not close(h, e, rel)]
+    if not bad:
+        return
+    v.ok = False
+    sizes = trials[bad[0]].sizes
+    v.worst_point = {d.name: n for d, n in sizes.items()}
+    h, e = pairs[bad[0]]
+    if h.shape != e.shape:
+        v.detail = f"at sizes {sizes_text(sizes)}: hand shape {h.shape}, exact {e.shape}"
+    else:
+        v.detail = (f"at sizes {sizes_text(sizes)}: max error {errors[bad[0]]:.3g} "
+                    f"(largest exact entry {scales[bad[0]]:.3g})")
+    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel, half)
