@@ -241,3 +241,20 @@ def test_a_wrong_forward_value_is_wrong_even_with_a_right_backward():
     assert report.value is not None and not report.value.ok
     assert "forward returns a wrong value" in str(report)
     assert symdiff.verify(affine(), [X, W, b], backward, forward=forward).value.ok
+
+
+def test_another_valid_subgradient_at_a_kink_is_noted_not_wrong():
+    x = np.array([[0.0, 1.5, -2.0], [0.0, -0.5, 0.25]])  # two entries exactly at relu's kink
+    relu = symdiff.apply(symdiff.relu, S)
+
+    def ge(dout, s):  # relu'(0) = 1: also a valid subgradient
+        return (dout * (s >= 0),)
+
+    options = {"forward": lambda s: (np.maximum(s, 0), s), "points": [{"S": x}], "samples": 2}
+    report = symdiff.verify(relu, [S], ge, **options)
+    assert report.ok, str(report)
+    assert any("another valid subgradient" in n and "taken as 1" in n for n in report.notes)
+    strict = symdiff.verify(relu, [S], ge, strict=True, **options)
+    assert not strict.ok
+    wrong = symdiff.verify(relu, [S], lambda dout, s: (dout * (s >= 0) * 2,), **options)
+    assert not wrong.ok  # not a subgradient: wrong everywhere it is nonzero

@@ -245,3 +245,17 @@ def test_a_wrong_forward_value_is_wrong_for_a_scalar_formula_too():
     right = symdiff.verify(x * y + 1, [x, y], backward,
                            forward=lambda x, y: (x * y + 1, (x, y)))
     assert right.ok and right.value.ok
+
+
+def test_another_valid_subgradient_at_a_kink_is_noted_for_a_scalar_formula():
+    x, y = sp.symbols("x y")
+    expr = symdiff.relu(x) * y
+
+    def hand(x, y):  # relu'(0) = 1
+        return (y * (x >= 0), max(x, 0.0))
+
+    report = symdiff.verify(expr, [x, y], hand, points=[{x: 0.0, y: 2.0}], samples=5)
+    assert report.ok, str(report)
+    assert any("another valid subgradient" in n for n in report.notes)
+    assert not symdiff.verify(expr, [x, y], hand, points=[{x: 0.0, y: 2.0}], samples=5,
+                              strict=True).ok

@@ -26,7 +26,7 @@ import mpmath
 import sympy as sp
 from sympy.core.relational import Relational
 
-from .dag import postorder
+from .dag import postorder, substitute
 from .functions import relu, sigmoid, softplus
 from .numeric import evaluate_many
 
@@ -303,3 +303,21 @@ def confusion_variants(prog):
             backward[m] = dataclasses.replace(g, local=wrong)
             said = text.format(u=u.name, y=step.name)
             yield backward, f"a wrong local derivative at `{step}`: {said}"
+
+
+KINK_VALUES = (sp.Integer(0), sp.Rational(1, 2), sp.Integer(1))  # Heaviside(0): the conventions
+
+
+def kink_variants(prog):
+    """The backward with the step function's value at 0 taken otherwise, as (backward steps,
+    explanation). At a kink (relu, |u|, max(u, 0) with u exactly 0) any value between the
+    one-sided limits gives a valid subgradient; symdiff documents Heaviside(0) = 0."""
+    steps = [{n for n in postorder(g.local) if isinstance(n, sp.Heaviside) and len(n.args) == 2}
+             for g in prog.backward]
+    for value in KINK_VALUES:
+        if all(n.args[1] == value for found in steps for n in found):
+            continue  # no kink, or this is the documented convention
+        backward = [dataclasses.replace(g, local=substitute(
+            g.local, {n: sp.Heaviside(n.args[0], value) for n in found if n.args[1] != value}))
+            for g, found in zip(prog.backward, steps)]
+        yield backward, f"the step of relu, |u| or max at 0 taken as {value}"
