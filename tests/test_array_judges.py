@@ -77,7 +77,7 @@ def test_bad_options_for_a_matrix_check_are_named(options, message):
 
 def test_sizes_are_refused_for_a_scalar_formula():
     x = sp.Symbol("x")
-    with pytest.raises(symdiff.ArgumentError, match="no arrays"):
+    with pytest.raises(symdiff.ArgumentError, match="sizes= is for the arrays"):
         symdiff.check(symdiff.lower(x**2, wrt=[x]), sizes={"N": 3})
 
 

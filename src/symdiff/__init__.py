@@ -22,10 +22,11 @@ from .errors import (
     UnsupportedFunctionError,
 )
 from .functions import elu, gelu, mish, relu, selu, sigmoid, softplus, xlogy
+from .hand import drawn_masks
 from .ir import GradStep, Program, Step
 from .matrix import amax, apply, cols, divide, hadamard, mean, rows, sum  # noqa: F401
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
-from .verify import assert_gradient, verify
+from .verify import assert_gradient, verify, verify_layer
 
 __all__ = [
     "ArgumentError", "CheckReport", "GradStep", "InputTooLargeError", "InvalidProgramError",
@@ -33,7 +34,7 @@ __all__ = [
     "NonDifferentiableError",
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
     "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",
-    "verify",
+    "verify", "verify_layer", "drawn_masks",
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *
 ]

@@ -21,7 +21,14 @@ from .diagnose import kink_variants
 from .errors import ArgumentError
 from .hand import HandFailure, call_arrays
 from .reports import PartialVerdict, VerifyReport
-from .sampling import domain_intervals, finite_run, given_arrays, sizes_text, trial_sizes
+from .sampling import (
+    argument_kinds,
+    drawing_rules,
+    finite_run,
+    given_arrays,
+    sizes_text,
+    trial_sizes,
+)
 from .tolerance import HAND_REL
 
 ARRAY_SAMPLES = 6  # sets of random arrays, by default (none when points are given)
@@ -29,20 +36,23 @@ HAND_EPS_SAFETY = 256  # hand code may differ by HAND_REL (relative to the large
 # or by this many units of the float precision it computed in, if larger
 
 
-def verify_arrays(prog, grad, forward, points, samples, seed, domain,
-                  strict: bool = False) -> VerifyReport:
+def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=False,
+                  kinds=None) -> VerifyReport:
     """A hand gradient of a matrix formula against the generated (and checked) one."""
-    checked = check(prog, samples=1, seed=seed)
+    checked = check(prog, samples=1, seed=seed, kinds=kinds)
     if not checked.ok:
         raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
     given = [given_arrays(prog, p) for p in points or []]
     samples = (0 if given else ARRAY_SAMPLES) if samples is None else samples
-    trials = _trials(prog, given + [{}] * samples, forward is not None, seed, domain)
+    trials = _trials(prog, given + [{}] * samples, forward is not None, seed, domain, kinds)
     n = len(prog.grads)
+    masked = [k for k, i in enumerate(prog.inputs) if argument_kinds(prog, kinds).get(i.name)
+              == "mask"]
     runs, failure = [], None
     for t in trials:
         try:
-            runs.append(call_arrays(grad, forward, t.args, t.dout, n))
+            runs.append(call_arrays(grad, forward, t.args, t.dout, n,
+                                    [t.args[k] for k in masked]))
         except HandFailure as exc:
             failure = f"{exc} (sizes {sizes_text(t.sizes)})"
             break
@@ -50,7 +60,7 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain,
                 for g in prog.grads]
     notes, value = [], None
     if not failure:
-        half = _at_half_dout(grad, forward, trials[0], n)
+        half = _at_half_dout(grad, forward, trials[0], n, [trials[0].args[k] for k in masked])
         half = None if half is None else _conventions(prog, half, [])
         hands = [_conventions(prog, partials, notes) for partials, _ in runs]
         for k, v in enumerate(verdicts):
@@ -70,16 +80,17 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain,
                         verdicts, notes, sampled=sampled, value=value)
 
 
-def _trials(prog, fixed_arrays: list[dict], random_dout: bool, seed: int, domain) -> list[Trial]:
+def _trials(prog, fixed_arrays: list[dict], random_dout: bool, seed: int, domain,
+            kinds) -> list[Trial]:
     """One trial per set of fixed arrays ({} for all random): sizes, arguments where the
     formula is finite, ``dout`` (random with a backward pair, else ones), exact partials."""
     module = prog.compile("numpy")
     rng, pyrng = np.random.default_rng(seed), random.Random(seed)
-    box = domain_intervals(prog, domain)
+    rules = drawing_rules(prog, domain, kinds)
     trials = []
     for fixed in fixed_arrays:
         sizes = trial_sizes(prog, fixed, pyrng)
-        run = finite_run(module, prog, sizes, rng, box, fixed)
+        run = finite_run(module, prog, sizes, rng, rules, fixed)
         if run is None:
             raise ArgumentError(f"the formula is not finite at the arrays given (sizes "
                                 f"{sizes_text(sizes)})")
@@ -139,12 +150,12 @@ def _eps(partial) -> float:
     return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
 
 
-def _at_half_dout(grad, forward, trial, n) -> list | None:
+def _at_half_dout(grad, forward, trial, n, masks) -> list | None:
     """The hand backward at ``dout / 2`` (a backward must scale with dout), or None."""
     if forward is None:
         return None
     try:
-        return call_arrays(grad, forward, trial.args, trial.dout / 2, n)[0]
+        return call_arrays(grad, forward, trial.args, trial.dout / 2, n, masks)[0]
     except HandFailure:
         return None
 

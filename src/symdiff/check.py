@@ -28,7 +28,7 @@ from .reports import CheckReport, PartialReport, fmt_point
 from .roundoff import UNIT
 from .sampling import (
     check_sizes,
-    domain_intervals,
+    drawing_rules,
     finite_run,
     given_arrays,
     sizes_text,
@@ -55,7 +55,7 @@ class CheckError(SymdiffError):
 
 def check(prog: Program, *, points=None, samples: int | None = None, seed: int = 0,
           backends=None, prove: bool = True, domain: dict | None = None,
-          sizes: dict | None = None) -> CheckReport:
+          sizes: dict | None = None, kinds: dict | None = None) -> CheckReport:
     """Check the generated backward program of ``prog`` against the reference derivative.
 
     ``samples`` random points (default 20; 5 for a formula too large for sympy.diff) besides
@@ -65,7 +65,9 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
 
     A matrix formula is checked on sets of arrays: each point is a dict of argument -> array
     (they fix the sizes of their dimensions), ``samples`` sets of random arrays (default 2) are
-    drawn at ``sizes`` (dimension -> int; default 3, 2, 4, ... in name order), and the reference
+    drawn at ``sizes`` (dimension -> int; default 3, 2, 4, ... in name order), ``kinds`` declares
+    what an array holds so each draw fits it (argument -> "one_hot", "mask", "spd", "positive"
+    or "probabilities"; ``sampling.KINDS``), and the reference
     is sympy.diff of the formula written out entry by entry. Its code runs with numpy only.
 
     >>> import sympy as sp, symdiff
@@ -78,11 +80,11 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     if prog.shapes is not None:  # the one place check dispatches on the kind of program
-        return guarded(lambda: _check_arrays(prog, points, samples, seed, backends, domain,
-                                             sizes), "check")
-    if sizes is not None:
-        raise ArgumentError("sizes= fixes the dimensions of a matrix formula; this formula has "
-                            "no arrays")
+        return guarded(lambda: _check_arrays(prog, points, samples, seed, backends,
+                                             drawing_rules(prog, domain, kinds), sizes), "check")
+    if sizes is not None or kinds is not None:
+        raise ArgumentError(f"{'sizes' if sizes is not None else 'kinds'}= is for the arrays of a "
+                            f"matrix formula; this formula has none")
     with mpmath.workdps(DPS):
         backends = BACKENDS if backends is None else backends
         return guarded(lambda: _check(prog, points, samples, seed, backends, prove, domain),
@@ -319,7 +321,7 @@ FD_REL = 1e-5  # ... vs central differences in floats
 ARRAY_SAMPLES = 2  # sets of random arrays, by default
 
 
-def _check_arrays(prog, points, samples, seed, backends, domain, sizes) -> CheckReport:
+def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckReport:
     """The 50-digit program and the NumPy code of a matrix program against sympy.diff of its
     entries, and central differences, at the user's arrays and ``samples`` random sets."""
     able = tuple(b.name for b in ALL if b.matrices)
@@ -329,7 +331,7 @@ def _check_arrays(prog, points, samples, seed, backends, domain, sizes) -> Check
         raise ArgumentError(f"the {bad[0]} backend has no arrays: a matrix formula is checked "
                             f"with {', '.join(able)}")
     module = prog.compile("numpy")
-    box, fixed_sizes = domain_intervals(prog, domain), check_sizes(prog, sizes)
+    fixed_sizes = check_sizes(prog, sizes)
     rng, pyrng = np.random.default_rng(seed), random.Random(seed)
     given = [given_arrays(prog, p) for p in points or []]
     trials = [(g, trial_sizes(prog, g, pyrng)) for g in given]
@@ -337,7 +339,7 @@ def _check_arrays(prog, points, samples, seed, backends, domain, sizes) -> Check
     reports = [PartialReport(g, ok=True) for g in prog.grads]
     refs, used, notes = {}, [], []
     for fixed, at in trials:
-        run = finite_run(module, prog, at, rng, box, fixed)
+        run = finite_run(module, prog, at, rng, rules, fixed)
         key = tuple(at.items())
         ref = refs.get(key) or refs.setdefault(key, ExplicitReference(prog, at))
         if run is None:

@@ -8,6 +8,8 @@ per wrt symbol) is parsed with the whitelist parser over the formula's symbols.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import sympy as sp
 
@@ -100,20 +102,23 @@ def nudged(exprs) -> tuple[list, list]:
     return owners, pairs
 
 
-def call_arrays(grad, forward, args, dout, n) -> tuple[list, np.ndarray | None]:
+def call_arrays(grad, forward, args, dout, n, masks=()) -> tuple[list, np.ndarray | None]:
     """The hand partials at ``args`` (with ``forward``, of ``backward(dout, cache)``), each in
-    the precision it was computed in, and the hand forward's value (None without forward)."""
+    the precision it was computed in, and the hand forward's value (None without forward).
+    ``masks`` are served to the hand code's own random draws (``drawn_masks``)."""
     copies = [np.array(a) if np.ndim(a) else a for a in args]
     value = None
     try:
         if forward is not None:
-            result = forward(*copies)
+            with drawn_masks(masks):
+                result = forward(*copies)
             if not (isinstance(result, tuple) and len(result) == 2):
                 raise HandFailure("forward must return (value, cache)")
             value = result[0]
             partials = grad(dout, result[1])
         else:
-            partials = grad(*copies)
+            with drawn_masks(masks):
+                partials = grad(*copies)
     except HandFailure:
         raise
     except Exception as exc:  # the user's code: any failure is a finding
@@ -147,3 +152,96 @@ def first_line(exc: Exception, limit: int = 120) -> str:
 
 def _floating(partial) -> bool:
     return np.asarray(partial).dtype.kind == "f"
+
+
+class _Drawn(np.ndarray):
+    """A random draw that stands for a 0/1 mask: any comparison with it gives the mask, so
+    ``rand(...) < keep`` and ``rand(...) > drop`` both keep exactly the mask's entries."""
+
+    def _mask(self, other):
+        return self.mask.copy()
+
+    __lt__ = __le__ = __gt__ = __ge__ = _mask
+
+    def __array_finalize__(self, obj):
+        self.mask = getattr(obj, "mask", None)
+
+
+@contextlib.contextmanager
+def drawn_masks(masks):
+    """Within the block, NumPy's random draws of a mask's shape give that mask.
+
+    ``np.random.rand``, ``random``, ``random_sample``, ``uniform`` and the methods ``random``
+    and ``uniform`` of ``np.random.default_rng()`` return a draw any comparison of which is the
+    mask (``np.random.rand(*x.shape) < p`` keeps exactly its 1s); ``np.random.binomial`` and
+    ``Generator.binomial`` return the mask itself. Each mask is served once, in order, to the
+    first draw of its shape; other draws are ordinary seeded random numbers. This is how
+    ``verify`` passes the formula's dropout mask to hand code that draws its own.
+    """
+    server = _MaskServer(masks, np.random.default_rng)
+    patched = {"rand": server.rand, "random": server.random, "random_sample": server.random,
+               "uniform": server.uniform, "binomial": server.binomial,
+               "default_rng": server.generator}
+    saved = {name: getattr(np.random, name) for name in patched}
+    try:
+        for name, f in patched.items():
+            setattr(np.random, name, f)
+        yield
+    finally:
+        for name, f in saved.items():
+            setattr(np.random, name, f)
+
+
+class _MaskServer:
+    """The patched draws of ``drawn_masks``: a mask for the first draw of its shape."""
+
+    def __init__(self, masks, default_rng):
+        self.pending = [np.asarray(m, dtype=float) for m in masks]
+        self.default_rng = default_rng
+        self.seeded = default_rng(0)
+
+    def serve(self, size, real, binomial=False):
+        shape = None if size is None else tuple(int(n) for n in np.atleast_1d(size))
+        for k, m in enumerate(self.pending):
+            if m.shape == shape:
+                self.pending.pop(k)
+                if binomial:
+                    return m.copy()
+                draw = np.full(shape, 0.5).view(_Drawn)
+                draw.mask = m.astype(bool)
+                return draw
+        return real()
+
+    def rand(self, *dims):
+        return self.serve(dims or None, lambda: self.seeded.random(dims or None))
+
+    def random(self, size=None):
+        return self.serve(size, lambda: self.seeded.random(size))
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return self.serve(size, lambda: self.seeded.uniform(low, high, size))
+
+    def binomial(self, n, p, size=None):
+        return self.serve(size, lambda: self.seeded.binomial(n, p, size), binomial=True)
+
+    def generator(self, seed=None):
+        return _Generator(self, self.default_rng(seed))
+
+
+class _Generator:
+    """``np.random.default_rng()`` inside ``drawn_masks``: masks for random/uniform/binomial."""
+
+    def __init__(self, server, real):
+        self._server, self._real = server, real
+
+    def random(self, size=None, **kw):
+        return self._server.serve(size, lambda: self._real.random(size, **kw))
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return self._server.serve(size, lambda: self._real.uniform(low, high, size))
+
+    def binomial(self, n, p, size=None):
+        return self._server.serve(size, lambda: self._real.binomial(n, p, size), binomial=True)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)

@@ -94,7 +94,7 @@ class CheckReport:
                 f"e.g. {where}")
 
     def verdict(self) -> str:
-        bad = [p.name for p in self._judged() if not p.ok]
+        bad = [p.name for p in self.partials if not p.ok]
         if self.ok:
             return "OK"
         if not self.points:

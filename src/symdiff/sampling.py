@@ -7,7 +7,8 @@ holds, mostly uniform in [-3, 3] with some small and some large magnitudes, insi
 Matrix formulas: a trial is a set of concrete sizes for the symbolic dimensions and one array per
 argument. ``check_sizes`` are fixed small sizes (3, 2, 4, ... in name order), ``trial_sizes``
 distinct random ones (2..8) except those the user's arrays fix; ``random_arguments`` draws
-normal entries (or entries uniform in the argument's ``domain`` interval) and ``finite_run``
+normal entries (or entries uniform in the argument's ``domain`` interval, or an array of its
+declared kind: one-hot rows, a 0/1 mask, labels, an SPD matrix, ...) and ``finite_run``
 redraws until the formula is finite. ``given_arrays`` reads a user's point of arrays.
 """
 
@@ -154,16 +155,77 @@ def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
     return sizes
 
 
+KINDS = {  # what an array argument may be declared to hold, and how a trial draws one
+    "one_hot": "one-hot rows: a single 1 per row, at a random column",
+    "mask": "a 0/1 mask (each entry 1 with probability 1/2)",
+    "spd": "a symmetric positive-definite matrix (A A^T + n I)",
+    "positive": "entries uniform in (0.1, 2)",
+    "probabilities": "rows of positive entries summing to 1",
+}
+
+
+def argument_kinds(prog, kinds) -> dict[str, str]:
+    """A user's ``kinds`` (argument name or Symbol -> a KINDS name), by argument code name."""
+    if kinds is None:
+        return {}
+    if not isinstance(kinds, dict):
+        raise ArgumentError(f"kinds must be a dict of argument -> kind, got {kinds!r}")
+    by_name = {}
+    for i in prog.inputs:
+        by_name[i.symbol.name] = by_name[i.name] = i
+    found = {}
+    for key, kind in kinds.items():
+        name = key if isinstance(key, str) else getattr(key, "name", None)
+        if name not in by_name:
+            raise ArgumentError(f"kinds names {key!r}, which is not an argument of the formula")
+        if kind not in KINDS:
+            raise ArgumentError(f"unknown kind {kind!r} for {name}: choose from "
+                                f"{', '.join(KINDS)}")
+        if not isinstance(by_name[name].symbol, sp.MatrixSymbol):
+            raise ArgumentError(f"{name} is a scalar: kinds are for arrays (domain= gives a "
+                                f"scalar's interval)")
+        found[by_name[name].name] = kind
+    return found
+
+
+def drawing_rules(prog, domain=None, kinds=None) -> dict:
+    """Per argument code name: its interval (``domain``) or its kind (``kinds``), never both."""
+    rules: dict = dict(domain_intervals(prog, domain))
+    for name, kind in argument_kinds(prog, kinds).items():
+        if name in rules:
+            raise ArgumentError(f"{name} has both a domain and a kind: give one")
+        rules[name] = kind
+    return rules
+
+
+def _of_kind(kind: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    rows, cols = shape
+    if kind == "one_hot":
+        return np.eye(cols)[rng.integers(0, cols, size=rows)]
+    if kind == "mask":
+        return (rng.random(shape) < 0.5).astype(float)
+    if kind == "spd":
+        a = rng.normal(size=shape)
+        return a @ a.T + rows * np.eye(rows)
+    if kind == "positive":
+        return rng.uniform(0.1, 2.0, size=shape)
+    p = rng.uniform(0.1, 1.0, size=shape)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def random_arguments(prog, sizes: dict, rng: np.random.Generator, positive: bool = False,
-                     box: dict | None = None) -> list:
+                     rules: dict | None = None) -> list:
     """Arguments in parameter order: normal arrays of the concrete shapes (|entries| + 0.1 when
-    ``positive``), scalars in (0.1, 1); an argument in ``box`` is uniform in its interval."""
+    ``positive``), scalars in (0.1, 1); an argument in ``rules`` is uniform in its interval or
+    drawn as its kind (``KINDS``)."""
     values = []
     for i in prog.inputs:
         shape = array_shape(i, sizes)
-        if box and i.name in box:
-            values.append(rng.uniform(*box[i.name], size=shape) if shape
-                          else float(rng.uniform(*box[i.name])))
+        rule = (rules or {}).get(i.name)
+        if isinstance(rule, str):
+            values.append(_of_kind(rule, shape, rng))
+        elif rule is not None:
+            values.append(rng.uniform(*rule, size=shape) if shape else float(rng.uniform(*rule)))
         elif shape:
             a = rng.normal(size=shape)
             values.append(np.abs(a) + 0.1 if positive else a)
@@ -179,7 +241,7 @@ def array_shape(i, sizes: dict) -> tuple[int, ...]:
     return tuple(int(n) for n in i.symbol.subs(sizes).shape)
 
 
-def finite_run(module, prog, sizes, rng, box=None, fixed=None):
+def finite_run(module, prog, sizes, rng, rules=None, fixed=None):
     """Arguments where the formula is finite (normal data, else positive data), the output.
 
     ``fixed`` (code name -> array) are the user's arrays; the others are drawn. None when the
@@ -187,7 +249,7 @@ def finite_run(module, prog, sizes, rng, box=None, fixed=None):
     fixed = fixed or {}
     for positive in (False, True):
         for _ in range(5):
-            drawn = random_arguments(prog, sizes, rng, positive, box)
+            drawn = random_arguments(prog, sizes, rng, positive, rules)
             args = [fixed.get(i.name, a) for i, a in zip(prog.inputs, drawn)]
             with np.errstate(all="ignore"):
                 out, _ = module.forward(*args)

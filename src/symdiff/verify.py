@@ -37,7 +37,8 @@ EXPR_REL = 1e-20  # a derivation (expressions) evaluated at 50 digits
 
 
 def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int | None = None,
-           seed: int = 0, domain: dict | None = None, strict: bool = False) -> VerifyReport:
+           seed: int = 0, domain: dict | None = None, strict: bool = False,
+           kinds: dict | None = None) -> VerifyReport:
     """Compare a hand-derived gradient with the exact one; say what is wrong if it is.
 
     ``grad`` is a callable taking the formula's arguments (``args`` order: wrt, then the other
@@ -53,7 +54,10 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
     given), and the hand partials are compared with symdiff's generated gradient, itself first
     checked against the formula written out entry by entry. The tolerance follows the precision
     the hand code computes in: the dtype of the partials it returns (float32 code is judged as
-    float32).
+    float32). ``kinds`` declares what an array holds, so every trial size gets a fitting value
+    (argument -> "one_hot", "mask", "spd", "positive" or "probabilities"); a hand forward that
+    draws its own dropout mask with NumPy's generator is given the formula's mask (see
+    ``symdiff.drawn_masks``).
 
     At a point where an argument of relu, |u| or max sits exactly at its kink, a hand partial
     that is another valid subgradient there (relu'(0) = 1 where symdiff documents 0) is noted,
@@ -77,7 +81,10 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
             raise ArgumentError("for a matrix formula, grad must be a callable (and forward=, "
                                 "if given, a callable returning (value, cache))")
         return guarded(lambda: verify_arrays(prog, grad, forward, points, samples, seed,
-                                             domain, strict), "verify")
+                                             domain, strict, kinds), "verify")
+    if kinds is not None:
+        raise ArgumentError("kinds= is for the arrays of a matrix formula; this formula has none "
+                            "(domain= gives a scalar's interval)")
     with mpmath.workdps(DPS):
         verifier = _Verifier(prog, grad, forward, strict)
         return guarded(lambda: verifier.run(points, samples or 40, seed, domain), "verify")
@@ -335,3 +342,64 @@ def _named(point: dict) -> dict:
 
 def _num(value) -> str:
     return "nan" if not mpmath.isfinite(value) else repr(float(value))
+
+
+def verify_layer(expr, wrt, make_layer, grads=None, *, inputs=None, args=None,
+                 **options) -> VerifyReport:
+    """``verify`` for a layer object, the way textbook layers are written.
+
+    ``make_layer(*parameters)`` builds the layer from the formula's other arguments (in
+    ``args`` order, leaving out ``inputs`` and the arrays declared ``kinds={...: "mask"}``,
+    which the layer draws itself); ``layer.forward(*inputs)`` returns the output;
+    ``layer.backward(dout)`` returns the gradient of the inputs (one array, or a tuple in
+    ``inputs`` order), and ``grads(layer)`` the gradients of the parameters in wrt, in ``wrt``
+    order (``lambda layer: (layer.dW, layer.db)``). ``inputs`` defaults to the first argument.
+    The other options are verify's.
+
+    >>> import numpy as np, sympy as sp, symdiff
+    >>> N, D, M = sp.symbols("N D M", integer=True, positive=True)
+    >>> X, W = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("W", D, M)
+    >>> class Linear:
+    ...     def __init__(self, W): self.W = W
+    ...     def forward(self, x): self.x = x; return x @ self.W
+    ...     def backward(self, dout): self.dW = self.x.T @ dout; return dout @ self.W.T
+    >>> verify_layer(X * W, [X, W], Linear, lambda layer: (layer.dW,)).ok
+    True
+    """
+    prog = lower(expr, wrt, args)
+    names = [i.name for i in prog.inputs]
+    by_name = {i.symbol.name: i.name for i in prog.inputs} | {n: n for n in names}
+
+    def code(s):
+        name = s if isinstance(s, str) else getattr(s, "name", None)
+        if name not in by_name:
+            raise ArgumentError(f"inputs names {s!r}, which is not an argument of the formula")
+        return by_name[name]
+
+    ins = [code(s) for s in (inputs if inputs is not None else names[:1])]
+    masks = {code(k) for k, v in (options.get("kinds") or {}).items() if v == "mask"}
+    params = [n for n in names if n not in ins and n not in masks]
+    wrt_names = [i.name for i in prog.inputs if i.grad is not None]
+    if grads is None and any(n in params for n in wrt_names):
+        raise ArgumentError("a parameter is in wrt: give grads=lambda layer: (...) to read its "
+                            "gradient off the layer")
+
+    def forward(*values):
+        given = dict(zip(names, values))
+        layer = make_layer(*(given[n] for n in params))
+        return layer.forward(*(given[n] for n in ins)), layer
+
+    wrt_params = [n for n in wrt_names if n not in ins]
+
+    def backward(dout, layer):
+        d_in = layer.backward(dout)
+        d_in = tuple(d_in) if isinstance(d_in, (tuple, list)) else (d_in,)
+        d_param = tuple(grads(layer)) if grads is not None else ()
+        if len(d_in) != len(ins) or len(d_param) != len(wrt_params):
+            raise HandFailure(f"layer.backward returned {len(d_in)} gradients for "
+                              f"{len(ins)} inputs, grads(layer) {len(d_param)} for "
+                              f"{len(wrt_params)} parameters in wrt")
+        found = dict(zip(ins, d_in)) | dict(zip(wrt_params, d_param))
+        return tuple(found[n] for n in wrt_names)
+
+    return verify(expr, wrt, backward, args=args, forward=forward, **options)
