@@ -393,11 +393,17 @@ def test_check_does_not_judge_float_code_where_a_step_is_beyond_the_float_range(
                                      points=[{"x": -10.7601}], samples=1).ok
 
 
-@pytest.mark.parametrize("bad", [None, 3, {"math"}])
+@pytest.mark.parametrize("bad", [3, {"math"}, b"math"])
 def test_a_backends_argument_that_is_not_a_list_of_names_is_an_argument_error(bad):
     x = sp.Symbol("x", **R)
     with pytest.raises(symdiff.ArgumentError, match="backends must be a backend name"):
         symdiff.check(symdiff.lower(sp.sin(x), wrt=[x]), backends=bad)
+
+
+def test_backends_none_is_every_backend_that_runs_the_program():
+    x = sp.Symbol("x", **R)
+    assert symdiff.check(symdiff.lower(sp.sin(x), wrt=[x]), backends=None).backends == \
+        symdiff.check(symdiff.lower(sp.sin(x), wrt=[x])).backends == ("math", "numpy")
 
 
 def test_an_exact_zero_partial_does_not_make_a_point_fragile(monkeypatch):

@@ -59,8 +59,11 @@ def within_budget(task, seconds: float, default=False, unbounded=False):
     budget = min(seconds, outer) if outer else seconds
     started = time.monotonic()
 
+    over = []  # set once the task is done: a late alarm (one already pending) is then a no-op
+
     def expire(signum, frame):
-        raise _Timeout
+        if not over:
+            raise _Timeout
 
     previous = signal.signal(signal.SIGALRM, expire)
     # again every 50 ms after the budget: SymPy catches exceptions in places, so one alarm
@@ -69,7 +72,8 @@ def within_budget(task, seconds: float, default=False, unbounded=False):
     try:
         try:
             return task()
-        finally:  # an alarm that fires in here is caught below too
+        finally:  # an alarm that fires in here is caught below too; after `over`, none raises
+            over.append(True)
             signal.setitimer(signal.ITIMER_REAL, 0)
     except (_Timeout, Exception):  # out of time, or SymPy failing to simplify
         return default
