@@ -93,6 +93,28 @@ def _sum_matrices(args):
     return sp.ImmutableMatrix(total)
 
 
+CACHED = 32  # references kept: a test suite verifying several hand versions of one formula
+
+
+def reference_at(prog, sizes: dict) -> ExplicitReference:
+    """The ``ExplicitReference`` of ``prog`` at ``sizes``, built once per formula and sizes
+    (sympy.diff of every entry is most of a matrix verify's time)."""
+    key = (formula_key(prog), tuple(sorted((str(d), int(n)) for d, n in sizes.items())))
+    if key not in _REFERENCES:
+        if len(_REFERENCES) >= CACHED:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = ExplicitReference(prog, sizes)
+    return _REFERENCES[key]
+
+
+def formula_key(prog) -> tuple:
+    """What a program's judgement depends on: its formula, arguments and wrt."""
+    return (prog.expr, tuple((i.symbol, i.name, i.grad) for i in prog.inputs))
+
+
+_REFERENCES: dict = {}
+
+
 class ExplicitReference:
     """The analytic gradient of ``sum(dout * out)`` at concrete sizes, by ``sympy.diff``."""
 

@@ -17,7 +17,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .array_reference import ExplicitReference, finite_differences
+from .array_reference import finite_differences, reference_at
 from .backends import ALL, BACKENDS, backend_named
 from .errors import ArgumentError, SymdiffError
 from .interpret import program_values
@@ -337,11 +337,10 @@ def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckR
     trials = [(g, trial_sizes(prog, g, pyrng)) for g in given]
     trials += [({}, fixed_sizes)] * (ARRAY_SAMPLES if samples is None else samples)
     reports = [PartialReport(g, ok=True) for g in prog.grads]
-    refs, used, notes = {}, [], []
+    used, notes = [], []
     for fixed, at in trials:
         run = finite_run(module, prog, at, rng, rules, fixed)
-        key = tuple(at.items())
-        ref = refs.get(key) or refs.setdefault(key, ExplicitReference(prog, at))
+        ref = reference_at(prog, at)
         if run is None:
             notes.append(f"a given set of arrays (sizes {sizes_text(at)}) skipped: the formula "
                          "is not finite there")
