@@ -59,7 +59,7 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
                 "backward(dout, cache); multiply by the upstream gradient dout")
     if all(close(h, e.T, rel) for h, e in pairs):
         return f"is transposed: it is the transpose of the gradient of {arg}"
-    factor = _factor(trials, pairs, rel)
+    factor = _factor(trials, pairs, rel, _scalars(prog, trials))
     if factor:
         return factor
     for j, other in enumerate(prog.grads):
@@ -99,7 +99,17 @@ def _shape(arg, pairs, rel) -> str:
     return "has the wrong shape"
 
 
-def _factor(trials, pairs, rel) -> str:
+def _scalars(prog, trials) -> dict[str, list[float]]:
+    """The scalar arguments' values per trial (a factor may follow one: a missing 1/(1 - p))."""
+    return {i.name: [float(t.args[k]) for t in trials] for k, i in enumerate(prog.inputs)
+            if not np.ndim(trials[0].args[k])}
+
+
+SCALAR_FACTORS = (("{s}", lambda v: v), ("1/{s}", lambda v: 1 / v),
+                  ("(1 - {s})", lambda v: 1 - v), ("1/(1 - {s})", lambda v: 1 / (1 - v)))
+
+
+def _factor(trials, pairs, rel, scalars) -> str:
     ratios = []
     for h, e in pairs:
         norm = float(np.sum(e * e))
@@ -126,6 +136,16 @@ def _factor(trials, pairs, rel) -> str:
             return f"off by a factor of {what}: a missing 1/{shown}"
         if all(abs(c * n - 1) <= rel for c, n in zip(ratios, sizes)):
             return f"off by a factor of 1/{shown}: divides by {what} once too often"
+    for name, values in scalars.items():
+        if len(set(values)) == 1:
+            continue
+        for form, f in SCALAR_FACTORS:
+            with np.errstate(all="ignore"):
+                want = [f(v) for v in values]
+            if all(np.isfinite(w) and abs(c - w) <= rel * max(1.0, abs(w))
+                   for c, w in zip(ratios, want)):
+                text = form.format(s=name)
+                return f"off by a factor of {text} (it follows {name}): hand = {text} * exact"
     return ""
 
 

@@ -124,12 +124,17 @@ def _conventions(prog, partials: list, notes: list) -> list:
 
 def _judge_value(prog, trials, values) -> PartialVerdict:
     """The hand forward's value against the formula's (generated forward) on every trial."""
-    verdict = PartialVerdict(prog.output + " (forward value)", ok=True)
+    verdict = PartialVerdict("value", ok=True)  # the forward's, beside the partials
     for t, value in zip(trials, values):
         rel = max(HAND_REL, HAND_EPS_SAFETY * _eps(value))
         got = np.asarray(value, dtype=float)
         if got.shape != t.out.shape and got.size == t.out.size == 1:
             got = got.reshape(t.out.shape)  # a scalar loss as a float or a 1 x 1 array
+        if got.shape == t.out.shape:
+            err = float(np.max(np.abs(got - t.out), initial=0.0))
+            scale = max(float(np.max(np.abs(t.out), initial=0.0)), 1e-300)
+            verdict.max_abs_error = max(verdict.max_abs_error, err)
+            verdict.max_rel_error = max(verdict.max_rel_error, err / scale)
         if not close(got, t.out, rel):
             verdict.ok = False
             verdict.worst_point = {d.name: n for d, n in t.sizes.items()}

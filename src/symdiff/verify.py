@@ -174,7 +174,7 @@ class _Verifier:
         """forward's value against the formula's at the points where the hand code ran, within
         HAND_REL or the staged program's float error bound of the output."""
         out = sp.Symbol(self.prog.output, real=True)
-        verdict = PartialVerdict(self.prog.output + " (forward value)", ok=True)
+        verdict = PartialVerdict("value", ok=True)  # the forward's, beside the partials
         ran_at = [(p, s) for p, s, r in zip(points, states, ran) if r]
         if len(ran_at) != len(self.values):  # partials_of refused a result: values unpaired
             return None
@@ -188,6 +188,8 @@ class _Verifier:
             t = env[out]
             err_bound = max(HAND_REL * abs(t), HAND_SAFETY * err[out], mpmath.mpf(1e-300))
             verdict.max_abs_error = max(verdict.max_abs_error, float(abs(got - t)))
+            verdict.max_rel_error = max(verdict.max_rel_error,
+                                        float(abs(got - t) / max(abs(t), err_bound / HAND_REL)))
             if not abs(got - t) <= err_bound:
                 verdict.ok, verdict.worst_point = False, _named(p)
                 verdict.diagnosis = "forward returns a wrong value: it is not the formula's"
