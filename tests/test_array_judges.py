@@ -258,3 +258,14 @@ def test_another_valid_subgradient_at_a_kink_is_noted_not_wrong():
     assert not strict.ok
     wrong = symdiff.verify(relu, [S], lambda dout, s: (dout * (s >= 0) * 2,), **options)
     assert not wrong.ok  # not a subgradient: wrong everywhere it is nonzero
+
+
+def test_argmin_for_argmax_is_named():
+    loss = symdiff.sum(symdiff.amax(S, 1))
+
+    def hand(s):
+        grad = np.zeros_like(s)
+        grad[np.arange(len(s)), s.argmin(axis=1)] = 1.0  # argmin where argmax belongs
+        return (grad,)
+
+    assert "argmin where argmax belongs" in _diagnosis(loss, [S], hand)

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .array_ops import axis_max, max_mask
+from .dag import postorder, substitute
 from .diagnose import _drop, _nice, _text, confusion_variants, fork_variants
 from .interpret import program_values
 
@@ -65,7 +67,7 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
     for j, other in enumerate(prog.grads):
         if j != k and all(close(h, t.exact[j], rel) for (h, _), t in zip(pairs, trials)):
             return f"swapped: it equals the partial {other}"
-    for variants in (_forks, confusion_variants, _fork_pairs):
+    for variants in (_forks, confusion_variants, _argmin, _fork_pairs):
         for backward, text in variants(prog):
             if _explains(prog, backward, k, trials, pairs, rel):
                 return text
@@ -156,6 +158,19 @@ def _line(step) -> str:
 def _forks(prog):
     """One term lost at a fork (``diagnose.fork_variants``)."""
     return fork_variants(prog, _line)
+
+
+def _argmin(prog):
+    """The gradient of a max sent to the minimum (argmin for argmax)."""
+    for m, g in enumerate(prog.backward):
+        masks = [n for n in postorder(g.local) if isinstance(n, max_mask)]
+        for mask in masks:
+            a, _, axis = mask.args
+            backward = list(prog.backward)
+            backward[m] = dataclasses.replace(g, local=substitute(
+                g.local, {mask: max_mask(-a, axis_max(-a, axis), axis)}))
+            yield backward, (f"the gradient of the maximum goes to the minimum of {a} along axis "
+                             f"{axis} (argmin where argmax belongs)")
 
 
 def _fork_pairs(prog, limit: int = 60):
