@@ -13,6 +13,7 @@ import pytest
 import sympy as sp
 
 import symdiff
+import symdiff.sampling
 
 N, D, M = sp.symbols("N D M", integer=True, positive=True)
 X = sp.MatrixSymbol("X", N, D)
@@ -269,3 +270,47 @@ def test_argmin_for_argmax_is_named():
         return (grad,)
 
     assert "argmin where argmax belongs" in _diagnosis(loss, [S], hand)
+
+
+# -- the difference oracle of large matrix formulas ----------------------------------------------
+
+
+def _rnn(steps):
+    H = sp.Symbol("H", integer=True, positive=True)
+    xs = [sp.MatrixSymbol(f"X{t}", N, D) for t in range(steps)]
+    Wx, Wh, h = sp.MatrixSymbol("Wx", D, H), sp.MatrixSymbol("Wh", H, H), sp.MatrixSymbol("h", N, H)
+    for x in xs:
+        h = symdiff.apply(sp.tanh, x * Wx + h * Wh)
+    return symdiff.sum(h), [Wx, Wh], xs + [sp.MatrixSymbol("h", N, H), Wx, Wh]
+
+
+def test_the_difference_oracle_agrees_with_sympy_diff(monkeypatch):
+    from symdiff import array_reference
+    from symdiff.sampling import check_sizes
+
+    loss, wrt, args = _rnn(2)
+    prog = symdiff.lower(loss, wrt=wrt, args=args)
+    sizes = check_sizes(prog)
+    exact = array_reference.ExplicitReference(prog, sizes)
+    monkeypatch.setattr(array_reference, "DIFF_MAX_TREE", 0)
+    differenced = array_reference.ExplicitReference(prog, sizes)
+    assert exact.oracle.startswith("sympy.diff") and differenced.oracle.startswith("central")
+    values = dict(zip(prog.args, symdiff.sampling.random_arguments(
+        prog, sizes, np.random.default_rng(4))))
+    for a, d in zip(exact.gradient(values, 1.0), differenced.gradient(values, 1.0)):
+        np.testing.assert_allclose(d, a, rtol=1e-14, atol=1e-15)
+
+
+def test_a_large_recurrence_is_checked_by_differences_and_a_bug_is_caught(monkeypatch):
+    from symdiff import array_reference
+
+    monkeypatch.setattr(array_reference, "DIFF_MAX_TREE", 0)
+    loss, wrt, args = _rnn(3)
+    prog = symdiff.lower(loss, wrt=wrt, args=args)
+    report = symdiff.check(prog)
+    assert report.ok and report.oracle.startswith("central differences of the explicit"), \
+        str(report)
+    steps = list(prog.backward)
+    k = max(i for i, g in enumerate(steps) if g.name == "dWh")
+    steps[k] = dataclasses.replace(steps[k], local=2 * steps[k].local)
+    assert not symdiff.check(dataclasses.replace(prog, backward=tuple(steps), _cache={})).ok

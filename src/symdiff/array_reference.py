@@ -20,7 +20,8 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 from .dag import postorder
 from .errors import ArgumentError
 from .matrix import AxisMax, explicit_node
-from .numeric import DPS, evaluate_many
+from .numeric import DPS, evaluate_many, within_budget
+from .reference import DIFF_MAX_TREE, DIFF_SECONDS, tree_size
 
 
 def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
@@ -115,8 +116,16 @@ def formula_key(prog) -> tuple:
 _REFERENCES: dict = {}
 
 
+FD_DPS, FD_STEP = 60, mpmath.mpf("1e-20")  # the central difference of the explicit formula
+
+
 class ExplicitReference:
-    """The analytic gradient of ``sum(dout * out)`` at concrete sizes, by ``sympy.diff``."""
+    """The gradient of ``sum(dout * out)`` at concrete sizes, the formula written out entry by
+    entry: by ``sympy.diff`` of every entry; where the formula is larger than DIFF_MAX_TREE as
+    a tree or SymPy takes longer than DIFF_SECONDS (it walks the shared entries of an unrolled
+    recurrence as a tree: an LSTM over 3 steps took 290 s), by central differences of the
+    explicit formula at 60 digits (h = 1e-20 relative), one DAG walk per evaluation. ``oracle``
+    says which."""
 
     def __init__(self, prog, sizes: dict):
         self.prog, self.sizes = prog, sizes
@@ -144,15 +153,17 @@ class ExplicitReference:
             self.dout = sp.Symbol("dout", real=True)
             objective = out * self.dout
         self.shape_out = (out.rows, out.cols) if self.matrix_out else ()
-        self.diffs = []
-        for i in prog.inputs:
-            if i.grad is None:
-                continue
-            if i.name in self.entries:
-                grid = self.entries[i.name]
-                self.diffs.append(grid.applyfunc(lambda s: sp.diff(objective, s)))
-            else:
-                self.diffs.append(sp.diff(objective, self.scalars[i.name]))
+        self.objective = objective
+        self.wrt = [self.entries.get(i.name, self.scalars.get(i.name)) for i in prog.inputs
+                    if i.grad is not None]
+        self.diffs = None  # a large formula (as a tree) goes straight to the difference oracle
+        if tree_size(objective, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
+            self.diffs = within_budget(lambda: [w.applyfunc(lambda s: sp.diff(objective, s))
+                                                if isinstance(w, sp.MatrixBase)
+                                                else sp.diff(objective, w) for w in self.wrt],
+                                       DIFF_SECONDS, default=None)
+        self.oracle = ("sympy.diff of the explicit formula" if self.diffs is not None else
+                       "central differences of the explicit formula at 60 digits (h = 1e-20)")
 
     def gradient(self, values: dict, dout) -> list | None:
         """The exact partials at ``values`` (code name -> array or float) as float arrays."""
@@ -165,12 +176,15 @@ class ExplicitReference:
             env.update((s, mpmath.mpf(float(v))) for s, v in zip(self.dout, np.ravel(dout)))
         else:
             env[self.dout] = mpmath.mpf(float(dout))
-        flat = [e for d in self.diffs for e in (d if isinstance(d, sp.MatrixBase) else [d])]
-        got = evaluate_many(flat, env, DPS)
+        if self.diffs is None:
+            got = self._differences(env)
+        else:
+            flat = [e for d in self.diffs for e in (d if isinstance(d, sp.MatrixBase) else [d])]
+            got = evaluate_many(flat, env, DPS)
         if any(v is None for v in got):
             return None
         result, k = [], 0
-        for d in self.diffs:
+        for d in self.diffs or self.wrt:
             if isinstance(d, sp.MatrixBase):
                 n = d.rows * d.cols
                 result.append(np.array([float(v) for v in got[k:k + n]]).reshape(d.rows, d.cols))
@@ -179,6 +193,19 @@ class ExplicitReference:
                 result.append(float(got[k]))
                 k += 1
         return result
+
+
+    def _differences(self, env: dict) -> list:
+        """Central differences of the objective by every wrt entry, at 60 digits."""
+        got = []
+        with mpmath.workdps(FD_DPS):
+            for w in self.wrt:
+                for s in (w if isinstance(w, sp.MatrixBase) else [w]):
+                    h = FD_STEP * max(1, abs(env[s]))
+                    up = evaluate_many([self.objective], {**env, s: env[s] + h}, FD_DPS)[0]
+                    down = evaluate_many([self.objective], {**env, s: env[s] - h}, FD_DPS)[0]
+                    got.append(None if up is None or down is None else (up - down) / (2 * h))
+        return got
 
 
 def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:

@@ -16,6 +16,7 @@ import random
 import numpy as np
 
 from .array_diagnose import Trial, close, diagnose_arrays
+from .array_reference import CACHED, formula_key
 from .check import CheckError, check
 from .diagnose import kink_variants
 from .errors import ArgumentError
@@ -39,9 +40,7 @@ HAND_EPS_SAFETY = 256  # hand code may differ by HAND_REL (relative to the large
 def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=False,
                   kinds=None) -> VerifyReport:
     """A hand gradient of a matrix formula against the generated (and checked) one."""
-    checked = check(prog, samples=1, seed=seed, kinds=kinds)
-    if not checked.ok:
-        raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
+    checked = _self_check(prog, seed, kinds)
     given = [given_arrays(prog, p) for p in points or []]
     samples = (0 if given else ARRAY_SAMPLES) if samples is None else samples
     trials = _trials(prog, given + [{}] * samples, forward is not None, seed, domain, kinds)
@@ -78,6 +77,22 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=Fal
                         "symdiff's generated gradient, itself checked against " + checked.oracle,
                         hand_text, [{d.name: n for d, n in t.sizes.items()} for t in trials],
                         verdicts, notes, sampled=sampled, value=value)
+
+
+def _self_check(prog, seed, kinds):
+    """symdiff's own gradient checked once per formula, seed and kinds (an LRU of CACHED)."""
+    key = (formula_key(prog), seed, tuple(sorted((str(k), v) for k, v in (kinds or {}).items())))
+    if key not in _CHECKED:
+        if len(_CHECKED) >= CACHED:
+            _CHECKED.pop(next(iter(_CHECKED)))
+        checked = check(prog, samples=1, seed=seed, kinds=kinds)
+        if not checked.ok:
+            raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
+        _CHECKED[key] = checked
+    return _CHECKED[key]
+
+
+_CHECKED: dict = {}
 
 
 def _trials(prog, fixed_arrays: list[dict], random_dout: bool, seed: int, domain,

@@ -337,10 +337,11 @@ def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckR
     trials = [(g, trial_sizes(prog, g, pyrng)) for g in given]
     trials += [({}, fixed_sizes)] * (ARRAY_SAMPLES if samples is None else samples)
     reports = [PartialReport(g, ok=True) for g in prog.grads]
-    used, notes = [], []
+    used, notes, oracles = [], [], []
     for fixed, at in trials:
         run = finite_run(module, prog, at, rng, rules, fixed)
         ref = reference_at(prog, at)
+        oracles.append(ref.oracle)
         if run is None:
             notes.append(f"a given set of arrays (sizes {sizes_text(at)}) skipped: the formula "
                          "is not finite there")
@@ -361,7 +362,9 @@ def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckR
             for r, g, e in zip(reports, got, exact):
                 _compare_array(r, np.asarray(g), e, rel, label, track=label.endswith("code"))
     size_text = "the sizes of the arrays given" if given else sizes_text(fixed_sizes)
-    oracle = (f"sympy.diff of the explicit formula at {size_text or 'its sizes'} (50 digits), "
+    kinds = sorted(set(oracles)) or ["sympy.diff of the explicit formula"]
+    oracle = (f"{' and '.join(kinds)} at {size_text or 'its sizes'}"
+              f"{' (50 digits)' if kinds[-1].startswith('sympy') else ''}, "
               "and central differences of the generated forward")
     if not used:
         notes.append("no random arrays where the formula and its gradient are finite")

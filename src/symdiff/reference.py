@@ -61,7 +61,7 @@ class Reference:
         self.expr = to_elementary(exact_floats(renamed))  # exact first: SymPy folds Floats
         self.wrt = [by_real[real_symbol(s)] for s in prog.wrt]
         self.diffs = None
-        if _tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
+        if tree_size(self.expr, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.diffs = _derivatives(self.expr, self.wrt)
         self.oracle = ("sympy.diff at 50 digits" if self.diffs is not None else
                        "central difference of the formula at 60 digits (h = 1e-20)")
@@ -404,7 +404,7 @@ def _linear(expr: sp.Add, inputs: list) -> bool:
     return all(t.is_Number or t.as_coeff_Mul()[1].is_Symbol for t in expr.args)
 
 
-def _tree_size(expr: sp.Basic, cap: int) -> int:
+def tree_size(expr: sp.Basic, cap: int) -> int:
     size: dict[sp.Basic, int] = {}
     for node in postorder(expr):
         size[node] = min(cap + 1, 1 + sum(size[a] for a in node.args))
