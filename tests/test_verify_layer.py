@@ -51,7 +51,7 @@ def affine():
 
 
 def test_a_layer_object_with_attribute_gradients_is_verified():
-    report = symdiff.verify_layer(affine(), [X, W, b], Affine, lambda l: (l.dW, l.db))
+    report = symdiff.verify_layer(affine(), [X, W, b], Affine, lambda layer: (layer.dW, layer.db))
     assert report.ok, str(report)
 
 
@@ -62,12 +62,12 @@ def test_a_wrong_attribute_gradient_is_named():
             self.dW = self.dW.T if self.dW.shape[0] == self.dW.shape[1] else self.dW / len(dout)
             return dx
 
-    report = symdiff.verify_layer(affine(), [X, W, b], Broken, lambda l: (l.dW, l.db))
+    report = symdiff.verify_layer(affine(), [X, W, b], Broken, lambda layer: (layer.dW, layer.db))
     assert [v.ok for v in report.partials] == [True, False, True]
 
 
 def test_a_grads_count_that_does_not_fit_is_a_finding():
-    report = symdiff.verify_layer(affine(), [X, W, b], Affine, lambda l: (l.dW,))
+    report = symdiff.verify_layer(affine(), [X, W, b], Affine, lambda layer: (layer.dW,))
     assert not report.ok and "grads(layer) 1 for 2 parameters" in report.partials[0].diagnosis
 
 
