@@ -41,6 +41,7 @@ NAMED_NOW = {
     ("L2 weight decay (ridge loss) [callable]", "decay term forgotten in dW"),
     ("two-layer net loss [callable]", "reg term forgotten in dW1"),
     ("two-layer net loss [callable]", "db2 without the batch sum"),
+    ("two-layer net, MSE (chained pairs) [pair]", "mse backward divides by N, not N*M"),
     ("batchnorm [pair]", "dgamma without the batch sum"),
     ("batchnorm [pair]", "drops the path through the mean"),
     ("batchnorm [pair]", "drops the path through the variance"),
