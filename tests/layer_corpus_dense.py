@@ -31,6 +31,21 @@ def affine_backward_1d_bias(dout, cache):  # cs231n and PyTorch: db has shape (M
     return dout @ w.T, x.T @ dout, dout.sum(axis=0)
 
 
+def affine_1d_bug_sum_axis_1(dout, cache):  # 1-D, but the sum over the wrong axis
+    x, w, _ = cache
+    return dout @ w.T, x.T @ dout, dout.sum(axis=1)
+
+
+def affine_1d_bug_mean(dout, cache):  # np.mean where the sum belongs
+    x, w, _ = cache
+    return dout @ w.T, x.T @ dout, dout.mean(axis=0)
+
+
+def affine_1d_bug_dw_from_dx(dout, cache):  # dW = x.T @ dout forgotten: W.T @ ... mixed up
+    x, w, _ = cache
+    return dout @ w.T, -(x.T @ dout), dout.sum(axis=0)
+
+
 def affine_bug_no_batch_sum(dout, cache):
     x, w, _ = cache
     return dout @ w.T, x.T @ dout, dout
@@ -65,9 +80,11 @@ AFFINE = Case("affine", "pair", layers.affine(), affine_backward, forward=affine
 ))
 
 AFFINE_1D = Case("affine, 1-D bias", "pair", layers.affine(), affine_backward_1d_bias,
-                 forward=affine_forward, bugs=(),
-                 false_alarm="db of shape (M,) for a (1, M) row b: the 1-D bias convention of "
-                             "cs231n and PyTorch is not accepted yet (issue 13, part 3)")
+                 forward=affine_forward, bugs=(  # db of shape (M,): the 1-D convention
+    Bug("1-D db summed over axis 1", affine_1d_bug_sum_axis_1, ("db",), "shape"),
+    Bug("1-D db as a mean over the batch", affine_1d_bug_mean, ("db",), "1/N"),
+    Bug("dW sign flipped", affine_1d_bug_dw_from_dx, ("dW",), "sign flipped"),
+))
 
 # -- relu -----------------------------------------------------------------------------------------
 

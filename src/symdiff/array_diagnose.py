@@ -18,8 +18,9 @@ import itertools
 from typing import NamedTuple
 
 import numpy as np
+import sympy as sp
 
-from .array_ops import axis_max, max_mask
+from .array_ops import axis_max, matmul, max_mask, transpose
 from .dag import postorder, substitute
 from .diagnose import _drop, _nice, _text, confusion_variants, fork_variants
 from .interpret import program_values
@@ -67,11 +68,14 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
     for j, other in enumerate(prog.grads):
         if j != k and all(close(h, t.exact[j], rel) for (h, _), t in zip(pairs, trials)):
             return f"swapped: it equals the partial {other}"
-    for variants in (_forks, confusion_variants, _argmin, _fork_pairs):
+    relevant = _relevant(prog, k)
+    for variants in (_forks, confusion_variants, _argmin, _passed_through, _scaled_terms,
+                     _transposes, _wrong_arrays, _fork_pairs):
         for backward, text in variants(prog):
-            if _explains(prog, backward, k, trials, pairs, rel):
+            if _touches(prog, backward, relevant) and _explains(prog, backward, k, trials,
+                                                                  pairs, rel):
                 return text
-    region = _region(prog, trials, pairs, rel)
+    region = _region(prog, trials, pairs, rel) or _imprecise(pairs)
     if region:
         return region
     bad = sum(1 for h, e in pairs if not close(h, e, rel))
@@ -173,6 +177,94 @@ def _argmin(prog):
                              f"{axis} (argmin where argmax belongs)")
 
 
+def _relevant(prog, k: int) -> set[int]:
+    """The backward steps partial ``k`` depends on: those writing its gradient, and those
+    writing an upstream gradient of one of them."""
+    needed, steps = {prog.grads[k]}, set()
+    for m in range(len(prog.backward) - 1, -1, -1):
+        g = prog.backward[m]
+        if g.name in needed:
+            steps.add(m)
+            needed.add(g.upstream)
+    return steps
+
+
+def _touches(prog, backward, relevant: set[int]) -> bool:
+    """A variant of the same length changes partial k only where it changes a relevant step
+    (a variant that drops a step is always tried)."""
+    if len(backward) != len(prog.backward):
+        return True
+    return any(a is not b for m, (a, b) in enumerate(zip(backward, prog.backward))
+               if m in relevant)
+
+
+def _replaced(prog, m: int, local) -> list:
+    backward = list(prog.backward)
+    backward[m] = dataclasses.replace(backward[m], local=local)
+    return backward
+
+
+def _shape_of(prog, name: str):
+    """The shape of a value, or of the value whose gradient ``name`` is (d<value>)."""
+    shapes = prog.shapes or {}
+    return shapes.get(name, shapes.get(name[1:]) if name.startswith("d") else None)
+
+
+def _passed_through(prog):
+    """A backward term that passes its upstream gradient on unchanged (the local derivative
+    of the step, tanh' or a gate's factor, left out)."""
+    for m, g in enumerate(prog.backward):
+        up = sp.Symbol(g.upstream, real=True)
+        if g.whole and g.local != up and _shape_of(prog, g.upstream) == _shape_of(prog, g.name):
+            yield _replaced(prog, m, up), (
+                f"the gradient passes through `{_line(prog.step(g.source))}` unchanged into "
+                f"{g.name}: the step's local derivative is missing")
+
+
+def _scaled_terms(prog):
+    """One backward term with its sign flipped, or a factor 2 or 1/2 too many."""
+    for factor, what in ((-1, "its sign flipped"), (2, "a factor 2 too many"),
+                         (sp.Rational(1, 2), "a factor 1/2 too many")):
+        for m, g in enumerate(prog.backward):
+            yield _replaced(prog, m, factor * g.local), (
+                f"one term has {what}: the term of {g.name} from "
+                f"`{_line(prog.step(g.source))}`")
+
+
+def _transposes(prog):
+    """A matrix product in a backward term with a transpose missing or one too many."""
+    for m, g in enumerate(prog.backward):
+        for product in [n for n in postorder(g.local) if isinstance(n, matmul)]:
+            for k, a in enumerate(product.args):
+                flipped = a.args[0] if isinstance(a, transpose) else transpose(a)
+                what = (f"an extra transpose of {flipped}" if isinstance(a, transpose) else
+                        f"a missing transpose of {a}")
+                args = list(product.args)
+                args[k] = flipped
+                yield _replaced(prog, m, substitute(g.local, {product: matmul(*args)})), (
+                    f"{what} in the term of {g.name} from `{_line(prog.step(g.source))}`")
+
+
+def _wrong_arrays(prog, limit: int = 200):
+    """A backward term that reads another value of the same shape (next_h where prev_h
+    belongs). At most ``limit`` variants."""
+    values = list(prog.args) + [s.name for s in prog.forward]
+    count = 0
+    for m, g in enumerate(prog.backward):
+        for used in sorted({n for n in postorder(g.local) if n.is_Symbol and n.name in values},
+                           key=str):
+            for other in values + [g.upstream]:  # dout for x: a mask taken from the gradient
+                if other == used.name or _shape_of(prog, other) != _shape_of(prog, used.name):
+                    continue
+                if count == limit:
+                    return
+                count += 1
+                local = substitute(g.local, {used: sp.Symbol(other, real=True)})
+                yield _replaced(prog, m, local), (
+                    f"the term of {g.name} from `{_line(prog.step(g.source))}` uses {other} "
+                    f"where {used} belongs")
+
+
 def _fork_pairs(prog, limit: int = 60):
     """Two terms lost at forks, each dropped: the path through the mean and the variance of a
     batch norm, say. At most ``limit`` pairs."""
@@ -206,7 +298,7 @@ def _region(prog, trials, pairs, rel) -> str:
              for h, e in pairs]
     quiet = [np.isclose(e, 0, rtol=0, atol=rel * max(float(np.max(np.abs(e))), 1e-12))
              for _, e in pairs]
-    candidates = None
+    candidates, varies = None, set()
     for t, (_, e), bad, zero in zip(trials, pairs, wrong, quiet):
         values = program_values(prog, dict(zip(prog.args, t.args)), t.dout, 20)
         forward = list(prog.args) + [s.name for s in prog.forward]
@@ -217,12 +309,33 @@ def _region(prog, trials, pairs, rel) -> str:
             for side, inside in (("< 0", v < 0), ("> 0", v > 0)):
                 if np.any(bad) and not np.any(bad & ~inside) and not np.any(~bad & inside & ~zero):
                     found.add((n, side))
+                    if not inside.all():
+                        varies.add((n, side))
         candidates = found if candidates is None else candidates & found
         if not candidates:
             return ""
+    candidates &= varies  # a quantity of one sign everywhere says nothing about where
+    if not candidates:
+        return ""
     n, side = sorted(candidates)[0]
     there = _what_there(pairs, wrong)
     return f"wrong exactly where {n} {side}" + (f" (there it is {there})" if there else "")
+
+
+IMPRECISE = 1e-2  # a hand partial this close (relative to the largest entry) is imprecise
+PRECISIONS = (("float16", 2.0**-10), ("float32", 2.0**-23))
+
+
+def _imprecise(pairs) -> str:
+    """Close everywhere, beyond float noise: a lower precision somewhere, or a small term."""
+    worst = max(float(np.max(np.abs(h - e))) / max(float(np.max(np.abs(e))), 1e-300)
+                for h, e in pairs)
+    if not worst <= IMPRECISE:
+        return ""
+    like = next((f"; about the rounding of {name} (eps {eps:.2g}): a value computed or cached "
+                 f"in {name}?" for name, eps in PRECISIONS if eps / 16 <= worst <= 64 * eps), "")
+    return (f"close but not right: errors up to {worst:.2g} of the largest entry, beyond the "
+            f"float noise of the hand code's precision{like or ' (a small term missing, an eps?)'}")
 
 
 def _what_there(pairs, wrong) -> str:

@@ -60,8 +60,8 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=Fal
     notes, value = [], None
     if not failure:
         half = _at_half_dout(grad, forward, trials[0], n, [trials[0].args[k] for k in masked])
-        half = None if half is None else _conventions(prog, half, [])
-        hands = [_conventions(prog, partials, notes) for partials, _ in runs]
+        half = None if half is None else _conventions(prog, half, trials[0], [])
+        hands = [_conventions(prog, partials, t, notes) for (partials, _), t in zip(runs, trials)]
         for k, v in enumerate(verdicts):
             rel = max([HAND_REL] + [HAND_EPS_SAFETY * _eps(h[k]) for h in hands])
             _judge_array(v, k, prog, trials, [[np.asarray(p, dtype=float) for p in h]
@@ -120,14 +120,13 @@ def _trials(prog, fixed_arrays: list[dict], random_dout: bool, seed: int, domain
     return trials
 
 
-def _conventions(prog, partials: list, notes: list) -> list:
+def _conventions(prog, partials: list, trial: Trial, notes: list) -> list:
     """The hand partials, with a 1-D bias gradient of shape (M,) read as the (1, M) row it is
     the gradient of (both conventions are right; the notes say which was seen)."""
     result = []
-    for i, p in zip([i for i in prog.inputs if i.grad is not None], partials):
-        shape = prog.shapes.get(i.name) if prog.shapes else None
-        rows = shape is not None and len(shape) == 2 and shape[0] == 1
-        if rows and p.ndim == 1:
+    wrt = [i for i in prog.inputs if i.grad is not None]
+    for i, p, e in zip(wrt, partials, trial.exact):
+        if e.ndim == 2 and e.shape[0] == 1 and p.shape == e.shape[1:]:
             note = (f"{i.grad} is returned 1-D, shape ({p.shape[0]},), for the row {i.name} of "
                     f"shape (1, {p.shape[0]}): the 1-D bias convention, accepted")
             if note not in notes:

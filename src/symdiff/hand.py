@@ -114,8 +114,8 @@ def call_arrays(grad, forward, args, dout, n, masks=()) -> tuple[list, np.ndarra
                 result = forward(*copies)
             if not (isinstance(result, tuple) and len(result) == 2):
                 raise HandFailure("forward must return (value, cache)")
-            value = result[0]
-            partials = grad(dout, result[1])
+            value = result[0]  # a copy of dout: hand code may change it in place (relu)
+            partials = grad(np.array(dout) if np.ndim(dout) else dout, result[1])
         else:
             with drawn_masks(masks):
                 partials = grad(*copies)
