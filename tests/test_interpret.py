@@ -86,3 +86,14 @@ def test_arrays_that_disagree_on_a_dimension_are_an_argument_error():
     at, _ = _arguments(prog, np.random.default_rng(5))
     with pytest.raises(symdiff.ArgumentError, match="D is 4 in X but 3 in W"):
         prog.evaluate({**at, "W": np.ones((3, 4))})
+
+
+def test_a_dimension_named_like_a_matrix_is_read_by_its_code_name():
+    """MatrixSymbol H of shape (N, H): the dimension's code name is H_2 (the layer corpus's
+    first RNN formula raised 'mpf object has no attribute sum' in check)."""
+    n, h = sp.symbols("N H", integer=True, positive=True)
+    hidden, w = sp.MatrixSymbol("H", n, h), sp.MatrixSymbol("W", h, h)
+    prog = symdiff.lower(symdiff.sum(hidden * w), wrt=[w])
+    assert symdiff.check(prog).ok
+    values = prog.evaluate({"W": np.ones((2, 2)), "H": np.ones((3, 2))})
+    np.testing.assert_array_equal(values["dW"], np.full((2, 2), 3.0))

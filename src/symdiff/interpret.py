@@ -68,8 +68,8 @@ def _arguments(prog, point: dict) -> dict:
         for d, n in zip(i.symbol.shape, array.shape):
             _fix(d, n, i.name, dims)
         env[sp.Symbol(i.name, real=True)] = array
-    for d, (n, _) in dims.items():
-        env[sp.Symbol(d.name, real=True)] = mpmath.mpf(n)
+    for dim, arg, axis in prog.dims:  # by code name: a dimension H beside a matrix H is H_2
+        env[sp.Symbol(dim, real=True)] = mpmath.mpf(env[sp.Symbol(arg, real=True)].shape[axis])
     return env
 
 
