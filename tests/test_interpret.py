@@ -97,3 +97,22 @@ def test_a_dimension_named_like_a_matrix_is_read_by_its_code_name():
     assert symdiff.check(prog).ok
     values = prog.evaluate({"W": np.ones((2, 2)), "H": np.ones((3, 2))})
     np.testing.assert_array_equal(values["dW"], np.full((2, 2), 3.0))
+
+
+@pytest.mark.parametrize("name", ["affine", "relu", "sigmoid", "tanh", "softmax_cross_entropy",
+                                  "mse", "batchnorm"])
+def test_every_layer_evaluates_and_draws_at_a_point(name):
+    """Every standard layer: evaluate and to_dot(at=...) run (batch norm's 1/N made an edge
+    from the dimension N, which had no value: KeyError 'N')."""
+    prog = symdiff.layers.program(name)
+    rng = np.random.default_rng(1)
+    shapes = {"N": 3, "D": 2, "M": 2, "C": 2}
+    at = {}
+    for i in prog.inputs:
+        if isinstance(i.symbol, sp.MatrixSymbol):
+            at[i.name] = rng.normal(size=tuple(shapes.get(str(d), d) for d in i.symbol.shape))
+        else:
+            at[i.name] = 0.5
+    values = prog.evaluate(at)
+    assert all(g in values for g in prog.grads)
+    assert prog.to_dot(at=at).startswith("digraph")

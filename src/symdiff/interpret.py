@@ -52,7 +52,7 @@ def program_trace(prog, point: dict, dout=1.0, dps: int = DPS) -> tuple[dict, li
 
 def _names(prog) -> set[str]:
     return ({*prog.args, "d" + prog.output} | {s.name for s in prog.forward}
-            | {g.name for g in prog.backward})
+            | {g.name for g in prog.backward} | {d[0] for d in prog.dims})
 
 
 def _arguments(prog, point: dict) -> dict:
