@@ -104,37 +104,52 @@ def _run(options) -> int:
         wrt = sorted({s.name for s in free_symbols(expr)}, key=natural_key)
         if not wrt:
             raise _BadInput("the formula has no symbols: give --wrt")
-    prog = lower(expr, wrt=wrt, args=_names(options.args, "--args"))
-    if options.command == "show":
-        print(prog)
-        return EXIT_OK
     if options.command in ("check", "verify") and options.samples is not None \
             and options.samples < 1:
         raise _BadInput("--samples must be at least 1")
-    if options.command == "check":
-        report = check(prog, samples=options.samples, seed=options.seed,
-                       domain=_domain(options.domain))
-        print(report)
-        return EXIT_OK if report.ok else EXIT_MISMATCH
-    if options.command == "graph":
-        at = _point(options.at) if options.at else None
-        if options.output and options.output.endswith(".svg"):
-            text = prog.to_svg(at)
-        elif options.output and not options.output.endswith(".dot"):
-            raise _BadInput(f"-o must name a .svg or a .dot file, got {options.output!r}")
-        else:
-            text = prog.to_dot(at)
-        _write(text, options.output)
-        return EXIT_OK
-    if options.command == "verify":
-        forward = _load(options.forward) if options.forward else None
-        report = verify(expr, wrt, _load(options.grad), args=_names(options.args, "--args"),
-                        forward=forward, samples=options.samples, seed=options.seed,
-                        domain=_domain(options.domain))
-        print(report)
-        return EXIT_OK if report.ok else EXIT_MISMATCH
+    prog = lower(expr, wrt=wrt, args=_names(options.args, "--args"))  # once, for every command
+    return COMMANDS[options.command](options, expr, wrt, prog)
+
+
+def _gen(options, expr, wrt, prog) -> int:
     _write(prog.source(options.backend, name=options.name), options.output)
     return EXIT_OK
+
+
+def _show(options, expr, wrt, prog) -> int:
+    print(prog)
+    return EXIT_OK
+
+
+def _check(options, expr, wrt, prog) -> int:
+    report = check(prog, samples=options.samples, seed=options.seed,
+                   domain=_domain(options.domain))
+    print(report)
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def _graph(options, expr, wrt, prog) -> int:
+    at = _point(options.at) if options.at else None
+    if options.output and options.output.endswith(".svg"):
+        text = prog.to_svg(at)
+    elif options.output and not options.output.endswith(".dot"):
+        raise _BadInput(f"-o must name a .svg or a .dot file, got {options.output!r}")
+    else:
+        text = prog.to_dot(at)
+    _write(text, options.output)
+    return EXIT_OK
+
+
+def _verify(options, expr, wrt, prog) -> int:
+    forward = _load(options.forward) if options.forward else None
+    report = verify(expr, wrt, _load(options.grad), args=_names(options.args, "--args"),
+                    forward=forward, samples=options.samples, seed=options.seed,
+                    domain=_domain(options.domain))
+    print(report)
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+COMMANDS = {"gen": _gen, "show": _show, "check": _check, "graph": _graph, "verify": _verify}
 
 
 def _write(text: str, path: str | None) -> None:
