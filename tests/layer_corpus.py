@@ -40,8 +40,13 @@ def verify(case: Case, bug: Bug | None = None) -> symdiff.VerifyReport:
     hand = case.hand if bug is None else bug.hand
     forward = bug.forward if bug is not None and bug.forward is not None else case.forward
     points = case.points() if case.points is not None else None
+    if hasattr(hand, "layer"):  # a layer object: through symdiff's own adapter
+        make, grads, n_inputs = hand.layer
+        return symdiff.verify_layer(f.expr, f.wrt, make, grads, inputs=f.args[:n_inputs],
+                                    args=f.args, points=points, samples=case.samples,
+                                    kinds=case.kinds, domain=case.domain)
     return symdiff.verify(f.expr, f.wrt, hand, args=f.args, forward=forward, points=points,
-                          samples=case.samples)
+                          samples=case.samples, kinds=case.kinds, domain=case.domain)
 
 
 def wrong_partials(report: symdiff.VerifyReport) -> tuple[str, ...]:

@@ -49,6 +49,8 @@ class Case:
     samples: int | None = None  # random trials (verify's default when None)
     false_alarm: str = ""  # why the current verifier reports the correct code WRONG
     value: Callable | None = None  # a callable case's formula in NumPy (for the tests' oracle)
+    kinds: dict | None = None  # verify's kinds= (a mask the layer draws itself)
+    domain: dict | None = None  # verify's domain=
 
     @property
     def name(self) -> str:
@@ -100,6 +102,7 @@ def object_pair(make: Callable, grads: Callable, n_inputs: int = 1):
         dinputs = dinputs if isinstance(dinputs, tuple) else (dinputs,)
         return (*dinputs, *grads(layer))
 
+    backward.layer = (make, grads, n_inputs)  # layer_corpus.verify hands these to verify_layer
     return forward, backward
 
 

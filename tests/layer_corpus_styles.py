@@ -5,9 +5,10 @@ many books); their bugs include mixed-precision ones (a float16 cache or product
 
 Layer objects, as in "Deep Learning from Scratch" (``common/layers.py``): ``Affine(W, b)``,
 ``Relu()``, ``Sigmoid()``, ``SoftmaxWithLoss()`` with ``forward``/``backward(dout)`` and the
-weight gradients stored as ``layer.dW``, ``layer.db``; ``object_pair`` adapts each to a pair
-(``symdiff.verify_layer`` will do this later). Relu's backward zeroes ``dout`` in place, as the
-book's does.
+weight gradients stored as ``layer.dW``, ``layer.db``, verified through
+``symdiff.verify_layer`` (``object_pair`` records what it needs). Relu's backward zeroes ``dout``
+in place, as the book's does; Dropout draws its own mask with ``np.random.rand`` in forward, and
+``kinds={"M": "mask"}`` makes verify serve it the formula's mask.
 """
 
 from __future__ import annotations
@@ -264,5 +265,47 @@ SOFTMAX_OBJECT = Case("softmax cross-entropy", "object", layers.softmax_cross_en
     _object_bug("t - y (sign flipped)", _softmax_object("t - y"), ("dZ",), "sign"),
 ))
 
+class Dropout:  # the book's: mask = rand > ratio in forward, inverted-dropout scaling
+    def __init__(self, ratio, bug=""):
+        self.ratio, self.bug, self.mask = ratio, bug, None
+
+    def forward(self, x):
+        self.mask = np.random.rand(*x.shape) > self.ratio
+        return x * self.mask / (1 - self.ratio)
+
+    def backward(self, dout):
+        if self.bug == "no rescale":
+            return dout * self.mask
+        if self.bug == "fresh mask":  # draws a second mask in backward
+            return dout * (np.random.rand(*dout.shape) > self.ratio) / (1 - self.ratio)
+        if self.bug == "no mask":
+            return dout / (1 - self.ratio)
+        return dout * self.mask / (1 - self.ratio)
+
+
+def _dropout_object(bug=""):
+    return object_pair(lambda ratio: Dropout(ratio, bug), lambda layer: ())
+
+
+def _dropout_formula():
+    import sympy as sp
+
+    import symdiff
+
+    n, d = sp.symbols("N D", integer=True, positive=True)
+    x, m = sp.MatrixSymbol("X", n, d), sp.MatrixSymbol("M", n, d)
+    p = sp.Symbol("p", positive=True)
+    return layers.Formula(symdiff.hadamard(x, m) / (1 - p), (x,), (x, m, p))
+
+
+DROPOUT_OBJECT = Case("dropout, mask drawn in forward", "object", _dropout_formula(),
+                      _dropout_object()[1], forward=_dropout_object()[0],
+                      kinds={"M": "mask"}, domain={"p": (0.1, 0.9)}, bugs=(
+    _object_bug("backward forgets the 1/(1 - p) rescale", _dropout_object("no rescale"), ("dX",),
+                "1 - p"),
+    _object_bug("backward draws a fresh mask", _dropout_object("fresh mask"), ("dX",), "mask"),
+    _object_bug("backward forgets the mask", _dropout_object("no mask"), ("dX",), "mask"),
+))
+
 CASES = (AFFINE32, SIGMOID32, SOFTMAX32, BATCHNORM32, AFFINE_OBJECT, RELU_OBJECT, SIGMOID_OBJECT,
-         SOFTMAX_OBJECT)
+         SOFTMAX_OBJECT, DROPOUT_OBJECT)

@@ -48,8 +48,8 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
                     half: list | None = None) -> str:
     """A short lowercase explanation of why hand partial ``k`` is wrong on the trials.
 
-    ``half`` is the hand backward's partials at ``dout / 2`` on the first trial, when there is
-    a ``dout`` (None for a gradient callable)."""
+    ``half`` is the hand backward's partials at ``dout / 2`` and again at ``dout`` on the first
+    trial, when there is a ``dout`` (None for a gradient callable)."""
     name = prog.grads[k]
     arg = next(i.name for i in prog.inputs if i.grad == name)
     pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
@@ -57,7 +57,10 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
         return _shape(arg, pairs, rel)
     if all(not np.any(h) for h, _ in pairs):
         return "is zero everywhere"
-    if half is not None and not close(2 * np.asarray(half[k], dtype=float), pairs[0][0], rel):
+    if half is not None and not close(np.asarray(half[1][k], dtype=float), pairs[0][0], rel):
+        return ("not reproducible: two runs of the hand code on the same arrays and dout give "
+                "different partials (does it draw its own random numbers, or keep state?)")
+    if half is not None and not close(2 * np.asarray(half[0][k], dtype=float), pairs[0][0], rel):
         return ("does not scale with dout: backward(dout / 2, cache) is not half of "
                 "backward(dout, cache); multiply by the upstream gradient dout")
     if all(close(h, e.T, rel) for h, e in pairs):

@@ -61,7 +61,7 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=Fal
     notes, value = [], None
     if not failure:
         half = _at_half_dout(grad, forward, trials[0], n, [trials[0].args[k] for k in masked])
-        half = None if half is None else _conventions(prog, half, trials[0], [])
+        half = None if half is None else [_conventions(prog, h, trials[0], []) for h in half]
         hands = [_conventions(prog, partials, t, notes) for (partials, _), t in zip(runs, trials)]
         for k, v in enumerate(verdicts):
             unit = max(_eps(h[k]) for h in hands)
@@ -171,12 +171,14 @@ def _eps(partial) -> float:
     return float(np.finfo(dtype).eps) if dtype.kind == "f" else float(np.finfo(float).eps)
 
 
-def _at_half_dout(grad, forward, trial, n, masks) -> list | None:
-    """The hand backward at ``dout / 2`` (a backward must scale with dout), or None."""
+def _at_half_dout(grad, forward, trial, n, masks) -> tuple | None:
+    """The hand backward at ``dout / 2`` (a backward must scale with dout) and again at
+    ``dout`` (it must give the same partials twice), or None."""
     if forward is None:
         return None
     try:
-        return call_arrays(grad, forward, trial.args, trial.dout / 2, n, masks)[0]
+        return tuple(call_arrays(grad, forward, trial.args, d, n, masks)[0]
+                     for d in (trial.dout / 2, trial.dout))
     except HandFailure:
         return None
 

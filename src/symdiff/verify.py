@@ -353,9 +353,10 @@ def verify_layer(expr, wrt, make_layer, grads=None, *, inputs=None, args=None,
     ``make_layer(*parameters)`` builds the layer from the formula's other arguments (in
     ``args`` order, leaving out ``inputs`` and the arrays declared ``kinds={...: "mask"}``,
     which the layer draws itself); ``layer.forward(*inputs)`` returns the output;
-    ``layer.backward(dout)`` returns the gradient of the inputs (one array, or a tuple in
-    ``inputs`` order), and ``grads(layer)`` the gradients of the parameters in wrt, in ``wrt``
-    order (``lambda layer: (layer.dW, layer.db)``). ``inputs`` defaults to the first argument.
+    ``layer.backward(dout)`` returns the gradients of the inputs that are in wrt (one array, or
+    a tuple in ``inputs`` order: a loss layer's labels get none), and ``grads(layer)`` the
+    gradients of the parameters in wrt, in ``wrt`` order (``lambda layer: (layer.dW,
+    layer.db)``). ``inputs`` defaults to the first argument.
     The other options are verify's.
 
     >>> import numpy as np, sympy as sp, symdiff
@@ -392,16 +393,17 @@ def verify_layer(expr, wrt, make_layer, grads=None, *, inputs=None, args=None,
         return layer.forward(*(given[n] for n in ins)), layer
 
     wrt_params = [n for n in wrt_names if n not in ins]
+    wrt_ins = [n for n in ins if n in wrt_names]
 
     def backward(dout, layer):
         d_in = layer.backward(dout)
         d_in = tuple(d_in) if isinstance(d_in, (tuple, list)) else (d_in,)
         d_param = tuple(grads(layer)) if grads is not None else ()
-        if len(d_in) != len(ins) or len(d_param) != len(wrt_params):
+        if len(d_in) != len(wrt_ins) or len(d_param) != len(wrt_params):
             raise HandFailure(f"layer.backward returned {len(d_in)} gradients for "
-                              f"{len(ins)} inputs, grads(layer) {len(d_param)} for "
+                              f"{len(wrt_ins)} inputs in wrt, grads(layer) {len(d_param)} for "
                               f"{len(wrt_params)} parameters in wrt")
-        found = dict(zip(ins, d_in)) | dict(zip(wrt_params, d_param))
+        found = dict(zip(wrt_ins, d_in)) | dict(zip(wrt_params, d_param))
         return tuple(found[n] for n in wrt_names)
 
     return verify(expr, wrt, backward, args=args, forward=forward, **options)
