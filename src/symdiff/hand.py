@@ -176,7 +176,9 @@ def drawn_masks(masks):
     mask (``np.random.rand(*x.shape) < p`` keeps exactly its 1s); ``np.random.binomial`` and
     ``Generator.binomial`` return the mask itself. Each mask is served once, in order, to the
     first draw of its shape; other draws are ordinary seeded random numbers. This is how
-    ``verify`` passes the formula's dropout mask to hand code that draws its own.
+    ``verify`` passes the formula's dropout mask to hand code that draws its own. What it
+    cannot judge: the hand code's own keep rule (``rand > p`` keeps with probability 1 - p,
+    ``rand < p`` with p); any comparison gives the formula's mask.
     """
     server = _MaskServer(masks, np.random.default_rng)
     patched = {"rand": server.rand, "random": server.random, "random_sample": server.random,
