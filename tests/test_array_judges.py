@@ -340,3 +340,18 @@ def test_an_ill_conditioned_point_judges_hand_code_by_the_float_noise_there():
     wrong = symdiff.verify(formula, [a], lambda x, y: (1.001 * by_solves(x, y)[0],),
                            args=[a, bb], points=points)
     assert not wrong.ok
+
+
+def test_a_tie_given_to_its_first_maximum_is_another_valid_subgradient():
+    x = np.array([[1.0, 3.0, 3.0], [0.0, 0.0, -1.0]])  # a tie in every row
+    loss = symdiff.sum(symdiff.amax(S, 1))
+
+    def argmax_code(s):  # all to np.argmax's (first) maximum
+        grad = np.zeros_like(s)
+        grad[np.arange(len(s)), s.argmax(axis=1)] = 1.0
+        return (grad,)
+
+    report = symdiff.verify(loss, [S], argmax_code, points=[{"S": x}], samples=2)
+    assert report.ok and any("first of the tied entries" in n for n in report.notes), str(report)
+    assert not symdiff.verify(loss, [S], argmax_code, points=[{"S": x}], samples=2,
+                              strict=True).ok

@@ -338,6 +338,17 @@ def test_max_mask(rnp):
                           [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
 
 
+def test_first_max_mask_gives_a_tie_to_its_first_entry(rnp):
+    a = np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]])
+    assert np.array_equal(rnp.first_max_mask(a, a.max(axis=1, keepdims=True), 1),
+                          [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert np.array_equal(rnp.first_max_mask(a, a.max(axis=0, keepdims=True), 0),
+                          [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    from symdiff.array_ops import first_max_mask  # the interpreter's own, on the same arrays
+    np.testing.assert_array_equal(first_max_mask.apply(a, a.max(axis=1, keepdims=True), 1),
+                                  rnp.first_max_mask(a, a.max(axis=1, keepdims=True), 1))
+
+
 def test_entry_grad(rnp):
     g = rnp.entry_grad(2.5, 1, 0, (2, 3))
     assert g.shape == (2, 3) and g[1, 0] == 2.5 and np.count_nonzero(g) == 1

@@ -82,6 +82,21 @@ class max_mask(_ArrayGate):
         return hit / hit.sum(axis=_axes(axis), keepdims=True)
 
 
+class first_max_mask(_ArrayGate):
+    """1 at the first entry where ``a`` attains its maximum ``m`` along ``axis``, else 0: the
+    other valid subgradient at a tie (all to the first maximum, as argmax-based code does)."""
+
+    nargs = 3
+    operands = 2
+
+    @staticmethod
+    def apply(a, m, axis):
+        one = a**0
+        hit = np.where(a == m, one, one - one)
+        first = np.cumsum(hit != 0, axis=axis) == 1
+        return np.where(first & (hit != 0), one, one - one)
+
+
 class item(_ArrayGate):
     """``a[0, 0]``: the entry of a 1x1 array, as a scalar."""
 
@@ -180,7 +195,8 @@ class solve(_ArrayGate):
                          if b.shape[1] == 1 else _np(mpmath.inverse(_mp(a)) * _mp(b)))
 
 
-ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, item, as_1x1, broadcast,
+ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, first_max_mask, item,
+               as_1x1, broadcast,
                entry, entry_grad, trace, eye, det, logdet, inverse, solve)
 
 

@@ -26,6 +26,7 @@ import mpmath
 import sympy as sp
 from sympy.core.relational import Relational
 
+from .array_ops import first_max_mask, max_mask
 from .dag import postorder, substitute
 from .functions import relu, sigmoid, softplus
 from .numeric import evaluate_many
@@ -309,9 +310,10 @@ KINK_VALUES = (sp.Integer(0), sp.Rational(1, 2), sp.Integer(1))  # Heaviside(0):
 
 
 def kink_variants(prog):
-    """The backward with the step function's value at 0 taken otherwise, as (backward steps,
-    explanation). At a kink (relu, |u|, max(u, 0) with u exactly 0) any value between the
-    one-sided limits gives a valid subgradient; symdiff documents Heaviside(0) = 0."""
+    """The backward with the step function's value at 0 taken otherwise, and a tied maximum's
+    gradient given to the first maximum, as (backward steps, explanation). At a kink (relu,
+    |u|, max(u, 0) with u exactly 0) any value between the one-sided limits gives a valid
+    subgradient; symdiff documents Heaviside(0) = 0 and an even split at a tie."""
     steps = [{n for n in postorder(g.local) if isinstance(n, sp.Heaviside) and len(n.args) == 2}
              for g in prog.backward]
     for value in KINK_VALUES:
@@ -321,3 +323,10 @@ def kink_variants(prog):
             g.local, {n: sp.Heaviside(n.args[0], value) for n in found if n.args[1] != value}))
             for g, found in zip(prog.backward, steps)]
         yield backward, f"the step of relu, |u| or max at 0 taken as {value}"
+    masks = [{n for n in postorder(g.local) if isinstance(n, max_mask)} for g in prog.backward]
+    if any(masks):  # a tie of a row's maximum: all of it to the first, as argmax code does
+        yield ([dataclasses.replace(g, local=substitute(
+            g.local, {n: first_max_mask(*n.args) for n in found}))
+            for g, found in zip(prog.backward, masks)],
+            "all of a tied maximum's gradient to the first of the tied entries, where symdiff "
+            "splits it evenly")

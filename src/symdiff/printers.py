@@ -248,9 +248,15 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         return f"{self._module_format('numpy.linalg.solve')}({a}, {b})"
 
     def _print_max_mask(self, expr):
-        self.helpers.add("max_mask")
+        return self._mask(expr, "max_mask")
+
+    def _print_first_max_mask(self, expr):
+        return self._mask(expr, "first_max_mask")
+
+    def _mask(self, expr, helper: str) -> str:
+        self.helpers.add(helper)
         a, m, axis = expr.args
-        return f"max_mask({self._print(a)}, {self._print(m)}, axis={int(axis)})"
+        return f"{helper}({self._print(a)}, {self._print(m)}, axis={int(axis)})"
 
 
 def _install_ops(printer: type) -> None:

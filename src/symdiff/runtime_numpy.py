@@ -170,6 +170,12 @@ def max_mask(a, amax, axis):
     return hit / hit.sum(axis=axis, keepdims=True)
 
 
+def first_max_mask(a, amax, axis):
+    """Where a first attains its maximum amax along axis: 1; elsewhere 0."""
+    hit = a == amax
+    return (hit & (np.cumsum(hit, axis=axis) == 1)).astype(float)
+
+
 def entry_grad(value, i, j, shape):
     """Zeros of ``shape`` with ``value`` at ``(i, j)``: the gradient of the entry ``a[i, j]``."""
     out = np.zeros(shape)
