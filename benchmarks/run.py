@@ -11,7 +11,9 @@ benchmarks/results.json):
 2. operation counts (Program.count_ops) vs SymPy's cse'd gradient;
 3. value + gradient at one point, math backend, vs hand-staged code and lambdify(cse=True);
 4. the same over arrays, numpy backend;
-5. JAX and PyTorch autodiff over the same arrays, when they are installed.
+5. JAX and PyTorch autodiff over the same arrays, when they are installed;
+6. a matrix formula: the Gaussian-process NLL value + gradient at N = 500 (benchmarks/gp.py)
+   vs a hand-written NumPy gradient and PyTorch autograd (``--only gp`` runs just this one).
 
 Formulas are built outside the timed regions; generation is timed once (a first generation,
 as a user meets it: repeating a small formula hits SymPy's caches). SymPy's route runs in a
@@ -42,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from gp import bench_gp
 
 import symdiff
 
@@ -60,11 +63,12 @@ class Config:
     rounds: int  # each implementation's time is its fastest batch (~10 ms) of so many rounds
     points: int
     frameworks: bool
+    gp_size: int = 500  # N of the Gaussian-process section
 
 
 def config(args: argparse.Namespace) -> Config:
     if args.smoke:
-        cfg = Config("smoke", (10,), 2.0, 3, 10_000, False)
+        cfg = Config("smoke", (10,), 2.0, 3, 10_000, False, 50)
     elif args.full:
         cfg = Config("full", (10, 100, 1_000, 10_000), 60.0, 25, 1_000_000, True)
     else:
@@ -548,13 +552,32 @@ def targets(results: dict) -> list[dict]:
             target("math backend <= 1.1x hand-staged", sym, 1.1, times(sym)),
             target("math backend faster than lambdify(cse)", sym / lam, 1.0,
                    f"{times(sym / lam)} of lambdify's time"),
-            target("numpy backend <= hand-staged numpy", npy, 1.0, times(npy))]
+            target("numpy backend <= hand-staged numpy", npy, 1.0, times(npy)),
+            gp_target(results["gp"])]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
     if jax:  # no target: for comparison
         rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
                      "value": 1 / jax[0]["vs_symdiff_numpy"],
                      "shown": times(1 / jax[0]["vs_symdiff_numpy"])})
     return rows
+
+
+def gp_target(gp: dict) -> dict:
+    ratio = gp["rows"][1]["vs_reference"]
+    return target(f"GP NLL (N = {gp['points']}) <= 1.5x hand-written numpy", ratio, 1.5,
+                  times(ratio))
+
+
+def gp_table(gp: dict) -> str:
+    out = [[r["implementation"], "-", "-", r["status"]] if "seconds" not in r else
+           [r["implementation"], f"{r['seconds'] * 1e3:,.3g}", times(r["vs_reference"]),
+            "yes" if r["agrees"] else "NO"] for r in gp["rows"]]
+    return table(["implementation", "ms/call", "vs hand-written", "agrees"], out)
+
+
+def gp_title(gp: dict) -> str:
+    return (f"### 6. Gaussian-process NLL value + gradient, N = {gp['points']:,} "
+            "(examples/gp_nll.py; float64)")
 
 
 def targets_table(rows: list[dict]) -> str:
@@ -596,6 +619,8 @@ def report(results: dict) -> str:
         f"Memory: {num['allocator']}.",
         "### 5. Autodiff frameworks on the same points (float64)",
         frameworks_table(results["frameworks"]["rows"]),
+        gp_title(results["gp"]),
+        gp_table(results["gp"]),
         "### Targets",
         targets_table(results["targets"]),
     ]
@@ -610,6 +635,8 @@ def main(argv: list[str] | None = None) -> dict:
     mode.add_argument("--smoke", action="store_true", help="size 10 only, quick (CI)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json",
                         help="where to write the results (default: %(default)s)")
+    parser.add_argument("--only", choices=["gp"], default=None,
+                        help="run one section only (gp: the Gaussian-process NLL)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds SymPy's route may take per formula (default 60 with "
                              "--full, 10 otherwise)")
@@ -619,16 +646,32 @@ def main(argv: list[str] | None = None) -> dict:
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     results = {"machine": machine(), "command": command, "config": asdict(cfg),
                "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "load_average": {"start": load()}}
+    if args.only == "gp":
+        return run_gp_only(results, cfg)
     results["generation"] = bench_generation(cfg)
     results["growth"] = growth(results["generation"])
     results["math"] = bench_math(cfg)
     results["numpy"], results["frameworks"] = bench_arrays(cfg)
+    results["gp"] = bench_gp(cfg, measure, as_arrays, cfg.gp_size)
     results["targets"] = targets(results)
     results["load_average"]["end"] = load()
     print(report(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     progress(f"wrote {args.json}")
+    return results
+
+
+def run_gp_only(results: dict, cfg: Config) -> dict:
+    """``--only gp``: section 6 and its target, printed; nothing is written."""
+    reuse_freed_memory()  # as sections 4 and 5 do, before it in a whole run
+    results["gp"] = bench_gp(cfg, measure, as_arrays, cfg.gp_size)
+    results["targets"] = [gp_target(results["gp"])]
+    results["load_average"]["end"] = load()
+    print("\n\n".join([gp_title(results["gp"]), gp_table(results["gp"]),
+                        targets_table(results["targets"]),
+                        f"Load average (1 min): {secs(results['load_average']['start'])} at "
+                        f"the start, {secs(results['load_average']['end'])} at the end"]))
     return results
 
 

@@ -24,7 +24,7 @@ LAYERS = {
                "runtime_numpy", "runtime"),
     "tables": ("ops", "mpeval", "staged_printer", "printers", "backends", "rules", "stable"),
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "matrix",
-                 "lower_matrix", "api", "emit"),
+                 "matrix_forms", "lower_matrix", "api", "emit"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
                   "array_reference", "reports", "diagnose", "array_diagnose", "hand", "check",
                   "array_verify", "verify"),

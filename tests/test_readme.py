@@ -97,3 +97,27 @@ def test_readme_check_report_is_the_real_one(staged):
     head = "`symdiff.check(prog)` prints, for the staged example:\n\n```\n"
     shown = README[README.index(head) + len(head):].split("```")[0]
     assert shown == str(symdiff.check(symdiff.lower(expr, wrt=[x, y]))) + "\n"
+
+
+def test_readme_shows_the_gp_backward_symdiff_writes():
+    import sys
+    sys.path.insert(0, str(ROOT / "examples"))
+    import gp_nll
+
+    source = gp_nll.gp_program().source("numpy", name="gp_nll")
+    start = source.index("def gp_nll_backward")
+    assert shown_python("gp-backward") == source[start:source.index("\n\n\ndef ", start)] + "\n"
+
+
+def test_readme_matrix_refusals_are_what_the_code_refuses():
+    table = re.search(r"<!-- matrix-refusals:begin -->\n(.*?)<!-- matrix-refusals:end -->",
+                      README, re.S).group(1)
+    rows = re.findall(r"^\| `(.+?)` \| (.+?) \|$", table, re.M)
+    assert len(rows) >= 5
+    n = sp.Symbol("n", integer=True, positive=True)
+    X = sp.MatrixSymbol("X", n, n)
+    for code, words in rows:
+        with pytest.raises(symdiff.SymdiffError) as caught:
+            expr = eval(code, {"sp": sp, "symdiff": symdiff, "X": X, "n": n})  # README's own
+            symdiff.lower(expr, wrt=[X])
+        assert words in str(caught.value), (code, str(caught.value))

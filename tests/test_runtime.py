@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import math
 import pathlib
+import sys
 import types
 import warnings
 
@@ -83,12 +84,16 @@ def test_runtime_modules_import_only_their_backend(backend):
     top = [ast.unparse(node) for node in tree.body if node in imports]
     assert top == (["import math"] if backend == "math" else ["import numpy as np"])
     inner = [node for node in imports if node not in tree.body]
-    assert all(ast.unparse(node) == "import math" for node in inner)
+    scipy = "from scipy.linalg import cho_solve as solve_factored"  # optional, in a try
+    assert all(ast.unparse(node) in ("import math", scipy) for node in inner)
     inside = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
               and any(isinstance(n, ast.Import) for n in ast.walk(f))}
     # numpy has no erf, erfc, gamma, lgamma: only those four (and besseli, for lgamma, and gelu,
     # for erfc) import math, in their bodies
     assert inside == (set() if backend == "math" else set(VECTORIZED) | {"besseli", "gelu"})
+    with_scipy = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
+                  and any(isinstance(n, ast.ImportFrom) for n in ast.walk(f))}
+    assert with_scipy == (set() if backend == "math" else {"cho_solve", "cho_inverse"})
     for node in tree.body:  # nothing but the docstring, the import, defs and plain assignments
         assert isinstance(node, (ast.Expr, ast.Import, ast.FunctionDef, ast.Assign))
 
@@ -362,6 +367,34 @@ def test_logdet_against_mpmath(rnp):
     assert rnp.logdet(big) == pytest.approx(4 * 200 * math.log(10), rel=1e-15)
     assert np.isnan(rnp.logdet(np.diag([1.0, -1.0])))  # log of a negative determinant
     assert rnp.logdet(np.zeros((2, 2))) == -np.inf
+
+
+def _spd(n, seed=3):
+    a = np.random.default_rng(seed).normal(size=(n, n))
+    return a @ a.T + n * np.eye(n)
+
+
+def test_cholesky_helpers_against_mpmath(rnp):
+    k, b = _spd(4), np.arange(8.0).reshape(4, 2)
+    c = rnp.cholesky(k)
+    exact = mpmath.matrix(k.tolist())
+    np.testing.assert_allclose(c @ c.T, k, rtol=1e-14)
+    assert rnp.cho_logdet(c) == pytest.approx(float(mpmath.log(mpmath.det(exact))), rel=1e-14)
+    inverse = np.array((exact**-1).tolist(), dtype=float)
+    np.testing.assert_allclose(rnp.cho_inverse(c), inverse, rtol=1e-13)
+    np.testing.assert_allclose(rnp.cho_solve(c, b), inverse @ b, rtol=1e-13)
+    with pytest.raises(ValueError, match="not symmetric"):
+        rnp.cholesky(k + np.triu(np.ones((4, 4)), 1))
+    with pytest.raises(np.linalg.LinAlgError):
+        rnp.cholesky(-k)
+
+
+def test_cholesky_helpers_without_scipy(rnp, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.linalg", None)  # import scipy.linalg fails
+    k, b = _spd(5), np.ones((5, 1))
+    c = rnp.cholesky(k)
+    np.testing.assert_allclose(rnp.cho_solve(c, b), np.linalg.solve(k, b), rtol=1e-12)
+    np.testing.assert_allclose(rnp.cho_inverse(c), np.linalg.inv(k), rtol=1e-12)
 
 
 def fused_square(calls):

@@ -24,7 +24,7 @@ from .errors import (
 from .functions import elu, gelu, mish, relu, selu, sigmoid, softplus, xlogy
 from .hand import drawn_masks
 from .ir import GradStep, Program, Step
-from .matrix import amax, apply, cols, divide, hadamard, mean, rows, sum  # noqa: F401
+from .matrix import amax, apply, cols, divide, hadamard, mean, rows, spd, sum  # noqa: F401
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
 from .verify import assert_gradient, verify, verify_layer
 
@@ -37,4 +37,5 @@ __all__ = [
     "verify", "verify_layer", "drawn_masks",
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *
+    "spd",
 ]

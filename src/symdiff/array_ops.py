@@ -195,9 +195,48 @@ class solve(_ArrayGate):
                          if b.shape[1] == 1 else _np(mpmath.inverse(_mp(a)) * _mp(b)))
 
 
+class cholesky(_ArrayGate):
+    """The lower Cholesky factor ``L`` of a matrix declared symmetric positive definite
+    (``symdiff.spd``): ``a = L @ L.T``. The gates below solve and take log-determinants with
+    it; their gradients go to ``a`` itself, never through ``L``."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    apply = staticmethod(lambda a: _np(mpmath.cholesky(_mp(a))))
+
+
+class cho_solve(_ArrayGate):
+    """``a**-1 @ b`` from the Cholesky factor ``L`` of ``a`` (two triangular solves)."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 2
+    operands = 2
+    apply = staticmethod(lambda c, b: _np(mpmath.cholesky_solve(_mp(c) * _mp(c).T, _mp(b)))
+                         if b.shape[1] == 1 else _np(mpmath.inverse(_mp(c) * _mp(c).T) * _mp(b)))
+
+
+class cho_logdet(_ArrayGate):
+    """``log(det(a))`` from the Cholesky factor ``L`` of ``a``: ``2*sum(log(diag(L)))``."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    apply = staticmethod(lambda c: 2 * mpmath.fsum(mpmath.log(c[k, k])
+                                                   for k in range(c.shape[0])))
+
+
+class cho_inverse(_ArrayGate):
+    """``a**-1`` from the Cholesky factor ``L`` of ``a``: only where the inverse is a value
+    (or the gradient of a log-determinant)."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+    nargs = 1
+    apply = staticmethod(lambda c: _np(mpmath.inverse(_mp(c) * _mp(c).T)))
+
+
+CHOLESKY_GATES = (cho_solve, cho_logdet, cho_inverse)  # gates over a factor, first argument
 ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, first_max_mask, item,
-               as_1x1, broadcast,
-               entry, entry_grad, trace, eye, det, logdet, inverse, solve)
+               as_1x1, broadcast, entry, entry_grad, trace, eye, det, logdet, inverse, solve,
+               cholesky, *CHOLESKY_GATES)
 
 
 def _axes(axis) -> int | tuple[int, int]:

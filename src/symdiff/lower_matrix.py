@@ -21,8 +21,13 @@ from .array_ops import (
     axis_max,
     axis_sum,
     broadcast,
+    cho_inverse,
+    cho_logdet,
+    cho_solve,
+    cholesky,
     det,
     entry,
+    eye,
     inverse,
     item,
     logdet,
@@ -34,7 +39,8 @@ from .array_ops import (
 )
 from .dag import postorder
 from .errors import ArgumentError, UnsupportedFunctionError
-from .matrix import AxisMax, Shape, broadcast_shapes, short
+from .matrix import SPD, AxisMax, Shape, broadcast_shapes, short
+from .matrix_forms import fold_transposes
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ class _Value:
     expr: sp.Basic | None  # None: a OneMatrix (only meaningful inside a product)
     phys: Shape
     shape: Shape
-    inv: sp.Basic | None = None  # for an inverse: the matrix inverted (a product solves with it)
+    inv: _Value | None = None  # for an inverse: the value inverted (a product solves with it)
+    chol: sp.Basic | None = None  # for a matrix declared spd: its Cholesky factor
 
 
 class Converter:
@@ -59,7 +66,7 @@ class Converter:
         """One walk over the whole formula (operands of ``applyfunc`` included, so a shared
         subexpression is converted once); the walk stops at the applied Lambda."""
         self.done: dict[sp.Basic, _Value] = {}
-        value = self._walk(root)
+        value = self._walk(fold_transposes(root))
         if tuple(value.shape) == (1, 1):  # a 1 x 1 matrix output (b.T*A*b) is a scalar
             value = self._scalar_of(value)
         value = self._materialized(value)
@@ -110,6 +117,9 @@ class Converter:
             return _Value(node, (), ())
         if isinstance(node, sp.ZeroMatrix):
             return _Value(sp.S.Zero, (), node.shape)
+        if isinstance(node, sp.Identity):  # in a sum (K + noise*I); a product drops it
+            n = self.codes.get(node.rows, node.rows)
+            return _Value(eye(n), node.shape, node.shape)
         if isinstance(node, sp.MatAdd):
             return self._elementwise(node, sp.Add, args)
         if isinstance(node, sp.HadamardProduct):
@@ -141,6 +151,8 @@ class Converter:
         # a scalar node (Add, Mul, function, ...) over scalar or array values
         if node.func is sp.log and isinstance(args[0].expr, det):  # log(det(X)): slogdet
             return _Value(logdet(args[0].expr.args[0]), (), ())
+        if node.func is sp.log and _is_exp_of(args[0].expr, cho_logdet):  # log(det(spd(X)))
+            return _Value(args[0].expr.args[0], (), ())
         if any(isinstance(a, MatrixExpr) for a in node.args):
             raise UnsupportedFunctionError(
                 f"{type(node).__name__} of a matrix is not supported: {short(node)} (for the "
@@ -175,9 +187,8 @@ class Converter:
         scalars = [a for a in args if not a.shape]
         factors = [f for a, arg in zip(args, node.args) if a.shape
                    for f in self._factors(arg, a)]
-        if not factors:  # Identity alone
-            raise UnsupportedFunctionError(f"an identity matrix alone is not supported: {node}")
-        acc = self._chain(factors)
+        acc = self._chain(factors) if factors else next(  # noise*I: only identities
+            a for a, arg in zip(args, node.args) if isinstance(arg, sp.Identity))
         if acc.expr is None:  # a product of ones only
             acc = _Value(sp.S.One, (), acc.shape)
         coeff = sp.Mul(*(s.expr for s in scalars))
@@ -210,10 +221,12 @@ class Converter:
             return _Value(s.expr, s.phys, (n, m))
         if left.inv is not None:  # X**-1 @ B: solve, never form the inverse to multiply it
             b = self._materialized(right)
-            return _Value(solve(left.inv, b.expr), (n, b.phys[1]), (n, m))
+            return _Value(_solve(left.inv, b.expr), (n, b.phys[1]), (n, m))
         if right.inv is not None:  # A @ X**-1 = (X**-T @ A.T).T
             a = self._materialized(left)
-            return _Value(_t(solve(_t(right.inv), _t(a.expr))), (a.phys[0], m), (n, m))
+            x = right.inv
+            x_t = x if x.chol is not None else _Value(_t(x.expr), x.phys, x.shape)
+            return _Value(_t(_solve(x_t, _t(a.expr))), (a.phys[0], m), (n, m))
         a, b = self._materialized(left), self._materialized(right)
         return _Value(matmul(a.expr, b.expr), (a.phys[0], b.phys[1]), (n, m))
 
@@ -302,7 +315,8 @@ class Converter:
 
     def _inverse(self, a: _Value) -> _Value:
         a = self._materialized(a)
-        return _Value(inverse(a.expr), a.phys, a.shape, inv=a.expr)
+        value = inverse(a.expr) if a.chol is None else cho_inverse(a.chol)
+        return _Value(value, a.phys, a.shape, inv=a)
 
     def _linear_algebra(self, node, args: list[_Value]) -> _Value | None:
         """Trace, entries, Inverse and Determinant (None for any other node)."""
@@ -313,7 +327,11 @@ class Converter:
         if isinstance(node, sp.Inverse):
             return self._inverse(args[0])
         if isinstance(node, sp.Determinant):
-            return _Value(det(self._materialized(args[0]).expr), (), ())
+            a = self._materialized(args[0])
+            return _Value(det(a.expr) if a.chol is None else sp.exp(cho_logdet(a.chol)), (), ())
+        if isinstance(node, SPD):  # the same matrix, factored once where it is solved with
+            a = self._materialized(args[0])
+            return _Value(a.expr, a.phys, a.shape, chol=cholesky(a.expr))
         return None
 
     def _materialized(self, value: _Value, keep_broadcast: bool = False) -> _Value:
@@ -326,6 +344,15 @@ class Converter:
             return value
         r, c = (self.codes.get(n, n) for n in value.shape)
         return _Value(broadcast(value.expr, r, c), value.shape, value.shape)
+
+
+def _solve(a: _Value, b):
+    """``a**-1 @ b``: by the Cholesky factor when ``a`` is declared spd, else by LU."""
+    return solve(a.expr, b) if a.chol is None else cho_solve(a.chol, b)
+
+
+def _is_exp_of(expr, gate) -> bool:
+    return isinstance(expr, sp.exp) and isinstance(expr.args[0], gate)
 
 
 def _t(expr):

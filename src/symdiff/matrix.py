@@ -22,10 +22,15 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
 
 from .array_ops import (
+    CHOLESKY_GATES,
     as_1x1,
     axis_max,
     axis_sum,
     broadcast,
+    cho_inverse,
+    cho_logdet,
+    cho_solve,
+    cholesky,
     det,
     entry,
     entry_grad,
@@ -116,6 +121,42 @@ def divide(a, b) -> MatrixExpr:
     return sp.hadamard_product(_matrix(a, "divide"), sp.HadamardPower(_matrix(b, "divide"), -1))
 
 
+def spd(a) -> MatrixExpr:
+    """``a``, declared symmetric positive definite: its log-determinant, solves and inverse
+    go through one Cholesky factor (``np.linalg.cholesky``), computed once in the forward pass
+    and reused by the backward pass. The generated code raises ValueError if ``a`` is not
+    symmetric and LinAlgError if it is not positive definite.
+
+    >>> n = sp.Symbol("n", integer=True, positive=True)
+    >>> K = spd(sp.MatrixSymbol("K", n, n))
+    >>> K.shape == (n, n)
+    True
+    """
+    a = _matrix(a, "spd")
+    if a.shape[0] != a.shape[1]:
+        raise ArgumentError(f"spd() declares a square matrix positive definite: {a} is "
+                            f"{a.shape[0]} x {a.shape[1]}")
+    return SPD(a)
+
+
+class SPD(MatrixExpr):
+    """A matrix declared symmetric positive definite (``spd``); its value is its argument's."""
+
+    def __new__(cls, arg):
+        return sp.Basic.__new__(cls, sp.sympify(arg))
+
+    @property
+    def arg(self):
+        return self.args[0]
+
+    @property
+    def shape(self):
+        return self.arg.shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.arg[i, j]
+
+
 class AxisMax(MatrixExpr):
     """``max`` of a matrix along an axis, with entries SymPy can expand (``as_explicit``)."""
 
@@ -156,6 +197,8 @@ def explicit_node(node, args):
         return sp.ImmutableMatrix(args[0].adjugate() / args[0].det(method="berkowitz"))
     if isinstance(node, MatrixElement):
         return args[0][int(node.i), int(node.j)]
+    if isinstance(node, SPD):
+        return args[0]
     return None
 
 
@@ -206,10 +249,14 @@ def _gate_shape(rhs, shapes) -> Shape:
     if isinstance(rhs, (axis_sum, axis_max)):
         a, axis = of(rhs.args[0]), int(rhs.args[1])
         return {0: (sp.S.One, a[1]), 1: (a[0], sp.S.One), 2: (sp.S.One, sp.S.One)}[axis]
-    if isinstance(rhs, (total, item, entry, trace, det, logdet)):
+    if isinstance(rhs, (total, item, entry, trace, det, logdet, cho_logdet)):
         return ()
-    if isinstance(rhs, inverse):
+    if isinstance(rhs, (inverse, cholesky, cho_inverse)):
         return of(rhs.args[0])
+    if isinstance(rhs, cho_solve):
+        return (of(rhs.args[0])[1], of(rhs.args[1])[1])
+    if isinstance(rhs, eye):
+        return (rhs.args[0], rhs.args[0])
     if isinstance(rhs, solve):
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, broadcast):
@@ -220,11 +267,15 @@ def _gate_shape(rhs, shapes) -> Shape:
 
 def reverse_arrays(forward: list[Step], shapes: dict[str, Shape],
                    grad_names: dict[str, str]) -> list[GradStep]:
-    """Backward steps of a matrix program; each writes a whole term (``GradStep.whole``)."""
-    return reverse(forward, grad_names, terms=lambda step, d: _terms(step, d, shapes))
+    """Backward steps of a matrix program; each writes a whole term (``GradStep.whole``).
+    A Cholesky factor passes no gradient: the gates that use it send theirs to the matrix it
+    factors (``factored``), so the backward reuses the forward's factor."""
+    factored = {s.name: s.rhs.args[0] for s in forward if isinstance(s.rhs, cholesky)}
+    return reverse(forward, grad_names,
+                   terms=lambda step, d: _terms(step, d, shapes, factored))
 
 
-def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:
+def _terms(step: Step, d: sp.Symbol, shapes, factored) -> list[tuple[sp.Symbol, sp.Expr]]:
     rhs, out = step.rhs, sp.Symbol(step.name, real=True)
     if isinstance(rhs, matmul):
         a, b = rhs.args
@@ -241,6 +292,8 @@ def _terms(step: Step, d: sp.Symbol, shapes) -> list[tuple[sp.Symbol, sp.Expr]]:
     if isinstance(rhs, item):
         return [(rhs.args[0], as_1x1(d))]
     linear = _linear_algebra_terms(rhs, out, d, shapes)
+    if linear is None:
+        linear = _cholesky_terms(rhs, out, d, factored)
     if linear is not None:
         return linear
     if isinstance(rhs, broadcast):
@@ -263,6 +316,8 @@ def _linear_algebra_terms(rhs, out, d, shapes):
         return [(a, entry_grad(d, rhs.args[1], rhs.args[2], r, c))]
     if isinstance(rhs, trace):
         return [(a, d * eye(shapes[a.name][0]))]
+    if isinstance(rhs, eye):  # a constant
+        return []
     if isinstance(rhs, logdet):  # d log det(a) = tr(a**-1 da)
         return [(a, d * transpose(inverse(a)))]
     if isinstance(rhs, det):
@@ -273,6 +328,23 @@ def _linear_algebra_terms(rhs, out, d, shapes):
         db = solve(transpose(a), d)
         return [(rhs.args[1], db), (a, -matmul(db, transpose(out)))]
     return None
+
+
+def _cholesky_terms(rhs, out, d, factored):
+    """Backward terms of the gates over a Cholesky factor ``c`` of the symmetric ``a``
+    (``a.T = a``, so ``a**-T`` is ``a**-1``); None for any other gate."""
+    if isinstance(rhs, cholesky):
+        return []
+    if not isinstance(rhs, CHOLESKY_GATES):
+        return None
+    c = rhs.args[0]
+    a = factored[c.name]
+    if isinstance(rhs, cho_logdet):  # d log det(a) = tr(a**-1 da)
+        return [(a, d * cho_inverse(c))]
+    if isinstance(rhs, cho_inverse):
+        return [(a, -matmul(matmul(out, d), out))]
+    db = cho_solve(c, d)  # out = a**-1 @ b
+    return [(rhs.args[1], db), (a, -matmul(db, transpose(out)))]
 
 
 def _reduced(term, shape: Shape, target: Shape):

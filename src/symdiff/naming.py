@@ -128,7 +128,8 @@ STEMS = {
     array_ops.total: "sum{}", array_ops.axis_max: "max{}", array_ops.item: "{}",
     array_ops.broadcast: "bc{}", array_ops.entry: "{}el", array_ops.trace: "tr{}",
     array_ops.det: "det{}", array_ops.logdet: "logdet{}", array_ops.inverse: "inv{}",
-    array_ops.solve: "inv{}",
+    array_ops.solve: "inv{}", array_ops.cholesky: "L{}", array_ops.cho_solve: "inv{}",
+    array_ops.cho_logdet: "logdet{}", array_ops.cho_inverse: "inv{}",
     **{op.cls: op.stem for op in OPS},
 }
 # The fallback stems of powers say which power (sqrt1, inv1, sqr1).

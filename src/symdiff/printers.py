@@ -247,6 +247,24 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         a, b = (self._print(e) for e in expr.args)
         return f"{self._module_format('numpy.linalg.solve')}({a}, {b})"
 
+    def _print_cholesky(self, expr):
+        """A helper: np.linalg.cholesky after a symmetry check (it reads one triangle)."""
+        return self._helper_call("cholesky", expr)
+
+    def _print_cho_solve(self, expr):
+        """A helper: SciPy's cho_solve when installed, np.linalg.solve on the factor if not."""
+        return self._helper_call("cho_solve", expr)
+
+    def _print_cho_logdet(self, expr):
+        return self._helper_call("cho_logdet", expr)
+
+    def _print_cho_inverse(self, expr):
+        return self._helper_call("cho_inverse", expr)
+
+    def _helper_call(self, name: str, expr) -> str:
+        self.helpers.add(name)
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+
     def _print_max_mask(self, expr):
         return self._mask(expr, "max_mask")
 

@@ -4,8 +4,10 @@ Each top-level def here is one helper: ``runtime.helper_source`` copies its text
 every generated module that calls it, so each must stand alone. Invariants: this module imports
 only ``numpy as np`` (generated modules run without symdiff installed); erf, erfc, gamma,
 loggamma and gelu import ``math`` inside their bodies, since numpy has no such functions.
-Every helper works elementwise on arrays and on scalars. The named constants are in
-``runtime_math``.
+Every helper works elementwise on arrays and on scalars, except the linear-algebra ones
+(entry_grad, logdet, cholesky, cho_*), whose arguments are matrices; cho_solve and cho_inverse
+import SciPy inside their bodies when it is installed, and use numpy alone when it is not.
+The named constants are in ``runtime_math``.
 """
 
 import numpy as np
@@ -187,6 +189,42 @@ def logdet(a):
     """log(det(a)) by np.linalg.slogdet (no overflow); nan where det(a) < 0, -inf where 0."""
     sign, value = np.linalg.slogdet(a)
     return value if sign > 0 else (np.nan if sign < 0 else -np.inf)
+
+
+def cholesky(a):
+    """The lower Cholesky factor of a, which the formula declares symmetric positive definite
+    (symdiff.spd): a ValueError if a is not symmetric (the factor reads only one triangle, so
+    going on would be a wrong answer), numpy's LinAlgError if it is not positive definite."""
+    if np.any(np.abs(a - a.T) > 1e-12 * np.max(np.abs(a), initial=0.0)):
+        raise ValueError("cholesky: the matrix declared spd (symmetric positive definite) is "
+                         "not symmetric")
+    return np.linalg.cholesky(a)
+
+
+def cho_solve(c, b):
+    """a**-1 @ b from the lower Cholesky factor c of a: two triangular solves (SciPy's
+    cho_solve when SciPy is installed, else np.linalg.solve with c and c.T)."""
+    try:
+        from scipy.linalg import cho_solve as solve_factored
+    except ImportError:
+        return np.linalg.solve(c.T, np.linalg.solve(c, b))
+    return solve_factored((c, True), b, check_finite=False)
+
+
+def cho_logdet(c):
+    """log(det(a)) from the lower Cholesky factor c of a: 2*sum(log(diag(c)))."""
+    return 2.0 * np.sum(np.log(np.diagonal(c)))
+
+
+def cho_inverse(c):
+    """a**-1 from the lower Cholesky factor c of a (symmetric, as a is): SciPy's cho_solve
+    of the identity when SciPy is installed, else inv(c).T @ inv(c)."""
+    try:
+        from scipy.linalg import cho_solve as solve_factored
+    except ImportError:
+        inv_c = np.linalg.inv(c)
+        return inv_c.T @ inv_c
+    return solve_factored((c, True), np.eye(c.shape[0]), check_finite=False)
 
 
 def digamma(x):
