@@ -355,3 +355,17 @@ def test_a_tie_given_to_its_first_maximum_is_another_valid_subgradient():
     assert report.ok and any("first of the tied entries" in n for n in report.notes), str(report)
     assert not symdiff.verify(loss, [S], argmax_code, points=[{"S": x}], samples=2,
                               strict=True).ok
+
+
+def test_wrt_in_another_order_than_the_arguments():
+    """wrt=[W, X] with args=[X, W, b]: the partials come in wrt order. check compared dW with
+    the reference's dX (a false alarm), and the 1-D bias convention read the wrong partial."""
+    prog = symdiff.lower(affine(), wrt=[W, X], args=[X, W, b])
+    assert symdiff.check(prog).ok
+    right = symdiff.verify(affine(), [b, W], lambda dout, c: (dout.sum(0), c[0].T @ dout),
+                           args=[X, W, b], forward=forward)
+    assert right.ok, str(right)
+    wrong = symdiff.verify(affine(), [b, W], lambda dout, c: (dout.sum(0), c[0].T @ dout * 2),
+                           args=[X, W, b], forward=forward)
+    assert [p.ok for p in wrong.partials] == [True, False]
+    assert [p.name for p in wrong.partials] == ["db", "dW"]

@@ -141,3 +141,22 @@ def test_kinds_are_refused_for_a_scalar_formula():
     x = sp.Symbol("x")
     with pytest.raises(symdiff.ArgumentError, match="no arrays|has none"):
         symdiff.verify(x**2, [x], lambda x: (2 * x,), kinds={"x": "mask"})
+
+
+def test_a_matrix_declared_spd_is_drawn_spd_so_check_can_judge_it():
+    """symdiff.spd(K): the generated code refuses a K that is not symmetric, so random normal
+    arrays could never check it; check and verify draw K symmetric positive definite."""
+    n = sp.Symbol("n", integer=True, positive=True)
+    K, y = sp.MatrixSymbol("K", n, n), sp.MatrixSymbol("y", n, 1)
+    nll = (y.T * symdiff.spd(K).I * y)[0, 0] / 2 + sp.log(sp.Determinant(symdiff.spd(K))) / 2
+    prog = symdiff.lower(nll, wrt=[K])
+    report = symdiff.check(prog)
+    assert report.ok, str(report)
+    assert all(np.all(np.linalg.eigvalsh(np.array(p["K"])) > 0) for p in report.points)
+
+    def hand(k, yy):
+        ki = np.linalg.inv(k)
+        a = ki @ yy
+        return ((ki - a @ a.T) / 2,)
+
+    assert symdiff.verify(nll, [K], hand).ok

@@ -154,8 +154,8 @@ class ExplicitReference:
             objective = out * self.dout
         self.shape_out = (out.rows, out.cols) if self.matrix_out else ()
         self.objective = objective
-        self.wrt = [self.entries.get(i.name, self.scalars.get(i.name)) for i in prog.inputs
-                    if i.grad is not None]
+        by_grad = {i.grad: i.name for i in prog.inputs if i.grad is not None}
+        self.wrt = [self.entries.get(by_grad[g], self.scalars.get(by_grad[g])) for g in prog.grads]
         self.diffs = None  # a large formula (as a tree) goes straight to the difference oracle
         if tree_size(objective, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.diffs = within_budget(lambda: [w.applyfunc(lambda s: sp.diff(objective, s))
@@ -208,8 +208,12 @@ class ExplicitReference:
         return got
 
 
-def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:
-    """Central differences of ``sum(dout * forward(args))`` for every wrt argument."""
+def finite_differences(module, prog, args, dout, h: float = 1e-6, symmetric=()) -> list:
+    """Central differences of ``sum(dout * forward(args))`` for every wrt argument.
+
+    An argument in ``symmetric`` (code names: a matrix declared spd, which generated code
+    refuses unsymmetric) is moved along E_ij + E_ji, which gives the symmetric part of its
+    gradient, (G + G.T)/2."""
     wrt = [k for k, i in enumerate(prog.inputs) if i.grad is not None]
     by_grad = {prog.inputs[k].grad: k for k in wrt}
 
@@ -226,6 +230,9 @@ def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:
             plus[k], minus[k] = values[k] + h, values[k] - h
             result.append((objective(plus) - objective(minus)) / (2 * h))
             continue
+        if prog.inputs[k].name in symmetric:
+            result.append(_symmetric_differences(objective, values, k, h))
+            continue
         grad = np.zeros_like(values[k])
         for index in np.ndindex(values[k].shape):
             old = values[k][index]
@@ -237,3 +244,21 @@ def finite_differences(module, prog, args, dout, h: float = 1e-6) -> list:
             grad[index] = (up - down) / (2 * h)
         result.append(grad)
     return result
+
+
+def _symmetric_differences(objective, values, k, h) -> np.ndarray:
+    """(G + G.T)/2 of a symmetric argument, by differences along E_ij + E_ji."""
+    base = values[k]
+    grad = np.zeros_like(base)
+    for i, j in np.ndindex(base.shape):
+        if j < i:
+            continue
+        step = np.zeros_like(base)
+        step[i, j] = step[j, i] = h
+        shifted = list(values)
+        shifted[k] = base + step
+        up = objective(shifted)
+        shifted[k] = base - step
+        down = objective(shifted)
+        grad[i, j] = grad[j, i] = (up - down) / (2 * h) / (1 if i == j else 2)
+    return grad

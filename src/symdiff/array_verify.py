@@ -126,7 +126,8 @@ def _conventions(prog, partials: list, trial: Trial, notes: list) -> list:
     """The hand partials, with a 1-D bias gradient of shape (M,) read as the (1, M) row it is
     the gradient of (both conventions are right; the notes say which was seen)."""
     result = []
-    wrt = [i for i in prog.inputs if i.grad is not None]
+    by_grad = {i.grad: i for i in prog.inputs if i.grad is not None}
+    wrt = [by_grad[g] for g in prog.grads]  # the partials' order
     for i, p, e in zip(wrt, partials, trial.exact):
         if e.ndim == 2 and e.shape[0] == 1 and p.shape == e.shape[1:]:
             note = (f"{i.grad} is returned 1-D, shape ({p.shape[0]},), for the row {i.name} of "

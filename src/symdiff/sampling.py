@@ -21,7 +21,9 @@ from collections.abc import Callable
 import numpy as np
 import sympy as sp
 
+from .dag import postorder
 from .errors import ArgumentError
+from .matrix import SPD
 
 CHECK_SIZES = (3, 2, 4, 5, 6)  # concrete sizes for the symbolic dimensions, in name order
 TRIAL_SIZES = range(2, 9)  # the sizes random trials draw from, distinct while they last
@@ -189,12 +191,17 @@ def argument_kinds(prog, kinds) -> dict[str, str]:
 
 
 def drawing_rules(prog, domain=None, kinds=None) -> dict:
-    """Per argument code name: its interval (``domain``) or its kind (``kinds``), never both."""
+    """Per argument code name: its interval (``domain``) or its kind (``kinds``), never both;
+    a matrix the formula declares ``symdiff.spd`` is drawn SPD unless the user says otherwise."""
     rules: dict = dict(domain_intervals(prog, domain))
     for name, kind in argument_kinds(prog, kinds).items():
         if name in rules:
             raise ArgumentError(f"{name} has both a domain and a kind: give one")
         rules[name] = kind
+    declared = {n.arg for n in postorder(prog.expr) if isinstance(n, SPD)}
+    for i in prog.inputs:
+        if i.symbol in declared:
+            rules.setdefault(i.name, "spd")
     return rules
 
 

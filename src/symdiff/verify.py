@@ -369,41 +369,47 @@ def verify_layer(expr, wrt, make_layer, grads=None, *, inputs=None, args=None,
     >>> verify_layer(X * W, [X, W], Linear, lambda layer: (layer.dW,)).ok
     True
     """
-    prog = lower(expr, wrt, args)
-    names = [i.name for i in prog.inputs]
-    by_name = {i.symbol.name: i.name for i in prog.inputs} | {n: n for n in names}
+    adapter = _LayerAdapter(lower(expr, wrt, args), make_layer, grads, inputs,
+                            options.get("kinds"))
+    return verify(expr, wrt, adapter.backward, args=args, forward=adapter.forward, **options)
 
-    def code(s):
+
+class _LayerAdapter:
+    """A layer object as verify's ``forward`` / ``backward(dout, cache)`` pair."""
+
+    def __init__(self, prog, make_layer, grads, inputs, kinds):
+        self.make_layer, self.grads = make_layer, grads
+        self.names = [i.name for i in prog.inputs]
+        self.by_name = {i.symbol.name: i.name for i in prog.inputs} | {n: n for n in self.names}
+        self.ins = [self._code(s) for s in (inputs if inputs is not None else self.names[:1])]
+        masks = {self._code(k) for k, v in (kinds or {}).items() if v == "mask"}
+        self.params = [n for n in self.names if n not in self.ins and n not in masks]
+        by_grad = {i.grad: i.name for i in prog.inputs if i.grad is not None}
+        self.wrt = [by_grad[g] for g in prog.grads]  # the partials' order
+        self.wrt_params = [n for n in self.wrt if n not in self.ins]
+        self.wrt_ins = [n for n in self.ins if n in self.wrt]
+        if grads is None and self.wrt_params:
+            raise ArgumentError("a parameter is in wrt: give grads=lambda layer: (...) to read "
+                                "its gradient off the layer")
+
+    def _code(self, s) -> str:
         name = s if isinstance(s, str) else getattr(s, "name", None)
-        if name not in by_name:
+        if name not in self.by_name:
             raise ArgumentError(f"inputs names {s!r}, which is not an argument of the formula")
-        return by_name[name]
+        return self.by_name[name]
 
-    ins = [code(s) for s in (inputs if inputs is not None else names[:1])]
-    masks = {code(k) for k, v in (options.get("kinds") or {}).items() if v == "mask"}
-    params = [n for n in names if n not in ins and n not in masks]
-    wrt_names = [i.name for i in prog.inputs if i.grad is not None]
-    if grads is None and any(n in params for n in wrt_names):
-        raise ArgumentError("a parameter is in wrt: give grads=lambda layer: (...) to read its "
-                            "gradient off the layer")
+    def forward(self, *values):
+        given = dict(zip(self.names, values))
+        layer = self.make_layer(*(given[n] for n in self.params))
+        return layer.forward(*(given[n] for n in self.ins)), layer
 
-    def forward(*values):
-        given = dict(zip(names, values))
-        layer = make_layer(*(given[n] for n in params))
-        return layer.forward(*(given[n] for n in ins)), layer
-
-    wrt_params = [n for n in wrt_names if n not in ins]
-    wrt_ins = [n for n in ins if n in wrt_names]
-
-    def backward(dout, layer):
+    def backward(self, dout, layer):
         d_in = layer.backward(dout)
         d_in = tuple(d_in) if isinstance(d_in, (tuple, list)) else (d_in,)
-        d_param = tuple(grads(layer)) if grads is not None else ()
-        if len(d_in) != len(wrt_ins) or len(d_param) != len(wrt_params):
+        d_param = tuple(self.grads(layer)) if self.grads is not None else ()
+        if len(d_in) != len(self.wrt_ins) or len(d_param) != len(self.wrt_params):
             raise HandFailure(f"layer.backward returned {len(d_in)} gradients for "
-                              f"{len(wrt_ins)} inputs in wrt, grads(layer) {len(d_param)} for "
-                              f"{len(wrt_params)} parameters in wrt")
-        found = dict(zip(wrt_ins, d_in)) | dict(zip(wrt_params, d_param))
-        return tuple(found[n] for n in wrt_names)
-
-    return verify(expr, wrt, backward, args=args, forward=forward, **options)
+                              f"{len(self.wrt_ins)} inputs in wrt, grads(layer) {len(d_param)} "
+                              f"for {len(self.wrt_params)} parameters in wrt")
+        found = dict(zip(self.wrt_ins, d_in)) | dict(zip(self.wrt_params, d_param))
+        return tuple(found[n] for n in self.wrt)
