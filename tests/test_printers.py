@@ -172,7 +172,7 @@ def test_helper_names_cover_everything():
         "sigmoid", "relu", "softplus", "erf", "erfc", "gamma", "loggamma", "unbroadcast",
         "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks", "logsumexp", "sech", "csch",
         "acot", "undefined", "besseli", "gelu", "elu", "selu", "mish", "xlogy",
-        "sinc", "entry_grad", "logdet",
+        "sinc", "entry_grad", "logdet", "jacobian_array",
     } | CONSTANT_NAMES
     for name in HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY:
         source = helper_source(name, "numpy")

@@ -57,6 +57,7 @@ class _Scalar:
 
     kind = "a scalar formula"
     fused = True  # value_and_grad may repeat forward and backward with dout = 1 folded away
+    forward_mode = True  # jvp and jacobian: every gate has its scalar tangent rule
 
     @staticmethod
     def accepts(backend: Backend) -> bool:
@@ -96,6 +97,7 @@ class _Matrix:
 
     kind = "a matrix formula"
     fused = False  # forward, then backward with a dout of ones
+    forward_mode = False  # no tangent rules for the whole-array gates yet
 
     @staticmethod
     def accepts(backend: Backend) -> bool:

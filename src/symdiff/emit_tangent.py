@@ -37,16 +37,16 @@ from .writer import (
 JACOBIAN_HELPER = "jacobian_array"  # runtime_numpy: rows of entries -> one (m, n, ...) array
 
 
-def refuse_matrix(prog: Program, function: str) -> None:
+def refuse_matrix(w: Writer, function: str) -> None:
     """Forward mode has no rules for the whole-array gates yet: refuse, never guess."""
-    if prog.shapes is not None:
-        raise UnsupportedFunctionError(f"{function} of a matrix formula is not supported yet "
+    if not w.layout.forward_mode:
+        raise UnsupportedFunctionError(f"{function} of {w.layout.kind} is not supported yet "
                                        "(forward mode has scalar gates only): use backward")
 
 
 def jvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
     """``def jvp(x, y, x_t, y_t)``: the values and their tangents along the given one."""
-    refuse_matrix(prog, "jvp")
+    refuse_matrix(w, "jvp")
     suffix = suffix_for(prog)
     wrt = wrt_names(prog)
     seeds = [a + suffix for a in wrt]
@@ -71,7 +71,7 @@ def jvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> s
 
 def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
     """``def jacobian(x, y)``: the values and the Jacobian, by the cheaper kind of sweep."""
-    refuse_matrix(prog, "jacobian")
+    refuse_matrix(w, "jacobian")
     wrt, outs = wrt_names(prog), list(prog.outputs)
     m, n = len(outs), len(wrt)
     mode = sweeps(prog)
