@@ -119,13 +119,15 @@ def wrt_args(prog: Program) -> list[str]:
 
 
 def row_program(prog: Program, k: int) -> Program:
-    """Output ``k`` of a vector program as a scalar program: the forward steps up to it and
-    their reverse pass seeded by its gradient alone (one reverse sweep of the Jacobian)."""
+    """Output ``k`` of a vector program as a scalar program of its own formula: the forward
+    steps up to it and their reverse pass seeded by its gradient alone (one reverse sweep of
+    the Jacobian, line for line; ``symdiff.check`` of it checks that sweep)."""
     end = next(i for i, s in enumerate(prog.forward) if s.name == prog.outputs[k]) + 1
     forward: tuple[Step, ...] = prog.forward[:end]
     grads = {i.name: i.grad for i in prog.inputs if i.grad}
-    return replace(prog, forward=forward, backward=tuple(reverse(list(forward), grads)),
-                   output_names=(), _cache={})
+    expr = prog.expr.args[k] if prog.output_names else prog.expr
+    return replace(prog, expr=expr, forward=forward, backward=tuple(reverse(list(forward), grads)),
+                   text="" if prog.output_names else prog.text, output_names=(), _cache={})
 
 
 def sweeps(prog: Program) -> str:
