@@ -335,6 +335,15 @@ def test_asfloat(rnp):
     assert rnp.asfloat(x).dtype == np.float32  # already floating: kept
 
 
+def test_jacobian_array_broadcasts_entries_and_arguments(rnp):
+    x = np.array([1.0, 2.0, 3.0])
+    jac = rnp.jacobian_array(((x, 1.0), (0.0, 2 * x)), x, 5.0)
+    assert jac.shape == (2, 2, 3) and jac.dtype == np.float64
+    assert list(jac[0, 0]) == [1.0, 2.0, 3.0] and list(jac[0, 1]) == [1.0] * 3
+    assert list(jac[1, 1]) == [2.0, 4.0, 6.0] and not np.shares_memory(jac, x)
+    assert rnp.jacobian_array(((1, 2),), 0.5).tolist() == [[1.0, 2.0]]  # numbers become floats
+
+
 def test_max_mask(rnp):
     a = np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]])
     mask = rnp.max_mask(a, a.max(axis=1, keepdims=True), 1)

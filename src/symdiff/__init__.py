@@ -8,7 +8,7 @@
 
 from . import handoffs, layers  # noqa: F401  (handoffs registers Program's hand-offs)
 from ._version import __version__
-from .api import grad, lower
+from .api import grad, jacobian, jvp, lower
 from .check import check
 from .errors import (
     ArgumentError,
@@ -20,6 +20,7 @@ from .errors import (
     ParseError,
     SymdiffError,
     UnsupportedFunctionError,
+    VectorOutputError,
 )
 from .functions import elu, gelu, mish, relu, selu, sigmoid, softplus, xlogy
 from .hand import drawn_masks
@@ -33,7 +34,8 @@ __all__ = [
     "MissingStageError", "MissingToolError",
     "NonDifferentiableError",
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
-    "PartialVerdict", "VerifyReport", "__version__", "assert_gradient", "check", "grad", "lower",
+    "PartialVerdict", "VectorOutputError", "VerifyReport", "__version__", "assert_gradient",
+    "check", "grad", "jacobian", "jvp", "lower",
     "verify", "verify_layer", "drawn_masks",
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *

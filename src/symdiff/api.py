@@ -15,7 +15,7 @@ from sympy.logic.boolalg import BooleanAtom, BooleanFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .dag import gc_paused, postorder, substitute
-from .errors import ArgumentError, SymdiffError
+from .errors import ArgumentError, SymdiffError, VectorOutputError
 from .ir import Input, Program
 from .lower import Lowerer, canonicalize
 from .lower_matrix import Converter
@@ -34,7 +34,10 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
           allow_unused: bool = False) -> Program:
     """Lower a formula to a staged forward/backward Program.
 
-    ``expr`` is a SymPy expression or a formula string (parsed with a whitelist, never evaluated).
+    ``expr`` is a SymPy expression or a formula string (parsed with a whitelist, never evaluated),
+    or a vector of them (a list, tuple, ``sympy.Tuple`` or one-column/one-row ``sympy.Matrix``):
+    all outputs are staged in one forward program sharing common steps, named ``out0``,
+    ``out1``, ..., and ``backward`` takes one upstream gradient per output.
     ``wrt`` lists the Symbols (or names) to differentiate with respect to; ``args`` is the parameter
     order of the generated functions (default: wrt in order, then the other symbols by name, in
     natural order: x2 before x10). A *name* in ``wrt`` or ``args`` that is not a variable of the
@@ -46,27 +49,58 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     >>> prog = lower(x * sp.exp(y), wrt=[x, y])
     >>> print(prog.source("math").count("def "))
     3
+    >>> lower([x * y, sp.sin(x * y)], wrt=[x, y]).outputs
+    ('out0', 'out1')
     """
     if isinstance(expr, MatrixExpr):
         return _lower_matrix(expr, wrt, args, allow_unused)
-    expr = as_expression(expr, variables=declared_names(wrt, args))
-    nodes = postorder(expr)  # one walk: matrices inside? which symbols? how big?
+    vector = _as_vector(expr)
+    exprs = [as_expression(e, variables=declared_names(wrt, args)) for e in vector or [expr]]
+    nodes = postorder(sp.Tuple(*exprs) if vector else exprs[0])  # one walk: matrices? symbols?
     if any(isinstance(n, MatrixExpr) for n in nodes):  # e.g. a Trace: a scalar of matrices
-        return _lower_matrix(expr, wrt, args, allow_unused)
+        if vector:
+            raise VectorOutputError("a vector of formulas over MatrixSymbols is not supported "
+                                    "yet: lower each output on its own")
+        return _lower_matrix(exprs[0], wrt, args, allow_unused)
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
                      key=lambda s: (natural_key(s.name), str(s.assumptions0)))
     real = {s: real_symbol(s) for s in symbols}
     wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
     arg_pairs = _resolve_args(args, symbols, real, wrt_pairs, allow_unused)
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
-    folded: list = []
-    canonical = canonicalize(expr, real, folded)
-    forward = Lowerer(namer, codes).run(canonical)
-    backward = reverse(forward, {codes[i].name: g for i, g in grads.items()})
+    lowerer, texts, outputs = Lowerer(namer, codes), [], []
+    for k, e in enumerate(exprs):
+        folded: list = []
+        canonical = canonicalize(e, real, folded)
+        forward = lowerer.run(canonical, f"out{k}" if vector else "out")
+        outputs.append(forward[-1].name)
+        written = _as_written(e, canonical, forward, real, codes, folded)
+        texts.append(_formula_text(*written, postorder(e) if vector else nodes))
+    names = tuple(outputs) if vector else ()
+    backward = reverse(forward, {codes[i].name: g for i, g in grads.items()}, outputs=names)
     user_wrt = tuple(user for user, _ in wrt_pairs)
-    written = _as_written(expr, canonical, forward, real, codes, folded)
-    return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
-                   text=_formula_text(*written, nodes))
+    text = texts[0] if not vector else f"({', '.join(texts)})" if all(texts) else ""
+    return Program(sp.Tuple(*exprs) if vector else exprs[0], inputs, user_wrt, tuple(forward),
+                   tuple(backward), text=text, output_names=names)
+
+
+def _as_vector(expr) -> list | None:
+    """The formulas of a vector output (list, tuple, sympy.Tuple, one-column or one-row
+    Matrix), or None for one formula."""
+    if isinstance(expr, sp.MatrixBase):
+        if 1 not in expr.shape:
+            raise VectorOutputError(f"a Matrix of outputs must have one row or one column, not "
+                                    f"shape {expr.shape}: pass a list of its entries")
+        expr = list(expr)
+    if not isinstance(expr, (list, tuple, sp.Tuple)):
+        return None
+    if not len(expr):
+        raise ArgumentError("the vector of formulas is empty")
+    for k, e in enumerate(expr):
+        if isinstance(e, (list, tuple, sp.Tuple, sp.MatrixBase, MatrixExpr)):
+            raise VectorOutputError(f"output {k} is {type(e).__name__}, not a scalar formula: "
+                                    "matrix-valued outputs are not supported yet")
+    return list(expr)
 
 
 def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
@@ -141,6 +175,35 @@ def grad(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = Non
     (9.0, (6.0,))
     """
     return lower(expr, wrt, args, allow_unused=allow_unused).compile(backend).value_and_grad
+
+
+def jvp(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None, *,
+        allow_unused: bool = False) -> Callable:
+    """The compiled ``jvp(*args, *tangents) -> (value, tangent of the value)``: one tangent per
+    wrt symbol, after the arguments; ``expr`` may be a vector of formulas (see ``lower``).
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> jvp(x * y, wrt=[x, y])(2.0, 3.0, 1.0, 0.0)
+    (6.0, 3.0)
+    """
+    prog = lower(expr, wrt, args, allow_unused=allow_unused)
+    return prog.compile(backend, functions=("jvp",)).jvp
+
+
+def jacobian(exprs, wrt: Sequence, backend: str = "math", args: Sequence | None = None, *,
+             allow_unused: bool = False) -> Callable:
+    """The compiled ``jacobian(*args) -> (values, J)``, ``J[i][j] = d out_i / d wrt_j``: nested
+    tuples (math) or a float array of shape (m, n) (numpy; with array arguments, (m, n) plus
+    their broadcast shape). ``exprs`` is a vector of formulas, or one (then m = 1).
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> jacobian([x * y, x + y], wrt=[x, y])(2.0, 3.0)
+    ((6.0, 5.0), ((3.0, 2.0), (1.0, 1.0)))
+    """
+    prog = lower(exprs, wrt, args, allow_unused=allow_unused)
+    return prog.compile(backend, functions=("jacobian",)).jacobian
 
 
 def declared_names(*lists) -> list[str]:

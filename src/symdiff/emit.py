@@ -19,14 +19,25 @@ import re
 import textwrap
 import types
 
-import sympy as sp
-
 from ._version import __version__
 from .backends import ALL, Backend, backend_named
 from .dag import gc_paused
+from .emit_tangent import docstring, jacobian_function, jvp_function, packed
 from .errors import ArgumentError
-from .ir import Program, Step, grad_text, is_identifier
+from .ir import Program, is_identifier
 from .runtime import helper_source
+from .tangent import suffix_for, wrt_args
+from .writer import (
+    Writer,
+    abridged,
+    as_tuple,
+    backward_body,
+    call,
+    define,
+    forward_body,
+    outputs_text,
+    returned,
+)
 
 _SAFE_TEXT = re.compile(r"[\w\s+\-*/().,<>=!&|~@\[\]]*", re.ASCII)
 _counter = itertools.count(1)
@@ -34,6 +45,10 @@ _counter = itertools.count(1)
 # steps; beyond, calling forward and backward costs nothing next to the steps themselves, and
 # the module is not written twice over.
 FUSE_LIMIT = 2000
+# The functions a module can define, in the order it defines them, and the default choices.
+FUNCTIONS = ("forward", "backward", "value_and_grad", "jvp", "jacobian")
+SCALAR_DEFAULT = ("forward", "backward", "value_and_grad")
+VECTOR_DEFAULT = ("forward", "backward", "jvp", "jacobian")
 
 
 class _Scalar:
@@ -42,13 +57,14 @@ class _Scalar:
 
     kind = "a scalar formula"
     fused = True  # value_and_grad may repeat forward and backward with dout = 1 folded away
+    forward_mode = True  # jvp and jacobian: every gate has its scalar tangent rule
 
     @staticmethod
     def accepts(backend: Backend) -> bool:
         return True
 
     @staticmethod
-    def arguments(prog: Program, w: _Writer) -> list[str]:
+    def arguments(prog: Program, w: Writer) -> list[str]:
         """``x, y = asfloat(x), asfloat(y)``: NumPy semantics for Python numbers and int arrays."""
         convert = w.backend.convert
         if convert is None or not prog.args:
@@ -68,7 +84,7 @@ class _Scalar:
         return {i.name for i in prog.inputs if i.grad} if backend.reduce else set()
 
     @staticmethod
-    def returned(text: str, arg: str, out: str | None, w: _Writer) -> str:
+    def returned(text: str, arg: str, out: str | None, w: Writer) -> str:
         if w.backend.reduce is None:
             return text
         w.helpers.add(w.backend.reduce)
@@ -81,13 +97,14 @@ class _Matrix:
 
     kind = "a matrix formula"
     fused = False  # forward, then backward with a dout of ones
+    forward_mode = False  # no tangent rules for the whole-array gates yet
 
     @staticmethod
     def accepts(backend: Backend) -> bool:
         return backend.matrices
 
     @staticmethod
-    def arguments(prog: Program, w: _Writer) -> list[str]:
+    def arguments(prog: Program, w: Writer) -> list[str]:
         return _matrix_arguments(prog, w)
 
     @staticmethod
@@ -101,7 +118,7 @@ class _Matrix:
         return {arg_of[z] for z in prog.zero_grads if prog.shapes[arg_of[z]]}
 
     @staticmethod
-    def returned(text: str, arg: str, out: str | None, w: _Writer) -> str:
+    def returned(text: str, arg: str, out: str | None, w: Writer) -> str:
         return text
 
 
@@ -111,46 +128,50 @@ def _layout(prog: Program):
     return _Scalar if prog.shapes is None else _Matrix
 
 
-class _Writer:
-    """Prints expressions for one backend and program layout, and remembers which helpers the
-    text calls."""
-
-    def __init__(self, backend: Backend, layout):
-        self.backend = backend
-        self.layout = layout
-        self.printer = backend.make_printer()
-        self.helpers = self.printer.helpers  # filled as lines are printed
-        self._printed: dict = {}
-        self._piecewise: dict = {}
-
-    def has_piecewise(self, expr) -> bool:
-        if expr not in self._piecewise:
-            self._piecewise[expr] = expr.has(sp.Piecewise)
-        return self._piecewise[expr]
-
-    def expr(self, expr) -> str:
-        text = self._printed.get(expr)
-        if text is None:  # backward and the fused value_and_grad print the same lines
-            text = self._printed[expr] = self.printer.line(expr)
-        return text
-
-
 @gc_paused
-def module_source(prog: Program, backend: str = "math", name: str | None = None) -> str:
+def module_source(prog: Program, backend: str = "math", name: str | None = None,
+                  functions=None) -> str:
     """Text of the generated module for ``prog`` (see ``Program.source``)."""
     be, layout = backend_named(backend), _layout(prog)
     if not layout.accepts(be):
         only = " or ".join(b.name for b in ALL if layout.accepts(b))
         raise ArgumentError(f"{layout.kind} has only the {only} backend")
+    chosen = _chosen(prog, layout, functions)
     fn = _function_names(prog, name)
-    w = _Writer(be, layout)
+    w = Writer(be, layout)
     forward_lines = {s.name: f"{s.name} = {w.expr(s.rhs)}" for s in prog.forward}
-    functions = [_forward(prog, w, fn, forward_lines), _backward(prog, w, fn, forward_lines),
-                 _value_and_grad(prog, fn, w, forward_lines)]
+    writers = {"forward": _forward, "backward": _backward, "value_and_grad": _value_and_grad,
+               "jvp": jvp_function, "jacobian": jacobian_function}
+    code = [writers[f](prog, w, fn, forward_lines) for f in chosen]
     helpers = [helper_source(h, be.name).strip() for h in sorted(w.helpers)]
-    code = helpers + functions
+    code = helpers + code
     imports = [be.imports] if any(be.uses_module(c) for c in code) else []
-    return "\n\n\n".join([_docstring(prog, be.name, fn)] + imports + code) + "\n"
+    return "\n\n\n".join([_docstring(prog, be.name, fn, chosen)] + imports + code) + "\n"
+
+
+def _chosen(prog: Program, layout, functions) -> tuple[str, ...]:
+    """The functions a module defines, in ``FUNCTIONS`` order: the default of the kind of
+    program, or those asked for (each one it can write, with those it calls)."""
+    if functions is None:
+        return VECTOR_DEFAULT if prog.output_names else SCALAR_DEFAULT
+    if isinstance(functions, str) or not all(isinstance(f, str) for f in functions):
+        raise ArgumentError(f"functions must be a tuple of names, got {functions!r}")
+    unknown = [f for f in functions if f not in FUNCTIONS]
+    if unknown or not functions:
+        raise ArgumentError(f"functions names {unknown[0]!r}, which no module defines; choose "
+                            f"from {', '.join(FUNCTIONS)}" if unknown else "functions is empty")
+    if prog.output_names and "value_and_grad" in functions:
+        raise ArgumentError("value_and_grad is the gradient of one output; a program of several "
+                            "has backward (a vector-Jacobian product), jvp and jacobian")
+    needs = {"backward": ("forward",)}
+    if not layout.fused or len(prog.forward) + len(prog.backward) > FUSE_LIMIT:
+        needs["value_and_grad"] = ("forward", "backward")  # then it calls them
+    for f in functions:
+        missing = [n for n in needs.get(f, ()) if n not in functions]
+        if missing:
+            raise ArgumentError(f"{f} needs {' and '.join(missing)} in functions (it "
+                                f"{'reads its cache' if f == 'backward' else 'calls them'})")
+    return tuple(f for f in FUNCTIONS if f in functions)
 
 
 def default_backend(prog: Program) -> str:
@@ -158,9 +179,12 @@ def default_backend(prog: Program) -> str:
     return next(b.name for b in ALL if _layout(prog).accepts(b))
 
 
-def compile_module(prog: Program, backend: str = "math", name: str | None = None):
+def compile_module(prog: Program, backend: str = "math", name: str | None = None,
+                   functions=None):
     """Compile the generated module; tracebacks show its lines (registered with linecache)."""
-    source = module_source(prog, backend, name)
+    # the default module through the three-argument call (tests replace module_source with one)
+    source = (module_source(prog, backend, name) if functions is None
+              else module_source(prog, backend, name, functions))
     filename = f"<symdiff-{next(_counter)}-{backend}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     module = types.ModuleType(f"symdiff_generated_{backend}")
@@ -171,7 +195,7 @@ def compile_module(prog: Program, backend: str = "math", name: str | None = None
 
 
 def _function_names(prog: Program, name: str | None) -> dict[str, str]:
-    base = ("forward", "backward", "value_and_grad", "value_and_grad_block")
+    base = FUNCTIONS + ("value_and_grad_block",)
     if name is None:
         return {b: b for b in base}
     if not is_identifier(name):
@@ -183,44 +207,48 @@ def _function_names(prog: Program, name: str | None) -> dict[str, str]:
     return fn
 
 
-def _docstring(prog: Program, backend: str, fn: dict[str, str]) -> str:
-    args, grads, out = _abridged(prog.args), _abridged(prog.grads, "(", ")"), prog.output
+def _docstring(prog: Program, backend: str, fn: dict[str, str], chosen) -> str:
+    args, grads, outs = abridged(prog.args), abridged(prog.grads, "(", ")"), outputs_text(prog)
     formula = prog.text if _SAFE_TEXT.fullmatch(prog.text or "") and prog.text else None
-    quoted = ("\n".join(textwrap.wrap(f"{out} = {formula}", 92, initial_indent="    ",
+    quoted = ("\n".join(textwrap.wrap(f"{outs} = {formula}", 92, initial_indent="    ",
                                       subsequent_indent="        ", break_long_words=False))
               if formula else f"    (a formula of {len(prog.forward)} steps, too long to quote)")
+    if chosen == SCALAR_DEFAULT and not prog.output_names:
+        title = "Value and gradient of one formula"
+    else:
+        m = len(prog.outputs)
+        title = (f"Values and derivatives of {m} formulas" if prog.output_names
+                 else "Value and derivatives of one formula")
+    suffix = suffix_for(prog)
+    tangents_ = abridged([a + suffix for a in wrt_args(prog)])
+    signatures = {
+        "forward": f"({args}) -> ({outs}, cache)",
+        "backward": f"({', '.join('d' + o for o in prog.outputs)}, cache) -> {grads}",
+        "value_and_grad": f"({args}) -> ({outs}, {grads})",
+        "jvp": f"({args}, {tangents_}) -> ({outs}, {outputs_text(prog, suffix)})",
+        "jacobian": f"({args}) -> ({outs}, J), J[i][j] = d {outs}[i] / d "
+                    f"{abridged(wrt_args(prog), '(', ')')}[j]",
+    }
     return "\n".join([
-        f'"""Value and gradient of one formula, generated by symdiff {__version__} '
-        f"({backend} backend). Do not edit.",
+        f'"""{title}, generated by symdiff {__version__} ({backend} backend). Do not edit.',
         "",
         quoted,
         "",
-        f"{fn['forward']}({args}) -> ({out}, cache)",
-        f"{fn['backward']}(d{out}, cache) -> {grads}",
-        f"{fn['value_and_grad']}({args}) -> ({out}, {grads})",
+        *("\n".join(textwrap.wrap(f"{fn[f]}{signatures[f]}", 92, subsequent_indent="    ",
+                                  break_long_words=False, break_on_hyphens=False))
+          for f in chosen),
         '"""',
     ])
 
 
-def _forward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
-    body = _forward_body(prog, w, lines)
-    body.append(f"return {prog.output}, {_tuple(_cached(prog, w))}")
+def _forward(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    body = forward_body(prog, w, lines)
+    body.append(f"return {packed(prog, list(prog.outputs))}, {as_tuple(_cached(prog, w))}")
     doc = '"""The formula, one step per line; the cache keeps what backward reads."""'
-    return _def(fn["forward"], prog.args, [doc] + body)
+    return define(fn["forward"], prog.args, [doc] + body)
 
 
-def _forward_body(prog: Program, w: _Writer, lines: dict[str, str]) -> list[str]:
-    """Argument conversion, dimensions (matrices) and one line per forward step."""
-    return w.layout.arguments(prog, w) + _dim_lines(prog) + [
-        _noted(step, _guarded(w, step.rhs, lines[step.name])) for step in prog.forward]
-
-
-def _noted(step: Step, line: str) -> str:
-    """A step a stable rewrite made, under its note (``# stable: log(1 + x) = log1p(x)``)."""
-    return f"# {step.note}\n{line}" if step.note else line
-
-
-def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:
+def _matrix_arguments(prog: Program, w: Writer) -> list[str]:
     """``X = asmatrix(X, "X")``; a declared size of 1 (a bias row) is checked too."""
     lines = []
     for a in prog.args:
@@ -236,111 +264,52 @@ def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:
     return lines
 
 
-def _dim_lines(prog: Program) -> list[str]:
-    """``N, D = X.shape``: the symbolic dimensions a matrix program uses, read off its arguments."""
-    if not prog.dims:
-        return []
-    used = {s.name for step in prog.forward for s in step.rhs.free_symbols}
-    used |= {s.name for g in prog.backward for s in g.local.free_symbols}
-    by_arg: dict[str, dict[int, str]] = {}
-    for dim, arg, axis in prog.dims:
-        if dim in used:
-            by_arg.setdefault(arg, {})[axis] = dim
-    lines = []
-    for arg, axes in by_arg.items():
-        if len(axes) == 2:
-            lines.append(f"{axes[0]}, {axes[1]} = {arg}.shape")
-        else:
-            (axis, dim), = axes.items()
-            lines.append(f"{dim} = {arg}.shape[{axis}]")
-    return lines
-
-
-def _backward(prog: Program, w: _Writer, fn: dict, lines: dict[str, str]) -> str:
-    grads = _abridged(prog.grads, "(", ")")
-    body = [f'"""Gradients {grads} of {prog.output}, given its upstream gradient '
-            f'd{prog.output}."""']
+def _backward(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    grads, seeds = abridged(prog.grads, "(", ")"), ["d" + o for o in prog.outputs]
+    if prog.output_names:
+        vjp = " + ".join(f"{d}*{o}" for d, o in zip(seeds, prog.outputs))
+        doc = docstring(f"Gradients {grads} of {vjp} (a vector-Jacobian product), given one "
+                        "upstream gradient per output.")[3:-3]
+    else:
+        doc = f"Gradients {grads} of {prog.output}, given its upstream gradient d{prog.output}."
+    body = [f'"""{doc}"""']
     cached = _cached(prog, w)
     unpack = f"{', '.join(cached)}{',' if len(cached) == 1 else ''} = cache"
     if cached:
-        body.append(unpack if len(unpack) <= 92 else _call("", cached, " = cache"))
-    steps, aliases = _backward_body(prog, w, lines, fold_dout=False)
+        body.append(unpack if len(unpack) <= 92 else call("", cached, " = cache"))
+    steps, aliases = backward_body(prog, w, lines, fold_dout=False)
     body += steps
-    body.append(f"return {_tuple(_returned(prog, w, aliases))}")
-    return _def(fn["backward"], [f"d{prog.output}", "cache"], body)
+    body.append(f"return {as_tuple(returned(prog, w, aliases))}")
+    return define(fn["backward"], seeds + ["cache"], body)
 
 
-def _backward_body(prog: Program, w: _Writer, lines: dict[str, str], fold_dout: bool):
-    """The backward lines, and which gradients end up naming another value's array.
-
-    With ``fold_dout`` the upstream gradient of the output is the number 1, folded away
-    (``dnum = invden``): the fused ``value_and_grad``.
-    """
-    body, source = [], None
-    alias: dict[str, str] = {}  # gradient -> the value whose array it names, if not its own
-    seed = f"d{prog.output}"
-    for g in prog.backward:
-        if g.source != source:
-            source = g.source
-            body.append(f"# backprop {_one_line(lines[source])}")
-        if fold_dout and g.upstream == seed and not g.whole:
-            value = _seeded_text(g.local, w)
-        else:
-            value = grad_text(g, w.expr)
-        if not g.accumulate:
-            line = f"{g.name} = {value}"
-            if value.isidentifier():  # dx = dxpy: both name one array
-                alias[g.name] = alias.get(value, value)
-            else:
-                alias.pop(g.name, None)
-        else:
-            sign = "+"
-            if value.startswith("-") and value[1:].isidentifier():  # dx += -dt: dx -= dt
-                sign, value = "-", value[1:]
-            line = w.backend.accumulated(g.name, sign, value)
-            alias.pop(g.name, None)
-        body.append(_guarded(w, g.local, line))
-    arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
-    body += [f"{z} = {w.layout.zero(prog, arg_of[z], w.backend)}  # {prog.output} does not "
-             "depend on it"
-             for z in prog.zero_grads]
-    return body, alias
-
-
-def _seeded_text(local, w: _Writer) -> str:
-    """``upstream * local`` with the upstream gradient 1."""
-    if local == 1 or local == -1:
-        return f"{int(local)}.0"
-    return w.expr(local)
-
-
-def _value_and_grad(prog: Program, fn: dict, w: _Writer, lines: dict[str, str]) -> str:
-    out, grads = prog.output, _abridged(prog.grads, "(", ")")
+def _value_and_grad(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    out, grads = prog.output, abridged(prog.grads, "(", ")")
     large = len(prog.forward) + len(prog.backward) > FUSE_LIMIT
     if not w.layout.fused or large:  # forward, then backward with dout = 1 (or ones)
         doc = w.backend.doc.format(out=out, grads=grads)
-        body = [f'"""{doc}."""', _call(f"{out}, cache = {fn['forward']}", prog.args),
+        body = [f'"""{doc}."""', call(f"{out}, cache = {fn['forward']}", prog.args),
                 f"return {out}, {fn['backward']}({w.backend.ones.format(out=out)}, cache)"]
-        return _def(fn["value_and_grad"], prog.args, body)
+        return define(fn["value_and_grad"], prog.args, body)
     doc = w.backend.folded_doc.format(out=out, grads=grads)
     blocks = w.backend.blocks if prog.args else None
     fused = fn["value_and_grad_block" if blocks else "value_and_grad"]
     body = [f'"""{doc}.\n\nForward and backward in one pass, with d{out} = 1 folded away."""']
-    body += _forward_body(prog, w, lines)
-    steps, aliases = _backward_body(prog, w, lines, fold_dout=True)
+    body += forward_body(prog, w, lines)
+    steps, aliases = backward_body(prog, w, lines, fold_dout=True)
     body += steps
-    body.append(f"return {out}, {_tuple(_returned(prog, w, aliases, out))}")
-    text = _def(fused, prog.args, body)
+    body.append(f"return {out}, {as_tuple(returned(prog, w, aliases, out))}")
+    text = define(fused, prog.args, body)
     if not blocks:
         return text
     w.helpers.add(blocks)
     driver = [f'"""{doc}.\n\nLarge arrays of one shape run in blocks of rows that fit in the CPU '
               f'cache (see {blocks});\neach block is {fused}."""',
-              f"return {blocks}({fused}, {_tuple(prog.args)})"]
-    return text + "\n\n\n" + _def(fn["value_and_grad"], prog.args, driver)
+              f"return {blocks}({fused}, {as_tuple(prog.args)})"]
+    return text + "\n\n\n" + define(fn["value_and_grad"], prog.args, driver)
 
 
-def _cached(prog: Program, w: _Writer) -> list[str]:
+def _cached(prog: Program, w: Writer) -> list[str]:
     """Names backward reads: values in local derivatives, and the arguments the layout reads
     back (their shapes, for numpy's reduction or zeros)."""
     used = {s.name for g in prog.backward for s in g.local.free_symbols}
@@ -349,70 +318,3 @@ def _cached(prog: Program, w: _Writer) -> list[str]:
     return [n for n in order if n in used]
 
 
-def _returned(prog: Program, w: _Writer, aliases: dict[str, str], out: str | None = None):
-    """The returned gradients. NumPy: copied where the array is another value's (``dx = dxpy``
-    and ``dy = dxpy``; ``dx = y``), since a caller must be free to change what it gets back,
-    and, for scalar programs, summed to each argument's shape (over ``out``'s shape when dout
-    was folded to 1). Math: the names (floats alias nothing)."""
-    copy = w.backend.copy
-    shared: dict[str, str] = {}
-    returned = []
-    arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
-    for g in prog.grads:
-        text = g
-        if copy is not None:
-            owner = aliases.get(g, g)
-            if owner != g or owner in shared:
-                text = copy.format(g)
-            shared.setdefault(owner, g)
-        returned.append(w.layout.returned(text, arg_of[g], out, w))
-    return returned
-
-
-def _guarded(w: _Writer, expr, line: str) -> str:
-    """NumPy evaluates every Piecewise branch; silence the warnings of the untaken ones."""
-    if w.backend.guard is not None and w.has_piecewise(expr):
-        return f"{w.backend.guard}\n    {line}"
-    return line
-
-
-def _one_line(text: str, limit: int = 80) -> str:
-    """A step as one comment line: a wrapped long sum collapses and is cut with '...'."""
-    text = " ".join(text.split()).replace("(( ", "((").replace(", ))", "))")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _def(name: str, params, body: list[str]) -> str:
-    lines = "\n".join(body).split("\n")
-    text = "\n".join(f"    {line}" if line else "" for line in lines)
-    return f"{_call(f'def {name}', params, ':')}\n{text}"
-
-
-def _tuple(names) -> str:
-    names = list(names)
-    return f"({names[0]},)" if len(names) == 1 else _call("", names)
-
-
-def _call(head: str, items, tail: str = "", width: int = 92) -> str:
-    """``head(a, b, ...)tail`` on one line, or wrapped with one indented block of items."""
-    items = list(items)
-    line = f"{head}({', '.join(items)}){tail}"
-    if len(line) <= width:
-        return line
-    rows, row = [], ""
-    for item in items:
-        if row and len(row) + len(item) + 2 > width - 4:
-            rows.append(row.rstrip())
-            row = ""
-        row += item + ", "
-    rows.append(row.rstrip())
-    return f"{head}(\n" + "\n".join("    " + r for r in rows) + f"\n){tail}"
-
-
-def _abridged(names, left: str = "", right: str = "", keep: int = 6) -> str:
-    """A name list for a docstring: a long one shows the first few and the last."""
-    names = list(names)
-    if left and len(names) == 1:
-        return f"{left}{names[0]},{right}"
-    shown = names if len(names) <= keep else names[: keep - 1] + ["...", names[-1]]
-    return f"{left}{', '.join(shown)}{right}"

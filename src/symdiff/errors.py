@@ -37,6 +37,11 @@ class ArgumentError(SymdiffError, ValueError):
     """A bad argument to a public function: wrt, args, backend, points, ..."""
 
 
+class VectorOutputError(SymdiffError):
+    """A stage that needs one scalar output got a program of several (``symdiff.lower`` of a
+    list or Matrix of formulas), or an output symdiff cannot stage (a matrix-valued one)."""
+
+
 class MissingToolError(SymdiffError):
     """An optional external tool (Graphviz's dot) is needed and not installed."""
 

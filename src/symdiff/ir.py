@@ -26,6 +26,7 @@ from typing import Any
 
 import sympy as sp
 
+from . import errors
 from .errors import ArgumentError, InvalidProgramError, MissingStageError, MissingToolError
 
 
@@ -134,11 +135,21 @@ class Program:
     text: str = ""  # the formula over code names (empty when too large to print)
     shapes: dict | None = None  # matrix programs: code name -> shape ((), or (rows, cols))
     dims: tuple = ()  # matrix programs: (dimension name, argument name, axis) read at run time
+    output_names: tuple[str, ...] = ()  # vector programs: the output steps, in order (out0, ...)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def output(self) -> str:
+        """The one output (a VectorOutputError for a program of several: see ``outputs``)."""
+        if self.output_names:
+            raise errors.VectorOutputError(f"this program has {len(self.output_names)} outputs "
+                                    f"({', '.join(self.output_names)}), not one")
         return self.forward[-1].name
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The output steps: ``(out,)``, or ``(out0, out1, ...)`` for a vector program."""
+        return self.output_names or (self.forward[-1].name,)
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -157,11 +168,11 @@ class Program:
         return tuple(g for g in self.grads if g not in written)
 
     def __repr__(self) -> str:
-        return (f"<Program {self.output} = f({', '.join(self.args)}): {len(self.forward)} forward "
+        return (f"<Program {_outs(self)} = f({', '.join(self.args)}): {len(self.forward)} forward "
                 f"steps, {len(self.backward)} backward steps>")
 
     def __str__(self) -> str:
-        head = f"{self.output} = f({', '.join(self.args)})"
+        head = f"{_outs(self)} = f({', '.join(self.args)})"
         if self.text:
             head += f" = {self.text}"
         lines = [head, f"wrt: {', '.join(self.grads)}", "forward:"]
@@ -194,18 +205,21 @@ class Program:
             self._cache["steps"] = {s.name: s for s in self.forward}
         return self._cache["steps"][name]
 
-    def source(self, backend: str = "math", name: str | None = None) -> str:
-        """Text of a self-contained Python module computing the value and gradient.
+    def source(self, backend: str = "math", name: str | None = None,
+               functions: tuple[str, ...] | None = None) -> str:
+        """Text of a self-contained Python module computing the value and derivatives.
 
         ``backend`` is ``"math"`` (Python floats) or ``"numpy"`` (elementwise over arrays). The
-        module defines ``forward``, ``backward`` and ``value_and_grad`` (prefixed by ``name_``
-        when ``name`` is given) and imports nothing but math or numpy.
+        module defines ``functions`` (prefixed by ``name_`` when ``name`` is given; default
+        ``forward``, ``backward`` and ``value_and_grad``, or for a vector program ``forward``,
+        ``backward``, ``jvp`` and ``jacobian``) and imports nothing but math or numpy.
         """
-        return service("source")(self, backend, name)
+        return service("source")(self, backend, name, functions)
 
-    def compile(self, backend: str = "math", name: str | None = None) -> Any:
+    def compile(self, backend: str = "math", name: str | None = None,
+                functions: tuple[str, ...] | None = None) -> Any:
         """The generated module, compiled and loaded: an object with forward, backward, ..."""
-        return service("compile")(self, backend, name)
+        return service("compile")(self, backend, name, functions)
 
     def evaluate(self, at: dict, dout: float = 1.0) -> dict[str, float]:
         """Every value of the program at a point: arguments, forward steps and gradients.
@@ -293,6 +307,10 @@ class Program:
         printer.text(str(self))
 
 
+def _outs(prog: Program) -> str:
+    return prog.output if not prog.output_names else f"({', '.join(prog.output_names)})"
+
+
 def _grad_ops(step: GradStep) -> int:
     if step.whole:
         return int(sp.count_ops(step.local)) + step.accumulate
@@ -317,8 +335,8 @@ def is_identifier(name: str) -> bool:
 
 # hand-off name -> (what needs it, the function symdiff.handoffs registers for it)
 HANDOFFS = {
-    "source": ("Program.source", "emit.module_source(prog, backend, name)"),
-    "compile": ("Program.compile", "emit.compile_module(prog, backend, name)"),
+    "source": ("Program.source", "emit.module_source(prog, backend, name, functions)"),
+    "compile": ("Program.compile", "emit.compile_module(prog, backend, name, functions)"),
     "evaluate": ("Program.evaluate", "interpret.program_values(prog, point, dout)"),
     "to_dot": ("Program.to_dot", "graph.to_dot(prog, at)"),
     "to_svg": ("Program.to_svg", "graph.to_svg(prog, at)"),
@@ -399,8 +417,10 @@ def _validate_forward(prog: Program) -> set[str]:
 
 
 def _validate_backward(prog: Program, forward_names: set[str]) -> None:
-    written = {"d" + prog.output}
+    written = {"d" + o for o in prog.outputs}
     order = {s.name: k for k, s in enumerate(prog.forward)}
+    if len(written) != len(prog.outputs) or not set(prog.outputs) <= set(order):
+        raise InvalidProgramError("the outputs must be distinct forward steps")
     last = len(prog.forward)
     for g in prog.backward:
         if g.source not in order:

@@ -160,10 +160,13 @@ class Lowerer:
         self.by_rhs: dict[sp.Basic, sp.Symbol] = {}  # value numbering of built right-hand sides
         self.plans: dict[sp.Basic, tuple[list, Callable]] = {}
 
-    def run(self, root: sp.Expr) -> list[Step]:
-        """Lower ``root``; its value is the last step, named ``out``."""
+    def run(self, root: sp.Expr, out: str = "out") -> list[Step]:
+        """Lower ``root``; its value is the last step, named ``out``. Called again with
+        another root and name (a vector of outputs), it extends the same steps: a value computed
+        for an earlier output is reused, and an output that is one gets a copy step."""
+        lowered_before = root in self.value
         self._analyse(root)
-        self.root = root
+        self.root, self.out = root, out
         self.notes = stable.take_notes(root)  # canonical gate -> the stable rewrite it came from
         stack = [(root, False)]
         while stack:
@@ -178,7 +181,8 @@ class Lowerer:
             stack.append((node, True))
             stack.extend((o, False) for o in reversed(operands) if o not in self.value)
         last = self.steps[-1].name if self.steps else None
-        if getattr(self.value[root], "name", None) != last or root in self.constant:
+        if (getattr(self.value[root], "name", None) != last or root in self.constant
+                or lowered_before):
             self._emit("out", self.value[root], "copy", exact=True)  # out = x, out = 3
         return self.steps
 
@@ -376,7 +380,7 @@ class Lowerer:
         if key is not None and key in self.by_rhs and node is not self.root:
             return self.by_rhs[key]
         if node is self.root or exact:
-            name = self.namer.claim("out")
+            name = self.namer.claim(self.out)
         else:
             name = self.namer.step(name, stem, limit)
         symbol = sp.Symbol(name, real=True)

@@ -19,7 +19,7 @@ from sympy.core.relational import Relational
 
 from .api import real_symbol
 from .dag import postorder, substitute
-from .errors import SymdiffError
+from .errors import SymdiffError, VectorOutputError
 from .functions import to_elementary
 from .ir import Program
 from .numeric import evaluate_many, within_budget
@@ -52,6 +52,11 @@ class Reference:
     """The formula over code-name symbols, its reference gradient, and the program's own."""
 
     def __init__(self, prog: Program):
+        if prog.output_names:  # one reference gradient is of one output
+            raise VectorOutputError(
+                f"check and verify judge one output; this program has {len(prog.outputs)}: "
+                "judge each output's own program, symdiff.tangent.row_program(prog, k) (the "
+                "reverse sweep of row k of its Jacobian)")
         self.prog = prog
         self.args = [sp.Symbol(n, real=True) for n in prog.args]
         by_real = {real_symbol(i.symbol): a for i, a in zip(prog.inputs, self.args)}

@@ -17,10 +17,13 @@ from .ir import GradStep, Step
 from .rules import local_partials
 
 
-def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list[GradStep]:
+def reverse(forward: list[Step], grad_names: dict[str, str], terms=None,
+            outputs: tuple[str, ...] = ()) -> list[GradStep]:
     """Backward steps for ``forward``; ``grad_names`` maps each wrt argument to its gradient name.
 
-    Forward step ``s`` has gradient ``d`` + ``s``; the output's gradient is the upstream ``dout``.
+    Forward step ``s`` has gradient ``d`` + ``s``; the output's gradient is the upstream ``dout``
+    (``outputs``, when given, are the steps whose gradients are upstream inputs: ``dout0``, ...;
+    an output that another output reads also receives ``+=`` terms from it).
     ``terms(step, upstream_symbol)``, when given, returns ``(operand, whole term)`` pairs
     instead of local derivatives (matrix programs: ``dX = dXW @ W.T``).
     """
@@ -30,7 +33,7 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list
             needs.add(step.name)
     grad_of = dict(grad_names)
     grad_of.update((s.name, "d" + s.name) for s in forward)
-    written = {grad_of[forward[-1].name]}
+    written = {grad_of[o] for o in outputs or (forward[-1].name,)}
     staged = {gate_key(s.rhs): s.value for s in forward if s.op != "copy"}
     backward: list[GradStep] = []
     for step in reversed(forward):
@@ -38,7 +41,7 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list
         if step.name not in needs or upstream not in written:
             continue
         if terms is None:
-            pairs = [(o, _reuse(local, staged))
+            pairs = [(o, reuse(local, staged))
                      for o, local in local_partials(step.rhs, step.value)]
         else:
             pairs = terms(step, sp.Symbol(upstream, real=True))
@@ -52,7 +55,7 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None) -> list
     return _without_dead(backward, set(grad_names.values()))
 
 
-def _reuse(local: sp.Expr, staged: dict) -> sp.Expr:
+def reuse(local: sp.Expr, staged: dict) -> sp.Expr:
     """``local`` with every subexpression that a forward step computed replaced by its name."""
     if local.is_Atom:
         return local

@@ -118,6 +118,19 @@ def asmatrix(a, name, shape=(None, None)):
     return a
 
 
+def jacobian_array(rows, *args):
+    """rows[i][j] (numbers, or arrays that broadcast with args) as one new float array of
+    shape (m, n) + the broadcast shape of args and entries: one Jacobian per point."""
+    entries = [e for row in rows for e in row]
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args + tuple(entries)))
+    dtype = np.result_type(float, *entries)
+    jac = np.empty((len(rows), len(rows[0])) + shape, dtype=dtype)
+    for i, row in enumerate(rows):
+        for j, entry in enumerate(row):
+            jac[i, j] = entry
+    return jac
+
+
 def asfloat(a):
     """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy)."""
     a = np.asarray(a)

@@ -1,0 +1,176 @@
+"""The forward-mode functions of a generated module: ``jvp`` and ``jacobian``.
+
+``jvp(*args, *tangents) -> (out, out_t)`` runs the forward lines, then the tangent pass
+(``tangent.tangents``), one ``# tangent <forward line>`` group per step that carries a tangent;
+its tangent parameters are the wrt arguments' names plus the program's tangent suffix
+(``x_t``). ``jacobian(*args) -> (out, J)``, ``J[i][j] = d out_i / d wrt_j``, runs the forward
+lines once, then ``min(m, n)`` sweeps, each with its unit seed folded away: a tangent sweep per
+wrt variable (``n <= m``) or a reverse sweep per output (the backward lines of that output
+alone, its upstream gradient 1). Nested tuples in math; NumPy's ``jacobian_array`` makes one
+float array of shape ``(m, n)`` plus the broadcast shape of the arguments (a Jacobian per point).
+
+Both are self-contained (they call no other generated function). Every difference between the
+backends is a field of the ``backends.Backend`` record (``convert``, ``zeros``, ``copy``,
+``guard``); nothing compares a backend's name.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from .errors import UnsupportedFunctionError
+from .ir import Program
+from .tangent import Tangent, row_program, suffix_for, sweeps, taken_names, tangent_text, tangents
+from .tangent import wrt_args as wrt_names
+from .writer import (
+    Writer,
+    abridged,
+    as_tuple,
+    backward_body,
+    call,
+    define,
+    forward_body,
+    guarded,
+    one_line,
+)
+
+JACOBIAN_HELPER = "jacobian_array"  # runtime_numpy: rows of entries -> one (m, n, ...) array
+
+
+def refuse_matrix(w: Writer, function: str) -> None:
+    """Forward mode has no rules for the whole-array gates yet: refuse, never guess."""
+    if not w.layout.forward_mode:
+        raise UnsupportedFunctionError(f"{function} of {w.layout.kind} is not supported yet "
+                                       "(forward mode has scalar gates only): use backward")
+
+
+def jvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    """``def jvp(x, y, x_t, y_t)``: the values and their tangents along the given one."""
+    refuse_matrix(w, "jvp")
+    suffix = suffix_for(prog)
+    wrt = wrt_names(prog)
+    seeds = [a + suffix for a in wrt]
+    outs = list(prog.outputs)
+    doc = docstring(f"{_values(prog)} and {_values(prog, suffix)}, their derivatives along "
+                    f"the tangent {abridged(seeds, '(', ')')} of {abridged(wrt, '(', ')')}: the "
+                    "Jacobian times the tangent, by one forward (tangent) pass.")
+    body = [doc] + forward_body(prog, w, lines) + _converted(seeds, w)
+    tans = tangents(prog.forward, dict(zip(wrt, seeds)), outs, suffix)
+    text, aliases = _tangent_lines(tans, w, lines)
+    body += text
+    result = []
+    for o in outs:
+        t = o + suffix
+        if not any(x.name == t for x in tans):
+            result.append(_zero(o, w))
+        else:
+            result.append(w.backend.copy.format(t) if w.backend.copy and t in aliases else t)
+    body.append(f"return {packed(prog, outs)}, {packed(prog, result)}")
+    return define(fn["jvp"], list(prog.args) + seeds, body)
+
+
+def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    """``def jacobian(x, y)``: the values and the Jacobian, by the cheaper kind of sweep."""
+    refuse_matrix(w, "jacobian")
+    wrt, outs = wrt_names(prog), list(prog.outputs)
+    m, n = len(outs), len(wrt)
+    mode = sweeps(prog)
+    how = (f"by {n} forward (tangent) sweep{'s' * (n > 1)}, one per wrt variable (n = {n} <= "
+           f"m = {m})" if mode == "forward" else
+           f"by {m} reverse sweeps, one per output (m = {m} < n = {n})")
+    doc = docstring(f"{_values(prog)} and the Jacobian J[i][j] = d {_values(prog)}[i] / d "
+                    f"{abridged(wrt, '(', ')')}[j], {how}.")
+    body = [doc] + forward_body(prog, w, lines)
+    jac = _jacobian_names(prog, wrt if mode == "forward" else outs)
+    sweep = _forward_sweeps if mode == "forward" else _reverse_sweeps
+    body += sweep(prog, w, lines, jac)
+    rows = f"tuple(zip({', '.join(jac)}))" if mode == "forward" else as_tuple(jac)
+    if w.backend.convert is not None:  # numpy: one array, (m, n) + the arguments' shape
+        w.helpers.add(JACOBIAN_HELPER)
+        rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
+    body.append(f"return {packed(prog, outs)}, {rows}")
+    return define(fn["jacobian"], prog.args, body)
+
+
+def docstring(text: str, width: int = 88) -> str:
+    """A function's docstring, wrapped to fit the module's lines."""
+    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    return '"""' + "\n".join(lines) + '"""'
+
+
+def _forward_sweeps(prog: Program, w: Writer, lines, jac: list[str]) -> list[str]:
+    suffix, body = suffix_for(prog), []
+    for a, column in zip(wrt_names(prog), jac):
+        body.append(f"# column d/d{a}: the tangents with {a}{suffix} = 1 and every other 0")
+        tans = tangents(prog.forward, {a: None}, prog.outputs, suffix)
+        body += _tangent_lines(tans, w, lines)[0]
+        have = {t.name for t in tans}
+        entries = [o + suffix if o + suffix in have else "0.0" for o in prog.outputs]
+        body.append(f"{column} = {as_tuple(entries)}")
+    return body
+
+
+def _reverse_sweeps(prog: Program, w: Writer, lines, jac: list[str]) -> list[str]:
+    body = []
+    for k, (o, row) in enumerate(zip(prog.outputs, jac)):
+        body.append(f"# row d{o}: the backward lines of {o} alone, d{o} = 1")
+        body += backward_body(row_program(prog, k), w, lines, fold_dout=True)[0]
+        body.append(f"{row} = {as_tuple(prog.grads)}")
+    return body
+
+
+def _tangent_lines(tans: list[Tangent], w: Writer, lines: dict[str, str]):
+    """One ``# tangent <forward line>`` group per tangent, and the tangents that only name
+    another value (``out_t = x_t``: a returned one is copied)."""
+    body, aliases = [], set()
+    for t in tans:
+        text = tangent_text(t, w.expr)
+        body.append(f"# tangent {one_line(lines[t.source])}")
+        locals_ = [local for local, _ in t.terms]
+        body.append(guarded(w, _any_piecewise(locals_, w), f"{t.name} = {text}"))
+        if text.isidentifier():
+            aliases.add(t.name)
+    return body, aliases
+
+
+def _any_piecewise(exprs, w: Writer):
+    """The first expression with a Piecewise in it (for the NumPy guard), or the first one."""
+    return next((e for e in exprs if w.has_piecewise(e)), exprs[0])
+
+
+def _converted(names: list[str], w: Writer) -> list[str]:
+    """``x_t, y_t = asfloat(x_t), asfloat(y_t)``: tangents become arrays as arguments do."""
+    convert = w.backend.convert
+    if convert is None or not names:
+        return []
+    w.helpers.add(convert)
+    return [f"{', '.join(names)} = {', '.join(f'{convert}({a})' for a in names)}"]
+
+
+def _zero(value: str, w: Writer) -> str:
+    """The tangent of a value that no wrt argument moves: 0.0, or zeros of its shape."""
+    return w.backend.zeros.format(arg=value) if w.backend.zeros else "0.0"
+
+
+def _values(prog: Program, suffix: str = "") -> str:
+    outs = [o + suffix for o in prog.outputs]
+    return outs[0] if not prog.output_names else abridged(outs, "(", ")")
+
+
+def packed(prog: Program, names: list[str]) -> str:
+    """One value for a scalar program, a tuple of them for a vector one (``(out0, out1)``)."""
+    return as_tuple(names) if prog.output_names else names[0]
+
+
+def _jacobian_names(prog: Program, values: list[str]) -> list[str]:
+    """``jac_x`` per column (forward sweeps) or ``jac_out0`` per row: the first prefix with
+    which none meets a name taken (``jac_``, ``jac2_``, ...)."""
+    taken = taken_names(prog)
+    suffix = suffix_for(prog)
+    taken |= {v + suffix for v in list(prog.args) + [s.name for s in prog.forward]}
+    k = 1
+    while True:
+        names = [f"jac{k if k > 1 else ''}_{v}" for v in values]
+        if not taken & set(names):
+            return names
+        k += 1

@@ -1,0 +1,163 @@
+"""The forward (tangent) pass: tangent lines from forward steps, first step first.
+
+The mirror image of ``reverse``. For each forward step whose value depends on a seeded value,
+one tangent line sums, over the step's operands that carry a tangent, the operand's tangent
+times the local derivative (``rules.local_partials``, the very locals the reverse pass reads,
+with forward values reused by ``reverse.reuse``): ``sinx_t = x_t * cosx``. Operands without a
+tangent add nothing, nor does a local derivative of zero; a step none of whose operands carries
+one has no tangent (it is zero), and a tangent no output reads is dropped.
+
+Names: a value's tangent is its name plus one suffix, the same for the whole program (``sigy``
+-> ``sigy_t``; ``_t2``, ``_t3``, ... only when some tangent would meet a name already taken).
+Seeds: each wrt argument's own tangent (``jvp``), or one argument's unit tangent folded away
+(a forward sweep of the Jacobian: ``xy = x*y`` gives ``xy_t = y``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import sympy as sp
+
+from .dag import gate_key
+from .ir import GradStep, Program, Step, grad_text
+from .naming import RESERVED
+from .reverse import reuse, reverse
+from .rules import local_partials
+
+SUFFIX = "_t"
+
+
+@dataclass(frozen=True)
+class Tangent:
+    """One tangent line: ``name = sum of upstream * local``, for forward step ``source``.
+
+    Each term is ``(local, upstream)``: the local derivative of ``source`` with respect to an
+    operand (over forward names) and that operand's tangent name, or None for a unit seed
+    (the term is the local derivative itself).
+    """
+
+    name: str
+    source: str
+    terms: tuple[tuple[sp.Expr, str | None], ...]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {tangent_text(self, lambda e: sp.sstr(e, order='none'))}"
+
+
+def tangent_text(t: Tangent, print_expr) -> str:
+    """The right-hand side of a tangent line: ``x_t * cosx + y_t``, a unit seed folded."""
+    parts = []
+    for local, upstream in t.terms:
+        if upstream is None:
+            text = _seeded(local, print_expr)
+        else:  # the backward line's text: one formatting of upstream * local
+            text = grad_text(GradStep(t.name, upstream, local, False, t.source), print_expr)
+        if parts and text.startswith("-"):
+            parts.append(f"- {text[1:]}")
+        else:
+            parts.append(f"+ {text}" if parts else text)
+    return " ".join(parts)
+
+
+def _seeded(local: sp.Expr, print_expr) -> str:
+    """A local derivative times a unit tangent: a number prints as a float (``1.0``, ``-2.0``),
+    a conditional expression in parentheses (it is one term of a sum)."""
+    if local.is_Number:
+        return repr(float(local))
+    text = print_expr(local)
+    return f"({text})" if isinstance(local, sp.Piecewise) else text
+
+
+def tangents(forward, seeds: dict[str, str | None], outputs, suffix: str = SUFFIX
+             ) -> list[Tangent]:
+    """Tangent lines of ``forward`` from ``seeds`` (value name -> its tangent name, or None for
+    a unit seed), keeping those the tangents of ``outputs`` read."""
+    tangent_of = dict(seeds)
+    staged = {gate_key(s.rhs): s.value for s in forward if s.op != "copy"}
+    lines: list[Tangent] = []
+    for step in forward:
+        if not any(s.name in tangent_of for s in step.rhs.free_symbols):
+            continue
+        terms = tuple((reuse(local, staged), tangent_of[o.name])
+                      for o, local in local_partials(step.rhs, step.value) if o.name in tangent_of)
+        if terms:
+            tangent_of[step.name] = step.name + suffix
+            lines.append(Tangent(step.name + suffix, step.name, terms))
+    live = {o + suffix for o in outputs}
+    kept = []
+    for t in reversed(lines):
+        if t.name in live:
+            kept.append(t)
+            live.update(up for _, up in t.terms if up is not None)
+    return kept[::-1]
+
+
+def taken_names(prog: Program) -> set[str]:
+    """Every name a module of ``prog`` uses: reserved ones, arguments, steps and gradients."""
+    names = set(RESERVED) | set(prog.args) | {d[0] for d in prog.dims}
+    names |= {s.name for s in prog.forward} | {"d" + s.name for s in prog.forward}
+    return names | {i.grad for i in prog.inputs if i.grad}
+
+
+def suffix_for(prog: Program) -> str:
+    """The tangent suffix of ``prog``: ``_t``, or ``_t2``, ... when a tangent would clash."""
+    taken = taken_names(prog)
+    values = list(prog.args) + [s.name for s in prog.forward]
+    k = 1
+    while True:
+        suffix = SUFFIX if k == 1 else f"{SUFFIX}{k}"
+        if not any(v + suffix in taken for v in values):
+            return suffix
+        k += 1
+
+
+def wrt_args(prog: Program) -> list[str]:
+    """The code names of the wrt arguments, in wrt order."""
+    arg_of = {i.grad: i.name for i in prog.inputs if i.grad}
+    return [arg_of[g] for g in prog.grads]
+
+
+def row_program(prog: Program, k: int) -> Program:
+    """Output ``k`` of a vector program as a scalar program of its own formula: the forward
+    steps up to it and their reverse pass seeded by its gradient alone (one reverse sweep of
+    the Jacobian, line for line; ``symdiff.check`` of it checks that sweep)."""
+    end = next(i for i, s in enumerate(prog.forward) if s.name == prog.outputs[k]) + 1
+    forward: tuple[Step, ...] = prog.forward[:end]
+    grads = {i.name: i.grad for i in prog.inputs if i.grad}
+    expr = prog.expr.args[k] if prog.output_names else prog.expr
+    return replace(prog, expr=expr, forward=forward, backward=tuple(reverse(list(forward), grads)),
+                   text="" if prog.output_names else prog.text, output_names=(), _cache={})
+
+
+def sweeps(prog: Program) -> str:
+    """``"forward"`` when the Jacobian takes fewer (or as many) tangent sweeps, one per wrt
+    variable, than reverse sweeps, one per output; else ``"reverse"``."""
+    return "forward" if len(prog.wrt) <= len(prog.outputs) else "reverse"
+
+
+def count_ops(prog: Program) -> dict[str, int]:
+    """Operation counts, as ``Program.count_ops`` counts them: ``gradient`` (forward plus
+    backward), ``jvp`` (forward plus one tangent line per step) and ``jacobian`` (forward plus
+    its sweeps). A tangent term costs its local derivative, one multiplication unless the local
+    is 1 or -1 (or the tangent a folded unit seed), and one addition or subtraction after the
+    first."""
+    base = prog.count_ops()
+    suffix = suffix_for(prog)
+    jvp = tangents(prog.forward, {a: a + suffix for a in wrt_args(prog)}, prog.outputs, suffix)
+    if sweeps(prog) == "forward":
+        sweep = sum(_tangent_ops(t) for a in wrt_args(prog)
+                    for t in tangents(prog.forward, {a: None}, prog.outputs, suffix))
+    else:
+        sweep = sum(row_program(prog, k).count_ops()["backward"]
+                    for k in range(len(prog.outputs)))
+    return {"forward": base["forward"], "gradient": base["forward"] + base["backward"],
+            "jvp": base["forward"] + sum(_tangent_ops(t) for t in jvp),
+            "jacobian": base["forward"] + sweep}
+
+
+def _tangent_ops(t: Tangent) -> int:
+    ops = len(t.terms) - 1
+    for local, upstream in t.terms:
+        ops += int(sp.count_ops(local)) + (upstream is not None and local not in (1, -1))
+    return ops
