@@ -76,23 +76,28 @@ def _draw(rng: random.Random) -> float:
     return math.copysign(10 ** rng.uniform(-2.0, 2.0), rng.random() - 0.5)
 
 
+def argument_named(prog, key, what: str, noun: str = "argument"):
+    """The Input a user names (a Symbol, its name, or its code name), or an ArgumentError
+    saying that ``what`` names no argument (no ``noun``) of the formula."""
+    name = key if isinstance(key, str) else getattr(key, "name", None)
+    for i in prog.inputs:
+        if name in (i.symbol.name, i.name):
+            return i
+    known = ", ".join(sorted({i.symbol.name for i in prog.inputs}))
+    raise ArgumentError(f"{what} names {key!r}, which is not a{'n' if noun[0] in 'aeiou' else ''} "
+                        f"{noun} of the formula (its {noun}s: {known or 'none'})")
+
+
 def domain_intervals(prog, domain) -> dict[str, tuple[float, float]]:
     """A user's sampling domain, ``{name or Symbol: (lo, hi)}``, by argument code name."""
     if domain is None:
         return {}
     if not isinstance(domain, dict):
         raise ArgumentError(f"domain must be a dict of variable -> (lo, hi), got {domain!r}")
-    by_name = {}
-    for i in prog.inputs:
-        by_name[i.symbol.name] = by_name[i.name] = i.name
     box = {}
     for key, interval in domain.items():
-        name = key if isinstance(key, str) else getattr(key, "name", None)
-        if name not in by_name:
-            known = ", ".join(sorted({i.symbol.name for i in prog.inputs}))
-            raise ArgumentError(f"domain names {key!r}, which is not a variable of the "
-                                f"formula (its variables: {known or 'none'})")
-        box[by_name[name]] = _interval(name, interval)
+        arg = argument_named(prog, key, "domain", "variable")
+        box[arg.name] = _interval(arg.symbol.name, interval)
     return box
 
 
@@ -172,21 +177,16 @@ def argument_kinds(prog, kinds) -> dict[str, str]:
         return {}
     if not isinstance(kinds, dict):
         raise ArgumentError(f"kinds must be a dict of argument -> kind, got {kinds!r}")
-    by_name = {}
-    for i in prog.inputs:
-        by_name[i.symbol.name] = by_name[i.name] = i
     found = {}
     for key, kind in kinds.items():
-        name = key if isinstance(key, str) else getattr(key, "name", None)
-        if name not in by_name:
-            raise ArgumentError(f"kinds names {key!r}, which is not an argument of the formula")
+        arg = argument_named(prog, key, "kinds")
         if kind not in KINDS:
-            raise ArgumentError(f"unknown kind {kind!r} for {name}: choose from "
+            raise ArgumentError(f"unknown kind {kind!r} for {arg.symbol.name}: choose from "
                                 f"{', '.join(KINDS)}")
-        if not isinstance(by_name[name].symbol, sp.MatrixSymbol):
-            raise ArgumentError(f"{name} is a scalar: kinds are for arrays (domain= gives a "
-                                f"scalar's interval)")
-        found[by_name[name].name] = kind
+        if not isinstance(arg.symbol, sp.MatrixSymbol):
+            raise ArgumentError(f"{arg.symbol.name} is a scalar: kinds are for arrays (domain= "
+                                f"gives a scalar's interval)")
+        found[arg.name] = kind
     return found
 
 
@@ -272,14 +272,10 @@ def given_arrays(prog, point) -> dict:
     """A user's point of a matrix formula: argument (code) name -> float array or number."""
     if not isinstance(point, dict):
         raise ArgumentError(f"a point must be a dict of argument -> array, got {point!r}")
-    by_name = {i.symbol.name: i for i in prog.inputs}
-    by_name.update((i.name, i) for i in prog.inputs)
     fixed = {}
     for key, value in point.items():
-        name = key if isinstance(key, str) else getattr(key, "name", None)
-        if name not in by_name:
-            raise ArgumentError(f"the point names {key!r}, which is not an argument")
-        arg = by_name[name]
+        arg = argument_named(prog, key, "the point")
+        name = arg.symbol.name
         try:
             array = np.asarray(value, dtype=float)
         except (TypeError, ValueError):

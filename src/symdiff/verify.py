@@ -29,6 +29,7 @@ from .numeric import DPS, evaluate_many, within_budget
 from .reference import Reference
 from .reports import PartialVerdict, VerifyReport, fmt_point
 from .roundoff import UNIT, exact_floats
+from .sampling import argument_named
 from .tolerance import CONSTANT_SAFETY, FLOAT_REL, HAND_REL
 
 HAND_SAFETY = 1024  # hand code may differ by HAND_REL, or by this many float error bounds of the
@@ -380,7 +381,7 @@ class _LayerAdapter:
     def __init__(self, prog, make_layer, grads, inputs, kinds):
         self.make_layer, self.grads = make_layer, grads
         self.names = [i.name for i in prog.inputs]
-        self.by_name = {i.symbol.name: i.name for i in prog.inputs} | {n: n for n in self.names}
+        self.prog = prog
         self.ins = [self._code(s) for s in (inputs if inputs is not None else self.names[:1])]
         masks = {self._code(k) for k, v in (kinds or {}).items() if v == "mask"}
         self.params = [n for n in self.names if n not in self.ins and n not in masks]
@@ -393,10 +394,7 @@ class _LayerAdapter:
                                 "its gradient off the layer")
 
     def _code(self, s) -> str:
-        name = s if isinstance(s, str) else getattr(s, "name", None)
-        if name not in self.by_name:
-            raise ArgumentError(f"inputs names {s!r}, which is not an argument of the formula")
-        return self.by_name[name]
+        return argument_named(self.prog, s, "inputs").name
 
     def forward(self, *values):
         given = dict(zip(self.names, values))
