@@ -22,6 +22,7 @@ import types
 import sympy as sp
 
 from ._version import __version__
+from .adapters import ADAPTER_NAMES, adapter_source
 from .backends import ALL, Backend, backend_named
 from .dag import gc_paused
 from .errors import ArgumentError
@@ -49,8 +50,11 @@ class _Scalar:
 
     @staticmethod
     def arguments(prog: Program, w: _Writer) -> list[str]:
-        """``x, y = asfloat(x), asfloat(y)``: NumPy semantics for Python numbers and int arrays."""
+        """``x, y = asfloat(x), asfloat(y)``: NumPy semantics for Python numbers and int arrays
+        (torch: ``x, y = astensors(x, y)``, one dtype and device for all)."""
         convert = w.backend.convert
+        if w.backend.convert_all and prog.args:
+            return [_converted_together(prog, w)]
         if convert is None or not prog.args:
             return []
         w.helpers.add(convert)
@@ -147,9 +151,13 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None)
     forward_lines = {s.name: f"{s.name} = {w.expr(s.rhs)}" for s in prog.forward}
     functions = [_forward(prog, w, fn, forward_lines), _backward(prog, w, fn, forward_lines),
                  _value_and_grad(prog, fn, w, forward_lines)]
+    adapter = adapter_source(prog, be, fn, _cached(prog, w))
+    if adapter is not None:
+        w.helpers.update(h for h in ("needed",) if f"{h}(" in adapter)
+        functions.append(adapter)
     helpers = [helper_source(h, be.name).strip() for h in sorted(w.helpers)]
     code = helpers + functions
-    imports = [be.imports] if any(be.uses_module(c) for c in code) else []
+    imports = [be.imports] if adapter or any(be.uses_module(c) for c in code) else []
     return "\n\n\n".join([_docstring(prog, be.name, fn)] + imports + code) + "\n"
 
 
@@ -161,6 +169,7 @@ def default_backend(prog: Program) -> str:
 def compile_module(prog: Program, backend: str = "math", name: str | None = None):
     """Compile the generated module; tracebacks show its lines (registered with linecache)."""
     source = module_source(prog, backend, name)
+    backend_named(backend).require()
     filename = f"<symdiff-{next(_counter)}-{backend}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     module = types.ModuleType(f"symdiff_generated_{backend}")
@@ -171,7 +180,7 @@ def compile_module(prog: Program, backend: str = "math", name: str | None = None
 
 
 def _function_names(prog: Program, name: str | None) -> dict[str, str]:
-    base = ("forward", "backward", "value_and_grad", "value_and_grad_block")
+    base = ("forward", "backward", "value_and_grad", "value_and_grad_block", *ADAPTER_NAMES)
     if name is None:
         return {b: b for b in base}
     if not is_identifier(name):
@@ -220,11 +229,21 @@ def _noted(step: Step, line: str) -> str:
     return f"# {step.note}\n{line}" if step.note else line
 
 
+def _converted_together(prog: Program, w: _Writer) -> str:
+    """``x, y = astensors(x, y)``: the arguments converted at once (torch: one dtype, device)."""
+    w.helpers.add(w.backend.convert_all)
+    names = list(prog.args)
+    return f"{', '.join(names)}{',' if len(names) == 1 else ''} = " + _call(
+        w.backend.convert_all, names)
+
+
 def _matrix_arguments(prog: Program, w: _Writer) -> list[str]:
     """``X = asmatrix(X, "X")``; a declared size of 1 (a bias row) is checked too."""
-    lines = []
+    lines = [_converted_together(prog, w)] if w.backend.convert_all and prog.args else []
     for a in prog.args:
         shape = prog.shapes[a]
+        if not shape and w.backend.convert_all:
+            continue
         if not shape:
             w.helpers.add(w.backend.convert)
             lines.append(f"{a} = {w.backend.convert}({a})")
