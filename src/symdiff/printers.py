@@ -21,6 +21,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
+from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
 from .ops import OPS, How
 from .staged_printer import StagedPrinter
@@ -277,7 +278,8 @@ class TorchPrinter(NumpyPrinter):
     def _print(self, expr, **kwargs):
         """A number that is not a literal (``sqrt(2)``, ``log(2)``, ``pi/2``) as the double
         nearest it: ``torch.sqrt(2)`` raises (torch's functions take tensors)."""
-        if isinstance(expr, sp.Expr) and not expr.is_Atom and expr.is_number:
+        if (isinstance(expr, sp.Expr) and not expr.is_Atom and expr.is_number
+                and not isinstance(expr, ARRAY_GATES)):
             value = expr.evalf(30)
             if value.is_Float:
                 return self._print_Float(value)
