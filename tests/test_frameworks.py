@@ -232,3 +232,38 @@ def test_jax_matrix_program(jax):
     value, cache = ref.forward(*args)
     want = ref.backward(2 * value, cache)
     assert all(np.allclose(g, w, rtol=1e-13) for g, w in zip(loss(*args), want))
+
+
+def _layer_arrays(prog, seed=0):
+    rng = np.random.default_rng(seed)
+    sizes = {"N": 3}
+    return [rng.uniform(0.1, 0.9, size=tuple(int(n) if n.is_Integer else sizes.get(str(n), 4)
+                                             for n in prog.shapes[a])) if prog.shapes[a] else 0.3
+            for a in prog.args]
+
+
+@pytest.mark.parametrize("name", list(layers.LAYERS))
+def test_every_standard_layer_in_torch(name, torch):
+    """gradcheck of each layer's Function over its wrt arguments (the others, such as a
+    target Y, are data: a tensor of them that requires grad is refused, as tested above)."""
+    prog = layers.program(name)
+    wrt = {i.name for i in prog.inputs if i.grad}
+    tensors = [torch.tensor(a, dtype=torch.float64).requires_grad_(n in wrt)
+               for n, a in zip(prog.args, _layer_arrays(prog))]
+    assert torch.autograd.gradcheck(prog.compile("torch").Function.apply, tuple(tensors))
+
+
+@pytest.mark.parametrize("name", list(layers.LAYERS))
+def test_every_standard_layer_in_jax(name, jax):
+    """check_grads over each layer's wrt arguments; the cotangent of any other is nan."""
+    from jax.test_util import check_grads
+    prog = layers.program(name)
+    fn, args = prog.compile("jax").fn, _layer_arrays(prog)
+    wrt = [k for k, i in enumerate(prog.inputs) if i.grad]
+
+    def over_wrt(*chosen):
+        return fn(*[chosen[wrt.index(k)] if k in wrt else a for k, a in enumerate(args)])
+
+    check_grads(over_wrt, tuple(args[k] for k in wrt), order=1, modes=["rev"])
+    every = jax.grad(lambda *a: fn(*a).sum(), argnums=tuple(range(len(args))))(*args)
+    assert all(np.isnan(every[k]).all() for k in range(len(args)) if k not in wrt)

@@ -138,7 +138,9 @@ TORCH_FUNCTION = '''class {cls}(torch.autograd.Function):
         {load}
         return needed(ctx, {grads})'''
 # A jax.custom_vjp function whose rules are the staged forward (the cache as residuals) and
-# backward. Fields: {fn}, {args}, {out}, {forward}, {backward}, {grads} (None outside wrt).
+# backward. Fields: {fn}, {args}, {out}, {forward}, {backward}, {unpack}, {jax_grads}; an
+# argument outside wrt is kept in the residuals ({residuals}, {res}, {split}) for its cotangent,
+# nan: never a silent 0 ({outside} says so).
 JAX_FUNCTION = '''@jax.custom_vjp
 def {fn}({args}):
     """{out} = {forward}({args}) as a jax.custom_vjp function: its gradient is the staged
@@ -148,13 +150,14 @@ def {fn}({args}):
 
 def {fn}_forward({args}):
     """The forward rule: the value, and the cache as residuals."""
-    return {forward}({args})
+    {out}, cache = {forward}({args})
+    return {out}, {residuals}
 
 
-def {fn}_backward(cache, d{out}):
-    """The backward rule: the staged backward."""
-    {unpack}{backward}(d{out}, cache)
-    return {grads}
+def {fn}_backward({res}, d{out}):
+    """The backward rule: the staged backward{outside}."""
+    {split}{unpack}{backward}(d{out}, cache)
+    return {jax_grads}
 
 
 {fn}.defvjp({fn}_forward, {fn}_backward)'''

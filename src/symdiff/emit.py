@@ -151,9 +151,9 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None)
     forward_lines = {s.name: f"{s.name} = {w.expr(s.rhs)}" for s in prog.forward}
     functions = [_forward(prog, w, fn, forward_lines), _backward(prog, w, fn, forward_lines),
                  _value_and_grad(prog, fn, w, forward_lines)]
-    adapter = adapter_source(prog, be, fn, _cached(prog, w))
+    adapter, adapter_helpers = adapter_source(prog, be, fn)
     if adapter is not None:
-        w.helpers.update(h for h in ("needed",) if f"{h}(" in adapter)
+        w.helpers.update(adapter_helpers)
         functions.append(adapter)
     helpers = [helper_source(h, be.name).strip() for h in sorted(w.helpers)]
     code = helpers + functions

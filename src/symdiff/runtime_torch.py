@@ -62,6 +62,19 @@ def needed(ctx, *grads):
     return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
 
 
+def save(ctx, cache):
+    """ctx.save_for_backward for the tensors of cache; its numbers (a matrix program's
+    dimensions, and steps computed from them alone) are kept on ctx."""
+    ctx.save_for_backward(*(v for v in cache if isinstance(v, torch.Tensor)))
+    ctx.numbers = [None if isinstance(v, torch.Tensor) else v for v in cache]
+
+
+def saved(ctx):
+    """The cache that save(ctx, cache) kept, in its order."""
+    tensors = iter(ctx.saved_tensors)
+    return tuple(next(tensors) if v is None else v for v in ctx.numbers)
+
+
 def atan2(y, x):
     """torch.atan2, also for a number as either argument (torch's takes two tensors)."""
     if not isinstance(y, torch.Tensor):

@@ -118,7 +118,8 @@ def fn(x, y):
 
 def fn_forward(x, y):
     """The forward rule: the value, and the cache as residuals."""
-    return forward(x, y)
+    out, cache = forward(x, y)
+    return out, cache
 
 
 def fn_backward(cache, dout):
