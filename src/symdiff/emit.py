@@ -2,8 +2,9 @@
 
 The module reads like careful hand-written code: a docstring quoting the formula (over sanitized
 names only), the helpers it needs, ``forward`` with one step per line, ``backward`` with one
-``# backprop <forward line>`` group per step, and ``value_and_grad``. It imports only ``math`` or
-``numpy``. Nothing the user wrote reaches the text except sanitized identifiers and printed numbers.
+``# backprop <forward line>`` group per step, and ``value_and_grad``. It imports only ``math``,
+``numpy``, ``torch`` or ``jax`` (whose modules end with the framework's function, adapters.py).
+Nothing the user wrote reaches the text except sanitized identifiers and printed numbers.
 
 NumPy backend: gradients accumulate functionally (``dx = dx + ...``) because an in-place ``+=``
 on an array that another gradient aliases would change both; each gradient is reduced to its

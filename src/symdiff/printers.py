@@ -1,10 +1,11 @@
-"""Print one small SymPy expression as one line of plain Python, for the math or numpy backend.
+"""Print one small SymPy expression as one line of plain Python, for each backend.
 
 A staged program is a list of steps ``name = <expression over earlier names>``; this module prints
 the right-hand sides. ``print_expr`` returns the text and the names of the module-level helper
 functions the text calls (``sigmoid``, ``erf``, ...; ``runtime.helper_source`` has their text).
 Generated ``math`` code imports only ``math`` and works on Python floats; generated ``numpy``
-code imports only ``numpy as np`` and works elementwise on arrays with broadcasting.
+code imports only ``numpy as np`` and works elementwise on arrays with broadcasting; torch
+and jax code is numpy's in ``torch`` and ``jnp`` (``TorchPrinter``, ``JaxPrinter``).
 
 ``MathPrinter`` and ``NumpyPrinter`` subclass SymPy's ``PythonCodePrinter`` and ``NumPyPrinter``
 with ``StagedPrinter`` mixed in first (staged_printer.py: what both backends share, and the check
