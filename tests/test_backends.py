@@ -12,7 +12,7 @@ import sympy as sp
 
 import symdiff
 from symdiff import layers
-from symdiff.backends import ALL, BACKENDS, MATH, NUMPY, Backend, backend_named
+from symdiff.backends import ALL, BACKENDS, BUNDLED, MATH, NUMPY, Backend, backend_named
 from symdiff.emit import default_backend
 from symdiff.printers import make_printer, print_expr
 
@@ -60,7 +60,8 @@ def test_backends_is_defined_in_exactly_one_module():
     files = SOURCES + sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
     defining = [p.relative_to(ROOT).as_posix() for p in files if _defines(p, "BACKENDS")]
     assert defining == ["src/symdiff/backends.py"]
-    assert BACKENDS == ("math", "numpy") == tuple(b.name for b in ALL)
+    assert BACKENDS == ("math", "numpy", "torch", "jax") == tuple(b.name for b in ALL)
+    assert BUNDLED == ("math", "numpy")  # the others need their library (an optional extra)
 
 
 def test_backends_imports_only_earlier_modules():
@@ -86,9 +87,9 @@ def test_backend_named(name):
     assert isinstance(record, Backend) and record.name == name
 
 
-@pytest.mark.parametrize("bad", ["jax", "Math", None, ["math"], 3])
+@pytest.mark.parametrize("bad", ["tensorflow", "Math", None, ["math"], 3])
 def test_an_unknown_name_is_an_argument_error(bad):
-    message = f"unknown backend {bad!r}: choose 'math' or 'numpy'"
+    message = f"unknown backend {bad!r}: choose 'math' or 'numpy' or 'torch' or 'jax'"
     with pytest.raises(symdiff.ArgumentError) as raised:
         backend_named(bad)
     assert str(raised.value) == message
@@ -98,10 +99,11 @@ def test_an_unknown_name_is_an_argument_error(bad):
 
 
 def test_the_printers_and_check_refuse_unknown_names_too():
-    with pytest.raises(symdiff.ArgumentError, match="expected one of math, numpy$"):
-        print_expr(x, "jax")
-    with pytest.raises(symdiff.ArgumentError, match="'jax': choose from math, numpy$"):
-        symdiff.check(symdiff.lower(x * y, wrt=[x, y]), backends=("math", "jax"))
+    with pytest.raises(symdiff.ArgumentError, match="expected one of math, numpy, torch, jax$"):
+        print_expr(x, "tensorflow")
+    with pytest.raises(symdiff.ArgumentError,
+                       match="'tensorflow': choose from math, numpy, torch, jax$"):
+        symdiff.check(symdiff.lower(x * y, wrt=[x, y]), backends=("math", "tensorflow"))
 
 
 # ---------------------------------------------------------------- the texts of the fields
@@ -168,6 +170,6 @@ def test_generated_modules_carry_the_record_texts(backend):
 def test_default_backend_is_the_first_that_has_the_program():
     assert default_backend(symdiff.lower(x * y, wrt=[x, y])) == "math"
     assert default_backend(layers.program("affine")) == "numpy"
-    only = "^a matrix formula has only the numpy backend$"
+    only = "^a matrix formula has only the numpy or torch or jax backend$"
     with pytest.raises(symdiff.ArgumentError, match=only):
         layers.program("affine").source("math")

@@ -56,7 +56,7 @@ def test_check_mismatch_exits_1(capsys, monkeypatch):
     (["gen", "__import__('os').system('ls')"], "column 1"),
     (["gen", "x +", "--wrt", "x"], "column"),
     (["gen", "x", "--wrt", "x,,y"], "empty name"),
-    (["gen", "x", "--backend", "torch"], "invalid choice"),
+    (["gen", "x", "--backend", "tensorflow"], "invalid choice"),
     (["gen"], "required"),
     (["frobnicate", "x"], "invalid choice"),
     (["gen", "3"], "no symbols"),

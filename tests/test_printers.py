@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symdiff
-from symdiff.backends import BACKENDS
+from symdiff.backends import BACKENDS, BUNDLED
 from symdiff.errors import ArgumentError, UnsupportedFunctionError
 from symdiff.functions import expm1, hypot, log1p, logsumexp, relu, sigmoid, softplus
 from symdiff.numeric import evaluate
@@ -156,7 +156,7 @@ def test_exact_text(expr, math_text, numpy_text):
 
 def test_helper_names_returned():
     expr = sigmoid(x) + relu(y) * softplus(z)
-    for backend in BACKENDS:
+    for backend in BUNDLED:
         assert print_expr(expr, backend)[1] == {"sigmoid", "relu", "softplus"}
     assert print_expr(sp.erf(x) * sp.erfc(y), "math")[1] == frozenset()
     assert print_expr(sp.erf(x) * sp.erfc(y), "numpy")[1] == {"erf", "erfc"}
@@ -165,6 +165,8 @@ def test_helper_names_returned():
 
 CONSTANT_NAMES = {"EULER_GAMMA", "CATALAN", "GOLDEN_RATIO", "TRIBONACCI"}
 MATH_ONLY = {"undefined"}  # numpy's undefined values are nan
+# torch's functions take tensors only, and Function.backward returns None for a number
+TORCH_ONLY = {"astensors", "needed", "save", "saved", "atan2", "hypot", "heaviside"}
 
 
 def test_helper_names_cover_everything():
@@ -174,8 +176,8 @@ def test_helper_names_cover_everything():
         "acot", "undefined", "besseli", "gelu", "elu", "selu", "mish", "xlogy",
         "sinc", "entry_grad", "logdet", "first_max_mask", "cholesky", "cho_solve", "cho_logdet",
         "cho_inverse", "jacobian_array",
-    } | CONSTANT_NAMES
-    for name in HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY:
+    } | CONSTANT_NAMES | TORCH_ONLY
+    for name in HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY - TORCH_ONLY:
         source = helper_source(name, "numpy")
         assert source.startswith(f"def {name}(") and source.endswith("\n")
         assert "numpy." not in source
@@ -191,7 +193,7 @@ def test_helper_names_cover_everything():
 
 def test_bad_backend_and_helper():
     with pytest.raises(ArgumentError):
-        print_expr(x, "jax")
+        print_expr(x, "tensorflow")
     with pytest.raises(ArgumentError):
         helper_source("unbroadcast", "math")
     with pytest.raises(ArgumentError):
@@ -455,7 +457,7 @@ def test_logsumexp_helper_agrees_with_mpmath(terms):
 
 
 def test_stable_helpers_at_the_edges(strict_numpy):
-    for backend in BACKENDS:
+    for backend in BUNDLED:
         assert float(run(logsumexp(x, y), backend, x=1000.0, y=1000.0)) == 1000.0 + math.log(2)
         assert float(run(logsumexp(x, y), backend, x=-1e308, y=-1e308)) == -1e308
         assert float(run(logsumexp(x, y), backend, x=math.inf, y=1.0)) == math.inf
@@ -476,7 +478,7 @@ def test_named_constants_are_the_nearest_doubles():
             assert abs(evaluate(constant, {}) - value) < mpmath.mpf(10) ** -49, constant
     assert set(NAMED_CONSTANTS) == set(exact) - {sp.E, sp.pi}
     for constant, (name, _) in NAMED_CONSTANTS.items():
-        for backend in BACKENDS:
+        for backend in BUNDLED:
             ns = namespace(backend, {name})
             assert ns[name] == float(exact[constant]), (constant, backend)
 
@@ -488,7 +490,7 @@ def test_named_constants_end_to_end():
                 sp.TribonacciConstant * sp.exp(sp.EulerGamma * x) - sp.pi * x + sp.E]
     for expr in formulas:
         prog = symdiff.lower(expr, wrt=[x])
-        for backend in BACKENDS:
+        for backend in BUNDLED:
             mod = prog.compile(backend)
             for v in (-2.5, 0.3, 7.0):
                 value, (dx,) = mod.value_and_grad(v)
@@ -745,5 +747,5 @@ def test_a_reciprocal_function_in_a_negative_denominator_keeps_its_parentheses(e
     printed as -x/1/math.tan(y), which is -x/tan(y) (a wrong value, found by the corpus)."""
     point = {x: 0.7, y: 0.3}
     want = float(expr.subs(point))
-    for backend in BACKENDS:
+    for backend in BUNDLED:
         assert run(expr, backend, x=0.7, y=0.3) == pytest.approx(want, rel=1e-13), backend

@@ -1,6 +1,7 @@
 """The README stays true: its test command is CI's, its generated code is what symdiff writes."""
 
 import ast
+import importlib.util
 import pathlib
 import re
 
@@ -41,13 +42,21 @@ def test_readme_numbers_are_the_real_ones(staged):
 
 def shown_python(marker: str) -> str:
     """The ```python block between <!-- marker:begin --> and <!-- marker:end -->."""
-    return re.search(rf"<!-- {marker}:begin -->\n```python\n(.*?)```\n<!-- {marker}:end -->",
-                     README, re.S).group(1)
+    return re.search(rf"<!-- {marker}:begin -->\n(?:<!-- needs: \w+ -->\n)?```python\n(.*?)```"
+                     rf"\n<!-- {marker}:end -->", README, re.S).group(1)
 
 
 def test_readme_shows_the_affine_module_symdiff_writes():
     expected = layers.program("affine").source("numpy", name="affine")
     assert shown_python("affine-numpy") == expected
+
+
+def test_readme_shows_the_torch_function_symdiff_writes(staged):
+    expr, x, y = staged
+    source = symdiff.lower(expr, wrt=[x, y]).source("torch")
+    (cls,) = [ast.get_source_segment(source, node) for node in ast.parse(source).body
+              if isinstance(node, ast.ClassDef)]
+    assert shown_python("torch-function") == f"import torch\n\n\n{cls}\n"
 
 
 def test_readme_batchnorm_formula_is_the_batchnorm_layer():
@@ -75,15 +84,20 @@ def test_readme_verify_reports_are_the_real_ones(capsys, marker):
 
 
 def python_blocks():
-    return re.findall(r"```python\n(.*?)```", README, re.S)
+    """(the library a block needs or "", the block): a ``<!-- needs: torch -->`` line right
+    above a block names an optional library it imports."""
+    return re.findall(r"(?:<!-- needs: (\w+) -->\n)?```python\n(.*?)```", README, re.S)
 
 
 def test_every_python_block_runs_as_printed(tmp_path, monkeypatch, capsys):
-    """Each ```python block of the README runs on its own, in a fresh namespace, unchanged."""
+    """Each ```python block of the README runs on its own, in a fresh namespace, unchanged;
+    one that needs an optional library (torch, jax) only where it is installed."""
     monkeypatch.chdir(tmp_path)
     blocks = python_blocks()
     assert len(blocks) >= 8
-    for k, block in enumerate(blocks):
+    for k, (needs, block) in enumerate(blocks):
+        if needs and importlib.util.find_spec(needs) is None:
+            continue
         namespace = {"__name__": f"readme_block_{k}"}
         try:
             exec(compile(block, f"README.md python block {k + 1}", "exec"), namespace)

@@ -70,8 +70,14 @@ def no_warnings():
 # ---------------------------------------------------------------- the modules themselves
 
 
+# The torch and jax helpers, read as text (their libraries are optional): tests/test_frameworks.py
+FRAMEWORK_FILES = {b: pathlib.Path(runtime_math.__file__).with_name(f"runtime_{b}.py")
+                   for b in ("torch", "jax")}
+
+
 def top_level(module) -> dict[str, ast.stmt]:
-    tree = ast.parse(pathlib.Path(module.__file__).read_text(encoding="utf-8"))
+    path = module if isinstance(module, pathlib.Path) else pathlib.Path(module.__file__)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     return {node.name if isinstance(node, ast.FunctionDef) else node.targets[0].id: node
             for node in tree.body if isinstance(node, (ast.FunctionDef, ast.Assign))}
 
@@ -100,6 +106,8 @@ def test_runtime_modules_import_only_their_backend(backend):
 
 def test_every_helper_name_is_a_runtime_definition():
     defined = top_level(runtime_math).keys() | top_level(runtime_numpy).keys()
+    for path in FRAMEWORK_FILES.values():
+        defined |= top_level(path).keys()
     assert defined == HELPER_NAMES
     for backend, module in MODULES.items():
         for name, node in top_level(module).items():

@@ -14,11 +14,14 @@ through the record, so there is one copy of each.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
 import re
 from dataclasses import dataclass
 
-from .errors import ArgumentError
-from .printers import MathPrinter, NumpyPrinter
+from .errors import ArgumentError, MissingToolError
+from .printers import JaxPrinter, MathPrinter, NumpyPrinter, TorchPrinter
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,12 @@ class Backend:
     blocks: str | None  # helper running the fused value_and_grad over blocks of rows
     matrices: bool  # has matrix programs (the whole-array gates of array_ops)
     batched: bool  # generated functions are elementwise over arrays: check runs all points at once
+    library: str | None = None  # the package the code needs, if symdiff does not (pip extra)
+    convert_all: str | None = None  # helper converting all arguments at once (one dtype, device)
+    adapter: str | None = None  # the framework's function of the module (adapters.py fills it)
+    adapter_name: str | None = None  # the name it defines (the jax rules add _forward, _backward)
+    arrays: str | None = None  # dotted callable: a float64 NumPy array -> the library's array
+    context: str | None = None  # dotted callable; check runs the code under context(True)
 
     @property
     def module(self) -> str:
@@ -63,6 +72,16 @@ class Backend:
     def make_printer(self):
         """A printer for the lines of one module; its ``helpers`` collects the helpers used."""
         return self.printer()
+
+    def require(self) -> None:
+        """A MissingToolError, with the install command, if the library is not installed."""
+        if self.library is not None and importlib.util.find_spec(self.library) is None:
+            raise MissingToolError(f"the {self.name} backend's code needs {self.library}, which "
+                                   f"is not installed: pip install 'symdiff[{self.library}]'")
+
+    def run_context(self):
+        """The context check runs this backend's code under (jax: float64), resolved lazily."""
+        return contextlib.nullcontext() if self.context is None else resolved(self.context)(True)
 
     def uses_module(self, text: str) -> bool:
         """Whether ``text`` calls the library (then the module needs ``imports``)."""
@@ -100,9 +119,81 @@ NUMPY = Backend(
     guard='with np.errstate(all="ignore"):',  # np.select evaluates every branch
     blocks="in_blocks", matrices=True, batched=True,
 )
-ALL: tuple[Backend, ...] = (MATH, NUMPY)
+# The framework's own function of a torch module, composing with autograd. Fields: {cls},
+# {args}, {out}, {forward}, {backward}, {save} and {load} (the cache into and out of ctx), {grads}.
+TORCH_FUNCTION = '''class {cls}(torch.autograd.Function):
+    """{out} = {forward}({args}) as a torch.autograd.Function whose backward is the staged
+    backward: {cls}.apply({args}) composes with autograd (once: backward is not itself
+    differentiable, since the values it reads were saved without a graph)."""
+
+    @staticmethod
+    def forward(ctx, {args}):
+        {out}, cache = {forward}({args})
+        {save}
+        return {out}
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d{out}):
+        {load}
+        return needed(ctx, {grads})'''
+# A jax.custom_vjp function whose rules are the staged forward (the cache as residuals) and
+# backward. Fields: {fn}, {args}, {out}, {forward}, {backward}, {unpack}, {jax_grads}; an
+# argument outside wrt is kept in the residuals ({residuals}, {res}, {split}) for its cotangent,
+# nan: never a silent 0 ({outside} says so).
+JAX_FUNCTION = '''@jax.custom_vjp
+def {fn}({args}):
+    """{out} = {forward}({args}) as a jax.custom_vjp function: its gradient is the staged
+    backward, under jit, vmap and grad."""
+    return {forward}({args})[0]
+
+
+def {fn}_forward({args}):
+    """The forward rule: the value, and the cache as residuals."""
+    {out}, cache = {forward}({args})
+    return {out}, {residuals}
+
+
+def {fn}_backward({res}, d{out}):
+    """The backward rule: the staged backward{outside}."""
+    {split}{unpack}{backward}(d{out}, cache)
+    return {jax_grads}
+
+
+{fn}.defvjp({fn}_forward, {fn}_backward)'''
+TORCH = Backend(
+    name="torch", printer=TorchPrinter, imports="import torch",
+    accumulate="{name} = {name} {sign} {value}", ones="torch.ones_like({out})",
+    doc=NUMPY.doc, folded_doc=NUMPY.folded_doc,
+    zeros="torch.zeros_like({arg})", convert=None, reduce="unbroadcast",
+    shape_of="{}.shape", copy="{}.clone()",
+    guard=None,  # torch.where evaluates every branch, silently
+    blocks=None, matrices=True, batched=True, library="torch", convert_all="astensors",
+    adapter=TORCH_FUNCTION, adapter_name="Function", arrays="torch.from_numpy",
+)
+JAX = Backend(
+    name="jax", printer=JaxPrinter, imports="import jax\nimport jax.numpy as jnp",
+    accumulate="{name} = {name} {sign} {value}", ones="jnp.ones_like({out})",
+    doc=NUMPY.doc, folded_doc=NUMPY.folded_doc,
+    zeros="jnp.zeros_like({arg})", convert="asfloat", reduce="unbroadcast",
+    shape_of="jnp.shape({})", copy=None,  # jax arrays are immutable: nothing to protect
+    guard=None,  # jnp.select evaluates every branch, silently
+    blocks=None, matrices=True, batched=True, library="jax", adapter=JAX_FUNCTION,
+    adapter_name="fn",
+    arrays="jax.numpy.asarray", context="jax.enable_x64",  # float64, as the checker's floats
+)
+ALL: tuple[Backend, ...] = (MATH, NUMPY, TORCH, JAX)
 BACKENDS: tuple[str, ...] = tuple(b.name for b in ALL)
+# The backends whose code runs wherever symdiff does (no optional library): check's default.
+BUNDLED: tuple[str, ...] = tuple(b.name for b in ALL if b.library is None)
 _BY_NAME = {b.name: b for b in ALL}
+
+
+def resolved(dotted: str):
+    """The object a dotted name names (``torch.from_numpy``), its module imported now: the
+    optional libraries are imported only when their code runs."""
+    module, _, attr = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), attr)
 
 
 def backend_named(name) -> Backend:

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .array_reference import finite_differences, reference_at
-from .backends import ALL, BACKENDS, backend_named
+from .backends import ALL, BACKENDS, BUNDLED, backend_named, resolved
 from .errors import ArgumentError, SymdiffError
 from .interpret import program_values
 from .ir import Program
@@ -86,7 +86,7 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
         raise ArgumentError(f"{'sizes' if sizes is not None else 'kinds'}= is for the arrays of a "
                             f"matrix formula; this formula has none")
     with mpmath.workdps(DPS):
-        backends = BACKENDS if backends is None else backends
+        backends = BUNDLED if backends is None else backends
         return guarded(lambda: _check(prog, points, samples, seed, backends, prove, domain),
                        "check")
 
@@ -103,6 +103,8 @@ def _backends(backends) -> tuple[str, ...] | None:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ArgumentError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)}")
+    for b in backends:  # torch, jax: named, so their library must be there
+        backend_named(b).require()
     return backends
 
 
@@ -204,16 +206,26 @@ def _run_backend(prog, backend, points):
     A batched backend (numpy) runs all points in one array call, and point by point only if
     that call raises.
     """
-    module = prog.compile(backend)
+    module, record = prog.compile(backend), backend_named(backend)
+    with record.run_context():  # jax: float64
+        return _run_module(prog, module, record, points)
+
+
+def _run_module(prog, module, record, points):
     columns = [[float(p[sp.Symbol(n, real=True)]) for p in points] for n in prog.args]
-    if backend_named(backend).batched:
+    if record.batched:  # float64 arrays, as the library's own (torch tensors, jax arrays)
+        array = resolved(record.arrays) if record.arrays else np.asarray
+
+        def batch(values):
+            return array(np.array(values, dtype=float))
+
         try:
-            _, got = module.value_and_grad(*(np.array(c) for c in columns))
+            _, got = module.value_and_grad(*(batch(c) for c in columns))
             return [[float(np.asarray(g)[i]) for g in got] for i in range(len(points))], []
         except Exception:  # find the points where it fails
             def call(*args):
                 return [np.asarray(g).item() for g in
-                        module.value_and_grad(*(np.array([a]) for a in args))[1]]
+                        module.value_and_grad(*(batch([a]) for a in args))[1]]
     else:
         def call(*args):
             return module.value_and_grad(*args)[1]
@@ -223,7 +235,7 @@ def _run_backend(prog, backend, points):
             rows.append([float(g) for g in call(*args)])
         except Exception as exc:  # the generated code failed where the formula is defined
             rows.append(None)
-            raised.append((backend, _named(prog, p), f"{type(exc).__name__}: {exc}"))
+            raised.append((record.name, _named(prog, p), f"{type(exc).__name__}: {exc}"))
     return rows, raised
 
 
@@ -324,7 +336,7 @@ ARRAY_SAMPLES = 2  # sets of random arrays, by default
 def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckReport:
     """The 50-digit program and the NumPy code of a matrix program against sympy.diff of its
     entries, and central differences, at the user's arrays and ``samples`` random sets."""
-    able = tuple(b.name for b in ALL if b.matrices)
+    able = tuple(b.name for b in ALL if b.matrices and b.library is None)  # (numpy's code)
     code = able if backends is None else backends
     bad = [b for b in code if b not in able]
     if bad:

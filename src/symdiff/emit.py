@@ -2,8 +2,9 @@
 
 The module reads like careful hand-written code: a docstring quoting the formula (over sanitized
 names only), the helpers it needs, ``forward`` with one step per line, ``backward`` with one
-``# backprop <forward line>`` group per step, and ``value_and_grad``. It imports only ``math`` or
-``numpy``. Nothing the user wrote reaches the text except sanitized identifiers and printed numbers.
+``# backprop <forward line>`` group per step, and ``value_and_grad``. It imports only ``math``,
+``numpy``, ``torch`` or ``jax`` (whose modules end with the framework's function, adapters.py).
+Nothing the user wrote reaches the text except sanitized identifiers and printed numbers.
 
 NumPy backend: gradients accumulate functionally (``dx = dx + ...``) because an in-place ``+=``
 on an array that another gradient aliases would change both; each gradient is reduced to its
@@ -20,6 +21,7 @@ import textwrap
 import types
 
 from ._version import __version__
+from .adapters import ADAPTER_NAMES, adapter_source
 from .backends import ALL, Backend, backend_named
 from .dag import gc_paused
 from .emit_tangent import docstring, jacobian_function, jvp_function, packed
@@ -65,8 +67,11 @@ class _Scalar:
 
     @staticmethod
     def arguments(prog: Program, w: Writer) -> list[str]:
-        """``x, y = asfloat(x), asfloat(y)``: NumPy semantics for Python numbers and int arrays."""
+        """``x, y = asfloat(x), asfloat(y)``: NumPy semantics for Python numbers and int arrays
+        (torch: ``x, y = astensors(x, y)``, one dtype and device for all)."""
         convert = w.backend.convert
+        if w.backend.convert_all and prog.args:
+            return [_converted_together(prog, w)]
         if convert is None or not prog.args:
             return []
         w.helpers.add(convert)
@@ -143,9 +148,15 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None,
     writers = {"forward": _forward, "backward": _backward, "value_and_grad": _value_and_grad,
                "jvp": jvp_function, "jacobian": jacobian_function}
     code = [writers[f](prog, w, fn, forward_lines) for f in chosen]
+    adapter = None
+    if {"forward", "backward"} <= set(chosen) and not prog.output_names:
+        adapter, adapter_helpers = adapter_source(prog, be, fn)
+    if adapter is not None:
+        w.helpers.update(adapter_helpers)
+        code.append(adapter)
     helpers = [helper_source(h, be.name).strip() for h in sorted(w.helpers)]
     code = helpers + code
-    imports = [be.imports] if any(be.uses_module(c) for c in code) else []
+    imports = [be.imports] if adapter or any(be.uses_module(c) for c in code) else []
     return "\n\n\n".join([_docstring(prog, be.name, fn, chosen)] + imports + code) + "\n"
 
 
@@ -185,6 +196,7 @@ def compile_module(prog: Program, backend: str = "math", name: str | None = None
     # the default module through the three-argument call (tests replace module_source with one)
     source = (module_source(prog, backend, name) if functions is None
               else module_source(prog, backend, name, functions))
+    backend_named(backend).require()
     filename = f"<symdiff-{next(_counter)}-{backend}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     module = types.ModuleType(f"symdiff_generated_{backend}")
@@ -195,7 +207,7 @@ def compile_module(prog: Program, backend: str = "math", name: str | None = None
 
 
 def _function_names(prog: Program, name: str | None) -> dict[str, str]:
-    base = FUNCTIONS + ("value_and_grad_block",)
+    base = FUNCTIONS + ("value_and_grad_block", *ADAPTER_NAMES)
     if name is None:
         return {b: b for b in base}
     if not is_identifier(name):
@@ -248,11 +260,21 @@ def _forward(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
     return define(fn["forward"], prog.args, [doc] + body)
 
 
+def _converted_together(prog: Program, w: Writer) -> str:
+    """``x, y = astensors(x, y)``: the arguments converted at once (torch: one dtype, device)."""
+    w.helpers.add(w.backend.convert_all)
+    names = list(prog.args)
+    return f"{', '.join(names)}{',' if len(names) == 1 else ''} = " + call(
+        w.backend.convert_all, names)
+
+
 def _matrix_arguments(prog: Program, w: Writer) -> list[str]:
     """``X = asmatrix(X, "X")``; a declared size of 1 (a bias row) is checked too."""
-    lines = []
+    lines = [_converted_together(prog, w)] if w.backend.convert_all and prog.args else []
     for a in prog.args:
         shape = prog.shapes[a]
+        if not shape and w.backend.convert_all:
+            continue
         if not shape:
             w.helpers.add(w.backend.convert)
             lines.append(f"{a} = {w.backend.convert}({a})")

@@ -21,6 +21,7 @@ import unicodedata
 import sympy as sp
 
 from . import array_ops
+from .adapters import ADAPTER_NAMES
 from .ops import OPS
 from .runtime import HELPER_NAMES
 
@@ -33,7 +34,7 @@ RESERVED = frozenset(
     | set(dir(builtins))
     | set(HELPER_NAMES)
     | {"math", "np", "numpy", "cache", "forward", "backward", "value_and_grad",
-       "value_and_grad_block"}
+       "value_and_grad_block", "torch", "jax", "jnp", "ctx", *ADAPTER_NAMES}
 )
 
 

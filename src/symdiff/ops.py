@@ -17,7 +17,9 @@ A row (``Op``) says, for one SymPy function class:
 * ``math``, ``numpy``: how each backend prints it (staged_printer.py, printers.py): the dotted
   callee SymPy's printers write (``"math.exp"``, ``"numpy.arctan"``; printed through
   ``_module_format``) or a ``How``: a runtime helper, the reciprocal form ``1/g(x)``, the inverse
-  form ``g(1/x)``, or the printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``.
+  form ``g(1/x)``, or the printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``;
+* ``torch``, ``jax``: the same for those backends; ``None`` (most rows) means numpy's column,
+  printed in the backend's own namespace (torch and jax.numpy have numpy's names; ``printing``).
 
 Add, Mul, Pow and Piecewise are not rows: they are the structure every stage handles itself
 (n-ary, rewritten forms by exponent, branches). Adding an elementwise function is one row here,
@@ -83,10 +85,17 @@ class Op:
     build: str = "apply"
     reciprocal: type | None = None
     inverse: type | None = None
+    torch: str | How | None = None
+    jax: str | How | None = None
 
     def __post_init__(self):
         if not self.stem:
             object.__setattr__(self, "stem", self.cls.__name__.lower())
+
+    def printing(self, column: str) -> str | How:
+        """How the backend whose printer reads ``column`` prints the op (see ``torch``)."""
+        how = getattr(self, column)
+        return self.numpy if how is None else how
 
     def spellings(self) -> list[tuple[str, int, int | None]]:
         """(name, fewest, most arguments) of every string spelling."""
@@ -260,12 +269,12 @@ OPS: tuple[Op, ...] = (
        names=("acsch",), inverse=sp.asinh),  # 1/a**2 overflows below 1e-154 (~ -1/|a|)
     # special functions (numpy has no erf, erfc, gamma or lgamma: helpers)
     Op(sp.erf, lambda out, a: (2 * sp.exp(-(a**2)) / sp.sqrt(sp.pi),), mpmath.erf,
-       "math.erf", H, total=True, names=("erf",)),
+       "math.erf", H, total=True, names=("erf",), torch="torch.erf", jax=H),
     Op(sp.erfc, lambda out, a: (-2 * sp.exp(-(a**2)) / sp.sqrt(sp.pi),), mpmath.erfc,
-       "math.erfc", H, total=True, names=("erfc",)),
+       "math.erfc", H, total=True, names=("erfc",), torch="torch.erfc", jax=H),
     Op(sp.gamma, None, mpmath.gamma, "math.gamma", H, names=("gamma",), build="gamma"),
     Op(sp.loggamma, None, _real_only(mpmath.loggamma, low=0, open_low=True), "math.lgamma", H,
-       names=("loggamma", "lgamma"), build="gamma"),
+       names=("loggamma", "lgamma"), build="gamma", torch="torch.lgamma", jax=H),
     # polygamma(0, x) only (digamma, a helper): the printers refuse other orders
     Op(sp.polygamma, None, mpmath.polygamma, OWN, OWN, arity=(2, 2)),
     Op(sp.besseli, None, mpmath.besseli, H, H, names=("besseli",), arity=(2, 2)),
@@ -286,9 +295,9 @@ OPS: tuple[Op, ...] = (
        names=("min", "Min"), arity=(2, None), build="lattice"),
     # symdiff's own functions (functions.py)
     Op(sigmoid, lambda out, a: (out * (1 - out),), lambda x: 1 / (1 + mpmath.exp(-x)), H, H,
-       stem="sig", total=True, names=("sigmoid",)),
+       stem="sig", total=True, names=("sigmoid",), torch="torch.sigmoid", jax="jax.nn.sigmoid"),
     Op(relu, lambda out, a: (sp.Heaviside(a, 0),), lambda x: max(x, 0), H, H, total=True,
-       names=("relu",)),
+       names=("relu",), torch="torch.relu", jax="jax.nn.relu"),
     Op(softplus, lambda out, a: (sigmoid(a),), _softplus, H, H, stem="splus", total=True,
        names=("softplus",)),
     # the stable gates (stable.py); a string builds their plain form, which canonicalize turns
@@ -297,8 +306,9 @@ OPS: tuple[Op, ...] = (
        "math.log1p", "numpy.log1p", names=("log1p",), build="log1p"),
     Op(expm1, lambda out, a: (sp.exp(a),), mpmath.expm1, "math.expm1", "numpy.expm1",
        names=("expm1",), build="expm1"),
+    # torch.hypot refuses a number (hypot(1, a) in asinh'): a torch helper
     Op(hypot, _hypot_partials, mpmath.hypot, "math.hypot", "numpy.hypot", names=("hypot",),
-       arity=(2, 2), build="hypot"),
+       arity=(2, 2), build="hypot", torch=H),
     Op(logsumexp, _lse_partials, _logsumexp, H, H, stem="lse", arity=(1, None),
        names=("logsumexp", ("logaddexp", 2, 2))),
     # activations and xlogy (functions.py): their derivative is their fdiff, in one place there

@@ -1,10 +1,11 @@
-"""Print one small SymPy expression as one line of plain Python, for the math or numpy backend.
+"""Print one small SymPy expression as one line of plain Python, for each backend.
 
 A staged program is a list of steps ``name = <expression over earlier names>``; this module prints
 the right-hand sides. ``print_expr`` returns the text and the names of the module-level helper
 functions the text calls (``sigmoid``, ``erf``, ...; ``runtime.helper_source`` has their text).
 Generated ``math`` code imports only ``math`` and works on Python floats; generated ``numpy``
-code imports only ``numpy as np`` and works elementwise on arrays with broadcasting.
+code imports only ``numpy as np`` and works elementwise on arrays with broadcasting; torch
+and jax code is numpy's in ``torch`` and ``jnp`` (``TorchPrinter``, ``JaxPrinter``).
 
 ``MathPrinter`` and ``NumpyPrinter`` subclass SymPy's ``PythonCodePrinter`` and ``NumPyPrinter``
 with ``StagedPrinter`` mixed in first (staged_printer.py: what both backends share, and the check
@@ -21,7 +22,8 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
-from .errors import ArgumentError
+from .array_ops import ARRAY_GATES
+from .errors import ArgumentError, UnsupportedFunctionError
 from .ops import OPS, How
 from .staged_printer import StagedPrinter
 
@@ -141,43 +143,48 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         conds, values, default = self._piecewise_parts(expr)
         if not conds:
             return f"({default})"
-        return f"np.select([{', '.join(conds)}], [{', '.join(values)}], default={default})"
+        return (f"{self._np('select')}([{', '.join(conds)}], [{', '.join(values)}], "
+                f"default={default})")
+
+    def _np(self, name: str) -> str:
+        """The backend's spelling of ``numpy.<name>`` (``np.select``; jax: ``jnp.select``)."""
+        return self._module_format(f"numpy.{name}")
 
     def _fold(self, func: str, args) -> str:
         """``func(func(a, b), c)``: binary ufuncs broadcast; ``.reduce`` over a tuple does not."""
         text = self._print(args[0])
         for arg in args[1:]:
-            text = f"{func}({text}, {self._print(arg)})"
+            text = f"{self._np(func)}({text}, {self._print(arg)})"
         return text
 
     def _print_And(self, expr):
         """Nested ``np.logical_and`` (SymPy's ``.reduce`` fails on differently shaped args)."""
-        return self._fold("np.logical_and", expr.args)
+        return self._fold("logical_and", expr.args)
 
     def _print_Or(self, expr):
         """Nested ``np.logical_or`` (SymPy's ``.reduce`` fails on differently shaped args)."""
-        return self._fold("np.logical_or", expr.args)
+        return self._fold("logical_or", expr.args)
 
     def _print_ITE(self, expr):
         """``ITE(a, b, c)`` elementwise (SymPy makes it when merging Piecewise conditions)."""
-        return "np.where({}, {}, {})".format(*(self._print(arg) for arg in expr.args))
+        return "{}({}, {}, {})".format(self._np("where"), *(self._print(a) for a in expr.args))
 
     def _print_Not(self, expr):
         """``np.logical_not`` under the np prefix."""
-        return f"np.logical_not({self._print(expr.args[0])})"
+        return f"{self._np('logical_not')}({self._print(expr.args[0])})"
 
     def _print_Max(self, expr):
         """Nested ``np.maximum`` instead of SymPy's ``functools.reduce`` (needs an import)."""
-        return self._fold("np.maximum", expr.args)
+        return self._fold("maximum", expr.args)
 
     def _print_Min(self, expr):
         """Nested ``np.minimum`` instead of SymPy's ``functools.reduce`` (needs an import)."""
-        return self._fold("np.minimum", expr.args)
+        return self._fold("minimum", expr.args)
 
     def _print_Heaviside(self, expr):
         """``np.heaviside`` with SymPy's value at 0 as its second argument."""
         h0 = self._print_value(self._heaviside_at_zero(expr))
-        return f"np.heaviside({self._print(expr.args[0])}, {h0})"
+        return f"{self._np('heaviside')}({self._print(expr.args[0])}, {h0})"
 
     # -- whole-array gates of matrix programs (see array_ops) --------------------------------
 
@@ -205,17 +212,17 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         return f"{self._operand(a)}.{method}({where}keepdims=True)"
 
     def _print_total(self, expr):
-        return f"np.sum({self._print(expr.args[0])})"
+        return f"{self._np('sum')}({self._print(expr.args[0])})"
 
     def _print_item(self, expr):
         return f"{self._operand(expr.args[0])}[0, 0]"
 
     def _print_as_1x1(self, expr):
-        return f"np.full((1, 1), {self._print(expr.args[0])})"
+        return f"{self._np('full')}((1, 1), {self._print(expr.args[0])})"
 
     def _print_broadcast(self, expr):
         a, r, c = (self._print(e) for e in expr.args)
-        return f"np.broadcast_to({a}, ({r}, {c}))"
+        return f"{self._np('broadcast_to')}({a}, ({r}, {c}))"
 
     def _print_entry(self, expr):
         a, i, j = expr.args
@@ -277,17 +284,106 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         return f"{helper}({self._print(a)}, {self._print(m)}, axis={int(axis)})"
 
 
+class TorchPrinter(NumpyPrinter):
+    """Elementwise torch code over tensors of any device and float dtype; calls only ``torch``
+    and helpers. Where torch is not numpy: its functions take tensors, not numbers, it has no
+    ``select``, and reductions say ``dim``/``keepdim``."""
+
+    backend_name = "torch"
+    module = "torch"
+    atan2_call = "atan2"  # a helper: torch.atan2 refuses a number
+    _CLAMP: ClassVar[dict[str, str]] = {"maximum": "min", "minimum": "max"}
+
+    def _module_format(self, fqn, register=True):
+        """``torch.`` for ``numpy.``: torch has numpy's names for every function printed."""
+        if fqn.startswith("numpy."):
+            fqn = "torch." + fqn[len("numpy."):]
+        return super()._module_format(fqn, register)
+
+    def _print(self, expr, **kwargs):
+        """A number that is not a literal (``sqrt(2)``, ``log(2)``, ``pi/2``) as the double
+        nearest it: ``torch.sqrt(2)`` raises (torch's functions take tensors)."""
+        if (isinstance(expr, sp.Expr) and not expr.is_Atom and expr.is_number
+                and not isinstance(expr, ARRAY_GATES)):
+            value = expr.evalf(30)
+            if value.is_Float:
+                return self._print_Float(value)
+        return super()._print(expr, **kwargs)
+
+    def _print_Piecewise(self, expr):
+        """Nested ``torch.where``. When every value is a number the default is a tensor like
+        one of the formula's (``torch.where`` of two numbers would be float32 on the CPU)."""
+        conds, values, text = self._piecewise_parts(expr)
+        if not conds:
+            return f"({text})"
+        if all(pair.expr.is_number for pair in expr.args):
+            like = min(s.name for s in expr.free_symbols)
+            text = f"torch.full_like({like}, {text})"
+        for cond, value in zip(reversed(conds), reversed(values)):
+            text = f"torch.where({cond}, {value}, {text})"
+        return text
+
+    def _fold(self, func: str, args) -> str:
+        """``torch.maximum`` takes two tensors: a number operand is a ``torch.clamp`` bound."""
+        numbers = [a for a in args if a.is_number]
+        rest = [a for a in args if not a.is_number]
+        text = super()._fold(func, rest)
+        for n in numbers:
+            text = f"torch.clamp({text}, {self._CLAMP[func]}={self._print(n)})"
+        return text
+
+    def _print_atan2(self, expr):
+        """The ``atan2`` helper, which takes a number for either argument."""
+        self.helpers.add("atan2")
+        return super()._print_atan2(expr)
+
+    def _print_Heaviside(self, expr):
+        """The ``heaviside`` helper: torch.heaviside takes its value at 0 as a tensor."""
+        self.helpers.add("heaviside")
+        h0 = self._print_value(self._heaviside_at_zero(expr))
+        return f"heaviside({self._print(expr.args[0])}, {h0})"
+
+    def _reduction(self, method: str, expr) -> str:
+        a, axis = expr.args
+        dim = "(0, 1)" if axis == 2 else str(int(axis))
+        name = "amax" if method == "max" else method  # Tensor.max(dim) returns (values, indices)
+        return f"{self._operand(a)}.{name}(dim={dim}, keepdim=True)"
+
+    def _print_as_1x1(self, expr):
+        return f"torch.reshape({self._print(expr.args[0])}, (1, 1))"
+
+    def _print_eye(self, expr):
+        """Refused: ``torch.eye(n)`` has torch's default dtype and device, not the inputs'."""
+        raise UnsupportedFunctionError("no torch-backend implementation of eye (the gradient "
+                                       "of a trace)")
+
+
+class JaxPrinter(NumpyPrinter):
+    """jax.numpy code: numpy's, under ``jnp``; it runs under jit, vmap and grad."""
+
+    backend_name = "jax"
+    module = "jnp"
+    atan2_call = "jnp.arctan2"
+
+    def _module_format(self, fqn, register=True):
+        """``jnp.`` for ``numpy.``: generated code imports jax.numpy as jnp."""
+        if fqn.startswith("numpy."):
+            fqn = "jnp." + fqn[len("numpy."):]
+        return super()._module_format(fqn, register)
+
+
 def _install_ops(printer: type) -> None:
     """Print every op of the table by its row, unless the row says the printer has its own."""
     for op in OPS:
-        if getattr(op, printer.backend_name) is not How.OWN:
+        if op.printing(printer.backend_name) is not How.OWN:
             setattr(printer, f"_print_{op.cls.__name__}", printer._print_op)
 
 
-_install_ops(MathPrinter)
-_install_ops(NumpyPrinter)
+PRINTERS = (MathPrinter, NumpyPrinter, TorchPrinter, JaxPrinter)
+for _printer in PRINTERS:
+    _install_ops(_printer)
 # By name, for print_expr and make_printer; backends.BACKENDS lists the same names (tested).
-_PRINTERS = {p.backend_name: p for p in (MathPrinter, NumpyPrinter)}
+_PRINTERS = {p.backend_name: p for p in PRINTERS}
 
 
 def _check_backend(backend: str) -> None:

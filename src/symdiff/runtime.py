@@ -1,10 +1,10 @@
 """The helpers' text: each helper generated modules carry, by backend and name, as source.
 
-The helpers are real, tested code in ``runtime_math`` and ``runtime_numpy`` (each top-level def
-or assignment is one helper); this module reads those files as text, never imports them
-(importing runtime_numpy would import numpy with symdiff), so ``helper_source`` copies a
-helper verbatim. The named constants are helpers too: plain floats, the same for every
-backend, kept once in ``runtime_math``.
+The helpers are real, tested code in ``runtime_math``, ``runtime_numpy``, ``runtime_torch`` and
+``runtime_jax`` (each top-level def or assignment is one helper); this module reads those files
+as text, never imports them (importing runtime_numpy would import numpy with symdiff, and
+runtime_torch torch), so ``helper_source`` copies a helper verbatim. The named constants are
+helpers too: plain floats, the same for every backend, kept once in ``runtime_math``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,19 @@ def _definitions(filename: str) -> dict[str, str]:
 _MATH_HELPERS = _definitions("runtime_math.py")
 # The named constants are plain floats, the same for every backend: one copy, in runtime_math.
 _CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
-_HELPERS = {"math": _MATH_HELPERS, "numpy": {**_definitions("runtime_numpy.py"), **_CONSTANTS}}
-HELPER_NAMES: frozenset[str] = frozenset(_HELPERS["math"]) | frozenset(_HELPERS["numpy"])
+_HELPERS = {"math": _MATH_HELPERS,
+            **{backend: {**_definitions(f"runtime_{backend}.py"), **_CONSTANTS}
+               for backend in ("numpy", "torch", "jax")}}
+HELPER_NAMES: frozenset[str] = frozenset().union(*_HELPERS.values())
+
+
+def has_helper(name: str, backend: str) -> bool:
+    """Whether generated code of ``backend`` has a helper ``name`` (torch has no besseli).
+
+    >>> has_helper("besseli", "numpy"), has_helper("besseli", "torch")
+    (True, False)
+    """
+    return name in _HELPERS.get(backend, ())
 
 
 def helper_source(name: str, backend: str) -> str:

@@ -25,7 +25,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
 from .ops import BY_CLASS, OPS, How, row
-from .runtime import NAMED_CONSTANTS
+from .runtime import NAMED_CONSTANTS, has_helper
 
 LONG_SUM = 32  # sums with more terms print as one call (see StagedPrinter._print_Add)
 
@@ -267,7 +267,7 @@ class StagedPrinter:
     def _print_op(self, expr):
         """An op of the table (ops.py) printed as its row says for this backend (installed as
         ``_print_<class>`` for every row without a method of its own, see printers._install_ops)."""
-        how = getattr(row(expr.func), self.backend_name)
+        how = row(expr.func).printing(self.backend_name)
         if how is How.HELPER:
             return self._print_helper_call(expr)
         if how is How.RECIPROCAL:
@@ -289,7 +289,7 @@ class StagedPrinter:
     def _print_helper_call(self, expr):
         """Call a module-level helper of the function's own name and record that it is used."""
         name = expr.func.__name__
-        self.helpers.add(name)
+        self._helper(name, name)
         return f"{name}({', '.join(self._print(a) for a in expr.args)})"
 
     def _print_named_constant(self, expr):
@@ -309,8 +309,16 @@ class StagedPrinter:
         if order != 0:
             raise UnsupportedFunctionError(
                 f"no {self.backend_name}-backend implementation of polygamma of order {order}")
-        self.helpers.add("digamma")
+        self._helper("digamma", "polygamma")
         return f"digamma({self._print(arg)})"
+
+    def _helper(self, name: str, what: str) -> None:
+        """Record that the text calls helper ``name``; a backend without it cannot print
+        ``what`` (torch has no besseli)."""
+        if not has_helper(name, self.backend_name):
+            raise UnsupportedFunctionError(
+                f"no {self.backend_name}-backend implementation of {what}")
+        self.helpers.add(name)
 
     @staticmethod
     def _heaviside_at_zero(expr) -> sp.Basic:
