@@ -267,3 +267,19 @@ def test_every_standard_layer_in_jax(name, jax):
     check_grads(over_wrt, tuple(args[k] for k in wrt), order=1, modes=["rev"])
     every = jax.grad(lambda *a: fn(*a).sum(), argnums=tuple(range(len(args))))(*args)
     assert all(np.isnan(every[k]).all() for k in range(len(args)) if k not in wrt)
+
+
+def test_a_formula_a_framework_backend_cannot_write_is_refused_by_name():
+    """symdiff.spd needs Cholesky helpers only numpy has: torch and jax say so (it was
+    "no torch-backend helper named 'cho_inverse'")."""
+    import sympy as sp
+
+    import symdiff
+
+    n = sp.Symbol("n", integer=True, positive=True)
+    prog = symdiff.lower(sp.log(sp.Determinant(symdiff.spd(sp.MatrixSymbol("K", n, n)))),
+                         wrt=[sp.MatrixSymbol("K", n, n)])
+    for backend in ("torch", "jax"):
+        with pytest.raises(symdiff.ArgumentError,
+                           match=f"the {backend} backend cannot write this formula yet"):
+            prog.source(backend)

@@ -68,4 +68,9 @@ def helper_source(name: str, backend: str) -> str:
     try:
         return _HELPERS[backend][name]
     except KeyError:
-        raise ArgumentError(f"no {backend}-backend helper named {name!r}") from None
+        others = [b for b, helpers in _HELPERS.items() if name in helpers]
+        who = (f"the {' and '.join(others)} backend{'s have' if len(others) > 1 else ' has'}"
+               if others else "no backend has")
+        raise ArgumentError(  # (callers that look for a helper catch ArgumentError)
+            f"the {backend} backend cannot write this formula yet: it needs the helper {name!r}, "
+            f"which {who}") from None
