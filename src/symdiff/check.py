@@ -344,8 +344,8 @@ def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckR
                backend_named(bad[0]).matrices else "has no arrays")
         raise ArgumentError(f"the {bad[0]} backend {why}: a matrix formula is checked with "
                             f"{', '.join(able)}")
-    module = prog.compile("numpy")  # draws the arrays; each backend's own code is judged
-    modules = {b: prog.compile(b) for b in code}
+    modules = {b: prog.compile(b) for b in code}  # each backend's own code is judged
+    module = modules.get("numpy") or prog.compile("numpy")  # numpy's draws the arrays
     fixed_sizes = check_sizes(prog, sizes)
     by_grad = {i.grad: i.name for i in prog.inputs if i.grad is not None}
     wrt = [by_grad[g] for g in prog.grads]  # the partials' order
