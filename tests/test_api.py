@@ -105,3 +105,14 @@ def test_evaluate_gives_every_value_and_gradient(staged):
     assert values["dx"] == pytest.approx(float(want), rel=1e-15)
     with pytest.raises(ArgumentError, match="no value for y"):
         symdiff.lower(expr, wrt=[x, y]).evaluate({x: 3})
+
+
+def test_a_matrix_formula_takes_names_in_wrt_and_args():
+    # The name of a MatrixSymbol resolved to it, then was made a real Symbol anyway (an eager
+    # default of dict.get): "symbol 'W' is non-commutative".
+    w, v = sp.MatrixSymbol("W", 2, 2), sp.MatrixSymbol("v", 2, 1)
+    formula = sp.Trace(w.T * w) + (v.T * w * v)[0, 0]
+    by_name = symdiff.lower(formula, wrt=["W"], args=["v", "W"])
+    by_symbol = symdiff.lower(formula, wrt=[w], args=[v, w])
+    assert by_name.args == by_symbol.args == ("v", "W")
+    assert by_name.source("numpy") == by_symbol.source("numpy")

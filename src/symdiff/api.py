@@ -307,7 +307,7 @@ def _resolve_symbol(item, symbols, real, what, allow_unused) -> tuple[sp.Symbol,
         if not matches and not allow_unused:
             raise _unknown_name(item, symbols, what)
         user = matches[0] if matches else sp.Symbol(item, real=True)
-        return user, real.get(user, real_symbol(user))
+        return user, real[user] if user in real else real_symbol(user)
     if isinstance(item, sp.Symbol):
         return item, real.get(item, real_symbol(item))
     if isinstance(item, sp.MatrixSymbol):
