@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import sympy as sp
+from chain import bench_chain, chain_ratio, chain_title
 from gp import bench_gp
 
 import symdiff
@@ -506,7 +507,8 @@ def ops_table(rows: list[dict]) -> str:
                   "symdiff forward + backward", "SymPy cse'd gradient ops"], out)
 
 
-def timing_table(rows: list[dict], unit: str, scale: float, points: int = 1) -> str:
+def timing_table(rows: list[dict], unit: str, scale: float, points: int = 1,
+                 versus: str = "hand-staged") -> str:
     out = []
     for r in rows:
         if "seconds" not in r:
@@ -517,7 +519,7 @@ def timing_table(rows: list[dict], unit: str, scale: float, points: int = 1) -> 
                  times(r["vs_reference"]), "yes" if r["agrees"] else "NO"]
         out.append(cells[:2] + ([per_point] if points > 1 else []) + cells[2:])
     headers = ["implementation", f"{unit}/call"] + (["ns/point"] if points > 1 else [])
-    return table(headers + ["vs hand-staged", "agrees"], out)
+    return table(headers + [f"vs {versus}", "agrees"], out)
 
 
 def frameworks_table(rows: list[dict]) -> str:
@@ -553,7 +555,9 @@ def targets(results: dict) -> list[dict]:
             target("math backend faster than lambdify(cse)", sym / lam, 1.0,
                    f"{times(sym / lam)} of lambdify's time"),
             target("numpy backend <= hand-staged numpy", npy, 1.0, times(npy)),
-            gp_target(results["gp"])]
+            gp_target(results["gp"]),
+            target(f"chain (depth {results['chain']['depth']:,}) value_and_grad <= 3x forward",
+                   chain_ratio(results["chain"]), 3.0, times(chain_ratio(results["chain"])))]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
     if jax:  # no target: for comparison
         rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
@@ -621,6 +625,8 @@ def report(results: dict) -> str:
         frameworks_table(results["frameworks"]["rows"]),
         gp_title(results["gp"]),
         gp_table(results["gp"]),
+        chain_title(results["chain"]),
+        timing_table(results["chain"]["rows"], "us", 1e6, versus="forward"),
         "### Targets",
         targets_table(results["targets"]),
     ]
@@ -653,6 +659,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["math"] = bench_math(cfg)
     results["numpy"], results["frameworks"] = bench_arrays(cfg)
     results["gp"] = bench_gp(cfg, measure, as_arrays, cfg.gp_size)
+    results["chain"] = bench_chain(cfg, measure, formula)
     results["targets"] = targets(results)
     results["load_average"]["end"] = load()
     print(report(results))

@@ -1,0 +1,38 @@
+"""Section 7 of benchmarks/run.py: the cheap-gradient principle on a long program.
+
+The deep chain x_{k+1} = x_k sin(x_k) + y cos(x_k) (run.chain, depth 1,000: 5,000 forward steps,
+8,000 backward lines) is timed with the math backend: ``forward`` (the value and the cache it
+packs) and ``value_and_grad`` (forward and backward). (SymPy's lambdify cannot be the value-only
+reference: its cse walks the DAG as a tree, 3**1000 nodes.) The cheap-gradient
+principle (Griewank & Walther, *Evaluating Derivatives*, 2008, ch. 4) bounds value + gradient
+by a small multiple of the value: the target is <= 3x the forward.
+"""
+
+from __future__ import annotations
+
+import symdiff
+
+DEPTH, POINT = 1_000, (0.3, 0.7)
+
+
+def bench_chain(cfg, measure, formula) -> dict:
+    """Seconds per call of the chain's forward, value_and_grad and lambdified value."""
+    depth = 100 if cfg.mode == "smoke" else DEPTH
+    expr, wrt = formula("chain", depth)
+    module = symdiff.lower(expr, wrt=wrt).compile("math")
+    reference = [module.forward(*POINT)[0]]
+    rows = measure([
+        ("symdiff math forward", module.forward, POINT, lambda r: [r[0]]),
+        ("symdiff math value_and_grad", module.value_and_grad, POINT, lambda r: [r[0]]),
+    ], cfg, reference)
+    return {"depth": depth, "rows": rows}
+
+
+def chain_title(chain: dict) -> str:
+    return (f"### 7. Cheap gradient: the chain of depth {chain['depth']:,} at (x, y) = "
+            f"{POINT}, math backend")
+
+
+def chain_ratio(chain: dict) -> float:
+    """value_and_grad's time over forward's."""
+    return chain["rows"][1]["vs_reference"]
