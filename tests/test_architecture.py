@@ -27,9 +27,10 @@ LAYERS = {
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "tangent", "matrix",
                  "matrix_forms", "lower_matrix", "api", "writer", "emit_tangent", "emit"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
-                  "array_reference", "reports", "diagnose", "array_diagnose", "hand", "check",
+                  "array_reference", "reports", "diagnose", "array_diagnose", "hand",
+                  "derivative_rows", "check",
                   "array_verify", "verify"),
-    "faces": ("graph", "handoffs", "layers", "cli", "__main__", "__init__"),
+    "faces": ("graph", "handoffs", "layers", "optimize", "cli", "__main__", "__init__"),
 }
 ORDER = [m for layer in LAYERS.values() for m in layer]
 

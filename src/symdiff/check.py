@@ -19,6 +19,7 @@ import sympy as sp
 
 from .array_reference import finite_differences, reference_at
 from .backends import ALL, BACKENDS, BUNDLED, backend_named, resolved
+from .derivative_rows import chosen_functions, judge_rows
 from .errors import ArgumentError, SymdiffError
 from .interpret import program_values
 from .ir import Program
@@ -55,7 +56,8 @@ class CheckError(SymdiffError):
 
 def check(prog: Program, *, points=None, samples: int | None = None, seed: int = 0,
           backends=None, prove: bool = True, domain: dict | None = None,
-          sizes: dict | None = None, kinds: dict | None = None) -> CheckReport:
+          sizes: dict | None = None, kinds: dict | None = None,
+          functions=None) -> CheckReport:
     """Check the generated backward program of ``prog`` against the reference derivative.
 
     ``samples`` random points (default 20; 5 for a formula too large for sympy.diff) besides
@@ -70,6 +72,11 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
     or "probabilities"; ``sampling.KINDS``), and the reference
     is sympy.diff of the formula written out entry by entry. Its code runs with numpy only.
 
+    A vector program is checked row by row (the reverse sweep of each output); ``functions``
+    names generated functions judged too, row by row: ``"jacobian"`` and ``"jvp"`` (checked by
+    default for a vector program), ``"hvp"`` and ``"hessian"`` (row k against sympy.diff of
+    d f / d x_k), in the bundled backends asked for.
+
     >>> import sympy as sp, symdiff
     >>> x, y = sp.symbols("x y")
     >>> symdiff.check(symdiff.lower(x * sp.sin(y), wrt=[x, y])).ok
@@ -79,6 +86,7 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
+    functions = chosen_functions(prog, functions)
     if prog.shapes is not None:  # the one place check dispatches on the kind of program
         return guarded(lambda: _check_arrays(prog, points, samples, seed, backends,
                                              drawing_rules(prog, domain, kinds), sizes), "check")
@@ -87,8 +95,19 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
                             f"matrix formula; this formula has none")
     with mpmath.workdps(DPS):
         backends = BUNDLED if backends is None else backends
+        if functions or prog.output_names:
+            return guarded(lambda: _check_rows(prog, functions, points, samples, seed, backends,
+                                               prove, domain), "check")
         return guarded(lambda: _check(prog, points, samples, seed, backends, prove, domain),
                        "check")
+
+
+def _check_rows(prog, functions, points, samples, seed, backends, prove, domain):
+    """A vector program, or a program with derivative functions to judge: row by row."""
+    def judge(row, extra):
+        return _check(row, points, samples, seed, backends, prove, domain, extra)
+
+    return judge_rows(prog, functions, [b for b in backends if b in BUNDLED], judge)
 
 
 def _backends(backends) -> tuple[str, ...] | None:
@@ -120,7 +139,7 @@ def guarded(task, what: str):
         raise CheckError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
+def _check(prog, points, samples, seed, backends, prove, domain, extra=()) -> CheckReport:
     ref = Reference(prog)
     if samples is None:
         samples = 20 if ref.diffs is not None else 5
@@ -155,6 +174,10 @@ def _check(prog, points, samples, seed, backends, prove, domain) -> CheckReport:
         rows, failed = _run_backend(prog, backend, chosen)
         raised += failed
         comparisons.append((backend, rows, mpmath.mpf(1), FLOAT_REL))
+    for label, backend, module in extra:  # derivative_rows: a row of a Jacobian or Hessian
+        rows, failed = _run_row(prog, backend, module, chosen)
+        raised += [(label, point, why) for _, point, why in failed]
+        comparisons.append((label, rows, mpmath.mpf(1), FLOAT_REL))
     bounds = [(e[-2], e[-1]) for e in exact]
     views = [ref.float_view(p) for p in chosen]
     weak = [f or fragile_value(*v.value) or v.shaky
@@ -209,6 +232,13 @@ def _run_backend(prog, backend, points):
     module, record = prog.compile(backend), backend_named(backend)
     with record.run_context():  # jax: float64
         return _run_module(prog, module, record, points)
+
+
+def _run_row(prog, backend, row, points):
+    """A row of a generated Jacobian or Hessian (derivative_rows) per point, as a gradient."""
+    record = backend_named(backend)
+    with record.run_context():
+        return _run_module(prog, row, record, points)
 
 
 def _run_module(prog, module, record, points):

@@ -21,6 +21,7 @@ import sympy as sp
 from .api import lower
 from .array_verify import verify_arrays
 from .check import REFINED_DIGITS, guarded
+from .derivative_rows import verify_rows
 from .diagnose import Evidence, diagnose, kink_variants
 from .errors import ArgumentError
 from .functions import to_elementary
@@ -39,7 +40,7 @@ EXPR_REL = 1e-20  # a derivation (expressions) evaluated at 50 digits
 
 def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: int | None = None,
            seed: int = 0, domain: dict | None = None, strict: bool = False,
-           kinds: dict | None = None) -> VerifyReport:
+           kinds: dict | None = None, order: int = 1) -> VerifyReport:
     """Compare a hand-derived gradient with the exact one; say what is wrong if it is.
 
     ``grad`` is a callable taking the formula's arguments (``args`` order: wrt, then the other
@@ -60,6 +61,10 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
     draws its own dropout mask with NumPy's generator is given the formula's mask (see
     ``symdiff.drawn_masks``).
 
+    A vector of formulas takes a hand Jacobian (``grad`` returns ``J[i][j] = d out_i / d
+    wrt_j``), ``order=2`` a hand Hessian; each row is verified as a gradient, and the matrix is
+    read for a transposed Jacobian, an asymmetric Hessian or a missing cross term.
+
     At a point where an argument of relu, |u| or max sits exactly at its kink, a hand partial
     that is another valid subgradient there (relu'(0) = 1 where symdiff documents 0) is noted,
     and the point left out of its verdict; ``strict=True`` judges it by the documented
@@ -77,6 +82,9 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     prog = lower(expr, wrt, args)
+    if prog.output_names or _order(order) == 2:
+        return _verify_rows(prog, grad, order, points, samples, seed, domain, strict,
+                            (forward, kinds))
     if prog.shapes is not None:  # the one place verify dispatches on the kind of program
         if not callable(grad) or (forward is not None and not callable(forward)):
             raise ArgumentError("for a matrix formula, grad must be a callable (and forward=, "
@@ -89,6 +97,28 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
     with mpmath.workdps(DPS):
         verifier = _Verifier(prog, grad, forward, strict)
         return guarded(lambda: verifier.run(points, samples or 40, seed, domain), "verify")
+
+
+def _order(order) -> int:
+    if order not in (1, 2) or isinstance(order, bool):
+        raise ArgumentError(f"order must be 1 (a gradient or Jacobian) or 2 (a Hessian), "
+                            f"got {order!r}")
+    return order
+
+
+def _verify_rows(prog, hand, order, points, samples, seed, domain, strict,
+                 unused) -> VerifyReport:
+    """A hand Jacobian or Hessian, each row verified as a gradient (derivative_rows).
+    ``unused``: verify's (forward, kinds), which have no meaning here."""
+    if prog.shapes is not None or any(u is not None for u in unused):
+        raise ArgumentError("a hand Jacobian or Hessian is verified for scalar formulas, as a "
+                            "callable (no forward=, no kinds=)")
+
+    def judge(row, row_hand):
+        return _Verifier(row, row_hand, None, strict).run(points, samples or 40, seed, domain)
+
+    with mpmath.workdps(DPS):
+        return guarded(lambda: verify_rows(prog, hand, order, judge), "verify")
 
 
 def assert_gradient(expr, wrt, grad, **options) -> VerifyReport:

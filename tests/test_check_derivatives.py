@@ -1,0 +1,163 @@
+"""check of the derivative functions beyond the gradient: Jacobian rows, jvp, hvp, hessian.
+
+Each generated function is judged row by row against sympy.diff at 50 digits; a generated
+function made wrong on purpose (transposed, a dropped cross term) must be caught and named.
+"""
+
+import types
+
+import pytest
+import sympy as sp
+
+import symdiff
+from symdiff.ir import Program
+
+x, y, z = sp.symbols("x y z", real=True)
+VECTORS = [
+    [x * y + sp.exp(x), sp.log(x**2 + 1) * y, symdiff.sigmoid(x - y)],
+    [x * y * z, x + y + z],  # m = 2 < n = 3: the jacobian sweeps in reverse
+    [sp.sin(x) * y, x / (1 + y**2)],
+]
+
+
+@pytest.mark.parametrize("exprs", VECTORS, ids=range(len(VECTORS)))
+def test_vector_program_is_checked_row_by_row_with_jacobian_and_jvp(exprs):
+    prog = symdiff.lower(exprs, wrt=sorted(set().union(*(e.free_symbols for e in exprs)),
+                                           key=lambda s: s.name))
+    report = symdiff.check(prog, samples=6)
+    assert report.ok, str(report)
+    assert [p.name for p in report.partials] == [
+        f"d{out}/{g}" for out in prog.outputs for g in prog.grads]
+    assert "jacobian, jvp of math, numpy" in str(report)
+
+
+def _broken(monkeypatch, function, breaks):
+    """Program.compile, with the generated ``function`` replaced by breaks(original)."""
+    original = Program.compile
+
+    def compile_(self, backend="math", name=None, functions=None):
+        module = original(self, backend, name, functions)
+        if functions and function in functions:
+            spoiled = types.SimpleNamespace(**vars(module))
+            setattr(spoiled, function, breaks(getattr(module, function)))
+            return spoiled
+        return module
+
+    monkeypatch.setattr(Program, "compile", compile_)
+
+
+def test_a_transposed_jacobian_is_caught_and_named(monkeypatch):
+    prog = symdiff.lower([x * y, x + 2 * y], wrt=[x, y])
+
+    def transposed(jacobian):
+        def wrong(*args):
+            values, jac = jacobian(*args)
+            return values, tuple(zip(*jac)) if isinstance(jac, tuple) else jac.swapaxes(0, 1)
+        return wrong
+
+    _broken(monkeypatch, "jacobian", transposed)
+    report = symdiff.check(prog, samples=4, prove=False)
+    assert not report.ok
+    wrong = {p.name for p in report.partials if not p.ok}
+    assert wrong == {"dout0/dy", "dout1/dx"}  # the off-diagonal entries
+    assert "jacobian code" in str(report)
+
+
+def test_a_wrong_jvp_is_caught(monkeypatch):
+    prog = symdiff.lower([x * y, sp.exp(y)], wrt=[x, y])
+
+    def halved(jvp):
+        def wrong(*args):
+            values, tangents = jvp(*args)
+            return values, (tangents[0] / 2, tangents[1])
+        return wrong
+
+    _broken(monkeypatch, "jvp", halved)
+    report = symdiff.check(prog, samples=4, prove=False, backends=("math",))
+    assert {p.name for p in report.partials if not p.ok} == {"dout0/dx", "dout0/dy"}
+    assert "math jvp code" in str(report)
+
+
+def test_functions_argument_is_validated():
+    prog = symdiff.lower(x * y, wrt=[x, y])
+    with pytest.raises(symdiff.ArgumentError, match="choose from jacobian, jvp, hvp, hessian"):
+        symdiff.check(prog, functions=("hess",))
+    vector = symdiff.lower([x * y, x], wrt=[x, y])
+    with pytest.raises(symdiff.ArgumentError, match="second derivative of one output"):
+        symdiff.check(vector, functions=("hvp",))
+    matrix = symdiff.lower(sp.Trace(sp.MatrixSymbol("W", 2, 2)), wrt=["W"])
+    with pytest.raises(symdiff.ArgumentError, match="scalar formulas"):
+        symdiff.check(matrix, functions=("jacobian",))
+
+
+def test_a_scalar_program_checks_its_jacobian_when_asked():
+    report = symdiff.check(symdiff.lower(x * sp.sin(y), wrt=[x, y]), functions="jacobian",
+                           samples=4)
+    assert report.ok and [p.name for p in report.partials] == ["dx", "dy"]
+    assert "the generated jacobian of math, numpy" in str(report)
+
+
+# -- verify: hand Jacobians and Hessians ---------------------------------------------------------
+
+F = x**2 * y + sp.sin(x * y)
+
+
+def _hessian(x, y, cross=None, lower_cross=None):
+    """The exact Hessian of F, with its (x, y) or (y, x) entry replaced when given."""
+    import math
+    c, s = math.cos(x * y), math.sin(x * y)
+    h_xy = 2 * x + c - x * y * s
+    return [[2 * y - y * y * s, h_xy if cross is None else cross],
+            [h_xy if lower_cross is None else lower_cross, -x * x * s]]
+
+
+def test_a_right_hessian_is_right():
+    report = symdiff.verify(F, [x, y], _hessian, order=2, samples=8)
+    assert report.ok, str(report)
+    assert [p.name for p in report.partials] == ["d2out/dxdx", "d2out/dxdy", "d2out/dydx",
+                                                 "d2out/dydy"]
+
+
+def test_a_missing_cross_term_and_the_asymmetry_are_named():
+    report = symdiff.verify(F, [x, y], lambda x, y: _hessian(x, y, cross=0.0), order=2,
+                            samples=8)
+    assert report.verdict() == "WRONG in d2out/dxdy"
+    text = str(report)
+    assert "a cross term is missing: the hand Hessian's (x, y) entry is 0" in text
+    assert "not symmetric" in text and "(y, x) is the right one" in text
+
+
+def test_an_asymmetric_hessian_says_which_entry_is_right():
+    def wrong(x, y):  # the (y, x) entry drops the -x y sin(x y) term
+        import math
+        return _hessian(x, y, lower_cross=2 * x + math.cos(x * y))
+    report = symdiff.verify(F, [x, y], wrong, order=2, samples=8)
+    assert report.verdict() == "WRONG in d2out/dydx"
+    assert "(x, y) is the right one" in str(report)
+
+
+def test_a_transposed_jacobian_is_named():
+    exprs = [x**2 * y, x * y]
+    right = symdiff.verify(exprs, [x, y], lambda x, y: [[2 * x * y, x * x], [y, x]], samples=8)
+    assert right.ok, str(right)
+    report = symdiff.verify(exprs, [x, y], lambda x, y: [[2 * x * y, y], [x * x, x]], samples=8)
+    assert report.verdict() == "WRONG in dout0/dy, dout1/dx"
+    assert "the hand Jacobian is transposed" in str(report)
+    assert all(p.diagnosis == "the Jacobian is transposed (see below)"
+               for p in report.partials if not p.ok)
+
+
+def test_a_jacobian_with_a_wrong_entry_is_not_called_transposed():
+    report = symdiff.verify([x**2 * y, x * y], [x, y],
+                            lambda x, y: [[2 * x * y, x * x], [y, 2 * x]], samples=8)
+    assert report.verdict() == "WRONG in dout1/dy"
+    assert "transposed" not in str(report) and "a factor of 2" in str(report)
+
+
+def test_hand_matrix_of_the_wrong_size_is_reported():
+    report = symdiff.verify([x * y, x], [x, y], lambda x, y: [[y, x]], samples=4)
+    assert not report.ok and "the hand Jacobian has 1 rows; it must have 2" in str(report)
+    with pytest.raises(symdiff.ArgumentError, match="order must be 1"):
+        symdiff.verify(F, [x, y], _hessian, order=3)
+    with pytest.raises(symdiff.ArgumentError, match="Hessian of one output"):
+        symdiff.verify([x, y], [x, y], _hessian, order=2)
