@@ -6,7 +6,7 @@
     >>> print(prog.source("math"))          # doctest: +SKIP
 """
 
-from . import handoffs, layers  # noqa: F401  (handoffs registers Program's hand-offs)
+from . import handoffs, layers, optimize  # noqa: F401  (handoffs registers Program's hand-offs)
 from ._version import __version__
 from .api import grad, jacobian, jvp, lower
 from .check import check
