@@ -235,10 +235,13 @@ def _run_backend(prog, backend, points):
 
 
 def _run_row(prog, backend, row, points):
-    """A row of a generated Jacobian or Hessian (derivative_rows) per point, as a gradient."""
+    """A row of a generated Jacobian or Hessian (derivative_rows) per point, as a gradient;
+    where it fails at a point outside another output's domain, that point is not judged."""
     record = backend_named(backend)
     with record.run_context():
-        return _run_module(prog, row, record, points)
+        rows, failed = _run_module(prog, row, record, points)
+    raw = {tuple(_named(prog, p).items()): p for p in points}
+    return rows, [f for f in failed if row.judged(raw[tuple(f[1].items())])]
 
 
 def _run_module(prog, module, record, points):

@@ -20,6 +20,8 @@ import sympy as sp
 
 from .api import lower
 from .errors import ArgumentError
+from .numeric import evaluate
+from .reference import Reference
 from .reports import CheckReport, VerifyReport
 from .tangent import row_program
 
@@ -44,13 +46,31 @@ def chosen_functions(prog, functions) -> tuple[str, ...]:
 
 
 class _Row:
-    """``value_and_grad`` of one row of a generated derivative function."""
+    """``value_and_grad`` of one row of a generated derivative function, which computes every
+    output: ``judged(point)`` says whether floats can compute all of them there (where one is
+    undefined or outside the float range the function may fail, rightly, and the row is not
+    judged at that point)."""
 
-    def __init__(self, call, n: int):
-        self._call, self.n = call, n
+    def __init__(self, call, n: int, prog):
+        self._call, self.n, self._prog = call, n, prog
 
     def value_and_grad(self, *args):
         return self._call(*args)
+
+    def judged(self, point: dict) -> bool:
+        """Every output is defined at ``point`` (check's: real symbols -> numbers), with every
+        value and local derivative in the float range and no branch undecided in floats."""
+        prog = self._prog
+        rows = [row_program(prog, k) for k in range(len(prog.outputs))] \
+            if prog.output_names else [prog]
+        for row in rows:
+            ref = Reference(row)
+            if evaluate(ref.expr, point) is None:
+                return False
+            view = ref.float_view(point)
+            if view.beyond or view.shaky or view.undecided:
+                return False
+        return True
 
 
 def _units(args, n: int, j: int) -> list:
@@ -79,7 +99,7 @@ def jacobian_rows(prog, module, k: int) -> list[tuple[str, _Row]]:
             row.append(tangents[k] if m > 1 else tangents)
         return value, tuple(row)
 
-    return [("jacobian", _Row(by_jacobian, n)), ("jvp", _Row(by_jvp, n))]
+    return [("jacobian", _Row(by_jacobian, n, prog)), ("jvp", _Row(by_jvp, n, prog))]
 
 
 def hessian_rows(prog, module, k: int) -> list[tuple[str, _Row]]:
@@ -96,7 +116,7 @@ def hessian_rows(prog, module, k: int) -> list[tuple[str, _Row]]:
         _, grad, hv = module.hvp(*args, *tangent)  # H e_k: column k, = row k (H symmetric)
         return grad[k], tuple(hv[j] for j in range(n))
 
-    return [("hessian", _Row(by_hessian, n)), ("hvp", _Row(by_hvp, n))]
+    return [("hessian", _Row(by_hessian, n, prog)), ("hvp", _Row(by_hvp, n, prog))]
 
 
 def judge_rows(prog, functions, backends, judge) -> CheckReport:

@@ -94,12 +94,16 @@ class CheckReport:
                 f"e.g. {where}")
 
     def verdict(self) -> str:
-        bad = [p.name for p in self.partials if not p.ok]
         if self.ok:
             return "OK"
         if not self.points:
             return "NOT CHECKED (no point in the domain)"
-        text = f"MISMATCH in {', '.join(bad)}" if bad else "MISMATCH" if not self.raised else ""
+        wrong = [p.name for p in self.partials if p.status == "WRONG"]
+        unchecked = [p.name for p in self.partials if p.status == "UNCHECKED"]
+        text = f"MISMATCH in {', '.join(wrong)}" if wrong else \
+            "MISMATCH" if not self.raised and not unchecked else ""
+        if unchecked:  # a row of a vector program with no point in its domain
+            text += ("; " if text else "") + f"NOT CHECKED: {', '.join(unchecked)}"
         if self.raised:
             count = len({tuple(p.items()) for _, p, _ in self.raised})
             text += ("; " if text else "") + f"RAISED at {count} of {len(self.points)} points"

@@ -123,7 +123,11 @@ def row_program(prog: Program, k: int) -> Program:
     steps up to it and their reverse pass seeded by its gradient alone (one reverse sweep of
     the Jacobian, line for line; ``symdiff.check`` of it checks that sweep)."""
     end = next(i for i, s in enumerate(prog.forward) if s.name == prog.outputs[k]) + 1
-    forward: tuple[Step, ...] = prog.forward[:end]
+    needed = {prog.outputs[k]}  # the steps output k depends on, not every earlier step
+    for step in reversed(prog.forward[:end]):
+        if step.name in needed:
+            needed.update(str(a) for a in step.rhs.free_symbols)
+    forward: tuple[Step, ...] = tuple(s for s in prog.forward[:end] if s.name in needed)
     grads = {i.name: i.grad for i in prog.inputs if i.grad}
     expr = prog.expr.args[k] if prog.output_names else prog.expr
     return replace(prog, expr=expr, forward=forward, backward=tuple(reverse(list(forward), grads)),
