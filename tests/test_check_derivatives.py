@@ -32,12 +32,13 @@ def test_vector_program_is_checked_row_by_row_with_jacobian_and_jvp(exprs):
 
 
 def _broken(monkeypatch, function, breaks):
-    """Program.compile, with the generated ``function`` replaced by breaks(original)."""
+    """Program.compile, with the generated ``function`` of a vector program replaced by
+    breaks(original) (its rows' own programs are left right)."""
     original = Program.compile
 
     def compile_(self, backend="math", name=None, functions=None):
         module = original(self, backend, name, functions)
-        if functions and function in functions:
+        if self.output_names and (functions is None or function in functions):
             spoiled = types.SimpleNamespace(**vars(module))
             setattr(spoiled, function, breaks(getattr(module, function)))
             return spoiled
@@ -176,3 +177,56 @@ def test_the_jacobian_is_not_judged_where_another_output_overflows():
     exprs = [sp.atanh(sp.Max(y, sp.tan(y))), sp.erfc(sp.gamma(x * y))**(-2)]
     report = symdiff.check(symdiff.lower(exprs, wrt=[x, y]), samples=6)
     assert report.ok, str(report)
+
+
+# -- vector programs with matrix outputs ---------------------------------------------------------
+
+N, D, H = sp.symbols("N D H", integer=True, positive=True)
+
+
+def _lstm_cell():
+    """An LSTM cell's (h_next, c_next) over separate gate weights (Hochreiter & Schmidhuber)."""
+    xs, hs, cs = (sp.MatrixSymbol(n, N, k) for n, k in (("x", D), ("h", H), ("c", H)))
+    gate = {g: xs * sp.MatrixSymbol(f"Wx{g}", D, H) + hs * sp.MatrixSymbol(f"Wh{g}", H, H)
+            for g in "ifog"}
+    i, f, o = (symdiff.apply(symdiff.sigmoid, gate[g]) for g in "ifo")
+    g = symdiff.apply(sp.tanh, gate["g"])
+    c_next = sp.HadamardProduct(f, cs) + sp.HadamardProduct(i, g)
+    h_next = sp.HadamardProduct(o, symdiff.apply(sp.tanh, c_next))
+    return sp.Tuple(h_next, c_next), [xs, hs, cs] + [sp.MatrixSymbol(f"W{s}{g}", *shape)
+                                                    for g in "ifog" for s, shape in
+                                                    (("x", (D, H)), ("h", (H, H)))]
+
+
+def test_an_lstm_cell_has_one_backward_for_both_outputs_and_checks():
+    outputs, wrt = _lstm_cell()
+    prog = symdiff.lower(outputs, wrt=wrt)
+    assert prog.outputs == ("out0", "out1")
+    assert "def backward(dout0, dout1, cache):" in prog.source("numpy")
+    report = symdiff.check(prog, samples=1)
+    assert report.ok, str(report)
+    assert len(report.partials) == 2 * len(wrt)
+
+
+def test_a_wrong_vector_backward_of_matrices_is_caught(monkeypatch):
+    a = sp.MatrixSymbol("A", N, D)
+    prog = symdiff.lower(sp.Tuple(a * 2, symdiff.apply(sp.exp, a)), wrt=[a])
+
+    def dropped(backward):  # forgets the second output's upstream gradient
+        return lambda dout0, dout1, cache: backward(dout0, 0 * dout1, cache)
+
+    _broken(monkeypatch, "backward", dropped)
+    report = symdiff.check(prog, samples=1)
+    assert {p.name for p in report.partials if not p.ok} == {"dout1/dA"}
+    assert "numpy code of all outputs" in str(report)
+
+
+def test_a_wrong_vector_backward_of_scalars_is_caught(monkeypatch):
+    prog = symdiff.lower([x * y, sp.exp(x)], wrt=[x, y])
+
+    def swapped(backward):
+        return lambda dout0, dout1, cache: backward(dout1, dout0, cache)
+
+    _broken(monkeypatch, "backward", swapped)
+    report = symdiff.check(prog, samples=4, prove=False, backends=("math",))
+    assert not report.ok and "math backward code" in str(report)

@@ -53,15 +53,13 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     ('out0', 'out1')
     """
     if isinstance(expr, MatrixExpr):
-        return _lower_matrix(expr, wrt, args, allow_unused)
+        return _lower_matrix([expr], wrt, args, allow_unused)
     vector = _as_vector(expr)
-    exprs = [as_expression(e, variables=declared_names(wrt, args)) for e in vector or [expr]]
+    exprs = [e if isinstance(e, MatrixExpr) else  # an output of matrix value (vector only)
+             as_expression(e, variables=declared_names(wrt, args)) for e in vector or [expr]]
     nodes = postorder(sp.Tuple(*exprs) if vector else exprs[0])  # one walk: matrices? symbols?
     if any(isinstance(n, MatrixExpr) for n in nodes):  # e.g. a Trace: a scalar of matrices
-        if vector:
-            raise VectorOutputError("a vector of formulas over MatrixSymbols is not supported "
-                                    "yet: lower each output on its own")
-        return _lower_matrix(exprs[0], wrt, args, allow_unused)
+        return _lower_matrix(exprs, wrt, args, allow_unused, vector=bool(vector))
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
                      key=lambda s: (natural_key(s.name), str(s.assumptions0)))
     real = {s: real_symbol(s) for s in symbols}
@@ -97,22 +95,24 @@ def _as_vector(expr) -> list | None:
     if not len(expr):
         raise ArgumentError("the vector of formulas is empty")
     for k, e in enumerate(expr):
-        if isinstance(e, (list, tuple, sp.Tuple, sp.MatrixBase, MatrixExpr)):
-            raise VectorOutputError(f"output {k} is {type(e).__name__}, not a scalar formula: "
-                                    "matrix-valued outputs are not supported yet")
+        if isinstance(e, (list, tuple, sp.Tuple, sp.MatrixBase)):
+            raise VectorOutputError(f"output {k} is {type(e).__name__}, not one formula: a "
+                                    "matrix-valued output is a MatrixExpr (over MatrixSymbols)")
     return list(expr)
 
 
-def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
-    """``lower`` for a formula over MatrixSymbols (see ``symdiff.matrix``)."""
-    matrices = [s for s in expr.free_symbols if isinstance(s, sp.MatrixSymbol)]
+def _lower_matrix(exprs, wrt, args, allow_unused, vector=False) -> Program:
+    """``lower`` for formulas over MatrixSymbols (see ``symdiff.matrix``); several (``vector``)
+    are staged in one forward program, outputs ``out0``, ``out1``, ... sharing common steps."""
+    whole = sp.Tuple(*exprs) if vector else exprs[0]
+    matrices = [s for s in whole.free_symbols if isinstance(s, sp.MatrixSymbol)]
     dims = sorted({d for m in matrices for d in m.shape if isinstance(d, sp.Symbol)},
                   key=lambda d: d.name)
     for m in matrices:
         bad = [d for d in m.shape if not (d.is_Integer or isinstance(d, sp.Symbol))]
         if bad:
             raise ArgumentError(f"the shape of {m.name} must be integers or symbols, not {bad[0]}")
-    scalars = [s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s not in dims]
+    scalars = [s for s in whole.free_symbols if isinstance(s, sp.Symbol) and s not in dims]
     symbols = sorted(matrices + scalars, key=lambda s: (natural_key(s.name), str(type(s))))
     real = {s: s for s in symbols}
     wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
@@ -125,17 +125,23 @@ def _lower_matrix(expr, wrt, args, allow_unused) -> Program:
                  for d in dims)
     shapes = {codes[u].name: tuple(codes.get(d, d) for d in u.shape) if u.is_Matrix else ()
               for u, _ in arg_pairs}
-    converted, _ = Converter(codes, shapes).run(expr)
-    canonical = canonicalize(converted, {})
-    forward = Lowerer(namer, {c: c for c in codes.values()}).run(canonical)
+    lowerer, outputs, texts = Lowerer(namer, {c: c for c in codes.values()}), [], []
+    for k, e in enumerate(exprs):
+        converted, _ = Converter(codes, shapes).run(e)
+        forward = lowerer.run(canonicalize(converted, {}), f"out{k}" if vector else "out")
+        outputs.append(forward[-1].name)
+        texts.append(_matrix_text(converted))
+    names = tuple(outputs) if vector else ()
     all_shapes = step_shapes(forward, {**shapes, **{codes[d].name: () for d in dims}})
-    backward = reverse_arrays(forward, all_shapes, {codes[u].name: g for u, g in grads.items()})
+    backward = reverse_arrays(forward, all_shapes, {codes[u].name: g for u, g in grads.items()},
+                              outputs=names)
     found = runtime_dims([codes[d] for d in dims], [(codes[u].name, shapes[codes[u].name])
                                                     for u, _ in arg_pairs if u.is_Matrix])
     runtime = tuple((d.name, arg, axis) for d, (arg, axis) in found.items())
     user_wrt = tuple(user for user, _ in wrt_pairs)
-    return Program(expr, inputs, user_wrt, tuple(forward), tuple(backward),
-                   text=_matrix_text(converted), shapes=all_shapes, dims=runtime)
+    text = f"({', '.join(texts)})" if vector else texts[0]
+    return Program(whole, inputs, user_wrt, tuple(forward), tuple(backward), text=text,
+                   shapes=all_shapes, dims=runtime, output_names=names)
 
 
 def _name_inputs(arg_pairs, wrt_pairs):

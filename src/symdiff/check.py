@@ -17,23 +17,17 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .array_reference import finite_differences, reference_at
-from .backends import ALL, BACKENDS, BUNDLED, backend_named, resolved
+from .array_check import check_arrays
+from .backends import BACKENDS, BUNDLED, backend_named, resolved
 from .derivative_rows import chosen_functions, judge_rows
 from .errors import ArgumentError, SymdiffError
-from .interpret import program_values
 from .ir import Program
 from .numeric import DPS
 from .reference import Reference
 from .reports import CheckReport, PartialReport, fmt_point
 from .roundoff import UNIT
 from .sampling import (
-    check_sizes,
     drawing_rules,
-    finite_run,
-    given_arrays,
-    sizes_text,
-    trial_sizes,
 )
 from .tolerance import (
     BEYOND,
@@ -88,8 +82,13 @@ def check(prog: Program, *, points=None, samples: int | None = None, seed: int =
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
     functions = chosen_functions(prog, functions)
     if prog.shapes is not None:  # the one place check dispatches on the kind of program
-        return guarded(lambda: _check_arrays(prog, points, samples, seed, backends,
-                                             drawing_rules(prog, domain, kinds), sizes), "check")
+        def arrays(row, whole=None):
+            return check_arrays(row, points, samples, seed, backends,
+                                 drawing_rules(row, domain, kinds), sizes, whole)
+
+        if prog.output_names:  # each output on its own, and the whole backward seeded by it
+            return guarded(lambda: judge_rows(prog, (), (), arrays), "check")
+        return guarded(lambda: arrays(prog), "check")
     if sizes is not None or kinds is not None:
         raise ArgumentError(f"{'sizes' if sizes is not None else 'kinds'}= is for the arrays of a "
                             f"matrix formula; this formula has none")
@@ -240,6 +239,9 @@ def _run_row(prog, backend, row, points):
     record = backend_named(backend)
     with record.run_context():
         rows, failed = _run_module(prog, row, record, points)
+    for i, (p, got) in enumerate(zip(points, rows)):  # nan from an output floats cannot compute
+        if got is not None and not all(np.isfinite(got)) and not row.judged(p):
+            rows[i] = None
     raw = {tuple(_named(prog, p).items()): p for p in points}
     return rows, [f for f in failed if row.judged(raw[tuple(f[1].items())])]
 
@@ -357,85 +359,3 @@ def _mismatch(label: str, point: dict, got, want, err, allowed) -> str:
 
 def _named(prog: Program, point: dict) -> dict:
     return {s.name: float(v) for s, v in point.items()}
-
-
-# -- matrix programs --------------------------------------------------------------------------
-
-ANALYTIC_REL = 1e-9  # generated float code vs the 50-digit derivative (relative to the largest)
-FD_REL = 1e-5  # ... vs central differences in floats
-ARRAY_SAMPLES = 2  # sets of random arrays, by default
-
-
-def _check_arrays(prog, points, samples, seed, backends, rules, sizes) -> CheckReport:
-    """The 50-digit program and the NumPy code of a matrix program against sympy.diff of its
-    entries, and central differences, at the user's arrays and ``samples`` random sets."""
-    able = tuple(b.name for b in ALL if b.matrices and b.library is None)  # (numpy's code)
-    code = able if backends is None else backends
-    bad = [b for b in code if b not in able]
-    if bad:
-        why = ("check does not run its code on matrix formulas yet" if
-               backend_named(bad[0]).matrices else "has no arrays")
-        raise ArgumentError(f"the {bad[0]} backend {why}: a matrix formula is checked with "
-                            f"{', '.join(able)}")
-    modules = {b: prog.compile(b) for b in code}  # each backend's own code is judged
-    module = modules.get("numpy") or prog.compile("numpy")  # numpy's draws the arrays
-    fixed_sizes = check_sizes(prog, sizes)
-    by_grad = {i.grad: i.name for i in prog.inputs if i.grad is not None}
-    wrt = [by_grad[g] for g in prog.grads]  # the partials' order
-    rng, pyrng = np.random.default_rng(seed), random.Random(seed)
-    given = [given_arrays(prog, p) for p in points or []]
-    trials = [(g, trial_sizes(prog, g, pyrng)) for g in given]
-    trials += [({}, fixed_sizes)] * (ARRAY_SAMPLES if samples is None else samples)
-    reports = [PartialReport(g, ok=True) for g in prog.grads]
-    used, notes, oracles = [], [], []
-    for fixed, at in trials:
-        run = finite_run(module, prog, at, rng, rules, fixed)
-        ref = reference_at(prog, at)
-        oracles.append(ref.oracle)
-        if run is None:
-            notes.append(f"a given set of arrays (sizes {sizes_text(at)}) skipped: the formula "
-                         "is not finite there")
-            continue
-        args, out = run
-        dout = rng.normal(size=np.shape(out)) if np.ndim(out) else float(rng.normal())
-        exact = ref.gradient(dict(zip(prog.args, args)), dout)
-        if exact is None:
-            continue
-        used.append({n: np.asarray(a).tolist() for n, a in zip(prog.args, args)})
-        exact = [np.asarray(e) for e in exact]
-        staged = program_values(prog, dict(zip(prog.args, args)), dout)
-        rows = [("program at 50 digits", [staged[g] for g in prog.grads], FLOAT_REL)]
-        rows += [(f"{b} code", modules[b].backward(dout, modules[b].forward(*args)[1]),
-                  ANALYTIC_REL) for b in code]
-        symmetric = {n for n, rule in rules.items() if rule == "spd"}
-        fd = finite_differences(module, prog, args, dout, symmetric=symmetric)
-        sym_exact = [(e + e.T) / 2 if n in symmetric else e for n, e in zip(wrt, exact)]
-        for label, got, rel in rows + [("finite differences", fd, FD_REL)]:
-            for r, g, e, s in zip(reports, got, exact, sym_exact):
-                _compare_array(r, np.asarray(g), s if label == "finite differences" else e, rel,
-                               label, track=label.endswith("code"))
-    size_text = "the sizes of the arrays given" if given else sizes_text(fixed_sizes)
-    kinds = sorted(set(oracles)) or ["sympy.diff of the explicit formula"]
-    oracle = (f"{' and '.join(kinds)} at {size_text or 'its sizes'}"
-              f"{' (50 digits)' if kinds[-1].startswith('sympy') else ''}, "
-              "and central differences of the generated forward")
-    if not used:
-        notes.append("no random arrays where the formula and its gradient are finite")
-    ok = bool(used) and all(r.ok for r in reports)
-    return CheckReport(ok, oracle, used, reports, tuple(code), notes,
-                       prog.text or "(formula too long to print)", "sets of arrays")
-
-
-def _compare_array(report, got, exact, rel, label, track=True):
-    if got.shape != exact.shape:
-        report.ok = False
-        report.message = f"{label}: shape {got.shape}, expected {exact.shape}"
-        return
-    scale = max(float(np.max(np.abs(exact), initial=0.0)), 1e-300)
-    err = float(np.max(np.abs(got - exact), initial=0.0)) if exact.size else 0.0
-    if track:
-        report.max_rel_error = max(report.max_rel_error, err / scale)
-        report.worst_ratio = max(report.worst_ratio, err / (rel * scale))
-    if report.ok and not err <= rel * scale:
-        report.ok = False
-        report.message = f"{label}: max error {err:.3g} (largest entry {scale:.3g})"

@@ -20,6 +20,7 @@ import sympy as sp
 
 from .api import lower
 from .errors import ArgumentError
+from .matrix import reverse_arrays
 from .numeric import evaluate
 from .reference import Reference
 from .reports import CheckReport, VerifyReport
@@ -27,6 +28,11 @@ from .tangent import row_program
 
 FIRST_ORDER = ("jacobian", "jvp")  # judged per output row (a vector program, or m = 1)
 SECOND_ORDER = ("hvp", "hessian")  # judged per row of the Hessian of one output
+
+
+def _arrays(prog) -> bool:
+    """The one place this module tells a matrix program from a scalar one."""
+    return prog.shapes is not None
 
 
 def chosen_functions(prog, functions) -> tuple[str, ...]:
@@ -39,10 +45,19 @@ def chosen_functions(prog, functions) -> tuple[str, ...]:
     if unknown:
         raise ArgumentError(f"check's functions names {unknown[0]!r}; choose from "
                             f"{', '.join(known)}")
-    if functions and prog.shapes is not None:
+    if functions and _arrays(prog):
         raise ArgumentError(f"check of {functions[0]} is for scalar formulas; a matrix "
                             "formula's generated code is checked through its gradient")
     return functions
+
+
+def output_program(prog, k: int):
+    """Output k of a vector program on its own (tangent.row_program; for a matrix program,
+    with the whole-array reverse pass over the program's shapes)."""
+    if not _arrays(prog):
+        return row_program(prog, k)
+    return row_program(prog, k, lambda forward, grads: reverse_arrays(forward, prog.shapes,
+                                                                      grads))
 
 
 class _Row:
@@ -55,13 +70,14 @@ class _Row:
         self._call, self.n, self._prog = call, n, prog
 
     def value_and_grad(self, *args):
-        return self._call(*args)
+        with np.errstate(all="ignore"):  # another output may be undefined here (see judged)
+            return self._call(*args)
 
     def judged(self, point: dict) -> bool:
         """Every output is defined at ``point`` (check's: real symbols -> numbers), with every
         value and local derivative in the float range and no branch undecided in floats."""
         prog = self._prog
-        rows = [row_program(prog, k) for k in range(len(prog.outputs))] \
+        rows = [output_program(prog, k) for k in range(len(prog.outputs))] \
             if prog.output_names else [prog]
         for row in rows:
             ref = Reference(row)
@@ -99,7 +115,15 @@ def jacobian_rows(prog, module, k: int) -> list[tuple[str, _Row]]:
             row.append(tangents[k] if m > 1 else tangents)
         return value, tuple(row)
 
-    return [("jacobian", _Row(by_jacobian, n, prog)), ("jvp", _Row(by_jvp, n, prog))]
+    def by_backward(*args):  # backward with dout_k = 1 and every other upstream 0
+        values, cache = module.forward(*args)
+        seeds = _units(args, m, k)
+        return (values[k] if m > 1 else values), module.backward(*seeds, cache)
+
+    rows = [("jacobian", by_jacobian), ("jvp", by_jvp)]
+    if getattr(module, "backward", None) is not None and prog.output_names:
+        rows.append(("backward", by_backward))
+    return [(label, _Row(call, n, prog)) for label, call in rows if hasattr(module, label)]
 
 
 def hessian_rows(prog, module, k: int) -> list[tuple[str, _Row]]:
@@ -130,15 +154,19 @@ def judge_rows(prog, functions, backends, judge) -> CheckReport:
     if second and prog.output_names:
         raise ArgumentError(f"{second[0]} is the second derivative of one output; this program "
                             f"has {len(prog.outputs)}")
-    modules = {b: prog.compile(b, functions=tuple(functions)) for b in backends} \
-        if functions else {}
+    chosen = tuple(functions) + (("forward", "backward") if prog.output_names else ())
+    modules = {b: prog.compile(b, functions=chosen) for b in backends} if chosen else {}
     reports, names = [], []
     if prog.output_names or first:
         for k, out in enumerate(prog.outputs):
-            row = row_program(prog, k) if prog.output_names else prog
-            extra = [(f"{b} {label}", b, r) for b, module in modules.items()
-                     for label, r in jacobian_rows(prog, module, k) if label in first]
-            reports.append(judge(row, extra))
+            row = output_program(prog, k) if prog.output_names else prog
+            if _arrays(prog):  # (judged with the whole program's backward)
+                reports.append(judge(row, (prog, k)))
+            else:
+                extra = [(f"{b} {label}", b, r) for b, module in modules.items()
+                         for label, r in jacobian_rows(prog, module, k)
+                         if label in first or label == "backward" and prog.output_names]
+                reports.append(judge(row, extra))
             names.append(f"d{out}/" if prog.output_names else "")  # dout0/dx
     for k, symbol in enumerate(prog.wrt if second else ()):
         derivative = lower(sp.diff(prog.expr, symbol), prog.wrt,
@@ -156,7 +184,8 @@ def _merged(prog, reports, names, functions, backends) -> CheckReport:
         for p in report.partials:
             p.name = prefix + p.name if prefix else p.name
             partials.append(p)
-    points = list({tuple(sorted(p.items())): p for r in reports for p in r.points}.values())
+    points = reports[0].points if _arrays(prog) else list(  # (arrays: unhashable)
+        {tuple(sorted(p.items())): p for r in reports for p in r.points}.values())
     notes = [n for r in reports for n in r.notes]
     if functions:
         notes.append(f"also judged: the generated {', '.join(functions)} of "
@@ -220,7 +249,7 @@ def _row_programs(prog, order: int) -> list:
     if order == 2:
         return [lower(sp.diff(prog.expr, s), prog.wrt, [i.symbol for i in prog.inputs],
                       allow_unused=True) for s in prog.wrt]
-    return [row_program(prog, k) if prog.output_names else prog
+    return [output_program(prog, k) if prog.output_names else prog
             for k in range(len(prog.outputs))]
 
 

@@ -58,6 +58,7 @@ class _Scalar:
     together), and each gradient is reduced to its argument's shape at return."""
 
     kind = "a scalar formula"
+    vector_default = VECTOR_DEFAULT  # the functions of a module of several outputs
     fused = True  # value_and_grad may repeat forward and backward with dout = 1 folded away
     forward_mode = True  # jvp and jacobian: every gate has its scalar tangent rule
 
@@ -101,6 +102,7 @@ class _Matrix:
     gradient already has its argument's shape (the matrix reverse pass sums broadcasts)."""
 
     kind = "a matrix formula"
+    vector_default = ("forward", "backward")  # (forward mode has no array gates yet)
     fused = False  # forward, then backward with a dout of ones
     forward_mode = False  # no tangent rules for the whole-array gates yet
 
@@ -164,7 +166,9 @@ def _chosen(prog: Program, layout, functions) -> tuple[str, ...]:
     """The functions a module defines, in ``FUNCTIONS`` order: the default of the kind of
     program, or those asked for (each one it can write, with those it calls)."""
     if functions is None:
-        return VECTOR_DEFAULT if prog.output_names else SCALAR_DEFAULT
+        if prog.output_names:
+            return layout.vector_default
+        return SCALAR_DEFAULT
     if isinstance(functions, str) or not all(isinstance(f, str) for f in functions):
         raise ArgumentError(f"functions must be a tuple of names, got {functions!r}")
     unknown = [f for f in functions if f not in FUNCTIONS]

@@ -266,17 +266,19 @@ def _gate_shape(rhs, shapes) -> Shape:
 
 
 def reverse_arrays(forward: list[Step], shapes: dict[str, Shape],
-                   grad_names: dict[str, str]) -> list[GradStep]:
+                   grad_names: dict[str, str], outputs: tuple[str, ...] = ()) -> list[GradStep]:
     """Backward steps of a matrix program; each writes a whole term (``GradStep.whole``).
     A Cholesky factor passes no gradient: the gates that use it send theirs to the matrix it
     factors (``factored``), so the backward reuses the forward's factor."""
     factored = {s.name: s.rhs.args[0] for s in forward if isinstance(s.rhs, cholesky)}
-    return reverse(forward, grad_names,
-                   terms=lambda step, d: _terms(step, d, shapes, factored))
+    return reverse(forward, grad_names, terms=lambda step, d: _terms(step, d, shapes, factored),
+                   outputs=outputs)
 
 
 def _terms(step: Step, d: sp.Symbol, shapes, factored) -> list[tuple[sp.Symbol, sp.Expr]]:
     rhs, out = step.rhs, sp.Symbol(step.name, real=True)
+    if isinstance(rhs, sp.Symbol):  # a copy: an output that is an earlier value (out1 = dot)
+        return [(rhs, d)]
     if isinstance(rhs, matmul):
         a, b = rhs.args
         return [(a, matmul(d, transpose(b))), (b, matmul(transpose(a), d))]

@@ -118,10 +118,11 @@ def wrt_args(prog: Program) -> list[str]:
     return [arg_of[g] for g in prog.grads]
 
 
-def row_program(prog: Program, k: int) -> Program:
-    """Output ``k`` of a vector program as a scalar program of its own formula: the forward
-    steps up to it and their reverse pass seeded by its gradient alone (one reverse sweep of
-    the Jacobian, line for line; ``symdiff.check`` of it checks that sweep)."""
+def row_program(prog: Program, k: int, backward=reverse) -> Program:
+    """Output ``k`` of a vector program as a program of its own formula: the forward steps it
+    depends on and their reverse pass seeded by its gradient alone (one reverse sweep of the
+    Jacobian, line for line; ``symdiff.check`` of it checks that sweep). ``backward(forward,
+    grad_names)`` is the reverse pass (a matrix program's passes its shapes)."""
     end = next(i for i, s in enumerate(prog.forward) if s.name == prog.outputs[k]) + 1
     needed = {prog.outputs[k]}  # the steps output k depends on, not every earlier step
     for step in reversed(prog.forward[:end]):
@@ -130,7 +131,7 @@ def row_program(prog: Program, k: int) -> Program:
     forward: tuple[Step, ...] = tuple(s for s in prog.forward[:end] if s.name in needed)
     grads = {i.name: i.grad for i in prog.inputs if i.grad}
     expr = prog.expr.args[k] if prog.output_names else prog.expr
-    return replace(prog, expr=expr, forward=forward, backward=tuple(reverse(list(forward), grads)),
+    return replace(prog, expr=expr, forward=forward, backward=tuple(backward(list(forward), grads)),
                    text="" if prog.output_names else prog.text, output_names=(), _cache={})
 
 

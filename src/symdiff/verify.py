@@ -81,22 +81,29 @@ def verify(expr, wrt, grad, args=None, points=None, *, forward=None, samples: in
     if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
                                 or samples < 1):
         raise ArgumentError(f"samples must be a positive integer, got {samples!r}")
-    prog = lower(expr, wrt, args)
-    if prog.output_names or _order(order) == 2:
-        return _verify_rows(prog, grad, order, points, samples, seed, domain, strict,
-                            (forward, kinds))
+    prog, order = lower(expr, wrt, args), _order(order)
     if prog.shapes is not None:  # the one place verify dispatches on the kind of program
-        if not callable(grad) or (forward is not None and not callable(forward)):
-            raise ArgumentError("for a matrix formula, grad must be a callable (and forward=, "
-                                "if given, a callable returning (value, cache))")
+        _matrix_hand(prog, order, grad, forward)
         return guarded(lambda: verify_arrays(prog, grad, forward, points, samples, seed,
                                              domain, strict, kinds), "verify")
+    if prog.output_names or order == 2:
+        return _verify_rows(prog, grad, order, points, samples, seed, domain, strict,
+                            (forward, kinds))
     if kinds is not None:
         raise ArgumentError("kinds= is for the arrays of a matrix formula; this formula has none "
                             "(domain= gives a scalar's interval)")
     with mpmath.workdps(DPS):
         verifier = _Verifier(prog, grad, forward, strict)
         return guarded(lambda: verifier.run(points, samples or 40, seed, domain), "verify")
+
+
+def _matrix_hand(prog, order, grad, forward) -> None:
+    if prog.output_names or order == 2:
+        raise ArgumentError("a hand Jacobian or Hessian is verified for scalar formulas; "
+                            "verify each output of a matrix formula on its own")
+    if not callable(grad) or (forward is not None and not callable(forward)):
+        raise ArgumentError("for a matrix formula, grad must be a callable (and forward=, "
+                            "if given, a callable returning (value, cache))")
 
 
 def _order(order) -> int:
@@ -110,9 +117,9 @@ def _verify_rows(prog, hand, order, points, samples, seed, domain, strict,
                  unused) -> VerifyReport:
     """A hand Jacobian or Hessian, each row verified as a gradient (derivative_rows).
     ``unused``: verify's (forward, kinds), which have no meaning here."""
-    if prog.shapes is not None or any(u is not None for u in unused):
-        raise ArgumentError("a hand Jacobian or Hessian is verified for scalar formulas, as a "
-                            "callable (no forward=, no kinds=)")
+    if any(u is not None for u in unused):
+        raise ArgumentError("a hand Jacobian or Hessian is verified as a callable (no "
+                            "forward=, no kinds=)")
 
     def judge(row, row_hand):
         return _Verifier(row, row_hand, None, strict).run(points, samples or 40, seed, domain)
