@@ -63,8 +63,12 @@ def minimise(name, residuals, wrt, start):
     """trust-ncg on the generated gradient and Hessian-vector product of sum f_i**2."""
     from scipy.optimize import minimize
     obj = optimize.objective(sum(f**2 for f in residuals), wrt)
+    # The trust region may grow to the problem's scale: SciPy's default cap of 1,000 would take
+    # Brown's badly scaled problem (its minimum at x1 = 1e6) a thousand steps to cross.
+    scale = max(1.0, float(np.max(np.abs(np.array(start)))))
     result = minimize(obj.fun, np.array(start), jac=obj.jac, hessp=obj.hessp,
-                      method="trust-ncg", options={"gtol": 1e-10, "maxiter": 500})
+                      method="trust-ncg", options={"gtol": 1e-10, "maxiter": 500,
+                                                   "max_trust_radius": 1e7 * scale})
     return result.nit, result.fun, result.x
 
 

@@ -1,5 +1,6 @@
 """The command line: gen/show/check, exit statuses, and one-line errors (never a traceback)."""
 
+import math
 import os
 import subprocess
 import sys
@@ -134,3 +135,17 @@ def test_a_failure_inside_check_exits_2_with_one_line(capsys, monkeypatch):
     monkeypatch.setattr(reference.Reference, "program_gradient", explode)
     status, out, err = run(capsys, "check", "x**2")
     assert status == 2 and "check failed: KeyError" in err and err.count("\n") == 1
+
+
+def test_gen_writes_the_second_order_functions_asked_for(capsys):
+    status, out, _ = run(capsys, "gen", "x*sin(x*y)", "--wrt", "x,y", "--hvp", "--hessian")
+    assert status == 0
+    for name in ("forward", "backward", "value_and_grad", "hvp", "hessian"):
+        assert f"\ndef {name}(" in out
+    namespace: dict = {}
+    exec(compile(out, "<gen>", "exec"), namespace)  # the module the user gets, run
+    _, _, hv = namespace["hvp"](1.0, 2.0, 1.0, 0.0)
+    _, _, hess = namespace["hessian"](1.0, 2.0)
+    exact = 4 * math.cos(2.0) - 4 * math.sin(2.0)  # d2/dx2 of x sin(xy) at (1, 2)
+    assert hv[0] == pytest.approx(exact, rel=1e-13) and hess[0][0] == pytest.approx(exact)
+    assert "def jvp(" not in out and "def jacobian(" not in out

@@ -228,7 +228,7 @@ def test_functions_chooses_what_the_module_defines():
 
 @pytest.mark.parametrize("functions,message", [
     (("backward",), "backward needs forward"),
-    (("hessian",), "which no module defines"),
+    (("laplacian",), "which no module defines"),
     ((), "functions is empty"),
     ("jvp", "a tuple of names"),
 ])

@@ -8,7 +8,7 @@
 
 from . import handoffs, layers, optimize  # noqa: F401  (handoffs registers Program's hand-offs)
 from ._version import __version__
-from .api import grad, jacobian, jvp, lower
+from .api import grad, hessian, hvp, jacobian, jvp, lower
 from .check import check
 from .errors import (
     ArgumentError,
@@ -35,7 +35,7 @@ __all__ = [
     "NonDifferentiableError",
     "ParseError", "PartialReport", "Program", "Step", "SymdiffError", "UnsupportedFunctionError",
     "PartialVerdict", "VectorOutputError", "VerifyReport", "__version__", "assert_gradient",
-    "check", "grad", "jacobian", "jvp", "lower",
+    "check", "grad", "hessian", "hvp", "jacobian", "jvp", "lower",
     "verify", "verify_layer", "drawn_masks",
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *

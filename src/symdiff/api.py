@@ -193,8 +193,7 @@ def jvp(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None
     >>> jvp(x * y, wrt=[x, y])(2.0, 3.0, 1.0, 0.0)
     (6.0, 3.0)
     """
-    prog = lower(expr, wrt, args, allow_unused=allow_unused)
-    return prog.compile(backend, functions=("jvp",)).jvp
+    return _compiled("jvp", expr, wrt, backend, args, allow_unused)
 
 
 def jacobian(exprs, wrt: Sequence, backend: str = "math", args: Sequence | None = None, *,
@@ -208,8 +207,40 @@ def jacobian(exprs, wrt: Sequence, backend: str = "math", args: Sequence | None 
     >>> jacobian([x * y, x + y], wrt=[x, y])(2.0, 3.0)
     ((6.0, 5.0), ((3.0, 2.0), (1.0, 1.0)))
     """
-    prog = lower(exprs, wrt, args, allow_unused=allow_unused)
-    return prog.compile(backend, functions=("jacobian",)).jacobian
+    return _compiled("jacobian", exprs, wrt, backend, args, allow_unused)
+
+
+def hvp(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None, *,
+        allow_unused: bool = False) -> Callable:
+    """The compiled ``hvp(*args, *tangents) -> (value, grad, H @ tangent)``: one tangent per
+    wrt symbol, after the arguments; one tangent sweep over the forward and backward lines
+    (forward over reverse), no Hessian formed.
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> hvp(x**2 * y, wrt=[x, y])(2.0, 3.0, 1.0, 0.0)
+    (12.0, (12.0, 4.0), (6.0, 4.0))
+    """
+    return _compiled("hvp", expr, wrt, backend, args, allow_unused)
+
+
+def hessian(expr, wrt: Sequence, backend: str = "math", args: Sequence | None = None, *,
+            allow_unused: bool = False) -> Callable:
+    """The compiled ``hessian(*args) -> (value, grad, H)``, ``H[i][j] = d2 f / d wrt_i d
+    wrt_j``: nested tuples (math) or a float array of shape (n, n) (numpy; with array
+    arguments, (n, n) plus their broadcast shape); symmetric by construction.
+
+    >>> import sympy as sp
+    >>> x, y = sp.symbols("x y")
+    >>> hessian(x**2 * y, wrt=[x, y])(2.0, 3.0)
+    (12.0, (12.0, 4.0), ((6.0, 4.0), (4.0, 0.0)))
+    """
+    return _compiled("hessian", expr, wrt, backend, args, allow_unused)
+
+
+def _compiled(function: str, expr, wrt, backend, args, allow_unused) -> Callable:
+    prog = lower(expr, wrt, args, allow_unused=allow_unused)
+    return getattr(prog.compile(backend, functions=(function,)), function)
 
 
 def declared_names(*lists) -> list[str]:

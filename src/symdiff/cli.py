@@ -41,6 +41,15 @@ class _Parser(argparse.ArgumentParser):
         raise _BadInput(message)
 
 
+# gen's flags for the functions beyond the default forward, backward and value_and_grad
+EXTRA_FUNCTIONS = {
+    "jvp": "the values and their derivatives along a tangent (forward mode)",
+    "jacobian": "the values and the Jacobian",
+    "hvp": "the value, gradient and Hessian times a tangent (forward over reverse)",
+    "hessian": "the value, gradient and Hessian",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symdiff", description="Readable, verified gradient code from a formula.")
     parser.add_argument("--version", action="version", version=f"symdiff {__version__}")
@@ -58,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--backend", choices=BACKENDS, default="math")
     gen.add_argument("--name", help="prefix for the functions: NAME_forward, NAME_backward, ...")
     gen.add_argument("-o", "--output", help="write the module to this file instead of stdout")
+    for extra, what in EXTRA_FUNCTIONS.items():
+        gen.add_argument(f"--{extra}", action="store_true", help=f"also write {extra}: {what}")
     check.add_argument("--samples", type=int, default=None,
                        help="random points (default 20; 5 for formulas too large for sympy.diff)")
     check.add_argument("--seed", type=int, default=0, help="seed for the points (default 0)")
@@ -112,7 +123,9 @@ def _run(options) -> int:
 
 
 def _gen(options, expr, wrt, prog) -> int:
-    _write(prog.source(options.backend, name=options.name), options.output)
+    extra = tuple(f for f in EXTRA_FUNCTIONS if getattr(options, f))
+    functions = ("forward", "backward", "value_and_grad") + extra if extra else None
+    _write(prog.source(options.backend, name=options.name, functions=functions), options.output)
     return EXIT_OK
 
 

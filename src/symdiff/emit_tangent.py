@@ -20,7 +20,17 @@ import textwrap
 
 from .errors import UnsupportedFunctionError
 from .ir import Program
-from .tangent import Tangent, row_program, suffix_for, sweeps, taken_names, tangent_text, tangents
+from .tangent import (
+    Tangent,
+    backward_tangents,
+    live_tangents,
+    row_program,
+    suffix_for,
+    sweeps,
+    taken_names,
+    tangent_text,
+    tangents,
+)
 from .tangent import wrt_args as wrt_names
 from .writer import (
     Writer,
@@ -90,6 +100,91 @@ def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str])
         rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
     body.append(f"return {packed(prog, outs)}, {rows}")
     return define(fn["jacobian"], prog.args, body)
+
+
+def hvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    """``def hvp(x, y, x_t, y_t)``: the value, the gradient and the Hessian times the tangent,
+    by one tangent sweep over the forward and the backward lines (forward over reverse)."""
+    refuse_second(prog, w, "hvp")
+    suffix, wrt = suffix_for(prog), wrt_names(prog)
+    seeds = [a + suffix for a in wrt]
+    doc = docstring(f"{prog.output}, the gradient {as_tuple(prog.grads)} and the Hessian times "
+                    f"the tangent {abridged(seeds, '(', ')')} of {abridged(wrt, '(', ')')}, by "
+                    "one tangent sweep over the forward and backward lines (forward over "
+                    "reverse; no Hessian is formed).")
+    body = [doc] + forward_body(prog, w, lines) + _converted(seeds, w)
+    body += _second_sweep(prog, w, lines, dict(zip(wrt, seeds)), with_backward=True)
+    hv = [g + suffix if g + suffix in body_names(body) else _zero(a, w)
+          for g, a in zip(prog.grads, wrt)]
+    body.append(f"return {prog.output}, {as_tuple(list(prog.grads))}, {as_tuple(hv)}")
+    return define(fn["hvp"], list(prog.args) + seeds, body)
+
+
+def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
+    """``def hessian(x, y)``: the value, the gradient and the Hessian, by one tangent sweep
+    (unit seed folded away) per wrt variable; entry (i, j) with i > j is entry (j, i)."""
+    refuse_second(prog, w, "hessian")
+    suffix, wrt = suffix_for(prog), wrt_names(prog)
+    n = len(wrt)
+    doc = docstring(f"{prog.output}, the gradient {as_tuple(prog.grads)} and the Hessian "
+                    f"H[i][j] = d2 {prog.output} / d {abridged(wrt, '(', ')')}[i] d ...[j], by "
+                    f"{n} tangent sweep{'s' * (n > 1)} over the forward and backward lines, one "
+                    "per wrt variable (forward over reverse); H is symmetric by construction "
+                    "(the entries below the diagonal are those above it).")
+    body = [doc] + forward_body(prog, w, lines)
+    body += backward_body(prog, w, lines, fold_dout=True)[0]
+    columns = matrix_names(prog, wrt, "hess")
+    for j, (a, column) in enumerate(zip(wrt, columns)):
+        body.append(f"# column d/d{a}: the tangents with {a}{suffix} = 1 and every other 0")
+        sweep = _second_sweep(prog, w, lines, {a: None}, False, prog.grads[:j + 1])
+        body += sweep
+        have = body_names(sweep)
+        entries = [g + suffix if g + suffix in have else "0.0" for g in prog.grads[:j + 1]]
+        body.append(f"{column} = {as_tuple(entries)}")
+    rows = as_tuple([as_tuple([f"{columns[max(i, j)]}[{min(i, j)}]" for j in range(n)])
+                     for i in range(n)])
+    if w.backend.convert is not None:  # numpy: one array, (n, n) + the arguments' shape
+        w.helpers.add(JACOBIAN_HELPER)
+        rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
+    body.append(f"return {prog.output}, {as_tuple(list(prog.grads))}, {rows}")
+    return define(fn["hessian"], prog.args, body)
+
+
+def refuse_second(prog: Program, w: Writer, function: str) -> None:
+    refuse_matrix(w, function)
+    if prog.output_names:
+        raise UnsupportedFunctionError(f"{function} is the second derivative of one output; "
+                                       f"this program has {len(prog.outputs)}")
+
+
+def _second_sweep(prog: Program, w: Writer, lines, seeds: dict, with_backward: bool,
+                  grads=None) -> list[str]:
+    """The forward tangents the backward tangents read, (the backward lines,) and the
+    tangents of the gradients (``grads``, default all): one ``# tangent <line>`` group per
+    line."""
+    suffix = suffix_for(prog)
+    forward = tangents(prog.forward, seeds, [s.name for s in prog.forward], suffix)
+    of = dict(seeds) | {t.source: t.name for t in forward}
+    backward = backward_tangents(prog, of, suffix)
+    kept = live_tangents(forward + backward, {g + suffix for g in grads or prog.grads})
+    body = _tangent_lines([t for t in kept if t in forward], w, lines)[0]
+    if with_backward:
+        body += backward_body(prog, w, lines, fold_dout=True)[0]
+    source = None
+    for t in (t for t in kept if t not in forward):
+        if t.source != source:
+            source = t.source
+            body.append(f"# tangent of backprop {one_line(lines[source])}")
+        text = tangent_text(t, w.expr)
+        line = f"{t.name} = {t.name} + {text}" if t.accumulate else f"{t.name} = {text}"
+        body.append(guarded(w, _any_piecewise([loc for loc, _ in t.terms], w), line))
+    return body
+
+
+def body_names(body: list[str]) -> set[str]:
+    """The names the lines of ``body`` assign."""
+    return {line.split(" = ", 1)[0].strip() for line in body for line in line.splitlines()
+            if " = " in line and not line.lstrip().startswith("#")}
 
 
 def docstring(text: str, width: int = 88) -> str:
@@ -163,14 +258,19 @@ def packed(prog: Program, names: list[str]) -> str:
 
 
 def _jacobian_names(prog: Program, values: list[str]) -> list[str]:
-    """``jac_x`` per column (forward sweeps) or ``jac_out0`` per row: the first prefix with
-    which none meets a name taken (``jac_``, ``jac2_``, ...)."""
+    return matrix_names(prog, values, "jac")
+
+
+def matrix_names(prog: Program, values: list[str], stem: str) -> list[str]:
+    """``jac_x`` per column (forward sweeps) or ``jac_out0`` per row (``hess_x``: a Hessian's
+    column): the first prefix with which none meets a name taken (``jac_``, ``jac2_``, ...)."""
     taken = taken_names(prog)
     suffix = suffix_for(prog)
-    taken |= {v + suffix for v in list(prog.args) + [s.name for s in prog.forward]}
+    taken |= {v + suffix for v in list(prog.args) + [s.name for s in prog.forward]
+              + [g.name for g in prog.backward]}
     k = 1
     while True:
-        names = [f"jac{k if k > 1 else ''}_{v}" for v in values]
+        names = [f"{stem}{k if k > 1 else ''}_{v}" for v in values]
         if not taken & set(names):
             return names
         k += 1

@@ -98,7 +98,7 @@ def local_partials(rhs: sp.Expr, out: sp.Symbol) -> list[tuple[sp.Symbol, sp.Exp
     rule_fn = _find_rule(type(rhs))
     if rule_fn is None or not all(a.is_Symbol or a.is_number for a in atoms):
         # Compound gates and functions without a rule: SymPy's own derivative (fdiff).
-        pairs = [(s, _compound_partial(rhs, s, out)) for s in _symbols_in_order(rhs)]
+        pairs = [(s, compound_partial(rhs, s, out)) for s in _symbols_in_order(rhs)]
     else:
         parts = rule_fn(out, *rhs.args)
         assert len(parts) == len(rhs.args), f"rule for {type(rhs).__name__}: wrong arity"
@@ -120,7 +120,7 @@ def _symbols_in_order(expr: sp.Basic) -> list[sp.Symbol]:
     return [n for n in postorder(expr) if n.is_Symbol]
 
 
-def _compound_partial(rhs: sp.Expr, symbol: sp.Symbol, out: sp.Symbol) -> sp.Expr:
+def compound_partial(rhs: sp.Expr, symbol: sp.Symbol, out: sp.Symbol) -> sp.Expr:
     """d rhs / d symbol by the chain rule over the gate's own small DAG, with this rule table.
 
     Used for a Piecewise gate with inline branches and for functions without a rule. Every

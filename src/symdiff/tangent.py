@@ -23,7 +23,7 @@ from .dag import gate_key
 from .ir import GradStep, Program, Step, grad_text
 from .naming import RESERVED
 from .reverse import reuse, reverse
-from .rules import local_partials
+from .rules import compound_partial, local_partials
 
 SUFFIX = "_t"
 
@@ -40,6 +40,7 @@ class Tangent:
     name: str
     source: str
     terms: tuple[tuple[sp.Expr, str | None], ...]
+    accumulate: bool = False  # a tangent of a backward line that accumulates: name += terms
 
     def __str__(self) -> str:
         return f"{self.name} = {tangent_text(self, lambda e: sp.sstr(e, order='none'))}"
@@ -84,8 +85,43 @@ def tangents(forward, seeds: dict[str, str | None], outputs, suffix: str = SUFFI
         if terms:
             tangent_of[step.name] = step.name + suffix
             lines.append(Tangent(step.name + suffix, step.name, terms))
-    live = {o + suffix for o in outputs}
-    kept = []
+    return live_tangents(lines, {o + suffix for o in outputs})
+
+
+def backward_tangents(prog: Program, tangent_of: dict[str, str | None], suffix: str
+                      ) -> list[Tangent]:
+    """Tangent lines of the backward lines, dout = 1 (forward over reverse: the tangent of
+    the gradient along the seeded direction is the Hessian times it). ``tangent_of`` maps the
+    forward values (and wrt arguments) that carry a tangent to its name, None for a unit seed.
+
+    A backward line ``name (+)= upstream * local`` reads complete gradients and forward
+    values only, so its tangent sums, over those that carry a tangent, the line's derivative
+    with respect to it (``rules.compound_partial``, real and with the staged kink convention)
+    times their tangent; an accumulation's tangent accumulates (the tangent is linear). The
+    tangents the gradients' tangents do not read are dropped."""
+    tangent_of = dict(tangent_of)
+    staged = {gate_key(st.rhs): st.value for st in prog.forward if st.op != "copy"}
+    seed = sp.Symbol(f"d{prog.output}", real=True)
+    lines: list[Tangent] = []
+    for g in prog.backward:
+        rhs = g.rhs.xreplace({seed: sp.S.One})
+        terms = []
+        for symbol in sorted(rhs.free_symbols, key=lambda x: x.name):
+            if symbol.name in tangent_of:
+                local = reuse(compound_partial(rhs, symbol, rhs), staged)
+                if local != 0:
+                    terms.append((local, tangent_of[symbol.name]))
+        if not terms:
+            continue
+        before = g.name in tangent_of
+        tangent_of[g.name] = g.name + suffix
+        lines.append(Tangent(g.name + suffix, g.source, tuple(terms), g.accumulate and before))
+    return lines
+
+
+def live_tangents(lines: list[Tangent], wanted) -> list[Tangent]:
+    """The tangent lines that the tangents ``wanted`` read, in order."""
+    live, kept = set(wanted), []
     for t in reversed(lines):
         if t.name in live:
             kept.append(t)
@@ -103,7 +139,7 @@ def taken_names(prog: Program) -> set[str]:
 def suffix_for(prog: Program) -> str:
     """The tangent suffix of ``prog``: ``_t``, or ``_t2``, ... when a tangent would clash."""
     taken = taken_names(prog)
-    values = list(prog.args) + [s.name for s in prog.forward]
+    values = list(prog.args) + [s.name for s in prog.forward] + [g.name for g in prog.backward]
     k = 1
     while True:
         suffix = SUFFIX if k == 1 else f"{SUFFIX}{k}"
