@@ -135,3 +135,9 @@ def test_readme_matrix_refusals_are_what_the_code_refuses():
             expr = eval(code, {"sp": sp, "symdiff": symdiff, "X": X, "n": n})  # README's own
             symdiff.lower(expr, wrt=[X])
         assert words in str(caught.value), (code, str(caught.value))
+
+
+def test_readme_shows_the_staged_hvp_symdiff_writes(staged):
+    expr, x, y = staged
+    source = symdiff.lower(expr, wrt=[x, y]).source("math", functions=("hvp",))
+    assert shown_python("staged-hvp") == source[source.index("def hvp"):]

@@ -88,3 +88,13 @@ def test_check_judges_the_generated_hvp_and_hessian():
     prog = symdiff.lower(sp.exp(x) * sp.sin(y) / (1 + y**2), [x, y])
     report = symdiff.check(prog, functions=("hvp", "hessian"), samples=4)
     assert report.ok, report
+
+
+def test_numpy_results_never_share_an_array():
+    module = symdiff.lower(sp.sin(x + y), [x, y]).compile("numpy", functions=("hvp", "hessian"))
+    xs, ys = np.array([1.0, 2.0]), np.array([0.5, 0.1])
+    _, grad, hv = module.hvp(xs, ys, np.ones(2), np.zeros(2))  # dx = dy = dxpy, dx_t = dy_t
+    grad[0][0] = hv[0][0] = 99.0
+    assert grad[1][0] != 99.0 and hv[1][0] != 99.0
+    _, grad, _ = module.hessian(xs, ys)
+    assert not np.shares_memory(grad[0], grad[1])

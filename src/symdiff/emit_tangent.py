@@ -114,9 +114,10 @@ def hvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> s
                     "reverse; no Hessian is formed).")
     body = [doc] + forward_body(prog, w, lines) + _converted(seeds, w)
     body += _second_sweep(prog, w, lines, dict(zip(wrt, seeds)), with_backward=True)
-    hv = [g + suffix if g + suffix in body_names(body) else _zero(a, w)
+    hv = [_returned(g + suffix, body, w) if g + suffix in body_names(body) else _zero(a, w)
           for g, a in zip(prog.grads, wrt)]
-    body.append(f"return {prog.output}, {as_tuple(list(prog.grads))}, {as_tuple(hv)}")
+    grads = [_returned(g, body, w) for g in prog.grads]
+    body.append(f"return {prog.output}, {as_tuple(grads)}, {as_tuple(hv)}")
     return define(fn["hvp"], list(prog.args) + seeds, body)
 
 
@@ -146,7 +147,8 @@ def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) 
     if w.backend.convert is not None:  # numpy: one array, (n, n) + the arguments' shape
         w.helpers.add(JACOBIAN_HELPER)
         rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
-    body.append(f"return {prog.output}, {as_tuple(list(prog.grads))}, {rows}")
+    grads = [_returned(g, body, w) for g in prog.grads]
+    body.append(f"return {prog.output}, {as_tuple(grads)}, {rows}")
     return define(fn["hessian"], prog.args, body)
 
 
@@ -179,6 +181,15 @@ def _second_sweep(prog: Program, w: Writer, lines, seeds: dict, with_backward: b
         line = f"{t.name} = {t.name} + {text}" if t.accumulate else f"{t.name} = {text}"
         body.append(guarded(w, _any_piecewise([loc for loc, _ in t.terms], w), line))
     return body
+
+
+def _returned(name: str, body: list[str], w: Writer) -> str:
+    """A returned tangent, copied where its last line only names another array (``dy_t =
+    dxpy_t``: two results must not share one)."""
+    last = [line for text in body for line in text.splitlines()
+            if line.startswith(f"{name} = ")][-1]
+    named = last.split(" = ", 1)[1].isidentifier()
+    return w.backend.copy.format(name) if named and w.backend.copy else name
 
 
 def body_names(body: list[str]) -> set[str]:
