@@ -98,3 +98,59 @@ def test_numpy_results_never_share_an_array():
     assert grad[1][0] != 99.0 and hv[1][0] != 99.0
     _, grad, _ = module.hessian(xs, ys)
     assert not np.shares_memory(grad[0], grad[1])
+
+
+# -- the sparse Hessian: its pattern from the program, a colouring, one hvp per colour --------
+
+def _chained_rosenbrock(n):
+    xs = sp.symbols(f"x0:{n}", real=True)
+    return sp.Add(*[100 * (xs[i + 1] - xs[i]**2)**2 + (1 - xs[i])**2 for i in range(n - 1)]), xs
+
+
+SPARSE_FORMULAS = [
+    _chained_rosenbrock(12),
+    (sp.exp(x) * y + sp.sin(z) + z**2 * 3, (x, y, z)),  # (x, y) coupled, z alone
+    (x * y * z + sp.log(1 + x**2), (x, y, z)),  # dense off the diagonal, y and z linear
+    (symdiff.relu(x - y) + sp.Abs(z) * x, (x, y, z)),
+]
+
+
+@pytest.mark.parametrize("k", range(len(SPARSE_FORMULAS)))
+def test_the_pattern_holds_every_nonzero_of_the_exact_hessian(k):
+    from symdiff.sparsity import colouring, hessian_pattern
+    expr, wrt = SPARSE_FORMULAS[k]
+    prog = symdiff.lower(expr, list(wrt))
+    pattern = hessian_pattern(prog)
+    exact = sp.hessian(expr, wrt)
+    for i in range(len(wrt)):
+        for j in range(len(wrt)):
+            if sp.simplify(exact[i, j]) != 0:
+                assert j in pattern[i], (i, j)
+    colour = colouring(pattern)
+    for c in set(colour):  # one colour's columns share no row
+        rows = [pattern[j] for j, cj in enumerate(colour) if cj == c]
+        assert sum(len(r) for r in rows) == len(frozenset().union(*rows))
+
+
+def test_rosenbrock_pattern_is_tridiagonal_in_three_colours():
+    from symdiff.sparsity import colouring, hessian_pattern
+    expr, xs = _chained_rosenbrock(30)
+    pattern = hessian_pattern(symdiff.lower(expr, list(xs)))
+    assert pattern == [frozenset(j for j in (i - 1, i, i + 1) if 0 <= j < 30) for i in range(30)]
+    assert max(colouring(pattern)) + 1 == 3
+
+
+@pytest.mark.parametrize("k", range(len(SPARSE_FORMULAS)))
+def test_sparse_hess_equals_the_dense_one(k):
+    pytest.importorskip("scipy")
+    from symdiff import optimize
+    expr, wrt = SPARSE_FORMULAS[k]
+    sparse = optimize.objective(expr, list(wrt), sparse=True)
+    dense = optimize.objective(expr, list(wrt))
+    at = np.random.default_rng(k).normal(size=len(wrt))
+    H = sparse.hess(at)
+    assert H.format == "csr" and (H != H.T).nnz == 0
+    exact = _exact(expr, list(wrt), at)
+    np.testing.assert_allclose(H.toarray(), exact, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(H.toarray(), dense.hess(at), rtol=1e-12, atol=1e-12)
+    assert sparse.colours <= len(wrt)

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .api import lower
-from .errors import ArgumentError
+from .errors import ArgumentError, MissingToolError
+from .sparsity import colouring, hessian_pattern
 
 
 class _Vectorised:
@@ -75,10 +76,15 @@ class Objective:
     """``fun(x)``, ``jac(x)``, ``hess(x)``, ``hessp(x, p)`` of one scalar formula, in
     ``scipy.optimize.minimize``'s conventions (build it with ``objective``)."""
 
-    def __init__(self, expr, wrt: Sequence, args=None, params=None, backend: str = "math"):
+    def __init__(self, expr, wrt: Sequence, args=None, params=None, backend: str = "math",
+                 sparse: bool = False):
+        if not isinstance(sparse, bool):
+            raise ArgumentError(f"sparse must be True or False, got {sparse!r}")
         self._v = _Vectorised(lower(expr, wrt, args), params, backend)
         self.program = self._v.program
+        self.sparse = sparse
         self._last: tuple | None = None  # (x, value, gradient) of the last point asked for
+        self._colours: tuple | None = None  # (pattern, colour per column), on first use
 
     def _value_and_grad(self, x):
         x = np.array(x, dtype=float)
@@ -104,10 +110,45 @@ class Objective:
         _, _, hv = self._v.module("hvp").hvp(*self._v.arguments(x), *(float(t) for t in p))
         return np.array(hv, dtype=float).reshape(self._v.n)
 
-    def hess(self, x) -> np.ndarray:
-        """The Hessian at ``x``, shape (n, n), symmetric."""
+    def hess(self, x):
+        """The Hessian at ``x``, shape (n, n), symmetric: a NumPy array, or with
+        ``sparse=True`` a ``scipy.sparse`` CSR matrix built from one ``hessp`` per colour of
+        the program's sparsity pattern (``colours``), not n of them."""
+        if self.sparse:
+            return self._sparse_hess(x)
         _, _, h = self._v.module("hessian").hessian(*self._v.arguments(x))
         return np.array(h, dtype=float).reshape(self._v.n, self._v.n)
+
+    @property
+    def colours(self) -> int:
+        """How many Hessian-vector products a sparse Hessian takes (colours of its columns)."""
+        return max(self._colouring()[1], default=-1) + 1
+
+    def _colouring(self):
+        if self._colours is None:
+            pattern = hessian_pattern(self.program)
+            self._colours = (pattern, colouring(pattern))
+        return self._colours
+
+    def _sparse_hess(self, x):
+        try:
+            from scipy import sparse
+        except ImportError:
+            raise MissingToolError("hess with sparse=True builds a scipy.sparse matrix: pip "
+                                   "install scipy (or use sparse=False)") from None
+        pattern, colour = self._colouring()
+        rows, cols, values = [], [], []
+        for c in range(self.colours):
+            seed = np.array([1.0 if k == c else 0.0 for k in colour])
+            hv = self.hessp(x, seed)  # the sum of the columns of colour c
+            for j in (j for j, k in enumerate(colour) if k == c):
+                for i in pattern[j]:
+                    if i <= j:  # (i, j) and (j, i) from one product: symmetric by construction
+                        rows += [i, j] if i != j else [i]
+                        cols += [j, i] if i != j else [j]
+                        values += [hv[i], hv[i]] if i != j else [hv[i]]
+        n = self._v.n
+        return sparse.csr_matrix((values, (rows, cols)), shape=(n, n))
 
 
 class Residuals:
@@ -131,9 +172,12 @@ class Residuals:
 
 
 def objective(expr, wrt: Sequence, args: Sequence | None = None, *,
-              params: Mapping | None = None, backend: str = "math") -> Objective:
+              params: Mapping | None = None, backend: str = "math",
+              sparse: bool = False) -> Objective:
     """A scalar formula as SciPy's ``minimize`` wants it: ``fun``, ``jac``, ``hess``, ``hessp``
-    over one vector ``x`` in ``wrt`` order; ``params`` fixes the other arguments.
+    over one vector ``x`` in ``wrt`` order; ``params`` fixes the other arguments. With
+    ``sparse=True``, ``hess`` returns a ``scipy.sparse`` CSR matrix from one ``hessp`` per
+    colour of the Hessian's sparsity pattern (read off the staged program).
 
     >>> import sympy as sp
     >>> x, y = sp.symbols("x y")
@@ -141,7 +185,7 @@ def objective(expr, wrt: Sequence, args: Sequence | None = None, *,
     >>> obj.fun([1.0, 1.0]), obj.jac([0.0, 0.0]).tolist()
     (0.0, [-2.0, 0.0])
     """
-    return Objective(expr, wrt, args, params, backend)
+    return Objective(expr, wrt, args, params, backend, sparse)
 
 
 def residuals(exprs, wrt: Sequence, args: Sequence | None = None, *,
