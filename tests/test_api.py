@@ -1,5 +1,7 @@
 """The public API: what lower/grad accept, their defaults, and their errors."""
 
+import math
+
 import pytest
 import sympy as sp
 
@@ -116,3 +118,16 @@ def test_a_matrix_formula_takes_names_in_wrt_and_args():
     by_symbol = symdiff.lower(formula, wrt=[w], args=[v, w])
     assert by_name.args == by_symbol.args == ("v", "W")
     assert by_name.source("numpy") == by_symbol.source("numpy")
+
+
+def test_a_dict_names_the_outputs_and_its_bad_names_are_refused():
+    x, y = sp.symbols("x y")
+    prog = symdiff.lower({"u": x * y, "v": sp.sin(x) + x * y}, [x, y])
+    assert prog.outputs == ("u", "v") and "def backward(du, dv, cache):" in prog.source("math")
+    values, J = prog.compile("math").jacobian(2.0, 3.0)
+    assert values == (6.0, 6.0 + math.sin(2.0)) and J == ((3.0, 2.0), (3.0 + math.cos(2.0), 2.0))
+    for bad, message in [({"x": x * y}, "output name 'x' is taken"),
+                         ({"dx": x, "v": y}, "output name 'dx' is taken"),
+                         ({"1a": x}, "must be a Python identifier"), ({}, "is empty")]:
+        with pytest.raises(symdiff.ArgumentError, match=message):
+            symdiff.lower(bad, [x, y])

@@ -6,6 +6,7 @@ function made wrong on purpose (transposed, a dropped cross term) must be caught
 
 import types
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -206,6 +207,24 @@ def test_an_lstm_cell_has_one_backward_for_both_outputs_and_checks():
     report = symdiff.check(prog, samples=1)
     assert report.ok, str(report)
     assert len(report.partials) == 2 * len(wrt)
+
+
+def test_named_outputs_name_the_lstm_backward_arguments():
+    (h_next, c_next), wrt = _lstm_cell()
+    named = symdiff.lower({"h_next": h_next, "c_next": c_next}, wrt=wrt)
+    assert named.outputs == ("h_next", "c_next")
+    assert "def backward(dh_next, dc_next, cache):" in named.source("numpy")
+    plain = symdiff.lower(sp.Tuple(h_next, c_next), wrt=wrt).compile("numpy")
+    rng = np.random.default_rng(0)
+    sizes = {"x": (3, 2), "h": (3, 4), "c": (3, 4), "Wx": (2, 4), "Wh": (4, 4)}
+    arrays = [rng.normal(size=sizes[next(k for k in ("Wx", "Wh", "x", "h", "c")
+                                         if a.startswith(k))]) for a in named.args]
+    module = named.compile("numpy")
+    (h, c), cache = module.forward(*arrays)
+    dh, dc = rng.normal(size=h.shape), rng.normal(size=c.shape)
+    for got, want in zip(module.backward(dh, dc, cache),
+                         plain.backward(dh, dc, plain.forward(*arrays)[1])):
+        np.testing.assert_array_equal(got, want)  # the checked program, only renamed
 
 
 def test_a_wrong_vector_backward_of_matrices_is_caught(monkeypatch):

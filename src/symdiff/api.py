@@ -7,7 +7,7 @@ parse -> canonicalize -> lower (forward steps) -> reverse (backward steps) -> Pr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import sympy as sp
 from sympy.core.relational import Relational
@@ -16,7 +16,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .dag import gc_paused, postorder, substitute
 from .errors import ArgumentError, SymdiffError, VectorOutputError
-from .ir import Input, Program
+from .ir import Input, Program, is_identifier
 from .lower import Lowerer, canonicalize
 from .lower_matrix import Converter
 from .matrix import reverse_arrays, runtime_dims, step_shapes
@@ -37,7 +37,8 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     ``expr`` is a SymPy expression or a formula string (parsed with a whitelist, never evaluated),
     or a vector of them (a list, tuple, ``sympy.Tuple`` or one-column/one-row ``sympy.Matrix``):
     all outputs are staged in one forward program sharing common steps, named ``out0``,
-    ``out1``, ..., and ``backward`` takes one upstream gradient per output.
+    ``out1``, ... (or by a dict: ``{"h_next": h, "c_next": c}`` gives ``backward(dh_next,
+    dc_next, cache)``), and ``backward`` takes one upstream gradient per output.
     ``wrt`` lists the Symbols (or names) to differentiate with respect to; ``args`` is the parameter
     order of the generated functions (default: wrt in order, then the other symbols by name, in
     natural order: x2 before x10). A *name* in ``wrt`` or ``args`` that is not a variable of the
@@ -52,6 +53,9 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     >>> lower([x * y, sp.sin(x * y)], wrt=[x, y]).outputs
     ('out0', 'out1')
     """
+    given: tuple[str, ...] = ()
+    if isinstance(expr, Mapping):  # {"h_next": h, "c_next": c}: outputs named by the user
+        given, expr = _named_outputs(expr)
     if isinstance(expr, MatrixExpr):
         return _lower_matrix([expr], wrt, args, allow_unused)
     vector = _as_vector(expr)
@@ -59,7 +63,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
              as_expression(e, variables=declared_names(wrt, args)) for e in vector or [expr]]
     nodes = postorder(sp.Tuple(*exprs) if vector else exprs[0])  # one walk: matrices? symbols?
     if any(isinstance(n, MatrixExpr) for n in nodes):  # e.g. a Trace: a scalar of matrices
-        return _lower_matrix(exprs, wrt, args, allow_unused, vector=bool(vector))
+        return _lower_matrix(exprs, wrt, args, allow_unused, vector=bool(vector), given=given)
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
                      key=lambda s: (natural_key(s.name), str(s.assumptions0)))
     real = {s: real_symbol(s) for s in symbols}
@@ -70,11 +74,11 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     for k, e in enumerate(exprs):
         folded: list = []
         canonical = canonicalize(e, real, folded)
-        forward = lowerer.run(canonical, f"out{k}" if vector else "out")
+        forward = lowerer.run(canonical, _output_name(k, vector, given))
         outputs.append(forward[-1].name)
         written = _as_written(e, canonical, forward, real, codes, folded)
         texts.append(_formula_text(*written, postorder(e) if vector else nodes))
-    names = tuple(outputs) if vector else ()
+    names = _checked_names(outputs, given) if vector else ()
     backward = reverse(forward, {codes[i].name: g for i, g in grads.items()}, outputs=names)
     user_wrt = tuple(user for user, _ in wrt_pairs)
     text = texts[0] if not vector else f"({', '.join(texts)})" if all(texts) else ""
@@ -101,7 +105,31 @@ def _as_vector(expr) -> list | None:
     return list(expr)
 
 
-def _lower_matrix(exprs, wrt, args, allow_unused, vector=False) -> Program:
+def _named_outputs(named: Mapping) -> tuple[tuple[str, ...], list]:
+    """The names and formulas of ``{"h_next": h, "c_next": c}`` (names: identifiers)."""
+    if not named:
+        raise ArgumentError("the dict of named formulas is empty")
+    bad = [k for k in named if not isinstance(k, str) or not is_identifier(k)]
+    if bad:
+        raise ArgumentError(f"an output's name must be a Python identifier, got {bad[0]!r}")
+    return tuple(named), list(named.values())
+
+
+def _output_name(k: int, vector: bool, given: tuple[str, ...]) -> str:
+    return given[k] if given else f"out{k}" if vector else "out"
+
+
+def _checked_names(outputs, given) -> tuple[str, ...]:
+    """The outputs' names; a name the user gave that an argument or step took is an error."""
+    clash = [g for g, o in zip(given, outputs) if g != o]
+    if clash:
+        raise ArgumentError(f"output name {clash[0]!r} is taken (an argument, a dimension or "
+                            "another output has it, or the output is another's value): choose "
+                            "another")
+    return tuple(outputs)
+
+
+def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Program:
     """``lower`` for formulas over MatrixSymbols (see ``symdiff.matrix``); several (``vector``)
     are staged in one forward program, outputs ``out0``, ``out1``, ... sharing common steps."""
     whole = sp.Tuple(*exprs) if vector else exprs[0]
@@ -128,10 +156,10 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False) -> Program:
     lowerer, outputs, texts = Lowerer(namer, {c: c for c in codes.values()}), [], []
     for k, e in enumerate(exprs):
         converted, _ = Converter(codes, shapes).run(e)
-        forward = lowerer.run(canonicalize(converted, {}), f"out{k}" if vector else "out")
+        forward = lowerer.run(canonicalize(converted, {}), _output_name(k, vector, given))
         outputs.append(forward[-1].name)
         texts.append(_matrix_text(converted))
-    names = tuple(outputs) if vector else ()
+    names = _checked_names(outputs, given) if vector else ()
     all_shapes = step_shapes(forward, {**shapes, **{codes[d].name: () for d in dims}})
     backward = reverse_arrays(forward, all_shapes, {codes[u].name: g for u, g in grads.items()},
                               outputs=names)
