@@ -114,9 +114,10 @@ def hvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> s
                     "reverse; no Hessian is formed).")
     body = [doc] + forward_body(prog, w, lines) + _converted(seeds, w)
     body += _second_sweep(prog, w, lines, dict(zip(wrt, seeds)), with_backward=True)
-    hv = [_returned(g + suffix, body, w) if g + suffix in body_names(body) else _zero(a, w)
+    last = _last_lines(body)
+    hv = [_returned(g + suffix, last, w) if g + suffix in last else _zero(a, w)
           for g, a in zip(prog.grads, wrt)]
-    grads = [_returned(g, body, w) for g in prog.grads]
+    grads = [_returned(g, last, w) for g in prog.grads]
     body.append(f"return {prog.output}, {as_tuple(grads)}, {as_tuple(hv)}")
     return define(fn["hvp"], list(prog.args) + seeds, body)
 
@@ -139,7 +140,7 @@ def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) 
         body.append(f"# column d/d{a}: the tangents with {a}{suffix} = 1 and every other 0")
         sweep = _second_sweep(prog, w, lines, {a: None}, False, prog.grads[:j + 1])
         body += sweep
-        have = body_names(sweep)
+        have = _last_lines(sweep)
         entries = [g + suffix if g + suffix in have else "0.0" for g in prog.grads[:j + 1]]
         body.append(f"{column} = {as_tuple(entries)}")
     rows = as_tuple([as_tuple([f"{columns[max(i, j)]}[{min(i, j)}]" for j in range(n)])
@@ -147,7 +148,8 @@ def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) 
     if w.backend.convert is not None:  # numpy: one array, (n, n) + the arguments' shape
         w.helpers.add(JACOBIAN_HELPER)
         rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
-    grads = [_returned(g, body, w) for g in prog.grads]
+    last = _last_lines(body)
+    grads = [_returned(g, last, w) for g in prog.grads]
     body.append(f"return {prog.output}, {as_tuple(grads)}, {rows}")
     return define(fn["hessian"], prog.args, body)
 
@@ -169,11 +171,12 @@ def _second_sweep(prog: Program, w: Writer, lines, seeds: dict, with_backward: b
     of = dict(seeds) | {t.source: t.name for t in forward}
     backward = backward_tangents(prog, of, suffix)
     kept = live_tangents(forward + backward, {g + suffix for g in grads or prog.grads})
-    body = _tangent_lines([t for t in kept if t in forward], w, lines)[0]
+    ahead = {id(t) for t in forward}
+    body = _tangent_lines([t for t in kept if id(t) in ahead], w, lines)[0]
     if with_backward:
         body += backward_body(prog, w, lines, fold_dout=True)[0]
     source = None
-    for t in (t for t in kept if t not in forward):
+    for t in (t for t in kept if id(t) not in ahead):
         if t.source != source:
             source = t.source
             body.append(f"# tangent of backprop {one_line(lines[source])}")
@@ -183,19 +186,22 @@ def _second_sweep(prog: Program, w: Writer, lines, seeds: dict, with_backward: b
     return body
 
 
-def _returned(name: str, body: list[str], w: Writer) -> str:
-    """A returned tangent, copied where its last line only names another array (``dy_t =
+def _returned(name: str, last: dict[str, str], w: Writer) -> str:
+    """A returned value, copied where its last line only names another array (``dy_t =
     dxpy_t``: two results must not share one)."""
-    last = [line for text in body for line in text.splitlines()
-            if line.startswith(f"{name} = ")][-1]
-    named = last.split(" = ", 1)[1].isidentifier()
+    named = last[name].isidentifier()
     return w.backend.copy.format(name) if named and w.backend.copy else name
 
 
-def body_names(body: list[str]) -> set[str]:
-    """The names the lines of ``body`` assign."""
-    return {line.split(" = ", 1)[0].strip() for line in body for line in line.splitlines()
-            if " = " in line and not line.lstrip().startswith("#")}
+def _last_lines(body: list[str]) -> dict[str, str]:
+    """Each name ``body`` assigns, and the right-hand side of its last assignment."""
+    last = {}
+    for text in body:
+        for line in text.splitlines():
+            if " = " in line and not line.lstrip().startswith("#"):
+                name, rhs = line.split(" = ", 1)
+                last[name.strip()] = rhs
+    return last
 
 
 def docstring(text: str, width: int = 88) -> str:
