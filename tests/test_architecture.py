@@ -28,8 +28,8 @@ LAYERS = {
                  "sparsity", "matrix", "matrix_forms", "lower_matrix", "api", "writer",
                  "emit_tangent", "emit"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
-                  "array_reference", "reports", "diagnose", "array_diagnose", "hand",
-                  "derivative_rows", "array_check", "check",
+                  "array_reference", "reports", "diagnose", "matrix_diagnose", "array_diagnose",
+                  "hand", "derivative_rows", "array_check", "check",
                   "array_verify", "verify"),
     "faces": ("graph", "handoffs", "layers", "optimize", "cli", "__main__", "__init__"),
 }

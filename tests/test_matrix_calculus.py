@@ -226,3 +226,58 @@ def test_a_1x1_output_is_a_scalar_and_an_entry_of_a_product_works():
 def test_what_is_still_refused_says_what_to_write(expr, message):
     with pytest.raises(symdiff.SymdiffError, match=message):
         symdiff.lower(expr(), wrt=[X])
+
+
+# -- verify names the typical matrix-calculus mistakes (issue 14) --------------------------------
+# Each hand gradient is the textbook result with one mistake; the right one beside it is RIGHT.
+inv_t = lambda m: inv(m).T  # noqa: E731
+
+
+def _verdict(expr, wrt, args, grad, **options):
+    report = symdiff.verify(expr, wrt, grad, args=args, **options)
+    return report.ok, report.partials[0].diagnosis
+
+
+@pytest.mark.parametrize("expr, args, wrong, right, named", [
+    (lambda: sp.log(sp.Determinant(X)), [X], lambda x_: (inv(x_),), lambda x_: (inv_t(x_),),
+     "X⁻¹ written where X⁻ᵀ belongs"),
+    (lambda: sp.Trace(A * X.I * B), [X, A, B],
+     lambda x_, a_, b_: (-inv(x_) @ a_.T @ b_.T @ inv(x_),),
+     lambda x_, a_, b_: (-inv_t(x_) @ a_.T @ b_.T @ inv_t(x_),), "X⁻¹ written where X⁻ᵀ belongs"),
+    (lambda: sp.Trace(A * X.T.I * B), [X, A, B],  # also X⁻ᵀ: -X⁻ᵀ B A X⁻ᵀ
+     lambda x_, a_, b_: (-inv(x_) @ b_ @ a_ @ inv(x_),),
+     lambda x_, a_, b_: (-inv_t(x_) @ b_ @ a_ @ inv_t(x_),), "X⁻¹ written where X⁻ᵀ belongs"),
+    (lambda: sp.Trace(X.I * A * X * B), [X, A, B],  # X twice: which way round is not claimed
+     lambda x_, a_, b_: (-inv(x_) @ b_.T @ x_.T @ a_.T @ inv(x_) + a_.T @ inv(x_) @ b_.T,),
+     lambda x_, a_, b_: (-inv_t(x_) @ b_.T @ x_.T @ a_.T @ inv_t(x_) + a_.T @ inv_t(x_) @ b_.T,),
+     "the inverse of X is transposed"),
+    (lambda: x.T * A * x, [x, A], lambda x_, a_: (2 * a_ @ x_,),
+     lambda x_, a_: ((a_ + a_.T) @ x_,), "misses the symmetrisation A + Aᵀ"),
+    (lambda: x.T * A * x, [x, A], lambda x_, a_: (2 * a_.T @ x_,),
+     lambda x_, a_: ((a_ + a_.T) @ x_,), "right only for a symmetric A"),
+    (lambda: sp.Trace(X.T * A * X), [X, A], lambda x_, a_: (2 * a_ @ x_,),
+     lambda x_, a_: ((a_ + a_.T) @ x_,), "misses the symmetrisation A + Aᵀ"),
+    (lambda: sp.Determinant(X), [X], lambda x_: (inv_t(x_),),
+     lambda x_: (det(x_) * inv_t(x_),), "missing the factor det(X)"),
+])
+def test_verify_names_the_matrix_calculus_mistake(expr, args, wrong, right, named):
+    ok, text = _verdict(expr(), [args[0]], args, wrong)
+    assert not ok and named in text, text
+    ok, text = _verdict(expr(), [args[0]], args, right)
+    assert ok, text
+
+
+def test_a_missing_det_factor_in_a_backward_pair_says_it_is_the_log_det_gradient():
+    def forward(x_):
+        return det(x_), x_
+
+    ok, text = _verdict(sp.Determinant(X), [X], [X], lambda dout, x_: (dout * inv_t(x_),),
+                        forward=forward)
+    assert not ok and "missing the factor det(X)" in text and "log det(X)" in text, text
+    assert _verdict(sp.Determinant(X), [X], [X],
+                    lambda dout, x_: (dout * det(x_) * inv_t(x_),), forward=forward)[0]
+
+
+def test_a_transposed_gradient_is_not_called_a_missing_symmetrisation():
+    ok, text = _verdict(sp.Trace(X * A), [X], [X, A], lambda x_, a_: (a_,))  # A where Aᵀ belongs
+    assert not ok and "symmetrisation" not in text and "transpose" in text, text

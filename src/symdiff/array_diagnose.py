@@ -24,6 +24,9 @@ from .array_ops import axis_max, matmul, max_mask, transpose
 from .dag import postorder, substitute
 from .diagnose import _drop, _nice, _text, confusion_variants, fork_variants
 from .interpret import program_values
+from .matrix_diagnose import close, explains, matrix_diagnosis, step_factor
+
+__all__ = ["Trial", "close", "diagnose_arrays"]
 
 
 class Trial(NamedTuple):
@@ -36,20 +39,13 @@ class Trial(NamedTuple):
     out: object = None  # the formula's value
 
 
-def close(a, b, rel: float) -> bool:
-    """Same shape, and every entry within ``rel`` times the largest exact entry."""
-    if a.shape != b.shape:
-        return False
-    scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-12)
-    return bool(np.all(np.abs(a - b) <= rel * scale))
-
-
 def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
-                    half: list | None = None) -> str:
+                    half: list | None = None, rerun=None) -> str:
     """A short lowercase explanation of why hand partial ``k`` is wrong on the trials.
 
     ``half`` is the hand backward's partials at ``dout / 2`` and again at ``dout`` on the first
-    trial, when there is a ``dout`` (None for a gradient callable)."""
+    trial, when there is a ``dout`` (None for a gradient callable). ``rerun(i, args)`` is the
+    hand's partials on trial i's dout at other arguments (None where it fails)."""
     name = prog.grads[k]
     arg = next(i.name for i in prog.inputs if i.grad == name)
     pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
@@ -63,9 +59,12 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
     if half is not None and not close(2 * np.asarray(half[0][k], dtype=float), pairs[0][0], rel):
         return ("does not scale with dout: backward(dout / 2, cache) is not half of "
                 "backward(dout, cache); multiply by the upstream gradient dout")
+    matrix = matrix_diagnosis(prog, k, trials, [h for h, _ in pairs], rel, rerun)
+    if matrix:  # an inverse transposed, a missing A + Aᵀ (matrix_diagnose)
+        return matrix
     if all(close(h, e.T, rel) for h, e in pairs):
         return f"is transposed: it is the transpose of the gradient of {arg}"
-    factor = _factor(trials, pairs, rel, _scalars(prog, trials))
+    factor = _factor(trials, pairs, rel, _scalars(prog, trials), prog)
     if factor:
         return factor
     for j, other in enumerate(prog.grads):
@@ -118,7 +117,7 @@ SCALAR_FACTORS = (("{s}", lambda v: v), ("1/{s}", lambda v: 1 / v),
                   ("(1 - {s})", lambda v: 1 - v), ("1/(1 - {s})", lambda v: 1 / (1 - v)))
 
 
-def _factor(trials, pairs, rel, scalars) -> str:
+def _factor(trials, pairs, rel, scalars, prog) -> str:
     ratios = []
     for h, e in pairs:
         norm = float(np.sum(e * e))
@@ -155,7 +154,7 @@ def _factor(trials, pairs, rel, scalars) -> str:
                    for c, w in zip(ratios, want)):
                 text = form.format(s=name)
                 return f"off by a factor of {text} (it follows {name}): hand = {text} * exact"
-    return ""
+    return step_factor(prog, trials, ratios, rel)  # a missing det(X), say
 
 
 def _line(step) -> str:
@@ -284,14 +283,7 @@ def _fork_pairs(prog, limit: int = 60):
 
 
 def _explains(prog, backward, k, trials, pairs, rel) -> bool:
-    variant = dataclasses.replace(prog, backward=tuple(backward), _cache={})
-    try:
-        module = variant.compile("numpy")
-        return all(close(h, np.asarray(module.backward(t.dout, module.forward(*t.args)[1])[k],
-                                       dtype=float), rel)
-                   for (h, _), t in zip(pairs, trials))
-    except Exception:  # a variant that does not run explains nothing
-        return False
+    return explains(prog, prog.forward, backward, k, trials, [h for h, _ in pairs], rel)
 
 
 def _region(prog, trials, pairs, rel) -> str:

@@ -63,11 +63,20 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=Fal
         half = _at_half_dout(grad, forward, trials[0], n, [trials[0].args[k] for k in masked])
         half = None if half is None else [_conventions(prog, h, trials[0], []) for h in half]
         hands = [_conventions(prog, partials, t, notes) for (partials, _), t in zip(runs, trials)]
+
+        def rerun(i, args):  # the hand's partials at other arguments (a diagnosis tries Aᵀ)
+            try:
+                got = call_arrays(grad, forward, args, trials[i].dout, n,
+                                  [args[m] for m in masked])[0]
+            except HandFailure:
+                return None
+            return [np.asarray(p, dtype=float) for p in _conventions(prog, got, trials[i], [])]
         for k, v in enumerate(verdicts):
             unit = max(_eps(h[k]) for h in hands)
             rel = max(HAND_REL, HAND_EPS_SAFETY * unit)
             _judge_array(v, k, prog, trials, [[np.asarray(p, dtype=float) for p in h]
-                                              for h in hands], (rel, unit), half, strict, notes)
+                                              for h in hands], (rel, unit), (half, rerun),
+                         strict, notes)
         if forward is not None:
             value = _judge_value(prog, trials, [v for _, v in runs])
     hand_text = ("backward(dout, cache) paired with forward(*args)" if forward is not None
@@ -184,8 +193,9 @@ def _at_half_dout(grad, forward, trial, n, masks) -> tuple | None:
         return None
 
 
-def _judge_array(v, k, prog, trials, hands, tolerance, half, strict, notes) -> None:
+def _judge_array(v, k, prog, trials, hands, tolerance, hand_runs, strict, notes) -> None:
     rel, unit = tolerance
+    half, rerun = hand_runs
     pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
     errors = [float(np.max(np.abs(h - e), initial=0.0)) if h.shape == e.shape else np.inf
               for h, e in pairs]
@@ -219,7 +229,7 @@ def _judge_array(v, k, prog, trials, hands, tolerance, half, strict, notes) -> N
     else:
         v.detail = (f"at sizes {sizes_text(sizes)}: max error {errors[bad[0]]:.3g} "
                     f"(largest exact entry {scales[bad[0]]:.3g})")
-    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel, half)
+    v.diagnosis = diagnose_arrays(k, prog, trials, hands, rel, half, rerun)
 
 
 NOISE_SAFETY = 64  # hand code may be this many times as far off as symdiff's own float code
