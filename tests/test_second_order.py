@@ -154,3 +154,18 @@ def test_sparse_hess_equals_the_dense_one(k):
     np.testing.assert_allclose(H.toarray(), exact, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(H.toarray(), dense.hess(at), rtol=1e-12, atol=1e-12)
     assert sparse.colours <= len(wrt)
+
+
+@pytest.mark.parametrize("k", range(len(FORMULAS) - 1))
+def test_hvp_costs_at_most_four_gradients_in_operations(k):
+    """Griewank & Walther's bound for forward over reverse: ops(Hv) <= 4 ops(gradient)."""
+    from symdiff.tangent import count_ops
+    counts = count_ops(symdiff.lower(FORMULAS[k], [x, y]))
+    assert counts["gradient"] < counts["hvp"] <= 4 * counts["gradient"], counts
+
+
+def test_rosenbrock_hvp_costs_at_most_four_gradients_in_operations():
+    from symdiff.tangent import count_ops
+    expr, xs = _chained_rosenbrock(50)
+    counts = count_ops(symdiff.lower(expr, list(xs)))
+    assert counts["hvp"] <= 4 * counts["gradient"], counts

@@ -179,8 +179,9 @@ def sweeps(prog: Program) -> str:
 
 def count_ops(prog: Program) -> dict[str, int]:
     """Operation counts, as ``Program.count_ops`` counts them: ``gradient`` (forward plus
-    backward), ``jvp`` (forward plus one tangent line per step) and ``jacobian`` (forward plus
-    its sweeps). A tangent term costs its local derivative, one multiplication unless the local
+    backward), ``jvp`` (forward plus one tangent line per step), ``jacobian`` (forward plus
+    its sweeps) and, for one output, ``hvp`` (the gradient plus the tangents of both passes).
+    A tangent term costs its local derivative, one multiplication unless the local
     is 1 or -1 (or the tangent a folded unit seed), and one addition or subtraction after the
     first."""
     base = prog.count_ops()
@@ -192,9 +193,16 @@ def count_ops(prog: Program) -> dict[str, int]:
     else:
         sweep = sum(row_program(prog, k).count_ops()["backward"]
                     for k in range(len(prog.outputs)))
-    return {"forward": base["forward"], "gradient": base["forward"] + base["backward"],
-            "jvp": base["forward"] + sum(_tangent_ops(t) for t in jvp),
-            "jacobian": base["forward"] + sweep}
+    counts = {"forward": base["forward"], "gradient": base["forward"] + base["backward"],
+              "jvp": base["forward"] + sum(_tangent_ops(t) for t in jvp),
+              "jacobian": base["forward"] + sweep}
+    if not prog.output_names:  # hvp: the gradient, then one tangent sweep over both passes
+        seeds = {a: a + suffix for a in wrt_args(prog)}
+        ahead = tangents(prog.forward, seeds, [s.name for s in prog.forward], suffix)
+        behind = backward_tangents(prog, seeds | {t.source: t.name for t in ahead}, suffix)
+        live = live_tangents(ahead + behind, {g + suffix for g in prog.grads})
+        counts["hvp"] = counts["gradient"] + sum(_tangent_ops(t) + t.accumulate for t in live)
+    return counts
 
 
 def _tangent_ops(t: Tangent) -> int:
