@@ -36,12 +36,22 @@ def hessian_pattern(prog: Program) -> list[frozenset[int]]:
         if isinstance(step.rhs, sp.Add) or len(depends[step.name]) == 0:
             continue  # linear: no second derivative
         for a, b in itertools.combinations_with_replacement(operands, 2):
-            if sp.diff(step.rhs, a, b) != 0:
+            if _couples(step.rhs, a, b):
                 for i in depends[a.name]:
                     rows[i] |= depends[b.name]
                 for j in depends[b.name]:
                     rows[j] |= depends[a.name]
     return [frozenset(r) for r in rows]
+
+
+def _couples(rhs: sp.Expr, a: sp.Symbol, b: sp.Symbol) -> bool:
+    """Whether d² rhs / da db is not identically zero (a product of distinct symbols and a
+    power of one are read off; anything else is differentiated)."""
+    if isinstance(rhs, sp.Mul) and all(f.is_Symbol or f.is_number for f in rhs.args):
+        return a != b  # x*y*c: linear in each factor
+    if isinstance(rhs, sp.Pow) and rhs.base.is_Symbol and rhs.exp.is_number:
+        return rhs.exp not in (0, 1)
+    return sp.diff(rhs, a, b) != 0
 
 
 def colouring(pattern: list[frozenset[int]]) -> list[int]:
