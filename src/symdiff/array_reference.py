@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.matrices.expressions.slice import MatrixSlice
 
 from .dag import postorder
 from .errors import ArgumentError
@@ -75,6 +76,9 @@ def _explicit_node(node, args):
         return args[0].T
     if isinstance(node, sp.Trace):
         return args[0].trace()
+    if isinstance(node, MatrixSlice):  # bounds at the concrete sizes: numbers
+        (r0, r1, _), (c0, c1, _) = args[1:]
+        return sp.ImmutableMatrix(args[0][int(r0):int(r1), int(c0):int(c1)])
     if isinstance(node, AxisMax):
         a = args[0]
         if node.axis == 0:

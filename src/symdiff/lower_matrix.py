@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
+from sympy.matrices.expressions.slice import MatrixSlice
 
 from .array_ops import (
     axis_max,
@@ -33,6 +34,7 @@ from .array_ops import (
     logdet,
     matmul,
     solve,
+    submatrix,
     total,
     trace,
     transpose,
@@ -76,13 +78,15 @@ class Converter:
         done = self.done
 
         def stop(n):
-            return isinstance(n, (sp.Lambda, sp.Sum)) or n in self.codes
+            return isinstance(n, (sp.Lambda, sp.Sum, MatrixSlice)) or n in self.codes
 
         for node in postorder(root, stop=stop):
             if node in done:
                 continue
             if isinstance(node, ElementwiseApplyFunction):
                 done[node] = self._apply(node, self._walk(node.expr))
+            elif isinstance(node, MatrixSlice):
+                done[node] = self._slice(node, self._walk(node.parent))
             elif isinstance(node, sp.Sum):
                 done[node] = self._walk(_index_sum(node))
             elif not isinstance(node, sp.Lambda):
@@ -100,6 +104,22 @@ class Converter:
         mapping = {s: self._scalar_symbol(s) for s in _free_symbols(body) if s != fn.variables[0]}
         mapping[fn.variables[0]] = self._materialized(inner).expr
         return _Value(body.xreplace(mapping), inner.phys, node.shape)
+
+    def _slice(self, node: MatrixSlice, parent: _Value) -> _Value:
+        """``A[r0:r1, c0:c1]``: bounds are numbers or expressions in the dimensions."""
+        (r0, r1, rs), (c0, c1, cs) = node.rowslice, node.colslice
+        if rs != 1 or cs != 1:
+            raise UnsupportedFunctionError(
+                f"the slice {short(node)} has a step: only contiguous blocks A[r0:r1, c0:c1] "
+                "are supported")
+        dims = {d: self.codes.get(d) for b in (r0, r1, c0, c1) for d in sp.sympify(b).free_symbols}
+        missing = [d for d, code in dims.items() if code is None]
+        if missing:
+            raise ArgumentError(f"the slice bound {missing[0]} of {short(node)} is not a "
+                                "dimension of an argument")
+        bounds = [sp.sympify(b).xreplace(dims) for b in (r0, r1, c0, c1)]
+        a = self._materialized(parent)
+        return _Value(submatrix(a.expr, *bounds), node.shape, node.shape)
 
     def _scalar_symbol(self, symbol):
         if symbol not in self.codes:

@@ -41,6 +41,8 @@ from .array_ops import (
     matmul,
     max_mask,
     solve,
+    submatrix,
+    submatrix_grad,
     total,
     trace,
     transpose,
@@ -230,11 +232,17 @@ def short(node, limit: int = 60) -> str:
 # -- shapes of steps and the reverse pass --------------------------------------------------------
 
 
-def step_shapes(forward: list[Step], shapes: dict[str, Shape]) -> dict[str, Shape]:
-    """The NumPy shape of every step, from its gate and its operands' shapes."""
+def step_shapes(forward: list[Step], shapes: dict[str, Shape],
+                dims: frozenset[str] = frozenset()) -> dict[str, Shape]:
+    """The NumPy shape of every step, from its gate and its operands' shapes. A step over the
+    dimensions alone (``twoH = 2*H``, a slice bound) is a size: shapes use its value."""
     shapes = dict(shapes)
+    sizes = {sp.Symbol(d, real=True): sp.Symbol(d, real=True) for d in dims}
     for step in forward:
-        shapes[step.name] = _gate_shape(step.rhs, shapes)
+        shape = _gate_shape(step.rhs, shapes)
+        shapes[step.name] = tuple(sp.expand(n.xreplace(sizes)) for n in shape)
+        if not shape and step.rhs.free_symbols and step.rhs.free_symbols <= set(sizes):
+            sizes[sp.Symbol(step.name, real=True)] = step.rhs.xreplace(sizes)
     return shapes
 
 
@@ -257,6 +265,9 @@ def _gate_shape(rhs, shapes) -> Shape:
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, eye):
         return (rhs.args[0], rhs.args[0])
+    if isinstance(rhs, submatrix):
+        _, r0, r1, c0, c1 = rhs.args
+        return (r1 - r0, c1 - c0)
     if isinstance(rhs, solve):
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, broadcast):
@@ -316,6 +327,9 @@ def _linear_algebra_terms(rhs, out, d, shapes):
     if isinstance(rhs, entry):
         r, c = shapes[a.name]
         return [(a, entry_grad(d, rhs.args[1], rhs.args[2], r, c))]
+    if isinstance(rhs, submatrix):
+        r, c = shapes[a.name]
+        return [(a, submatrix_grad(d, *rhs.args[1:], r, c))]
     if isinstance(rhs, trace):
         return [(a, d * eye(shapes[a.name][0]))]
     if isinstance(rhs, eye):  # a constant
@@ -370,5 +384,7 @@ def runtime_dims(dim_symbols, inputs: list[tuple[str, Shape]]) -> dict[sp.Symbol
                 found[dim] = (name, axis)
     missing = [d for d in dim_symbols if d not in found]
     if missing:
-        raise ArgumentError(f"dimension {missing[0]} is not the size of any argument's axis")
+        raise ArgumentError(f"dimension {missing[0]} is not the size of any argument's axis "
+                            f"(a size {missing[0]} of one argument fixes it: only then can "
+                            f"sizes such as 4*{missing[0]} be read)")
     return found

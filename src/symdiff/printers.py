@@ -233,6 +233,16 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         s, i, j, r, c = (self._print(e) for e in expr.args)
         return f"entry_grad({s}, {i}, {j}, ({r}, {c}))"
 
+    def _print_submatrix(self, expr):
+        a, r0, r1, c0, c1 = expr.args
+        rows, cols = (f"{self._print(lo)}:{self._print(hi)}" for lo, hi in ((r0, r1), (c0, c1)))
+        return f"{self._operand(a)}[{rows}, {cols}]"
+
+    def _print_submatrix_grad(self, expr):
+        self.helpers.add("submatrix_grad")
+        s, r0, r1, c0, c1, r, c = (self._print(e) for e in expr.args)
+        return f"submatrix_grad({s}, ({r0}, {r1}), ({c0}, {c1}), ({r}, {c}))"
+
     def _print_trace(self, expr):
         return f"{self._module_format('numpy.trace')}({self._print(expr.args[0])})"
 

@@ -118,7 +118,7 @@ def _interval(name: str, interval) -> tuple[float, float]:
 def dimension_symbols(prog) -> list[sp.Symbol]:
     """The symbolic dimensions of a matrix program's arguments, by name."""
     dims = {d for i in prog.inputs if isinstance(i.symbol, sp.MatrixSymbol)
-            for d in i.symbol.shape if isinstance(d, sp.Symbol)}
+            for n in i.symbol.shape for d in n.free_symbols}  # H of a size 4*H too
     return sorted(dims, key=lambda d: d.name)
 
 
@@ -152,7 +152,7 @@ def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
                 if isinstance(dim, sp.Symbol):
                     if sizes.setdefault(dim, n) != n:
                         raise ArgumentError(f"the point gives {dim} two sizes: {sizes[dim]}, {n}")
-                elif int(dim) != n:
+                elif dim.is_Integer and int(dim) != n:  # an expression (4*H): by interpret
                     raise ArgumentError(f"{i.name} must have {dim} at that axis, got {n}")
     free = [n for n in TRIAL_SIZES if n not in sizes.values()]
     rng.shuffle(free)

@@ -1,0 +1,64 @@
+"""Matrix formulas with slices and blocks, constants, scalars added and elementwise Max/Min.
+
+Oracles: ``symdiff.check`` (sympy.diff of the formula written out entry by entry at concrete
+sizes, SymPy's own MatrixSlice semantics, and central differences), and gradients computed by
+hand in NumPy.
+"""
+
+import numpy as np
+import sympy as sp
+
+import symdiff
+
+H, D, N, M = sp.symbols("H D N M", integer=True, positive=True)
+RNG = np.random.default_rng(14)
+
+
+def _ok(prog, **kw):
+    report = symdiff.check(prog, **kw)
+    assert report.ok, report
+
+
+def test_packed_lstm_gate_weights_are_four_slices_of_a_4h_wide_matrix():
+    W = sp.MatrixSymbol("W", D, 4 * H)
+    X, h = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("h", N, H)
+    i, f, g, o = (X * W[:, k * H:(k + 1) * H] for k in range(4))
+    expr = symdiff.sum(symdiff.hadamard(h, symdiff.apply(sp.tanh, i))
+                       + symdiff.hadamard(f, o) + g)
+    prog = symdiff.lower(expr, wrt=[W, X])
+    prog.validate()
+    _ok(prog)
+    ww, xx, hh = RNG.normal(size=(3, 8)), RNG.normal(size=(5, 3)), RNG.normal(size=(5, 2))
+    value, (dw, dx) = prog.compile("numpy").value_and_grad(ww, xx, hh)
+    gi, gf, gg, go = (xx @ ww[:, 2 * k:2 * k + 2] for k in range(4))
+    assert np.isclose(value, np.sum(hh * np.tanh(gi) + gf * go + gg))
+    dgates = np.hstack([hh * (1 - np.tanh(gi)**2), go, np.ones_like(gg), gf])  # hand gradient
+    assert dw.shape == ww.shape and dx.shape == xx.shape
+    np.testing.assert_allclose(dw, xx.T @ dgates, rtol=1e-12)
+    np.testing.assert_allclose(dx, dgates @ ww.T, rtol=1e-12)
+
+
+def test_a_row_and_a_numeric_block():
+    W = sp.MatrixSymbol("W", N, M)
+    expr = symdiff.sum(symdiff.apply(sp.exp, W[2, :])) + symdiff.sum(
+        symdiff.hadamard(W[0:2, 1:3], W[1:3, 0:2]))
+    prog = symdiff.lower(expr, wrt=[W])
+    assert "W[2:3, 0:M]" in prog.source("numpy")
+    _ok(prog, sizes={"N": 4, "M": 3})
+    ww = RNG.normal(size=(5, 4))
+    _, (dw,) = prog.compile("numpy").value_and_grad(ww)
+    hand = np.zeros_like(ww)
+    hand[2, :] += np.exp(ww[2, :])
+    hand[0:2, 1:3] += ww[1:3, 0:2]
+    hand[1:3, 0:2] += ww[0:2, 1:3]
+    np.testing.assert_allclose(dw, hand, rtol=1e-13)
+
+
+def test_a_slice_with_a_step_is_refused_with_the_spelling_that_works():
+    W = sp.MatrixSymbol("W", N, M)
+    try:
+        symdiff.lower(symdiff.sum(W[::2, :]), wrt=[W])
+    except symdiff.UnsupportedFunctionError as e:
+        assert "A[r0:r1, c0:c1]" in str(e)
+    else:
+        raise AssertionError("a stepped slice was lowered")
