@@ -62,3 +62,29 @@ def test_a_slice_with_a_step_is_refused_with_the_spelling_that_works():
         assert "A[r0:r1, c0:c1]" in str(e)
     else:
         raise AssertionError("a stepped slice was lowered")
+
+
+def test_constant_zero_one_matrices_are_numpy_array_constants():
+    A = sp.MatrixSymbol("A", N, 2)
+    P = sp.ImmutableMatrix([[1, 0], [1, 1]])
+    expr = symdiff.sum(symdiff.hadamard(A * P, A)) + symdiff.sum(A * sp.ones(2, 1))
+    prog = symdiff.lower(expr, wrt=[A])
+    source = prog.source("numpy")
+    assert "np.array([[1, 0], [1, 1]])" in source and "np.array([[1], [1]])" in source
+    _ok(prog)
+    aa = RNG.normal(size=(4, 2))
+    pp = np.array([[1.0, 0.0], [1.0, 1.0]])
+    value, (da,) = prog.compile("numpy").value_and_grad(aa)
+    assert np.isclose(value, np.sum((aa @ pp) * aa) + np.sum(aa))
+    assert da.shape == aa.shape
+    np.testing.assert_allclose(da, aa @ pp + aa @ pp.T + 1, rtol=1e-13)  # by hand
+
+
+def test_a_matrix_of_symbols_is_refused_naming_matrixsymbol():
+    A, t = sp.MatrixSymbol("A", N, 2), sp.Symbol("t")
+    try:
+        symdiff.lower(symdiff.sum(A * sp.ImmutableMatrix([[t], [1]])), wrt=[A])
+    except symdiff.UnsupportedFunctionError as e:
+        assert "MatrixSymbol" in str(e)
+    else:
+        raise AssertionError("a matrix of symbols was lowered")

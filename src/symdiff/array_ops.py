@@ -161,6 +161,21 @@ class submatrix_grad(_ArrayGate):
         return out
 
 
+class constant(_ArrayGate):
+    """``np.array([[...], ...])``: a matrix of numbers written in the formula (rows, cols, then
+    the entries row by row)."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+
+    @property
+    def operands(self) -> int:  # every argument is a number, passed to apply as its value
+        return len(self.args)
+
+    @staticmethod
+    def apply(rows, cols, *entries):
+        return np.array(entries, dtype=object).reshape(int(rows), int(cols))
+
+
 class trace(_ArrayGate):
     """``np.trace(a)``: the sum of the diagonal of a square array, as a scalar."""
 
@@ -256,8 +271,8 @@ class cho_inverse(_ArrayGate):
 
 CHOLESKY_GATES = (cho_solve, cho_logdet, cho_inverse)  # gates over a factor, first argument
 ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, first_max_mask, item,
-               as_1x1, broadcast, entry, entry_grad, submatrix, submatrix_grad, trace, eye, det,
-               logdet, inverse, solve, cholesky, *CHOLESKY_GATES)
+               as_1x1, broadcast, entry, entry_grad, submatrix, submatrix_grad, constant, trace,
+               eye, det, logdet, inverse, solve, cholesky, *CHOLESKY_GATES)
 
 
 def _axes(axis) -> int | tuple[int, int]:

@@ -26,6 +26,7 @@ from .array_ops import (
     cho_logdet,
     cho_solve,
     cholesky,
+    constant,
     det,
     entry,
     eye,
@@ -78,7 +79,7 @@ class Converter:
         done = self.done
 
         def stop(n):
-            return isinstance(n, (sp.Lambda, sp.Sum, MatrixSlice)) or n in self.codes
+            return isinstance(n, (sp.Lambda, sp.Sum, MatrixSlice, sp.MatrixBase)) or n in self.codes
 
         for node in postorder(root, stop=stop):
             if node in done:
@@ -133,6 +134,8 @@ class Converter:
             return _Value(code, shape, shape)
         if isinstance(node, sp.OneMatrix):
             return _Value(None, node.shape, node.shape)
+        if isinstance(node, sp.MatrixBase):
+            return _constant(node)
         if node.is_Number or node.is_NumberSymbol:
             return _Value(node, (), ())
         if isinstance(node, sp.ZeroMatrix):
@@ -364,6 +367,16 @@ class Converter:
             return value
         r, c = (self.codes.get(n, n) for n in value.shape)
         return _Value(broadcast(value.expr, r, c), value.shape, value.shape)
+
+
+def _constant(m: sp.MatrixBase) -> _Value:
+    """A matrix of numbers in the formula (``sp.ImmutableMatrix([[1, 0], [0, 1]])``)."""
+    bad = [e for e in m if not e.is_number or e.is_extended_real is False]
+    if bad:
+        raise UnsupportedFunctionError(
+            f"the matrix {short(m)} has an entry {bad[0]} that is not a real number: a "
+            "constant matrix holds numbers; a matrix of variables is a MatrixSymbol")
+    return _Value(constant(m.rows, m.cols, *m), m.shape, m.shape)
 
 
 def _solve(a: _Value, b):

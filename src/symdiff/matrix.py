@@ -31,6 +31,7 @@ from .array_ops import (
     cho_logdet,
     cho_solve,
     cholesky,
+    constant,
     det,
     entry,
     entry_grad,
@@ -248,6 +249,8 @@ def step_shapes(forward: list[Step], shapes: dict[str, Shape],
 
 def _gate_shape(rhs, shapes) -> Shape:
     def of(a):
+        if isinstance(a, constant):
+            return tuple(a.args[:2])
         return shapes[a.name] if a.is_Symbol else ()
 
     if isinstance(rhs, matmul):
@@ -272,7 +275,10 @@ def _gate_shape(rhs, shapes) -> Shape:
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, broadcast):
         return (rhs.args[1], rhs.args[2])
-    symbols = [n for n in postorder(rhs) if n.is_Symbol]
+    if isinstance(rhs, constant):
+        return of(rhs)
+    symbols = [n for n in postorder(rhs, stop=lambda n: isinstance(n, constant))
+               if n.is_Symbol or isinstance(n, constant)]
     return broadcast_shapes([of(s) for s in symbols], rhs)
 
 
@@ -312,6 +318,8 @@ def _terms(step: Step, d: sp.Symbol, shapes, factored) -> list[tuple[sp.Symbol, 
     if isinstance(rhs, broadcast):
         a = rhs.args[0]
         return [(a, _reduced(d, shapes[step.name], shapes[a.name]))]
+    if isinstance(rhs, constant):
+        return []
     pairs = []
     for operand, local in local_partials(rhs, out):
         term = d if local == 1 else -d if local == -1 else d * local

@@ -243,6 +243,12 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         s, r0, r1, c0, c1, r, c = (self._print(e) for e in expr.args)
         return f"submatrix_grad({s}, ({r0}, {r1}), ({c0}, {c1}), ({r}, {c}))"
 
+    def _print_constant(self, expr):
+        rows, cols, *entries = expr.args
+        table = ", ".join("[" + ", ".join(self._print(e) for e in entries[k:k + int(cols)]) + "]"
+                          for k in range(0, len(entries), int(cols)))
+        return f"{self._module_format('numpy.array')}([{table}])"
+
     def _print_trace(self, expr):
         return f"{self._module_format('numpy.trace')}({self._print(expr.args[0])})"
 
