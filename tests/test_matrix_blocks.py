@@ -88,3 +88,38 @@ def test_a_matrix_of_symbols_is_refused_naming_matrixsymbol():
         assert "MatrixSymbol" in str(e)
     else:
         raise AssertionError("a matrix of symbols was lowered")
+
+
+def test_a_scalar_added_to_a_matrix_is_add_scalar():
+    A, c = sp.MatrixSymbol("A", N, M), sp.Symbol("c")
+    prog = symdiff.lower(symdiff.sum(symdiff.apply(sp.exp, symdiff.add_scalar(A, c))), wrt=[A, c])
+    _ok(prog)
+    aa = RNG.normal(size=(3, 4))
+    value, (da, dc) = prog.compile("numpy").value_and_grad(aa, 0.3)
+    assert np.isclose(value, np.sum(np.exp(aa + 0.3)))
+    np.testing.assert_allclose(da, np.exp(aa + 0.3), rtol=1e-13)
+    assert np.ndim(dc) == 0 and np.isclose(dc, np.sum(np.exp(aa + 0.3)))
+
+
+def test_what_sympy_refuses_for_a_matrix_plus_a_scalar_names_add_scalar():
+    A, c = sp.MatrixSymbol("A", N, M), sp.Symbol("c")
+    try:
+        symdiff.lower(sp.Add(A, c, evaluate=False), wrt=[A])
+    except symdiff.UnsupportedFunctionError as e:
+        assert "symdiff.add_scalar(A, c)" in str(e)
+    else:
+        raise AssertionError("a matrix plus a scalar was lowered")
+
+
+def test_elementwise_maximum_and_minimum_of_two_matrices():
+    A, B = sp.MatrixSymbol("A", N, M), sp.MatrixSymbol("B", N, M)
+    expr = symdiff.sum(symdiff.hadamard(symdiff.maximum(A, B), symdiff.minimum(A, 2 * B)))
+    prog = symdiff.lower(expr, wrt=[A, B])
+    assert "np.maximum(A, B)" in prog.source("numpy")
+    _ok(prog)
+    aa, bb = RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4))
+    value, (da, db) = prog.compile("numpy").value_and_grad(aa, bb)
+    hi, lo = np.maximum(aa, bb), np.minimum(aa, 2 * bb)
+    assert np.isclose(value, np.sum(hi * lo))
+    np.testing.assert_allclose(da, lo * (aa > bb) + hi * (aa < 2 * bb), rtol=1e-13)  # by hand
+    np.testing.assert_allclose(db, lo * (bb > aa) + 2 * hi * (2 * bb < aa), rtol=1e-13)

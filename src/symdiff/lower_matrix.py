@@ -42,7 +42,7 @@ from .array_ops import (
 )
 from .dag import postorder
 from .errors import ArgumentError, UnsupportedFunctionError
-from .matrix import SPD, AxisMax, Shape, broadcast_shapes, short
+from .matrix import SPD, AxisMax, Pairwise, Shape, broadcast_shapes, short
 from .matrix_forms import fold_transposes
 
 
@@ -154,6 +154,8 @@ class Converter:
             return self._elementwise(node, sp.Pow, args)
         if isinstance(node, sp.MatMul):
             return self._product(node, args)
+        if isinstance(node, Pairwise):
+            return self._elementwise(node, node.function, args)
         linear = self._linear_algebra(node, args)
         if linear is not None:
             return linear
@@ -171,11 +173,18 @@ class Converter:
                 f"{type(node).__name__} is not supported in matrix formulas: {node}")
         if isinstance(node, sp.Symbol):
             raise ArgumentError(f"{node} is not an argument of the formula")
-        # a scalar node (Add, Mul, function, ...) over scalar or array values
+        return self._scalar_node(node, args)
+
+    def _scalar_node(self, node, args: list) -> _Value:
+        """A scalar node (Add, Mul, function, ...) over scalar or array values."""
         if node.func is sp.log and isinstance(args[0].expr, det):  # log(det(X)): slogdet
             return _Value(logdet(args[0].expr.args[0]), (), ())
         if node.func is sp.log and _is_exp_of(args[0].expr, cho_logdet):  # log(det(spd(X)))
             return _Value(args[0].expr.args[0], (), ())
+        if isinstance(node, sp.Add) and any(isinstance(a, MatrixExpr) for a in node.args):
+            raise UnsupportedFunctionError(
+                f"a scalar added to a matrix: {short(node)} (SymPy refuses A + c: write "
+                "symdiff.add_scalar(A, c))")
         if any(isinstance(a, MatrixExpr) for a in node.args):
             raise UnsupportedFunctionError(
                 f"{type(node).__name__} of a matrix is not supported: {short(node)} (for the "

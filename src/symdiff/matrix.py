@@ -114,6 +114,26 @@ def apply(f, a) -> MatrixExpr:
     return _matrix(a, "apply").applyfunc(f)
 
 
+def add_scalar(a, c) -> MatrixExpr:
+    """``c`` added to every entry of ``a``. SymPy refuses ``A + c`` (``TypeError: Mix of Matrix
+    and Scalar symbols``); this is ``A + c*OneMatrix(n, m)``, added with NumPy broadcasting
+    (the gradient of ``c`` sums over every entry)."""
+    a = _matrix(a, "add_scalar")
+    if isinstance(c, MatrixExpr):
+        raise ArgumentError(f"add_scalar() adds a scalar: {c} is a matrix (write a + b)")
+    return a + sp.sympify(c) * sp.OneMatrix(*a.shape)
+
+
+def maximum(a, b) -> MatrixExpr:
+    """The elementwise maximum of two matrices of one shape (``np.maximum``)."""
+    return Maximum(_matrix(a, "maximum"), _matrix(b, "maximum"))
+
+
+def minimum(a, b) -> MatrixExpr:
+    """The elementwise minimum of two matrices of one shape (``np.minimum``)."""
+    return Minimum(_matrix(a, "minimum"), _matrix(b, "minimum"))
+
+
 def hadamard(*arrays) -> MatrixExpr:
     """The elementwise product."""
     return sp.hadamard_product(*(_matrix(a, "hadamard") for a in arrays))
@@ -189,6 +209,34 @@ class AxisMax(MatrixExpr):
         return sp.Max(*(self.arg[i, k] for k in range(m)))
 
 
+class Pairwise(MatrixExpr):
+    """A function (``Max``, ``Min``: the subclass's ``function``) of the corresponding entries
+    of two matrices of one shape."""
+
+    function = None
+
+    def __new__(cls, a, b):
+        if a.shape != b.shape:
+            raise ArgumentError(f"{cls.__name__.lower()}() of matrices of different shapes: "
+                                f"{a.shape} and {b.shape}")
+        return super().__new__(cls, a, b)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.function(self.args[0][i, j], self.args[1][i, j])
+
+
+class Maximum(Pairwise):
+    function = sp.Max
+
+
+class Minimum(Pairwise):
+    function = sp.Min
+
+
 def explicit_node(node, args):
     """SymPy's explicit value of a linear-algebra node whose matrix operands are explicit
     (ImmutableMatrix) at concrete sizes, for the reference gradient; None for other nodes.
@@ -202,6 +250,9 @@ def explicit_node(node, args):
         return args[0][int(node.i), int(node.j)]
     if isinstance(node, SPD):
         return args[0]
+    if isinstance(node, Pairwise):
+        a, b = args
+        return sp.ImmutableMatrix(a.rows, a.cols, lambda i, j: node.function(a[i, j], b[i, j]))
     return None
 
 
