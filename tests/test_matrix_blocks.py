@@ -123,3 +123,26 @@ def test_elementwise_maximum_and_minimum_of_two_matrices():
     assert np.isclose(value, np.sum(hi * lo))
     np.testing.assert_allclose(da, lo * (aa > bb) + hi * (aa < 2 * bb), rtol=1e-13)  # by hand
     np.testing.assert_allclose(db, lo * (bb > aa) + 2 * hi * (2 * bb < aa), rtol=1e-13)
+
+
+def test_verify_judges_hand_gradients_of_a_gate_slice_and_of_maximum():
+    W, X = sp.MatrixSymbol("W", D, 4 * H), sp.MatrixSymbol("X", N, D)
+    h = sp.MatrixSymbol("h", N, H)
+    expr = symdiff.sum(symdiff.hadamard(h, X * W[:, H:2 * H]))
+
+    def hand(w, x, hh, lo=1):
+        dw = np.zeros_like(w)
+        dw[:, lo * hh.shape[1]:(lo + 1) * hh.shape[1]] = x.T @ hh
+        return dw
+
+    assert symdiff.verify(expr, [W], hand, args=[W, X, h]).ok
+    wrong = symdiff.verify(expr, [W], lambda w, x, hh: hand(w, x, hh, lo=0), args=[W, X, h])
+    assert not wrong.ok  # the gradient of another gate's block
+    A, B, c = sp.MatrixSymbol("A", N, M), sp.MatrixSymbol("B", N, M), sp.Symbol("c")
+    expr = symdiff.sum(symdiff.maximum(A, symdiff.add_scalar(B, c)))
+
+    def hand_max(a, b, cc):
+        up = (a > b + cc) * 1.0
+        return up, 1 - up, float(np.sum(1 - up))
+
+    assert symdiff.verify(expr, [A, B, c], hand_max, args=[A, B, c]).ok

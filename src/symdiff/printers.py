@@ -326,6 +326,12 @@ class TorchPrinter(NumpyPrinter):
                 return self._print_Float(value)
         return super()._print(expr, **kwargs)
 
+    def _print_constant(self, expr):
+        """``torch.tensor(..., dtype=torch.float64)``: torch has no ``array``, and an integer
+        tensor does not multiply a float one."""
+        table = super()._print_constant(expr)[len("torch.array("):-1]
+        return f"torch.tensor({table}, dtype=torch.float64)"
+
     def _print_Piecewise(self, expr):
         """Nested ``torch.where``. When every value is a number the default is a tensor like
         one of the formula's (``torch.where`` of two numbers would be float32 on the CPU)."""
