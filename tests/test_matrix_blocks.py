@@ -146,3 +146,13 @@ def test_verify_judges_hand_gradients_of_a_gate_slice_and_of_maximum():
         return up, 1 - up, float(np.sum(1 - up))
 
     assert symdiff.verify(expr, [A, B, c], hand_max, args=[A, B, c]).ok
+
+
+def test_a_slice_bound_that_is_a_scalar_argument_is_refused():
+    W, k = sp.MatrixSymbol("W", N, M), sp.Symbol("k", integer=True, positive=True)
+    try:
+        symdiff.lower(symdiff.sum(W[:, 0:k]) + k, wrt=[W])
+    except symdiff.ArgumentError as e:
+        assert "bounds are numbers or sizes" in str(e)
+    else:
+        raise AssertionError("a slice bounded by an argument was lowered")

@@ -114,10 +114,10 @@ class Converter:
                 f"the slice {short(node)} has a step: only contiguous blocks A[r0:r1, c0:c1] "
                 "are supported")
         dims = {d: self.codes.get(d) for b in (r0, r1, c0, c1) for d in sp.sympify(b).free_symbols}
-        missing = [d for d, code in dims.items() if code is None]
+        missing = [d for d, code in dims.items() if code is None or code.name in self.shapes]
         if missing:
             raise ArgumentError(f"the slice bound {missing[0]} of {short(node)} is not a "
-                                "dimension of an argument")
+                                "dimension of an argument: bounds are numbers or sizes (H, 2*H)")
         bounds = [sp.sympify(b).xreplace(dims) for b in (r0, r1, c0, c1)]
         a = self._materialized(parent)
         return _Value(submatrix(a.expr, *bounds), node.shape, node.shape)
