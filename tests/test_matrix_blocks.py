@@ -156,3 +156,16 @@ def test_a_slice_bound_that_is_a_scalar_argument_is_refused():
         assert "bounds are numbers or sizes" in str(e)
     else:
         raise AssertionError("a slice bounded by an argument was lowered")
+
+
+def test_generated_code_refuses_an_array_whose_size_is_not_the_derived_one():
+    W, h = sp.MatrixSymbol("W", D, 4 * H), sp.MatrixSymbol("h", N, H)
+    X = sp.MatrixSymbol("X", N, D)
+    mod = symdiff.lower(symdiff.sum(symdiff.hadamard(h, X * W[:, H:2 * H])), wrt=[W]).compile(
+        "numpy")
+    try:
+        mod.value_and_grad(np.ones((3, 9)), np.ones((4, 3)), np.ones((4, 2)))
+    except ValueError as e:
+        assert "W must have 4*H entries in axis 1" in str(e)
+    else:
+        raise AssertionError("a W of 9 columns was taken for 4*H = 8")
