@@ -169,3 +169,16 @@ def test_generated_code_refuses_an_array_whose_size_is_not_the_derived_one():
         assert "W must have 4*H entries in axis 1" in str(e)
     else:
         raise AssertionError("a W of 9 columns was taken for 4*H = 8")
+
+
+def test_a_point_with_a_packed_matrix_fixes_the_gate_width():
+    W, h = sp.MatrixSymbol("W", D, 4 * H), sp.MatrixSymbol("h", N, H)
+    X = sp.MatrixSymbol("X", N, D)
+    prog = symdiff.lower(symdiff.sum(symdiff.hadamard(h, X * W[:, H:2 * H])), wrt=[W])
+    _ok(prog, points=[{"W": RNG.normal(size=(3, 12))}])  # H = 3
+    try:
+        symdiff.check(prog, points=[{"W": RNG.normal(size=(3, 10))}])
+    except symdiff.ArgumentError as e:
+        assert "no size H" in str(e)
+    else:
+        raise AssertionError("10 columns taken for 4*H")
