@@ -175,7 +175,7 @@ def test_helper_names_cover_everything():
         "asfloat", "digamma", "max_mask", "asmatrix", "in_blocks", "logsumexp", "sech", "csch",
         "acot", "undefined", "besseli", "gelu", "elu", "selu", "mish", "xlogy",
         "sinc", "entry_grad", "logdet", "first_max_mask", "cholesky", "cho_solve", "cho_logdet",
-        "cho_inverse", "jacobian_array",
+        "cho_inverse", "jacobian_array", "submatrix_grad",
     } | CONSTANT_NAMES | TORCH_ONLY
     for name in HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY - TORCH_ONLY:
         source = helper_source(name, "numpy")

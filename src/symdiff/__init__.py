@@ -25,7 +25,20 @@ from .errors import (
 from .functions import elu, gelu, mish, relu, selu, sigmoid, softplus, xlogy
 from .hand import drawn_masks
 from .ir import GradStep, Program, Step
-from .matrix import amax, apply, cols, divide, hadamard, mean, rows, spd, sum  # noqa: F401
+from .matrix import (  # noqa: F401
+    add_scalar,
+    amax,
+    apply,
+    cols,
+    divide,
+    hadamard,
+    maximum,
+    mean,
+    minimum,
+    rows,
+    spd,
+    sum,
+)
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
 from .verify import assert_gradient, verify, verify_layer
 
@@ -38,6 +51,7 @@ __all__ = [
     "check", "grad", "hessian", "hvp", "jacobian", "jvp", "lower",
     "verify", "verify_layer", "drawn_masks",
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
-    "amax", "apply", "cols", "divide", "hadamard", "rows",  # not sum/mean: builtins on import *
+    "add_scalar", "amax", "apply", "cols", "divide", "hadamard", "maximum", "minimum", "rows",
+    # not sum/mean: builtins on import *
     "spd",
 ]

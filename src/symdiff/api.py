@@ -134,12 +134,14 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
     are staged in one forward program, outputs ``out0``, ``out1``, ... sharing common steps."""
     whole = sp.Tuple(*exprs) if vector else exprs[0]
     matrices = [s for s in whole.free_symbols if isinstance(s, sp.MatrixSymbol)]
-    dims = sorted({d for m in matrices for d in m.shape if isinstance(d, sp.Symbol)},
-                  key=lambda d: d.name)
+    dims = sorted({d for m in matrices for n in m.shape for d in n.free_symbols},
+                  key=lambda d: d.name)  # a size may be an expression in them (4*H)
     for m in matrices:
-        bad = [d for d in m.shape if not (d.is_Integer or isinstance(d, sp.Symbol))]
+        bad = [d for d in m.shape if not (d.is_Integer or isinstance(d, sp.Symbol)
+                                          or d.is_polynomial() and d.free_symbols)]
         if bad:
-            raise ArgumentError(f"the shape of {m.name} must be integers or symbols, not {bad[0]}")
+            raise ArgumentError(f"the shape of {m.name} must be integers, symbols or "
+                                f"polynomials in symbols (4*H), not {bad[0]}")
     scalars = [s for s in whole.free_symbols if isinstance(s, sp.Symbol) and s not in dims]
     symbols = sorted(matrices + scalars, key=lambda s: (natural_key(s.name), str(type(s))))
     real = {s: s for s in symbols}
@@ -151,7 +153,7 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
     codes.update((d, sp.Symbol(namer.claim(sanitize(d.name), paired=False), real=True))
                  for d in dims)
-    shapes = {codes[u].name: tuple(codes.get(d, d) for d in u.shape) if u.is_Matrix else ()
+    shapes = {codes[u].name: tuple(d.xreplace(codes) for d in u.shape) if u.is_Matrix else ()
               for u, _ in arg_pairs}
     lowerer, outputs, texts = Lowerer(namer, {c: c for c in codes.values()}), [], []
     for k, e in enumerate(exprs):
@@ -160,7 +162,8 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
         outputs.append(forward[-1].name)
         texts.append(_matrix_text(converted))
     names = _checked_names(outputs, given) if vector else ()
-    all_shapes = step_shapes(forward, {**shapes, **{codes[d].name: () for d in dims}})
+    all_shapes = step_shapes(forward, {**shapes, **{codes[d].name: () for d in dims}},
+                             frozenset(codes[d].name for d in dims))
     backward = reverse_arrays(forward, all_shapes, {codes[u].name: g for u, g in grads.items()},
                               outputs=names)
     found = runtime_dims([codes[d] for d in dims], [(codes[u].name, shapes[codes[u].name])

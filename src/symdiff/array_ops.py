@@ -140,6 +140,42 @@ class entry_grad(_ArrayGate):
         return out
 
 
+class submatrix(_ArrayGate):
+    """``a[r0:r1, c0:c1]``: a block of rows and columns (bounds are numbers or dimensions)."""
+
+    nargs = 5
+    precedence = PRECEDENCE["Atom"]  # printed as a subscript
+    apply = staticmethod(lambda a, r0, r1, c0, c1: a[r0:r1, c0:c1])
+
+
+class submatrix_grad(_ArrayGate):
+    """Zeros of rows x cols with ``s`` at ``[r0:r1, c0:c1]`` (the gradient of ``submatrix``;
+    backward only)."""
+
+    nargs = 7
+
+    @staticmethod
+    def apply(s, r0, r1, c0, c1, rows, cols):
+        out = np.full((rows, cols), s.flat[0] - s.flat[0], dtype=object)
+        out[r0:r1, c0:c1] = s
+        return out
+
+
+class constant(_ArrayGate):
+    """``np.array([[...], ...])``: a matrix of numbers written in the formula (rows, cols, then
+    the entries row by row)."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+
+    @property
+    def operands(self) -> int:  # every argument is a number, passed to apply as its value
+        return len(self.args)
+
+    @staticmethod
+    def apply(rows, cols, *entries):
+        return np.array(entries, dtype=object).reshape(int(rows), int(cols))
+
+
 class trace(_ArrayGate):
     """``np.trace(a)``: the sum of the diagonal of a square array, as a scalar."""
 
@@ -235,8 +271,8 @@ class cho_inverse(_ArrayGate):
 
 CHOLESKY_GATES = (cho_solve, cho_logdet, cho_inverse)  # gates over a factor, first argument
 ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, first_max_mask, item,
-               as_1x1, broadcast, entry, entry_grad, trace, eye, det, logdet, inverse, solve,
-               cholesky, *CHOLESKY_GATES)
+               as_1x1, broadcast, entry, entry_grad, submatrix, submatrix_grad, constant, trace,
+               eye, det, logdet, inverse, solve, cholesky, *CHOLESKY_GATES)
 
 
 def _axes(axis) -> int | tuple[int, int]:

@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.matrices.expressions.slice import MatrixSlice
 
 from .dag import postorder
 from .errors import ArgumentError
@@ -30,13 +31,15 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
     done: dict = {}
 
     def stop(n):
-        return isinstance(n, (sp.Lambda, sp.Sum)) or n in grids
+        return isinstance(n, (sp.Lambda, sp.Sum, sp.MatrixBase)) or n in grids
 
     for node in postorder(expr, stop=stop):
         if isinstance(node, sp.Lambda):
             continue
         if node in grids:
             done[node] = grids[node]
+        elif isinstance(node, sp.MatrixBase):  # a constant matrix
+            done[node] = sp.ImmutableMatrix(node)
         elif isinstance(node, sp.Sum):  # an entry of a product: SymPy's sum at concrete sizes
             done[node] = explicit(node.doit(), grids)
         elif isinstance(node, ElementwiseApplyFunction):
@@ -75,6 +78,9 @@ def _explicit_node(node, args):
         return args[0].T
     if isinstance(node, sp.Trace):
         return args[0].trace()
+    if isinstance(node, MatrixSlice):  # bounds at the concrete sizes: numbers
+        (r0, r1, _), (c0, c1, _) = args[1:]
+        return sp.ImmutableMatrix(args[0][int(r0):int(r1), int(c0):int(c1)])
     if isinstance(node, AxisMax):
         a = args[0]
         if node.axis == 0:

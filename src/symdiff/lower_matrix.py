@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixElement, MatrixExpr
+from sympy.matrices.expressions.slice import MatrixSlice
 
 from .array_ops import (
     axis_max,
@@ -25,6 +26,7 @@ from .array_ops import (
     cho_logdet,
     cho_solve,
     cholesky,
+    constant,
     det,
     entry,
     eye,
@@ -33,13 +35,14 @@ from .array_ops import (
     logdet,
     matmul,
     solve,
+    submatrix,
     total,
     trace,
     transpose,
 )
 from .dag import postorder
 from .errors import ArgumentError, UnsupportedFunctionError
-from .matrix import SPD, AxisMax, Shape, broadcast_shapes, short
+from .matrix import SPD, AxisMax, Pairwise, Shape, broadcast_shapes, short
 from .matrix_forms import fold_transposes
 
 
@@ -76,13 +79,15 @@ class Converter:
         done = self.done
 
         def stop(n):
-            return isinstance(n, (sp.Lambda, sp.Sum)) or n in self.codes
+            return isinstance(n, (sp.Lambda, sp.Sum, MatrixSlice, sp.MatrixBase)) or n in self.codes
 
         for node in postorder(root, stop=stop):
             if node in done:
                 continue
             if isinstance(node, ElementwiseApplyFunction):
                 done[node] = self._apply(node, self._walk(node.expr))
+            elif isinstance(node, MatrixSlice):
+                done[node] = self._slice(node, self._walk(node.parent))
             elif isinstance(node, sp.Sum):
                 done[node] = self._walk(_index_sum(node))
             elif not isinstance(node, sp.Lambda):
@@ -101,6 +106,22 @@ class Converter:
         mapping[fn.variables[0]] = self._materialized(inner).expr
         return _Value(body.xreplace(mapping), inner.phys, node.shape)
 
+    def _slice(self, node: MatrixSlice, parent: _Value) -> _Value:
+        """``A[r0:r1, c0:c1]``: bounds are numbers or expressions in the dimensions."""
+        (r0, r1, rs), (c0, c1, cs) = node.rowslice, node.colslice
+        if rs != 1 or cs != 1:
+            raise UnsupportedFunctionError(
+                f"the slice {short(node)} has a step: only contiguous blocks A[r0:r1, c0:c1] "
+                "are supported")
+        dims = {d: self.codes.get(d) for b in (r0, r1, c0, c1) for d in sp.sympify(b).free_symbols}
+        missing = [d for d, code in dims.items() if code is None or code.name in self.shapes]
+        if missing:
+            raise ArgumentError(f"the slice bound {missing[0]} of {short(node)} is not a "
+                                "dimension of an argument: bounds are numbers or sizes (H, 2*H)")
+        bounds = [sp.sympify(b).xreplace(dims) for b in (r0, r1, c0, c1)]
+        a = self._materialized(parent)
+        return _Value(submatrix(a.expr, *bounds), node.shape, node.shape)
+
     def _scalar_symbol(self, symbol):
         if symbol not in self.codes:
             raise ArgumentError(f"{symbol} is not an argument of the formula")
@@ -113,6 +134,8 @@ class Converter:
             return _Value(code, shape, shape)
         if isinstance(node, sp.OneMatrix):
             return _Value(None, node.shape, node.shape)
+        if isinstance(node, sp.MatrixBase):
+            return _constant(node)
         if node.is_Number or node.is_NumberSymbol:
             return _Value(node, (), ())
         if isinstance(node, sp.ZeroMatrix):
@@ -131,6 +154,8 @@ class Converter:
             return self._elementwise(node, sp.Pow, args)
         if isinstance(node, sp.MatMul):
             return self._product(node, args)
+        if isinstance(node, Pairwise):
+            return self._elementwise(node, node.function, args)
         linear = self._linear_algebra(node, args)
         if linear is not None:
             return linear
@@ -148,11 +173,18 @@ class Converter:
                 f"{type(node).__name__} is not supported in matrix formulas: {node}")
         if isinstance(node, sp.Symbol):
             raise ArgumentError(f"{node} is not an argument of the formula")
-        # a scalar node (Add, Mul, function, ...) over scalar or array values
+        return self._scalar_node(node, args)
+
+    def _scalar_node(self, node, args: list) -> _Value:
+        """A scalar node (Add, Mul, function, ...) over scalar or array values."""
         if node.func is sp.log and isinstance(args[0].expr, det):  # log(det(X)): slogdet
             return _Value(logdet(args[0].expr.args[0]), (), ())
         if node.func is sp.log and _is_exp_of(args[0].expr, cho_logdet):  # log(det(spd(X)))
             return _Value(args[0].expr.args[0], (), ())
+        if isinstance(node, sp.Add) and any(isinstance(a, MatrixExpr) for a in node.args):
+            raise UnsupportedFunctionError(
+                f"a scalar added to a matrix: {short(node)} (SymPy refuses A + c: write "
+                "symdiff.add_scalar(A, c))")
         if any(isinstance(a, MatrixExpr) for a in node.args):
             raise UnsupportedFunctionError(
                 f"{type(node).__name__} of a matrix is not supported: {short(node)} (for the "
@@ -344,6 +376,16 @@ class Converter:
             return value
         r, c = (self.codes.get(n, n) for n in value.shape)
         return _Value(broadcast(value.expr, r, c), value.shape, value.shape)
+
+
+def _constant(m: sp.MatrixBase) -> _Value:
+    """A matrix of numbers in the formula (``sp.ImmutableMatrix([[1, 0], [0, 1]])``)."""
+    bad = [e for e in m if not e.is_number or e.is_extended_real is False]
+    if bad:
+        raise UnsupportedFunctionError(
+            f"the matrix {short(m)} has an entry {bad[0]} that is not a real number: a "
+            "constant matrix holds numbers; a matrix of variables is a MatrixSymbol")
+    return _Value(constant(m.rows, m.cols, *m), m.shape, m.shape)
 
 
 def _solve(a: _Value, b):

@@ -31,6 +31,7 @@ from .array_ops import (
     cho_logdet,
     cho_solve,
     cholesky,
+    constant,
     det,
     entry,
     entry_grad,
@@ -41,6 +42,8 @@ from .array_ops import (
     matmul,
     max_mask,
     solve,
+    submatrix,
+    submatrix_grad,
     total,
     trace,
     transpose,
@@ -109,6 +112,26 @@ def amax(a, axis: int) -> MatrixExpr:
 def apply(f, a) -> MatrixExpr:
     """``f`` applied to every entry of ``a`` (``a.applyfunc(f)``): ``apply(sp.exp, Z)``."""
     return _matrix(a, "apply").applyfunc(f)
+
+
+def add_scalar(a, c) -> MatrixExpr:
+    """``c`` added to every entry of ``a``. SymPy refuses ``A + c`` (``TypeError: Mix of Matrix
+    and Scalar symbols``); this is ``A + c*OneMatrix(n, m)``, added with NumPy broadcasting
+    (the gradient of ``c`` sums over every entry)."""
+    a = _matrix(a, "add_scalar")
+    if isinstance(c, MatrixExpr):
+        raise ArgumentError(f"add_scalar() adds a scalar: {c} is a matrix (write a + b)")
+    return a + sp.sympify(c) * sp.OneMatrix(*a.shape)
+
+
+def maximum(a, b) -> MatrixExpr:
+    """The elementwise maximum of two matrices of one shape (``np.maximum``)."""
+    return Maximum(_matrix(a, "maximum"), _matrix(b, "maximum"))
+
+
+def minimum(a, b) -> MatrixExpr:
+    """The elementwise minimum of two matrices of one shape (``np.minimum``)."""
+    return Minimum(_matrix(a, "minimum"), _matrix(b, "minimum"))
 
 
 def hadamard(*arrays) -> MatrixExpr:
@@ -186,6 +209,34 @@ class AxisMax(MatrixExpr):
         return sp.Max(*(self.arg[i, k] for k in range(m)))
 
 
+class Pairwise(MatrixExpr):
+    """A function (``Max``, ``Min``: the subclass's ``function``) of the corresponding entries
+    of two matrices of one shape."""
+
+    function = None
+
+    def __new__(cls, a, b):
+        if a.shape != b.shape:
+            raise ArgumentError(f"{cls.__name__.lower()}() of matrices of different shapes: "
+                                f"{a.shape} and {b.shape}")
+        return super().__new__(cls, a, b)
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return self.function(self.args[0][i, j], self.args[1][i, j])
+
+
+class Maximum(Pairwise):
+    function = sp.Max
+
+
+class Minimum(Pairwise):
+    function = sp.Min
+
+
 def explicit_node(node, args):
     """SymPy's explicit value of a linear-algebra node whose matrix operands are explicit
     (ImmutableMatrix) at concrete sizes, for the reference gradient; None for other nodes.
@@ -199,6 +250,9 @@ def explicit_node(node, args):
         return args[0][int(node.i), int(node.j)]
     if isinstance(node, SPD):
         return args[0]
+    if isinstance(node, Pairwise):
+        a, b = args
+        return sp.ImmutableMatrix(a.rows, a.cols, lambda i, j: node.function(a[i, j], b[i, j]))
     return None
 
 
@@ -230,16 +284,24 @@ def short(node, limit: int = 60) -> str:
 # -- shapes of steps and the reverse pass --------------------------------------------------------
 
 
-def step_shapes(forward: list[Step], shapes: dict[str, Shape]) -> dict[str, Shape]:
-    """The NumPy shape of every step, from its gate and its operands' shapes."""
+def step_shapes(forward: list[Step], shapes: dict[str, Shape],
+                dims: frozenset[str] = frozenset()) -> dict[str, Shape]:
+    """The NumPy shape of every step, from its gate and its operands' shapes. A step over the
+    dimensions alone (``twoH = 2*H``, a slice bound) is a size: shapes use its value."""
     shapes = dict(shapes)
+    sizes = {sp.Symbol(d, real=True): sp.Symbol(d, real=True) for d in dims}
     for step in forward:
-        shapes[step.name] = _gate_shape(step.rhs, shapes)
+        shape = _gate_shape(step.rhs, shapes)
+        shapes[step.name] = tuple(sp.expand(n.xreplace(sizes)) for n in shape)
+        if not shape and step.rhs.free_symbols and step.rhs.free_symbols <= set(sizes):
+            sizes[sp.Symbol(step.name, real=True)] = step.rhs.xreplace(sizes)
     return shapes
 
 
 def _gate_shape(rhs, shapes) -> Shape:
     def of(a):
+        if isinstance(a, constant):
+            return tuple(a.args[:2])
         return shapes[a.name] if a.is_Symbol else ()
 
     if isinstance(rhs, matmul):
@@ -257,11 +319,17 @@ def _gate_shape(rhs, shapes) -> Shape:
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, eye):
         return (rhs.args[0], rhs.args[0])
+    if isinstance(rhs, submatrix):
+        _, r0, r1, c0, c1 = rhs.args
+        return (r1 - r0, c1 - c0)
     if isinstance(rhs, solve):
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
     if isinstance(rhs, broadcast):
         return (rhs.args[1], rhs.args[2])
-    symbols = [n for n in postorder(rhs) if n.is_Symbol]
+    if isinstance(rhs, constant):
+        return of(rhs)
+    symbols = [n for n in postorder(rhs, stop=lambda n: isinstance(n, constant))
+               if n.is_Symbol or isinstance(n, constant)]
     return broadcast_shapes([of(s) for s in symbols], rhs)
 
 
@@ -301,6 +369,8 @@ def _terms(step: Step, d: sp.Symbol, shapes, factored) -> list[tuple[sp.Symbol, 
     if isinstance(rhs, broadcast):
         a = rhs.args[0]
         return [(a, _reduced(d, shapes[step.name], shapes[a.name]))]
+    if isinstance(rhs, constant):
+        return []
     pairs = []
     for operand, local in local_partials(rhs, out):
         term = d if local == 1 else -d if local == -1 else d * local
@@ -316,6 +386,9 @@ def _linear_algebra_terms(rhs, out, d, shapes):
     if isinstance(rhs, entry):
         r, c = shapes[a.name]
         return [(a, entry_grad(d, rhs.args[1], rhs.args[2], r, c))]
+    if isinstance(rhs, submatrix):
+        r, c = shapes[a.name]
+        return [(a, submatrix_grad(d, *rhs.args[1:], r, c))]
     if isinstance(rhs, trace):
         return [(a, d * eye(shapes[a.name][0]))]
     if isinstance(rhs, eye):  # a constant
@@ -370,5 +443,7 @@ def runtime_dims(dim_symbols, inputs: list[tuple[str, Shape]]) -> dict[sp.Symbol
                 found[dim] = (name, axis)
     missing = [d for d in dim_symbols if d not in found]
     if missing:
-        raise ArgumentError(f"dimension {missing[0]} is not the size of any argument's axis")
+        raise ArgumentError(f"dimension {missing[0]} is not the size of any argument's axis "
+                            f"(a size {missing[0]} of one argument fixes it: only then can "
+                            f"sizes such as 4*{missing[0]} be read)")
     return found

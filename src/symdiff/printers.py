@@ -233,6 +233,22 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         s, i, j, r, c = (self._print(e) for e in expr.args)
         return f"entry_grad({s}, {i}, {j}, ({r}, {c}))"
 
+    def _print_submatrix(self, expr):
+        a, r0, r1, c0, c1 = expr.args
+        rows, cols = (f"{self._print(lo)}:{self._print(hi)}" for lo, hi in ((r0, r1), (c0, c1)))
+        return f"{self._operand(a)}[{rows}, {cols}]"
+
+    def _print_submatrix_grad(self, expr):
+        self.helpers.add("submatrix_grad")
+        s, r0, r1, c0, c1, r, c = (self._print(e) for e in expr.args)
+        return f"submatrix_grad({s}, ({r0}, {r1}), ({c0}, {c1}), ({r}, {c}))"
+
+    def _print_constant(self, expr):
+        rows, cols, *entries = expr.args
+        table = ", ".join("[" + ", ".join(self._print(e) for e in entries[k:k + int(cols)]) + "]"
+                          for k in range(0, len(entries), int(cols)))
+        return f"{self._module_format('numpy.array')}([{table}])"
+
     def _print_trace(self, expr):
         return f"{self._module_format('numpy.trace')}({self._print(expr.args[0])})"
 
@@ -309,6 +325,12 @@ class TorchPrinter(NumpyPrinter):
             if value.is_Float:
                 return self._print_Float(value)
         return super()._print(expr, **kwargs)
+
+    def _print_constant(self, expr):
+        """``torch.tensor(..., dtype=torch.float64)``: torch has no ``array``, and an integer
+        tensor does not multiply a float one."""
+        table = super()._print_constant(expr)[len("torch.array("):-1]
+        return f"torch.tensor({table}, dtype=torch.float64)"
 
     def _print_Piecewise(self, expr):
         """Nested ``torch.where``. When every value is a number the default is a tensor like

@@ -46,7 +46,7 @@ def reverse(forward: list[Step], grad_names: dict[str, str], terms=None,
         else:
             pairs = terms(step, sp.Symbol(upstream, real=True))
         for operand, local in pairs:
-            if operand.name not in needs:
+            if not operand.is_Symbol or operand.name not in needs:  # a constant matrix
                 continue
             target = grad_of[operand.name]
             backward.append(GradStep(target, upstream, local, target in written, step.name,

@@ -154,6 +154,13 @@ def entry_grad(value, i, j, shape):
     return jnp.zeros(shape, dtype=value.dtype).at[i, j].set(value)
 
 
+def submatrix_grad(value, rows, cols, shape):
+    """Zeros of ``shape`` with ``value`` at ``[rows[0]:rows[1], cols[0]:cols[1]]``: the gradient
+    of the block ``a[r0:r1, c0:c1]``."""
+    value = jnp.asarray(value)
+    return jnp.zeros(shape, dtype=value.dtype).at[rows[0]:rows[1], cols[0]:cols[1]].set(value)
+
+
 def logdet(a):
     """log(det(a)) by jnp.linalg.slogdet (no overflow); nan where det(a) < 0, -inf where 0."""
     sign, value = jnp.linalg.slogdet(a)

@@ -198,6 +198,14 @@ def entry_grad(value, i, j, shape):
     return out
 
 
+def submatrix_grad(value, rows, cols, shape):
+    """Zeros of ``shape`` with ``value`` at ``[rows[0]:rows[1], cols[0]:cols[1]]``: the gradient
+    of the block ``a[r0:r1, c0:c1]``."""
+    out = np.zeros(shape)
+    out[rows[0]:rows[1], cols[0]:cols[1]] = value
+    return out
+
+
 def logdet(a):
     """log(det(a)) by np.linalg.slogdet (no overflow); nan where det(a) < 0, -inf where 0."""
     sign, value = np.linalg.slogdet(a)

@@ -197,6 +197,15 @@ def entry_grad(value, i, j, shape):
     return out
 
 
+def submatrix_grad(value, rows, cols, shape):
+    """Zeros of ``shape`` with ``value`` at ``[rows[0]:rows[1], cols[0]:cols[1]]``: the gradient
+    of the block ``a[r0:r1, c0:c1]``."""
+    value = torch.as_tensor(value)
+    out = torch.zeros(shape, dtype=value.dtype, device=value.device)
+    out[rows[0]:rows[1], cols[0]:cols[1]] = value
+    return out
+
+
 def logdet(a):
     """log(det(a)) by torch.linalg.slogdet (no overflow); nan where det(a) < 0, -inf where 0."""
     sign, value = torch.linalg.slogdet(a)

@@ -118,7 +118,7 @@ def _interval(name: str, interval) -> tuple[float, float]:
 def dimension_symbols(prog) -> list[sp.Symbol]:
     """The symbolic dimensions of a matrix program's arguments, by name."""
     dims = {d for i in prog.inputs if isinstance(i.symbol, sp.MatrixSymbol)
-            for d in i.symbol.shape if isinstance(d, sp.Symbol)}
+            for n in i.symbol.shape for d in n.free_symbols}  # H of a size 4*H too
     return sorted(dims, key=lambda d: d.name)
 
 
@@ -146,20 +146,42 @@ def check_sizes(prog, sizes: dict | None = None) -> dict:
 def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
     """Distinct random sizes for the dimensions, except those the given arrays fix."""
     sizes: dict = {}
+    derived: list = []
     for i in prog.inputs:
         if i.name in fixed and isinstance(i.symbol, sp.MatrixSymbol):
             for dim, n in zip(i.symbol.shape, np.shape(fixed[i.name])):
                 if isinstance(dim, sp.Symbol):
                     if sizes.setdefault(dim, n) != n:
                         raise ArgumentError(f"the point gives {dim} two sizes: {sizes[dim]}, {n}")
+                elif not dim.is_Integer:
+                    derived.append((dim, n, i.name))  # 4*H: read once the plain sizes are
                 elif int(dim) != n:
                     raise ArgumentError(f"{i.name} must have {dim} at that axis, got {n}")
+    _derived_sizes(derived, sizes)
     free = [n for n in TRIAL_SIZES if n not in sizes.values()]
     rng.shuffle(free)
     for dim in dimension_symbols(prog):
         if dim not in sizes:
             sizes[dim] = free.pop() if free else rng.randint(TRIAL_SIZES[0], TRIAL_SIZES[-1])
     return sizes
+
+
+def _derived_sizes(derived: list, sizes: dict) -> None:
+    """Sizes that are expressions (a W of 4*H columns given at a point): each agrees with the
+    plain sizes, or fixes its one unknown dimension (8 columns: H = 2)."""
+    for _ in range(len(derived)):
+        for dim, n, name in derived:
+            known = dim.subs(sizes)
+            unknown = sorted(known.free_symbols, key=lambda d: d.name)
+            if not unknown and known != n:
+                raise ArgumentError(f"{name} must have {dim} = {known} at that axis, got {n}")
+            if len(unknown) == 1:
+                roots = [r for r in sp.solve(sp.Eq(known, n), unknown[0])
+                         if r.is_Integer and r > 0]
+                if not roots:
+                    raise ArgumentError(f"{name} has {n} at an axis of size {dim}: no size "
+                                        f"{unknown[0]} gives that")
+                sizes[unknown[0]] = int(roots[0])
 
 
 KINDS = {  # what an array argument may be declared to hold, and how a trial draws one

@@ -67,6 +67,21 @@ def dim_lines(prog: Program) -> list[str]:
         else:
             (axis, dim), = axes.items()
             lines.append(f"{dim} = {arg}.shape[{axis}]")
+    read = {dim for axes in by_arg.values() for dim in axes.values()}
+    return lines + _derived_size_checks(prog, read)
+
+
+def _derived_size_checks(prog: Program, read: set[str]) -> list[str]:
+    """A size that is an expression in the dimensions (W of 4*H columns) is checked once they
+    are read: the arrays must agree with the formula's sizes, or a slice would be wrong."""
+    lines = []
+    for arg in prog.args:
+        for axis, size in enumerate(prog.shapes.get(arg) or ()):
+            if not (size.is_Integer or size.is_Symbol) and {
+                    d.name for d in size.free_symbols} <= read:
+                lines.append(f"if {arg}.shape[{axis}] != {size}:\n"
+                             f"    raise ValueError(\"{arg} must have {size} entries in axis "
+                             f"{axis}, not %d\" % {arg}.shape[{axis}])")
     return lines
 
 
