@@ -5,7 +5,10 @@ sizes, SymPy's own MatrixSlice semantics, and central differences), and gradient
 hand in NumPy.
 """
 
+import re
+
 import numpy as np
+import pytest
 import sympy as sp
 
 import symdiff
@@ -56,12 +59,8 @@ def test_a_row_and_a_numeric_block():
 
 def test_a_slice_with_a_step_is_refused_with_the_spelling_that_works():
     W = sp.MatrixSymbol("W", N, M)
-    try:
+    with pytest.raises(symdiff.UnsupportedFunctionError, match=re.escape('A[r0:r1, c0:c1]')):
         symdiff.lower(symdiff.sum(W[::2, :]), wrt=[W])
-    except symdiff.UnsupportedFunctionError as e:
-        assert "A[r0:r1, c0:c1]" in str(e)
-    else:
-        raise AssertionError("a stepped slice was lowered")
 
 
 def test_constant_zero_one_matrices_are_numpy_array_constants():
@@ -82,12 +81,8 @@ def test_constant_zero_one_matrices_are_numpy_array_constants():
 
 def test_a_matrix_of_symbols_is_refused_naming_matrixsymbol():
     A, t = sp.MatrixSymbol("A", N, 2), sp.Symbol("t")
-    try:
+    with pytest.raises(symdiff.UnsupportedFunctionError, match=re.escape('MatrixSymbol')):
         symdiff.lower(symdiff.sum(A * sp.ImmutableMatrix([[t], [1]])), wrt=[A])
-    except symdiff.UnsupportedFunctionError as e:
-        assert "MatrixSymbol" in str(e)
-    else:
-        raise AssertionError("a matrix of symbols was lowered")
 
 
 def test_a_scalar_added_to_a_matrix_is_add_scalar():
@@ -103,12 +98,9 @@ def test_a_scalar_added_to_a_matrix_is_add_scalar():
 
 def test_what_sympy_refuses_for_a_matrix_plus_a_scalar_names_add_scalar():
     A, c = sp.MatrixSymbol("A", N, M), sp.Symbol("c")
-    try:
+    with pytest.raises(symdiff.UnsupportedFunctionError,
+                       match=re.escape("symdiff.add_scalar(A, c)")):
         symdiff.lower(sp.Add(A, c, evaluate=False), wrt=[A])
-    except symdiff.UnsupportedFunctionError as e:
-        assert "symdiff.add_scalar(A, c)" in str(e)
-    else:
-        raise AssertionError("a matrix plus a scalar was lowered")
 
 
 def test_elementwise_maximum_and_minimum_of_two_matrices():
@@ -150,12 +142,8 @@ def test_verify_judges_hand_gradients_of_a_gate_slice_and_of_maximum():
 
 def test_a_slice_bound_that_is_a_scalar_argument_is_refused():
     W, k = sp.MatrixSymbol("W", N, M), sp.Symbol("k", integer=True, positive=True)
-    try:
+    with pytest.raises(symdiff.ArgumentError, match=re.escape('bounds are numbers or sizes')):
         symdiff.lower(symdiff.sum(W[:, 0:k]) + k, wrt=[W])
-    except symdiff.ArgumentError as e:
-        assert "bounds are numbers or sizes" in str(e)
-    else:
-        raise AssertionError("a slice bounded by an argument was lowered")
 
 
 def test_generated_code_refuses_an_array_whose_size_is_not_the_derived_one():
@@ -163,12 +151,8 @@ def test_generated_code_refuses_an_array_whose_size_is_not_the_derived_one():
     X = sp.MatrixSymbol("X", N, D)
     mod = symdiff.lower(symdiff.sum(symdiff.hadamard(h, X * W[:, H:2 * H])), wrt=[W]).compile(
         "numpy")
-    try:
+    with pytest.raises(ValueError, match=re.escape('W must have 4*H entries in axis 1')):
         mod.value_and_grad(np.ones((3, 9)), np.ones((4, 3)), np.ones((4, 2)))
-    except ValueError as e:
-        assert "W must have 4*H entries in axis 1" in str(e)
-    else:
-        raise AssertionError("a W of 9 columns was taken for 4*H = 8")
 
 
 def test_a_point_with_a_packed_matrix_fixes_the_gate_width():
@@ -176,9 +160,5 @@ def test_a_point_with_a_packed_matrix_fixes_the_gate_width():
     X = sp.MatrixSymbol("X", N, D)
     prog = symdiff.lower(symdiff.sum(symdiff.hadamard(h, X * W[:, H:2 * H])), wrt=[W])
     _ok(prog, points=[{"W": RNG.normal(size=(3, 12))}])  # H = 3
-    try:
+    with pytest.raises(symdiff.ArgumentError, match=re.escape('no size H')):
         symdiff.check(prog, points=[{"W": RNG.normal(size=(3, 10))}])
-    except symdiff.ArgumentError as e:
-        assert "no size H" in str(e)
-    else:
-        raise AssertionError("10 columns taken for 4*H")
