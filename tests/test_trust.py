@@ -290,6 +290,11 @@ def test_a_branch_sympy_folds_to_a_non_real_constant_is_undefined_only_there():
         symdiff.lower(x + sp.I, wrt=[x])
     with pytest.raises(symdiff.UnsupportedFunctionError, match="asech.E. is a complex number"):
         symdiff.lower(x * sp.asech(sp.E), wrt=[x])  # the math code raised at run time
+    for complex_constant in [(-1)**sp.GoldenRatio, (-2)**sp.pi]:  # is_real None: evaluated
+        with pytest.raises(symdiff.UnsupportedFunctionError, match="is a complex number"):
+            symdiff.lower(sp.atan2(x, 2 * x * complex_constant), wrt=[x])  # numpy raised
+    assert symdiff.lower(x * 2**sp.pi * sp.pi**sp.E, wrt=[x]).compile("math").value_and_grad(
+        1.0)[1][0] == pytest.approx(float(2**sp.pi * sp.pi**sp.E), rel=1e-15)  # real ones stay
     branches = sp.Piecewise((1, sp.atan2(y, 0.5) > 0), (x * sp.asech(sp.E), True))
     f = symdiff.lower(branches, wrt=[x, y]).compile("math").value_and_grad
     assert f(2.0, 2.0) == (1.0, (0.0, 0.0))  # the complex branch is not evaluated where untaken

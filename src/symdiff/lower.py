@@ -213,7 +213,8 @@ class Lowerer:
             if node.is_Symbol:
                 self.total.add(node)
             elif not node.args or all(a in self.constant for a in node.args):
-                if node.args and node.is_extended_real is False:  # asech(E) = 1.194*I
+                if node.args and (node.is_extended_real is False or (  # asech(E) = 1.194*I
+                        node.is_extended_real is None and _complex_value(node))):
                     raise UnsupportedFunctionError(
                         f"the formula is not real: {_short(node)} is a complex number; only "
                         "real values are supported")
@@ -429,6 +430,17 @@ def _is_total_gate(node: sp.Basic) -> bool:
     if isinstance(node, sp.Pow):
         return node.exp.is_Integer and node.exp >= 0
     return isinstance(node, _TOTAL)
+
+
+def _complex_value(node: sp.Expr) -> bool:
+    """A constant SymPy cannot tell real, evaluated: ``(-1)**GoldenRatio`` = 0.362 - 0.932*I."""
+    if not isinstance(node, sp.Expr):
+        return False  # a branch pair or a condition: its parts are judged on their own
+    try:
+        value = complex(node.evalf(30))
+    except (TypeError, ValueError, ArithmeticError, AttributeError):
+        return False  # not a number SymPy can evaluate: left to the gates' own checks
+    return value.imag != 0 and abs(value.imag) > 1e-15 * max(1.0, abs(value.real))
 
 
 def _short(node: sp.Basic, limit: int = 60) -> str:
