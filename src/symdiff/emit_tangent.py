@@ -22,9 +22,8 @@ from .errors import UnsupportedFunctionError
 from .ir import Program
 from .tangent import (
     Tangent,
-    backward_tangents,
-    live_tangents,
     row_program,
+    second_tangents,
     suffix_for,
     sweeps,
     taken_names,
@@ -91,7 +90,7 @@ def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str])
     doc = docstring(f"{_values(prog)} and the Jacobian J[i][j] = d {_values(prog)}[i] / d "
                     f"{abridged(wrt, '(', ')')}[j], {how}.")
     body = [doc] + forward_body(prog, w, lines)
-    jac = _jacobian_names(prog, wrt if mode == "forward" else outs)
+    jac = matrix_names(prog, wrt if mode == "forward" else outs, "jac")
     sweep = _forward_sweeps if mode == "forward" else _reverse_sweeps
     body += sweep(prog, w, lines, jac)
     rows = f"tuple(zip({', '.join(jac)}))" if mode == "forward" else as_tuple(jac)
@@ -167,16 +166,12 @@ def _second_sweep(prog: Program, w: Writer, lines, seeds: dict, with_backward: b
     tangents of the gradients (``grads``, default all): one ``# tangent <line>`` group per
     line."""
     suffix = suffix_for(prog)
-    forward = tangents(prog.forward, seeds, [s.name for s in prog.forward], suffix)
-    of = dict(seeds) | {t.source: t.name for t in forward}
-    backward = backward_tangents(prog, of, suffix)
-    kept = live_tangents(forward + backward, {g + suffix for g in grads or prog.grads})
-    ahead = {id(t) for t in forward}
-    body = _tangent_lines([t for t in kept if id(t) in ahead], w, lines)[0]
+    forward, backward = second_tangents(prog, seeds, suffix, grads or prog.grads)
+    body = _tangent_lines(forward, w, lines)[0]
     if with_backward:
         body += backward_body(prog, w, lines, fold_dout=True)[0]
     source = None
-    for t in (t for t in kept if id(t) not in ahead):
+    for t in backward:
         if t.source != source:
             source = t.source
             body.append(f"# tangent of backprop {one_line(lines[source])}")
@@ -272,10 +267,6 @@ def _values(prog: Program, suffix: str = "") -> str:
 def packed(prog: Program, names: list[str]) -> str:
     """One value for a scalar program, a tuple of them for a vector one (``(out0, out1)``)."""
     return as_tuple(names) if prog.output_names else names[0]
-
-
-def _jacobian_names(prog: Program, values: list[str]) -> list[str]:
-    return matrix_names(prog, values, "jac")
 
 
 def matrix_names(prog: Program, values: list[str], stem: str) -> list[str]:

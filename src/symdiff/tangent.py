@@ -119,6 +119,16 @@ def backward_tangents(prog: Program, tangent_of: dict[str, str | None], suffix: 
     return lines
 
 
+def second_tangents(prog: Program, seeds: dict[str, str | None], suffix: str, grads
+                    ) -> tuple[list[Tangent], list[Tangent]]:
+    """The forward tangents and the backward tangents that the tangents of ``grads`` read
+    (forward over reverse along ``seeds``)."""
+    ahead = tangents(prog.forward, seeds, [s.name for s in prog.forward], suffix)
+    behind = backward_tangents(prog, dict(seeds) | {t.source: t.name for t in ahead}, suffix)
+    live = {id(t) for t in live_tangents(ahead + behind, {g + suffix for g in grads})}
+    return [t for t in ahead if id(t) in live], [t for t in behind if id(t) in live]
+
+
 def live_tangents(lines: list[Tangent], wanted) -> list[Tangent]:
     """The tangent lines that the tangents ``wanted`` read, in order."""
     live, kept = set(wanted), []
@@ -197,11 +207,10 @@ def count_ops(prog: Program) -> dict[str, int]:
               "jvp": base["forward"] + sum(_tangent_ops(t) for t in jvp),
               "jacobian": base["forward"] + sweep}
     if not prog.output_names:  # hvp: the gradient, then one tangent sweep over both passes
-        seeds = {a: a + suffix for a in wrt_args(prog)}
-        ahead = tangents(prog.forward, seeds, [s.name for s in prog.forward], suffix)
-        behind = backward_tangents(prog, seeds | {t.source: t.name for t in ahead}, suffix)
-        live = live_tangents(ahead + behind, {g + suffix for g in prog.grads})
-        counts["hvp"] = counts["gradient"] + sum(_tangent_ops(t) + t.accumulate for t in live)
+        ahead, behind = second_tangents(prog, {a: a + suffix for a in wrt_args(prog)}, suffix,
+                                        prog.grads)
+        counts["hvp"] = counts["gradient"] + sum(_tangent_ops(t) + t.accumulate
+                                                 for t in ahead + behind)
     return counts
 
 
