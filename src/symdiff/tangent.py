@@ -104,19 +104,32 @@ def backward_tangents(prog: Program, tangent_of: dict[str, str | None], suffix: 
     seed = sp.Symbol(f"d{prog.output}", real=True)
     lines: list[Tangent] = []
     for g in prog.backward:
-        rhs = g.rhs.xreplace({seed: sp.S.One})
-        terms = []
-        for symbol in sorted(rhs.free_symbols, key=lambda x: x.name):
-            if symbol.name in tangent_of:
-                local = reuse(compound_partial(rhs, symbol, rhs), staged)
-                if local != 0:
-                    terms.append((local, tangent_of[symbol.name]))
+        terms = [(local, tangent_of[name])
+                 for name, local in _line_partials(g, seed, staged, tangent_of)]
         if not terms:
             continue
         before = g.name in tangent_of
         tangent_of[g.name] = g.name + suffix
         lines.append(Tangent(g.name + suffix, g.source, tuple(terms), g.accumulate and before))
     return lines
+
+
+def _line_partials(g, seed: sp.Symbol, staged: dict, wanted) -> list[tuple[str, sp.Expr]]:
+    """(name, d line / d name) of backward line ``g`` (dout = 1) for each name in ``wanted``
+    it reads, in name order, the zeros left out. ``upstream * local`` is linear in the
+    upstream gradient, which ``local`` (over forward names) never reads: only ``local`` is
+    differentiated."""
+    if g.whole:
+        rhs = g.rhs.xreplace({seed: sp.S.One})
+        parts = {x.name: compound_partial(rhs, x, rhs) for x in rhs.free_symbols
+                 if x.name in wanted}
+    else:
+        upstream = sp.S.One if g.upstream == seed.name else sp.Symbol(g.upstream, real=True)
+        parts = {x.name: upstream * compound_partial(g.local, x, g.local)
+                 for x in g.local.free_symbols if x.name in wanted}
+        if upstream != 1 and g.upstream in wanted:
+            parts[g.upstream] = g.local
+    return [(name, reuse(parts[name], staged)) for name in sorted(parts) if parts[name] != 0]
 
 
 def second_tangents(prog: Program, seeds: dict[str, str | None], suffix: str, grads
