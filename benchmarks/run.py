@@ -13,7 +13,10 @@ benchmarks/results.json):
 4. the same over arrays, numpy backend;
 5. JAX and PyTorch autodiff over the same arrays, when they are installed;
 6. a matrix formula: the Gaussian-process NLL value + gradient at N = 500 (benchmarks/gp.py)
-   vs a hand-written NumPy gradient and PyTorch autograd (``--only gp`` runs just this one).
+   vs a hand-written NumPy gradient and PyTorch autograd (``--only gp`` runs just this one);
+7. the cheap-gradient principle on the chain of depth 1,000 (benchmarks/chain.py);
+8. Hessian-vector products vs value_and_grad, JAX jit(hvp) and CasADi, and Jacobian op counts
+   (benchmarks/second_order.py).
 
 Formulas are built outside the timed regions; generation is timed once (a first generation,
 as a user meets it: repeating a small formula hits SymPy's caches). SymPy's route runs in a
@@ -46,6 +49,8 @@ import numpy as np
 import sympy as sp
 from chain import bench_chain, chain_ratio, chain_title
 from gp import bench_gp
+from second_order import bench_second_order, hvp_table, hvp_title
+from second_order import targets as second_order_targets
 
 import symdiff
 
@@ -557,7 +562,8 @@ def targets(results: dict) -> list[dict]:
             target("numpy backend <= hand-staged numpy", npy, 1.0, times(npy)),
             gp_target(results["gp"]),
             target(f"chain (depth {results['chain']['depth']:,}) value_and_grad <= 3x forward",
-                   chain_ratio(results["chain"]), 3.0, times(chain_ratio(results["chain"])))]
+                   chain_ratio(results["chain"]), 3.0, times(chain_ratio(results["chain"]))),
+            *second_order_targets(results["second_order"], target)]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
     if jax:  # no target: for comparison
         rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
@@ -627,6 +633,8 @@ def report(results: dict) -> str:
         gp_table(results["gp"]),
         chain_title(results["chain"]),
         timing_table(results["chain"]["rows"], "us", 1e6, versus="forward"),
+        hvp_title(),
+        hvp_table(results["second_order"]),
         "### Targets",
         targets_table(results["targets"]),
     ]
@@ -641,8 +649,9 @@ def main(argv: list[str] | None = None) -> dict:
     mode.add_argument("--smoke", action="store_true", help="size 10 only, quick (CI)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json",
                         help="where to write the results (default: %(default)s)")
-    parser.add_argument("--only", choices=["gp"], default=None,
-                        help="run one section only (gp: the Gaussian-process NLL)")
+    parser.add_argument("--only", choices=["gp", "second_order"], default=None,
+                        help="run one section only (gp: the Gaussian-process NLL; "
+                             "second_order: section 8)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds SymPy's route may take per formula (default 60 with "
                              "--full, 10 otherwise)")
@@ -654,12 +663,15 @@ def main(argv: list[str] | None = None) -> dict:
                "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "load_average": {"start": load()}}
     if args.only == "gp":
         return run_gp_only(results, cfg)
+    if args.only == "second_order":
+        return run_second_order_only(results, cfg)
     results["generation"] = bench_generation(cfg)
     results["growth"] = growth(results["generation"])
     results["math"] = bench_math(cfg)
     results["numpy"], results["frameworks"] = bench_arrays(cfg)
     results["gp"] = bench_gp(cfg, measure, as_arrays, cfg.gp_size)
     results["chain"] = bench_chain(cfg, measure, formula)
+    results["second_order"] = bench_second_order(cfg, measure, formula)
     results["targets"] = targets(results)
     results["load_average"]["end"] = load()
     print(report(results))
@@ -679,6 +691,16 @@ def run_gp_only(results: dict, cfg: Config) -> dict:
                         targets_table(results["targets"]),
                         f"Load average (1 min): {secs(results['load_average']['start'])} at "
                         f"the start, {secs(results['load_average']['end'])} at the end"]))
+    return results
+
+
+def run_second_order_only(results: dict, cfg: Config) -> dict:
+    """``--only second_order``: section 8 and its targets, printed; nothing is written."""
+    results["second_order"] = bench_second_order(cfg, measure, formula)
+    rows = second_order_targets(results["second_order"], target)
+    print("\n\n".join([hvp_title(), hvp_table(results["second_order"]), targets_table(rows),
+                        f"Load average (1 min): {secs(results['load_average']['start'])} at "
+                        f"the start, {secs(load())} at the end"]))
     return results
 
 

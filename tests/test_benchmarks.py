@@ -78,3 +78,18 @@ def test_report_is_markdown_with_every_section(smoke):
         assert title in printed
     assert printed.count("|---|") >= 6
     assert {t["met"] for t in written["targets"]} <= {True, False, None, "info"}
+
+
+def test_second_order_figures_are_consistent(smoke):
+    written, printed = smoke
+    section = written["second_order"]
+    assert [r["formula"] for r in section["hvp"]] == ["rosenbrock", "chain", "staged"]  # size 10
+    for row in section["hvp"]:
+        assert row["ops_ratio"] == pytest.approx(row["hvp_ops"] / row["gradient_ops"])
+        assert [r["implementation"] for r in row["rows"]][:2] == [
+            "symdiff math value_and_grad", "symdiff math hvp"]
+        assert all(r["agrees"] for r in row["rows"])
+    for row in section["jacobian"]:
+        assert row["bound"] == min(row["m"], row["n"])
+        assert row["sweeps"] == ("forward" if row["m"] > row["n"] else "reverse")
+    assert "### 8. Second order" in printed
