@@ -162,3 +162,73 @@ def test_a_point_with_a_packed_matrix_fixes_the_gate_width():
     _ok(prog, points=[{"W": RNG.normal(size=(3, 12))}])  # H = 3
     with pytest.raises(symdiff.ArgumentError, match=re.escape('no size H')):
         symdiff.check(prog, points=[{"W": RNG.normal(size=(3, 10))}])
+
+
+def test_a_block_matrix_of_a_weight_and_a_bias_column():
+    """[W b; 0 1] @ [X; 1]: an affine map written with blocks (ZeroMatrix, Identity and
+    OneMatrix blocks too); gradients against NumPy by hand and check's entry-by-entry
+    sympy.diff."""
+    W, b = sp.MatrixSymbol("W", N, D), sp.MatrixSymbol("b", N, 1)
+    X = sp.MatrixSymbol("X", D, M)
+    stacked = sp.BlockMatrix([[X], [sp.OneMatrix(1, M)]])
+    top = sp.BlockMatrix([[W, b], [sp.ZeroMatrix(1, D), sp.Identity(1)]])
+    expr = symdiff.sum(symdiff.apply(sp.tanh, top * stacked))
+    prog = symdiff.lower(expr, wrt=[W, b, X])
+    assert "np.block(" in prog.source("numpy")
+    _ok(prog, sizes={"N": 2, "D": 2, "M": 3})
+    ww, bb, xx = RNG.normal(size=(4, 3)), RNG.normal(size=(4, 1)), RNG.normal(size=(3, 3))
+    value, (dw, db, dx) = prog.compile("numpy").value_and_grad(ww, bb, xx)
+    z = ww @ xx + bb
+    assert np.isclose(value, np.sum(np.tanh(z)) + 3 * np.tanh(1.0))
+    dz = 1 - np.tanh(z) ** 2
+    np.testing.assert_allclose(dw, dz @ xx.T, rtol=1e-12)
+    np.testing.assert_allclose(db, dz.sum(axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(dx, ww.T @ dz, rtol=1e-12)
+    for g in (dw, db):  # blocks of one gradient array, returned as arrays of their own
+        assert g.flags.writeable and not np.shares_memory(dw, db)
+
+
+def test_a_gradient_that_numpy_gives_as_a_view_is_returned_as_an_array_of_its_own():
+    X = sp.MatrixSymbol("X", N, D)
+    first_row = np.array([[1.0], [0.0]])
+    for expr, want in ((symdiff.sum(X), 1.0), (symdiff.sum(X[0:1, :]), first_row),
+                       (symdiff.sum(X[0:1, :]) + symdiff.sum(X), 1.0 + first_row)):
+        _, (dx,) = symdiff.lower(expr, wrt=[X]).compile("numpy").value_and_grad(np.ones((2, 3)))
+        dx += 1.0  # a read-only broadcast view would raise here
+        np.testing.assert_allclose(dx, want + 1.0 + 0 * dx)
+
+
+def test_trace_of_a_block_matrix_gram_and_a_stacked_quadratic_form():
+    A, B = sp.MatrixSymbol("A", N, N), sp.MatrixSymbol("B", N, 2)
+    x = sp.MatrixSymbol("x", N + 2, 1)
+    Mx = sp.BlockMatrix([[A, B]])
+    for expr in (sp.Trace(Mx.T * Mx), (x.T * Mx.T * Mx * x)[0, 0]):
+        _ok(symdiff.lower(expr, wrt=[A, B] + ([x] if expr.has(x) else [])))
+    _, (da, db) = symdiff.lower(sp.Trace(Mx.T * Mx), wrt=[A, B]).compile("numpy").value_and_grad(
+        aa := RNG.normal(size=(3, 3)), bb := RNG.normal(size=(3, 2)))
+    np.testing.assert_allclose(da, 2 * aa, rtol=1e-13)  # d tr(M'M) = 2 M, block by block
+    np.testing.assert_allclose(db, 2 * bb, rtol=1e-13)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_slices_and_blocks_run_in_torch_and_jax_as_in_numpy(backend):
+    """The framework printers of submatrix, submatrix_grad and block, against numpy's code."""
+    pytest.importorskip(backend)
+    W = sp.MatrixSymbol("W", D, 2 * H)
+    X, h = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("h", N, H)
+    gates = sp.BlockMatrix([[X * W[:, 0:H], h]])
+    expr = symdiff.sum(symdiff.apply(sp.sin, gates)) + symdiff.sum(X * W[:, H:2 * H])
+    prog = symdiff.lower(expr, wrt=[W, X, h])
+    args = RNG.normal(size=(3, 4)), RNG.normal(size=(5, 3)), RNG.normal(size=(5, 2))
+    want = prog.compile("numpy").value_and_grad(*args)
+    module = prog.compile(backend)
+    if backend == "torch":
+        import torch
+        got = module.value_and_grad(*(torch.tensor(a) for a in args))
+    else:
+        import jax
+        with jax.enable_x64(True):
+            got = module.value_and_grad(*args)
+    assert np.isclose(float(got[0]), want[0], rtol=1e-12)
+    for g, w in zip(got[1], want[1]):
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12)

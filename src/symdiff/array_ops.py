@@ -147,6 +147,53 @@ class submatrix(_ArrayGate):
     precedence = PRECEDENCE["Atom"]  # printed as a subscript
     apply = staticmethod(lambda a, r0, r1, c0, c1: a[r0:r1, c0:c1])
 
+    def shape_from(self, of) -> tuple:
+        _, r0, r1, c0, c1 = self.args
+        return (r1 - r0, c1 - c0)
+
+    def grads(self, d, of) -> list[tuple]:
+        a = self.args[0]
+        return [(a, submatrix_grad(d, *self.args[1:], *of(a)))]
+
+
+class block(_ArrayGate):
+    """``np.block([[a, b], [c, d]])``: arrays side by side and stacked (``sp.BlockMatrix``).
+    The arguments are the blocks row by row, then the numbers of block rows and columns."""
+
+    precedence = PRECEDENCE["Atom"]  # printed as a call
+
+    @property
+    def operands(self) -> int:
+        return len(self.args) - 2
+
+    @property
+    def grid(self) -> list[list[sp.Basic]]:
+        rows, cols = (int(n) for n in self.args[-2:])
+        return [list(self.args[i * cols:(i + 1) * cols]) for i in range(rows)]
+
+    @staticmethod
+    def apply(*args):
+        *blocks, rows, cols = args
+        return np.block([[blocks[i * cols + j] for j in range(cols)] for i in range(rows)])
+
+    def shape_from(self, of) -> tuple:
+        """(rows, cols) from ``of``, each block's shape: a block row's height, a column's width."""
+        grid = self.grid
+        return (sp.Add(*(of(row[0])[0] for row in grid)), sp.Add(*(of(a)[1] for a in grid[0])))
+
+    def grads(self, d, of) -> list[tuple]:
+        """Each block's gradient: the block of ``d`` where it sits."""
+        terms, r0 = [], sp.S.Zero
+        for row in self.grid:
+            c0 = sp.S.Zero
+            for a in row:
+                r, c = of(a)
+                if a.is_Symbol:
+                    terms.append((a, submatrix(d, r0, r0 + r, c0, c0 + c)))
+                c0 += c
+            r0 += of(row[0])[0]
+        return terms
+
 
 class submatrix_grad(_ArrayGate):
     """Zeros of rows x cols with ``s`` at ``[r0:r1, c0:c1]`` (the gradient of ``submatrix``;
@@ -271,8 +318,8 @@ class cho_inverse(_ArrayGate):
 
 CHOLESKY_GATES = (cho_solve, cho_logdet, cho_inverse)  # gates over a factor, first argument
 ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, first_max_mask, item,
-               as_1x1, broadcast, entry, entry_grad, submatrix, submatrix_grad, constant, trace,
-               eye, det, logdet, inverse, solve, cholesky, *CHOLESKY_GATES)
+               as_1x1, broadcast, entry, entry_grad, submatrix, submatrix_grad, block, constant,
+               trace, eye, det, logdet, inverse, solve, cholesky, *CHOLESKY_GATES)
 
 
 def _axes(axis) -> int | tuple[int, int]:

@@ -31,13 +31,18 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
     done: dict = {}
 
     def stop(n):
-        return isinstance(n, (sp.Lambda, sp.Sum, sp.MatrixBase)) or n in grids
+        return isinstance(n, (sp.Lambda, sp.Sum, sp.MatrixBase, sp.BlockMatrix)) or n in grids
 
     for node in postorder(expr, stop=stop):
         if isinstance(node, sp.Lambda):
             continue
         if node in grids:
             done[node] = grids[node]
+        elif isinstance(node, sp.BlockMatrix):  # its blocks, each written out, side by side
+            grid = node.blocks
+            done[node] = sp.ImmutableMatrix(sp.Matrix.vstack(*(sp.Matrix.hstack(
+                *(explicit(grid[i, j], grids) for j in range(grid.cols)))
+                for i in range(grid.rows))))
         elif isinstance(node, sp.MatrixBase):  # a constant matrix
             done[node] = sp.ImmutableMatrix(node)
         elif isinstance(node, sp.Sum):  # an entry of a product: SymPy's sum at concrete sizes

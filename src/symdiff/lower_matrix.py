@@ -21,6 +21,7 @@ from sympy.matrices.expressions.slice import MatrixSlice
 from .array_ops import (
     axis_max,
     axis_sum,
+    block,
     broadcast,
     cho_inverse,
     cho_logdet,
@@ -79,7 +80,8 @@ class Converter:
         done = self.done
 
         def stop(n):
-            return isinstance(n, (sp.Lambda, sp.Sum, MatrixSlice, sp.MatrixBase)) or n in self.codes
+            return (isinstance(n, (sp.Lambda, sp.Sum, MatrixSlice, sp.MatrixBase, sp.BlockMatrix))
+                    or n in self.codes)
 
         for node in postorder(root, stop=stop):
             if node in done:
@@ -88,6 +90,10 @@ class Converter:
                 done[node] = self._apply(node, self._walk(node.expr))
             elif isinstance(node, MatrixSlice):
                 done[node] = self._slice(node, self._walk(node.parent))
+            elif isinstance(node, sp.BlockMatrix):
+                grid = node.blocks
+                blocks = [self._materialized(self._walk(b)).expr for b in grid]
+                done[node] = _Value(block(*blocks, grid.rows, grid.cols), node.shape, node.shape)
             elif isinstance(node, sp.Sum):
                 done[node] = self._walk(_index_sum(node))
             elif not isinstance(node, sp.Lambda):

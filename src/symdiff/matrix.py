@@ -26,6 +26,7 @@ from .array_ops import (
     as_1x1,
     axis_max,
     axis_sum,
+    block,
     broadcast,
     cho_inverse,
     cho_logdet,
@@ -43,7 +44,6 @@ from .array_ops import (
     max_mask,
     solve,
     submatrix,
-    submatrix_grad,
     total,
     trace,
     transpose,
@@ -298,11 +298,16 @@ def step_shapes(forward: list[Step], shapes: dict[str, Shape],
     return shapes
 
 
+def _operand_shape(a, shapes) -> Shape:
+    """The shape of a gate's operand: a name's, a constant's or an identity's, else scalar."""
+    if isinstance(a, eye):
+        return (a.args[0], a.args[0])
+    return tuple(a.args[:2]) if isinstance(a, constant) else shapes[a.name] if a.is_Symbol else ()
+
+
 def _gate_shape(rhs, shapes) -> Shape:
     def of(a):
-        if isinstance(a, constant):
-            return tuple(a.args[:2])
-        return shapes[a.name] if a.is_Symbol else ()
+        return _operand_shape(a, shapes)
 
     if isinstance(rhs, matmul):
         return (of(rhs.args[0])[0], of(rhs.args[1])[1])
@@ -315,18 +320,13 @@ def _gate_shape(rhs, shapes) -> Shape:
         return ()
     if isinstance(rhs, (inverse, cholesky, cho_inverse)):
         return of(rhs.args[0])
-    if isinstance(rhs, cho_solve):
+    if isinstance(rhs, (cho_solve, solve)):
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
-    if isinstance(rhs, eye):
-        return (rhs.args[0], rhs.args[0])
-    if isinstance(rhs, submatrix):
-        _, r0, r1, c0, c1 = rhs.args
-        return (r1 - r0, c1 - c0)
-    if isinstance(rhs, solve):
-        return (of(rhs.args[0])[1], of(rhs.args[1])[1])
+    if isinstance(rhs, (submatrix, block)):
+        return rhs.shape_from(of)
     if isinstance(rhs, broadcast):
         return (rhs.args[1], rhs.args[2])
-    if isinstance(rhs, constant):
+    if isinstance(rhs, (constant, eye)):
         return of(rhs)
     symbols = [n for n in postorder(rhs, stop=lambda n: isinstance(n, constant))
                if n.is_Symbol or isinstance(n, constant)]
@@ -386,9 +386,8 @@ def _linear_algebra_terms(rhs, out, d, shapes):
     if isinstance(rhs, entry):
         r, c = shapes[a.name]
         return [(a, entry_grad(d, rhs.args[1], rhs.args[2], r, c))]
-    if isinstance(rhs, submatrix):
-        r, c = shapes[a.name]
-        return [(a, submatrix_grad(d, *rhs.args[1:], r, c))]
+    if isinstance(rhs, (submatrix, block)):
+        return rhs.grads(d, lambda v: _operand_shape(v, shapes))
     if isinstance(rhs, trace):
         return [(a, d * eye(shapes[a.name][0]))]
     if isinstance(rhs, eye):  # a constant

@@ -238,6 +238,10 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         rows, cols = (f"{self._print(lo)}:{self._print(hi)}" for lo, hi in ((r0, r1), (c0, c1)))
         return f"{self._operand(a)}[{rows}, {cols}]"
 
+    def _print_block(self, expr):
+        rows = ", ".join("[" + ", ".join(self._print(a) for a in row) + "]" for row in expr.grid)
+        return f"{self._module_format('numpy.block')}([{rows}])"
+
     def _print_submatrix_grad(self, expr):
         self.helpers.add("submatrix_grad")
         s, r0, r1, c0, c1, r, c = (self._print(e) for e in expr.args)
@@ -331,6 +335,12 @@ class TorchPrinter(NumpyPrinter):
         tensor does not multiply a float one."""
         table = super()._print_constant(expr)[len("torch.array("):-1]
         return f"torch.tensor({table}, dtype=torch.float64)"
+
+    def _print_block(self, expr):
+        """``torch.cat`` of the rows of blocks, each a ``torch.cat``: torch has no ``block``."""
+        rows = ["torch.cat([" + ", ".join(self._print(a) for a in row) + "], 1)"
+                for row in expr.grid]
+        return f"torch.cat([{', '.join(rows)}], 0)"
 
     def _print_Piecewise(self, expr):
         """Nested ``torch.where``. When every value is a number the default is a tensor like

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .array_ops import broadcast, submatrix, transpose
 from .backends import Backend
 from .ir import Program, Step, grad_text
 
@@ -85,6 +86,9 @@ def _derived_size_checks(prog: Program, read: set[str]) -> list[str]:
     return lines
 
 
+VIEWS = (broadcast, submatrix, transpose)  # NumPy gives a view (broadcast_to: a read-only one)
+
+
 def backward_body(prog: Program, w: Writer, lines: dict[str, str], fold_dout: bool):
     """The backward lines, and which gradients end up naming another value's array.
 
@@ -106,6 +110,8 @@ def backward_body(prog: Program, w: Writer, lines: dict[str, str], fold_dout: bo
             line = f"{g.name} = {value}"
             if value.isidentifier():  # dx = dxpy: both name one array
                 alias[g.name] = alias.get(value, value)
+            elif g.whole and isinstance(g.local, VIEWS):  # a view of another array
+                alias[g.name] = str(g.local.args[0])
             else:
                 alias.pop(g.name, None)
         else:
