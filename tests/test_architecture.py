@@ -31,7 +31,7 @@ LAYERS = {
                   "array_reference", "reports", "diagnose", "matrix_diagnose", "array_diagnose",
                   "hand", "derivative_rows", "array_check", "check",
                   "array_verify", "verify"),
-    "faces": ("graph", "handoffs", "layers", "optimize", "cli", "__main__", "__init__"),
+    "faces": ("graph", "page", "handoffs", "layers", "optimize", "cli", "__main__", "__init__"),
 }
 ORDER = [m for layer in LAYERS.values() for m in layer]
 

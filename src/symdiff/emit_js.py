@@ -51,7 +51,8 @@ def js_source(prog: Program) -> str:
         _function("value_and_grad", args, [f"const [$out, $cache] = forward({args});",
                                            "return [$out, backward(1.0, $cache)];"]),
         _function("trace", f"{args}{', ' if args else ''}{seed}", forward + ["const $t = [];"]
-                  + _backward_lines(prog, lines, backward, "$t") + [_trace_return(prog)]),
+                  + _backward_lines(prog, lines, backward, "$t") + [_locals(prog, printer),
+                                                                  _trace_return(prog)]),
     ]
     helpers = [js_helper_source(h).rstrip() for h in sorted(printer.helpers)]
     return "\n\n".join([_header(prog), '"use strict";', *helpers, *functions]) + "\n"
@@ -80,8 +81,9 @@ def _header(prog: Program) -> str:
         f"// forward({args}) -> [{js_name(prog.output)}, cache]",
         f"// backward({out}, cache) -> [{grads}]",
         f"// value_and_grad({args}) -> [{js_name(prog.output)}, [{grads}]]",
-        f"// trace({args}{', ' if args else ''}{out}) -> {{values, terms, grads}}: every "
-        "value", "// (arguments, then steps), the term of every backward line, every gradient"])
+        f"// trace({args}{', ' if args else ''}{out}) -> {{values, terms, grads, locals}}: "
+        "every", "// value (arguments, then steps), the term of every backward line, every "
+        "gradient, the local", "// derivative of every backward line"])
 
 
 def _function(name: str, params: str, body: list[str]) -> str:
@@ -125,6 +127,11 @@ def _comment(line: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _locals(prog: Program, printer: JsPrinter) -> str:
+    """The local derivative of every backward line (the page shows it beside the product)."""
+    return f"const $l = [{', '.join(printer.line(g.local) for g in prog.backward)}];"
+
+
 def _grads(prog: Program) -> str:
     return ", ".join(js_name(g) for g in prog.grads)
 
@@ -132,7 +139,7 @@ def _grads(prog: Program) -> str:
 def _trace_return(prog: Program) -> str:
     values = ", ".join(js_name(n) for n in [*prog.args, *(s.name for s in prog.forward)])
     grads = ", ".join(js_name(g) for g in trace_grad_names(prog))
-    return f"return {{values: [{values}], terms: $t, grads: [{grads}]}};"
+    return f"return {{values: [{values}], terms: $t, grads: [{grads}], locals: $l}};"
 
 
 def trace_grad_names(prog: Program) -> list[str]:
