@@ -139,6 +139,10 @@ def test_step_through_highlights_the_current_step(browser, tmp_path):
     for g in prog.backward[:4]:
         click["step-backward"].click()
         assert _current(browser) == [g.source]
+        operand = {i.grad: i.name for i in prog.inputs}.get(g.name, g.name[1:])
+        edge = browser.find_element("css selector", ".edge.active")
+        assert (edge.get_attribute("data-from"), edge.get_attribute("data-to")) == (
+            operand, g.source)
         line = browser.find_element("css selector", "#code .current-line").text.strip()
         assert line.startswith(f"{g.name} {'+=' if g.accumulate else '='} ")
     explain = browser.find_element("id", "explain").text

@@ -72,7 +72,11 @@
     function mark(line) {
         const el = codeLines[line];
         el.classList.add("current-line");
-        el.scrollIntoView({block: "nearest"});
+        const pane = el.parentElement;  // scroll the code alone, never the page
+        if (el.offsetTop < pane.scrollTop || el.offsetTop + el.offsetHeight >
+                pane.scrollTop + pane.clientHeight) {
+            pane.scrollTop = el.offsetTop - pane.clientHeight / 2;
+        }
     }
 
     function showForward(k) {

@@ -147,8 +147,8 @@ def _layout(prog: Program, data: dict) -> dict:
 
 
 def _read_plain(text: str) -> dict:
-    """Graphviz's plain format (inches, y up) as px with y down."""
-    nodes, edges, height, width = {}, [], 0.0, 0.0
+    """Graphviz's plain format (inches, y up) as px with y down; edges by (tail, head)."""
+    nodes, edges, height, width = {}, {}, 0.0, 0.0
     for line in text.splitlines():
         parts = shlex.split(line)
         if not parts:
@@ -165,7 +165,7 @@ def _read_plain(text: str) -> dict:
             rest = parts[4 + 2 * n:]
             label = ((float(rest[1]) * 72, height - float(rest[2]) * 72) if len(rest) > 3
                      else None)
-            edges.append((points, label))
+            edges[parts[1], parts[2]] = (points, label)
     return {"width": width, "height": height, "nodes": nodes, "edges": edges}
 
 
@@ -174,14 +174,18 @@ def _svg(prog: Program, data: dict, layout: dict) -> str:
     out = [f'<svg id="graph" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
            f'height="{height:.0f}" viewBox="-4 -4 {width:.0f} {height:.0f}">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="1" refY="5" markerWidth="8" '
-           'markerHeight="8" orient="auto"><path d="M0,0 L10,5 L0,10 z"/></marker></defs>']
-    for k, (points, label) in enumerate(layout["edges"]):
+           'markerHeight="8" markerUnits="userSpaceOnUse" orient="auto">'
+           '<path d="M0,0 L10,5 L0,10 z"/></marker></defs>']
+    for k, e in enumerate(data["edges"]):  # (dot lists them in an order of its own)
+        points, label = layout["edges"][f"n{e['from']}", f"n{e['to']}"]
         (x0, y0), rest = points[0], points[1:]
         path = f"M{x0:.1f},{y0:.1f} " + " ".join(
             "C" + " ".join(f"{x:.1f},{y:.1f}" for x, y in rest[i:i + 3])
             for i in range(0, len(rest) - 2, 3))
         lx, ly = label if label else rest[-1]
-        out.append(f'<g class="edge" id="e{k}"><path d="{path}" marker-end="url(#arrow)"/>'
+        ends = (html.escape(data["nodes"][e[end]]["name"], quote=True) for end in ("from", "to"))
+        out.append('<g class="edge" id="e{}" data-from="{}" data-to="{}">'.format(k, *ends) +
+                   f'<path d="{path}" marker-end="url(#arrow)"/>'
                    f'<text class="value" x="{lx:.1f}" y="{ly - 2:.1f}"></text>'
                    f'<text class="grad" x="{lx:.1f}" y="{ly + LINE - 2:.1f}"></text></g>')
     for k, node in enumerate(data["nodes"]):
