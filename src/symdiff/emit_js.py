@@ -60,8 +60,9 @@ def js_source(prog: Program) -> str:
 
 def _check(prog: Program) -> None:
     if prog.shapes is not None:
-        raise UnsupportedFunctionError("the js backend writes scalar programs only, not a "
-                                       "matrix formula")
+        raise UnsupportedFunctionError(
+            "JavaScript (the interactive page) is written for scalar programs only, not a "
+            "matrix formula; draw a matrix program with to_svg(at=...)")
     if prog.output_names:
         raise UnsupportedFunctionError("the js backend writes the gradient of one output, not "
                                        f"a program of {len(prog.output_names)} outputs")

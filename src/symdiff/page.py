@@ -31,7 +31,7 @@ import sympy as sp
 from .dag import postorder
 from .emit import module_source
 from .emit_js import js_source, trace_grad_names
-from .errors import ArgumentError, MissingToolError, SymdiffError, UnsupportedFunctionError
+from .errors import ArgumentError, MissingToolError, SymdiffError
 from .graph import INSTALL_HINT
 from .ir import Program
 
@@ -51,13 +51,10 @@ def to_html(prog: Program, at: dict | None = None) -> str:
     >>> '<input type="number" name="price"' in page
     True
     """
-    if prog.shapes is not None:
-        raise UnsupportedFunctionError(
-            "the interactive page draws scalar programs only, not a matrix formula; draw a "
-            "matrix program with to_svg(at=...)")
-    point = prog.resolve_point(at) if at is not None else dict.fromkeys(prog.args, 1.0)
-    # refuses what JavaScript cannot compute; "</" and "<!--" occur in comments at most
+    # refuses what JavaScript cannot compute (matrix programs too); "</" and "<!--" occur in
+    # its comments at most
     script = js_source(prog).replace("</", "<\\/").replace("<!--", "<\\!--")
+    point = prog.resolve_point(at) if at is not None else dict.fromkeys(prog.args, 1.0)
     data = _data(prog, point)
     svg = _svg(prog, data, _layout(prog, data))
     return _PAGE.format(
