@@ -9,10 +9,12 @@ value_and_grad, the program at 50 digits (``Program.evaluate``), or the seed art
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -48,11 +50,20 @@ def test_page_is_one_small_offline_file():
         assert f'data-step="{step}"' in page
 
 
-def test_matrix_programs_are_refused():
-    X = sp.MatrixSymbol("X", 2, 3)
-    W = sp.MatrixSymbol("W", 3, 2)
-    with pytest.raises(SymdiffError, match="scalar programs only"):
-        symdiff.lower(sp.Trace(X * W), wrt=[W]).to_html()
+def _layer():
+    """A matrix layer (a linear map and a squared loss) and arrays to show it at."""
+    X, W = sp.MatrixSymbol("X", 4, 3), sp.MatrixSymbol("W", 3, 2)
+    rng = np.random.default_rng(18)
+    return (symdiff.lower(sp.Trace((X * W).T * (X * W)), wrt=[W]),
+            {"X": rng.normal(size=(4, 3)), "W": rng.normal(size=(3, 2))})
+
+
+@needs_dot
+def test_matrix_pages_need_their_arrays_and_formulas_javascript_cannot_compute_are_refused():
+    with pytest.raises(SymdiffError, match="at given arrays"):
+        _layer()[0].to_html()
+    with pytest.raises(SymdiffError, match="erf"):
+        symdiff.lower(sp.erf(x) * y, wrt=[x, y]).to_html(at={x: 1, y: 2})
 
 
 @needs_dot
@@ -174,3 +185,16 @@ def test_the_apples_and_the_neuron(browser, tmp_path):
              "w1": -0.3932238664829637, "w2": 0.19661193324148185}
     for name, grad in seeds.items():
         assert abs(labels[name][1] - grad) <= 1e-15, name
+
+
+def test_a_matrix_layer_shows_shapes_and_its_gradient(browser, tmp_path):
+    prog, at = _layer()
+    _open(browser, tmp_path, prog, at)
+    grad = browser.execute_script("return document.querySelector('[data-step=\"W\"]')"
+                                  ".dataset.grad;")
+    expected = prog.compile("numpy").value_and_grad(at["W"], at["X"])[1][0]
+    assert np.allclose(np.array(json.loads(grad)), expected, rtol=REL, atol=0)
+    text = browser.find_element("id", "graph").text
+    assert "3×2 [" in text and "4×3 [" in text and "‖" in text
+    browser.find_element("id", "step-backward").click()
+    assert _current(browser) == [prog.backward[0].source]

@@ -16,8 +16,12 @@
     let phase = null;  // null, "forward" or "backward"
     let index = -1;  // the current line of that phase
 
-    // A number as the page shows it: 6 significant digits, trailing zeros dropped.
+    // A number as the page shows it: 6 significant digits, trailing zeros dropped; an array
+    // (a matrix program's, computed when the page was written) as its summary.
     function fmt(v) {
+        if (v !== null && typeof v === "object") {
+            return v.text;
+        }
         if (!Number.isFinite(v)) {
             return Number.isNaN(v) ? "undefined" : (v > 0 ? "inf" : "-inf");
         }
@@ -26,6 +30,11 @@
             return v.toExponential(5).replace(/\.?0+e/, "e");
         }
         return String(parseFloat(v.toPrecision(6)));
+    }
+
+    // The full-precision number behind what is shown (an array: its entries as JSON).
+    function full(v) {
+        return v !== null && typeof v === "object" ? v.data : String(v);
     }
 
     function setText(g, cls, text) {
@@ -41,23 +50,23 @@
     }
 
     function compute() {
-        T = trace(...boxes.map((b) => parseFloat(b.value)), 1.0);
+        T = D.static || trace(...boxes.map((b) => parseFloat(b.value)), 1.0);
         D.nodes.forEach((n, k) => {
             const v = T.values[k];
             const g = grad(k);
-            nodes[k].setAttribute("data-value", String(v));
-            nodes[k].setAttribute("data-grad", g === null ? "" : String(g));
+            nodes[k].setAttribute("data-value", full(v));
+            nodes[k].setAttribute("data-grad", g === null ? "" : full(g));
             setText(nodes[k], "value", "= " + fmt(v));
             if (n.grad) {
-                setText(nodes[k], "grad", n.grad + " = " + (g === null ? "0" : fmt(g)));
+                setText(nodes[k], "grad", n.grad + " = " + (g === null ? "\u2013" : fmt(g)));
             }
         });
         D.edges.forEach((e, k) => {
             const v = T.values[e.from];
-            edges[k].setAttribute("data-value", String(v));
+            edges[k].setAttribute("data-value", full(v));
             setText(edges[k], "value", fmt(v));
             const t = e.term === null ? null : T.terms[e.term];
-            edges[k].setAttribute("data-grad", t === null ? "" : String(t));
+            edges[k].setAttribute("data-grad", t === null ? "" : full(t));
             setText(edges[k], "grad", t === null ? "" : fmt(t));
         });
         show();
@@ -112,12 +121,22 @@
         mark(b.line);
         const up = T.grads[b.ui];
         const term = T.terms[k];
-        let text = "backward " + (k + 1) + "/" + D.backward.length + ":  backprop " + src.name +
-            " = " + src.op + "\nlocal derivative  d" + src.name + "/d" + of + " = " + b.local +
-            " = " + fmt(T.locals[k]) + "\n" + b.name + (b.accumulate ? " += " : " = ") +
-            b.upstream + " \u00d7 local = " + fmt(up) + " \u00d7 " + fmt(T.locals[k]) + " = " +
-            fmt(term);
-        if (b.accumulate) {
+        const local = T.locals[k];
+        const head = "backward " + (k + 1) + "/" + D.backward.length + ":  backprop " +
+            src.name + " = " + src.op + "\n";
+        const set = b.name + (b.accumulate ? " += " : " = ");
+        let text;
+        if (b.whole) {  // a matrix gate's whole term (dW = X.T @ dXW)
+            text = head + set + b.local + "\n  = " + fmt(term);
+        } else if (local === null) {  // a matrix program's elementwise gate
+            text = head + "local derivative  d" + src.name + "/d" + of + " = " + b.local +
+                "\n" + set + b.upstream + " \u00d7 local = " + fmt(term);
+        } else {
+            text = head + "local derivative  d" + src.name + "/d" + of + " = " + b.local +
+                " = " + fmt(local) + "\n" + set + b.upstream + " \u00d7 local = " + fmt(up) +
+                " \u00d7 " + fmt(local) + " = " + fmt(term);
+        }
+        if (b.accumulate && !D.static) {
             let before = 0;
             D.backward.forEach((o, j) => {
                 if (j < k && o.name === b.name) {
@@ -126,6 +145,8 @@
             });
             text += "\nfork: " + of + " feeds several gates, so the gradients add: " + b.name +
                 " = " + fmt(before) + " + " + fmt(term) + " = " + fmt(before + term);
+        } else if (b.accumulate) {
+            text += "\nfork: " + of + " feeds several gates, so the gradients add (+=)";
         }
         explain.textContent = text;
     }
@@ -151,6 +172,9 @@
     }
 
     boxes.forEach((box, k) => {
+        if (box === null) {  // a matrix program's page has no inputs
+            return;
+        }
         box.addEventListener("input", () => {
             if (Number.isFinite(parseFloat(box.value))) {
                 sliders[k].value = box.value;

@@ -26,14 +26,17 @@ import shutil
 import subprocess
 from importlib.resources import files
 
+import numpy as np
 import sympy as sp
 
 from .dag import postorder
-from .emit import module_source
+from .emit import default_backend, module_source
 from .emit_js import js_source, trace_grad_names
 from .errors import ArgumentError, MissingToolError, SymdiffError
-from .graph import INSTALL_HINT
+from .graph import ARRAY_ENTRIES, INSTALL_HINT
+from .interpret import program_trace
 from .ir import Program
+from .printers import make_printer
 
 CHAR = 6.6  # px per character of the graph's 11 px monospace font
 LINE = 14  # px per text line
@@ -51,17 +54,55 @@ def to_html(prog: Program, at: dict | None = None) -> str:
     >>> '<input type="number" name="price"' in page
     True
     """
-    # refuses what JavaScript cannot compute (matrix programs too); "</" and "<!--" occur in
-    # its comments at most
-    script = js_source(prog).replace("</", "<\\/").replace("<!--", "<\\!--")
-    point = prog.resolve_point(at) if at is not None else dict.fromkeys(prog.args, 1.0)
-    data = _data(prog, point)
+    if prog.shapes is None:  # live: the JavaScript trace, which refuses what it cannot compute
+        point = prog.resolve_point(at) if at is not None else dict.fromkeys(prog.args, 1.0)
+        script = js_source(prog).replace("</", "<\\/").replace("<!--", "<\\!--")  # (comments)
+        data = _data(prog, lambda e: sp.sstr(e, order="none"))
+        inputs = "\n".join(_input(name, point[name]) for name in prog.args)
+    else:  # a matrix program: the numbers at ``at``, computed now (at 50 digits)
+        if at is None:
+            raise ArgumentError("the page of a matrix program shows it at given arrays: pass "
+                                "at={name: array, ...}")
+        script, data = "", _data(prog, make_printer("numpy").line)
+        data["static"] = _static_trace(prog, prog.resolve_point(at))
+        data["width"] = max(len(_text(v)) for part in ("values", "terms", "grads")
+                            for v in data["static"][part])
+        inputs = ('<p class="static">A matrix program: the values at the arrays given when the '
+                  "page was written (shapes, first entries and norm ‖·‖ of every array).</p>")
     svg = _svg(prog, data, _layout(prog, data))
     return _PAGE.format(
         title=html.escape(f"symdiff: {prog.output} = {prog.text}"[:200]),
-        style=_asset("page.css"), formula=html.escape(prog.text or prog.output),
-        inputs="\n".join(_input(name, point[name]) for name in prog.args), svg=svg,
-        code=_code(prog, data), module=script, data=_json(data), script=_asset("page.js"))
+        style=_asset("page.css"), formula=html.escape(prog.text or prog.output), inputs=inputs,
+        lead="" if "static" in data else "Drag an input: ",
+        svg=svg, code=_code(prog, data), module=script, data=_json(data),
+        script=_asset("page.js"))
+
+
+def _static_trace(prog: Program, point: dict) -> dict:
+    """What page.js's trace() would return, at ``point``: numbers, and arrays summarized."""
+    values, terms = program_trace(prog, point)
+    names = [*prog.args, *(s.name for s in prog.forward)]
+    return {"values": [_shown(values[n]) for n in names], "terms": [_shown(t) for t in terms],
+            "grads": [_shown(values[g]) if g in values else None for g in trace_grad_names(prog)],
+            "locals": [None] * len(prog.backward)}
+
+
+def _shown(value):
+    """A number (JSON has no nan or inf), or an array as its summary text and its entries."""
+    if np.ndim(value) == 0 and np.isfinite(value):
+        return float(value)
+    array = np.asarray(value, dtype=float)
+    data = json.dumps(array.tolist()) if array.size <= 1000 else ""
+    if array.ndim == 0:
+        return {"text": "undefined" if np.isnan(array) else str(float(array)), "data": data}
+    head = " ".join(f"{v:.3g}" for v in array.ravel()[:ARRAY_ENTRIES])
+    more = " …" if array.size > ARRAY_ENTRIES else ""
+    shape = "×".join(map(str, array.shape))
+    return {"text": f"{shape} [{head}{more}] ‖{np.linalg.norm(array):.3g}‖", "data": data}
+
+
+def _text(value) -> str:
+    return value["text"] if isinstance(value, dict) else f"{value:.6g}"
 
 
 def _asset(name: str) -> str:
@@ -84,9 +125,10 @@ def _short(text: str) -> str:
     return text if len(text) <= OP_CHARS else text[:OP_CHARS - 3] + "..."
 
 
-def _data(prog: Program, point: dict) -> dict:
+def _data(prog: Program, text) -> dict:
     """What page.js needs: the nodes, edges, forward and backward lines, and where trace puts
-    each number (values: arguments then steps; grads: trace_grad_names)."""
+    each number (values: arguments then steps; grads: trace_grad_names); ``text`` prints an
+    operation."""
     values = [*prog.args, *(s.name for s in prog.forward)]
     grads = trace_grad_names(prog)
     grad_of = {i.name: i.grad for i in prog.inputs if i.grad}
@@ -94,7 +136,7 @@ def _data(prog: Program, point: dict) -> dict:
     value_of = {g: v for v, g in grad_of.items()}
     nodes = [{"name": n, "kind": "input" if k < len(prog.args) else "step", "grad": grad_of.get(n),
               "gi": grads.index(grad_of[n]) if grad_of.get(n) in grads else None,
-              "op": "" if k < len(prog.args) else _short(sp.sstr(prog.step(n).rhs, order="none"))}
+              "op": "" if k < len(prog.args) else _short(text(prog.step(n).rhs))}
              for k, n in enumerate(values)]
     nodes[-1]["kind"] = "output"
     term = {(g.name, g.source): k for k, g in enumerate(prog.backward)}
@@ -105,17 +147,18 @@ def _data(prog: Program, point: dict) -> dict:
                  "upstream": g.upstream, "ui": grads.index(g.upstream),
                  "source": values.index(g.source), "accumulate": g.accumulate,
                  "gi": grads.index(g.name),
-                 "local": _short(sp.sstr(g.local, order="none")),
+                 "local": _short(text(g.local)), "whole": g.whole,
                  "edge": next((k for k, e in enumerate(edges) if e["term"] == i), None)}
                 for i, g in enumerate(prog.backward)]
     forward = [{"node": len(prog.args) + k} for k in range(len(prog.forward))]
-    return {"args": list(prog.args), "point": [point[a] for a in prog.args], "nodes": nodes,
-            "edges": edges, "forward": forward, "backward": backward, "grads": grads}
+    return {"args": list(prog.args), "nodes": nodes, "edges": edges, "forward": forward,
+            "backward": backward, "grads": grads, "width": len(NUMBER)}
 
 
-def _node_lines(node: dict) -> list[str]:
-    lines = [node["name"]] + ([node["op"]] if node["op"] else []) + [f"= {NUMBER}"]
-    return lines + ([f"{node['grad']} = {NUMBER}"] if node["grad"] else [])
+def _node_lines(node: dict, width: int) -> list[str]:
+    number = "0" * width
+    lines = [node["name"]] + ([node["op"]] if node["op"] else []) + [f"= {number}"]
+    return lines + ([f"{node['grad']} = {number}"] if node["grad"] else [])
 
 
 def _layout(prog: Program, data: dict) -> dict:
@@ -128,10 +171,10 @@ def _layout(prog: Program, data: dict) -> dict:
              'node [shape=box, fontname="Courier", fontsize=11];',
              'edge [fontname="Courier", fontsize=11];']
     for k, node in enumerate(data["nodes"]):
-        label = "\\n".join("0" * len(t) for t in _node_lines(node))
+        label = "\\n".join("0" * len(t) for t in _node_lines(node, data["width"]))
         lines.append(f'n{k} [label="{label}"];')
     for e in data["edges"]:
-        label = f"{'0' * len(NUMBER)}\\n{'0' * len(NUMBER)}"
+        label = f"{'0' * data['width']}\\n{'0' * data['width']}"
         lines.append(f'n{e["from"]} -> n{e["to"]} [label="{label}"];')
     try:
         done = subprocess.run([dot, "-Tplain"], input="\n".join(lines + ["}"]),
@@ -186,13 +229,13 @@ def _svg(prog: Program, data: dict, layout: dict) -> str:
                    f'<text class="value" x="{lx:.1f}" y="{ly - 2:.1f}"></text>'
                    f'<text class="grad" x="{lx:.1f}" y="{ly + LINE - 2:.1f}"></text></g>')
     for k, node in enumerate(data["nodes"]):
-        out.append(_svg_node(k, node, layout["nodes"][f"n{k}"]))
+        out.append(_svg_node(k, node, layout["nodes"][f"n{k}"], data["width"]))
     return "\n".join(out + ["</svg>"])
 
 
-def _svg_node(k: int, node: dict, box) -> str:
+def _svg_node(k: int, node: dict, box, width: int) -> str:
     x, y, w, h = box
-    lines = _node_lines(node)
+    lines = _node_lines(node, width)
     top = y - LINE * len(lines) / 2 + LINE - 3
     kinds = ["name"] + (["op"] if node["op"] else []) + ["value"] + (
         ["grad"] if node["grad"] else [])
@@ -218,18 +261,18 @@ def _input(name: str, value: float) -> str:
 def _code(prog: Program, data: dict) -> str:
     """The generated Python forward and backward (math backend), one span per line; the line
     of every forward and backward step is recorded in ``data`` (``line``)."""
-    source = module_source(prog, "math", functions=("forward", "backward"))
+    source = module_source(prog, default_backend(prog), functions=("forward", "backward"))
     lines = source.splitlines()
     start = next(i for i, t in enumerate(lines) if t.startswith("def forward("))
     lines = lines[start:]
     wanted = [(s.name, ("=",), data["forward"][k]) for k, s in enumerate(prog.forward)]
-    wanted += [(g.name, ("+=", "-=") if g.accumulate else ("=",), data["backward"][k])
+    wanted += [(g.name, ("+=", "-=", "=") if g.accumulate else ("=",), data["backward"][k])
                for k, g in enumerate(prog.backward)]
     at = 0
     for i, text in enumerate(lines):
         if at < len(wanted):
             name, ops, entry = wanted[at]
-            if any(text.startswith(f"    {name} {op} ") for op in ops):
+            if any(text.lstrip().startswith(f"{name} {op} ") for op in ops):
                 entry["line"], at = i, at + 1
     if at != len(wanted):
         raise ArgumentError(f"the page could not find the Python line of {wanted[at][0]}")
@@ -248,8 +291,8 @@ _PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <header><h1>{formula}</h1>
-<p>Drag an input: the values (black, above each edge) flow forward and the gradients (red,
-below) flow back. Step through the program with the buttons.</p></header>
+<p>{lead}The values (black, above each edge) flow forward and the gradients (red, below)
+flow back. Step through the program with the buttons.</p></header>
 <section id="controls">
 {inputs}
 <div class="buttons"><button id="step-forward">forward &#9654;</button>
