@@ -187,6 +187,16 @@ def test_the_apples_and_the_neuron(browser, tmp_path):
         assert abs(labels[name][1] - grad) <= 1e-15, name
 
 
+def test_names_javascript_reserves(browser, tmp_path):
+    a, b = sp.symbols("var constructor", real=True)
+    prog = symdiff.lower(a * sp.exp(b) + a**2, wrt=[a, b])
+    _open(browser, tmp_path, prog, {a: 1.5, b: -0.5})
+    labels = _labels(browser)
+    value, grads = prog.compile().value_and_grad(1.5, -0.5)
+    assert _close(labels["out"][0], value)
+    assert [labels[n][1] for n in prog.args] == pytest.approx(list(grads), rel=REL)
+
+
 def test_a_matrix_layer_shows_shapes_and_its_gradient(browser, tmp_path):
     prog, at = _layer()
     _open(browser, tmp_path, prog, at)
