@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import re
 import shutil
 
@@ -23,6 +24,7 @@ from symdiff.cli import main
 from symdiff.errors import SymdiffError
 from symdiff.functions import sigmoid
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is absent")
 REL = 1e-12
 x, y = sp.symbols("x y", real=True)
@@ -59,6 +61,10 @@ def _layer():
 
 
 @needs_dot
+def test_the_readme_screenshot_is_small():
+    assert (ROOT / "docs" / "page.png").stat().st_size < 150_000
+
+
 def test_matrix_pages_need_their_arrays_and_formulas_javascript_cannot_compute_are_refused():
     with pytest.raises(SymdiffError, match="at given arrays"):
         _layer()[0].to_html()
