@@ -68,8 +68,8 @@ def test_the_readme_screenshot_is_small():
 def test_matrix_pages_need_their_arrays_and_formulas_javascript_cannot_compute_are_refused():
     with pytest.raises(SymdiffError, match="at given arrays"):
         _layer()[0].to_html()
-    with pytest.raises(SymdiffError, match="erf"):
-        symdiff.lower(sp.erf(x) * y, wrt=[x, y]).to_html(at={x: 1, y: 2})
+    with pytest.raises(SymdiffError, match="gamma"):
+        symdiff.lower(sp.gamma(x) * y, wrt=[x, y]).to_html(at={x: 1, y: 2})
 
 
 @needs_dot

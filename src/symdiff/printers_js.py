@@ -6,8 +6,9 @@ prints, with the math backend's numbers: each op of the table (ops.py) by its ``
 one (``runtime_js.js``: the overflow-safe ``sigmoid``, ``softplus``, ...), and the same forms
 of powers, conditionals and the non-smooth gates (``sign``, ``Heaviside``, ``Max``/``Min``).
 Where the math backend raises (a domain error, an undefined branch) the JavaScript value is
-``NaN``. JavaScript has no erf, erfc, gamma, lgamma or Bessel function: those are refused
-(``UnsupportedFunctionError``), as are the whole-array gates of matrix programs.
+``NaN``. JavaScript's Math has no erf or erfc (helpers here, to 1e-13 of math's), and no
+gamma, lgamma or Bessel function: those are refused (``UnsupportedFunctionError``), as are
+gelu (its helper would need erfc) and the whole-array gates of matrix programs.
 
 Names: every program name is a Python identifier; one that JavaScript reserves or that the
 generated code itself uses (``Math``, ``NaN``, the helpers) is written ``$name`` (``js_name``):
@@ -249,6 +250,8 @@ class JsPrinter(JavascriptCodePrinter):
         if how is How.HELPER:
             return self._call(expr.func.__name__, expr.args, expr.func.__name__)
         name = how.removeprefix("math.")
+        if name in JS_HELPERS:  # erf, erfc: JavaScript's Math has none
+            return self._call(name, expr.args, name)
         if name not in _MATH_FUNCTIONS:
             raise UnsupportedFunctionError(f"no js-backend implementation of {expr.func.__name__}"
                                            " (JavaScript's Math has none)")

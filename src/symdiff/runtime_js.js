@@ -93,3 +93,55 @@ function xlogy(x, y) {
 function sinc(t) {
     return t !== 0 ? Math.sin(t) / t : 1.0;
 }
+
+// erf(x) (math.erf): below |x| = 2 the series 2/sqrt(pi) exp(-x*x) sum 2^n x^(2n+1)/(2n+1)!!,
+// whose terms all have one sign; beyond, 1 - erfc(|x|) with the sign of x, erfc by its
+// continued fraction (as in erfc below).
+function erf(x) {
+    const a = Math.abs(x);
+    if (a < 2.0) {
+        let term = x, total = x;
+        for (let n = 1; Math.abs(term) > 1e-17 * Math.abs(total); n++) {
+            term *= 2.0 * x * x / (2 * n + 1);
+            total += term;
+        }
+        return 1.1283791670955126 * Math.exp(-x * x) * total;
+    }
+    let f = a, c = a, d = 0.0;
+    for (let n = 1; n < 5000; n++) {
+        d = 1.0 / (a + 0.5 * n * d);
+        c = a + 0.5 * n / c;
+        f *= c * d;
+        if (Math.abs(c * d - 1.0) < 1e-16) {
+            break;
+        }
+    }
+    const e = Math.exp(-a * a) / (1.7724538509055159 * f);
+    return x < 0 ? e - 1.0 : 1.0 - e;
+}
+
+// erfc(x) = 1 - erf(x) (math.erfc): beyond x = 2 its continued fraction (no cancellation),
+// exp(-x*x)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + ...)))); elsewhere 1 - erf(x).
+function erfc(x) {
+    if (x < 2.0) {
+        if (x <= -2.0) {
+            return 2.0 - erfc(-x);
+        }
+        let term = x, total = x;  // erf's series (as in erf above)
+        for (let n = 1; Math.abs(term) > 1e-17 * Math.abs(total); n++) {
+            term *= 2.0 * x * x / (2 * n + 1);
+            total += term;
+        }
+        return 1.0 - 1.1283791670955126 * Math.exp(-x * x) * total;
+    }
+    let f = x, c = x, d = 0.0;
+    for (let n = 1; n < 5000; n++) {
+        d = 1.0 / (x + 0.5 * n * d);
+        c = x + 0.5 * n / c;
+        f *= c * d;
+        if (Math.abs(c * d - 1.0) < 1e-16) {
+            break;
+        }
+    }
+    return Math.exp(-x * x) / (1.7724538509055159 * f);
+}
