@@ -38,7 +38,6 @@ from .interpret import program_trace
 from .ir import Program
 from .printers import make_printer
 
-CHAR = 6.6  # px per character of the graph's 11 px monospace font
 LINE = 14  # px per text line
 OP_CHARS = 30  # a node's operation is cut to this many characters
 NUMBER = "-0.000000"  # room for a number on the page (most are this wide: page.js's fmt)
@@ -134,6 +133,7 @@ def _data(prog: Program, text) -> dict:
     grad_of = {i.name: i.grad for i in prog.inputs if i.grad}
     grad_of.update((s.name, "d" + s.name) for s in prog.forward)
     value_of = {g: v for v, g in grad_of.items()}
+    index = set(values)  # (a matrix step may also read a dimension, drawn as no node)
     nodes = [{"name": n, "kind": "input" if k < len(prog.args) else "step", "grad": grad_of.get(n),
               "gi": grads.index(grad_of[n]) if grad_of.get(n) in grads else None,
               "op": "" if k < len(prog.args) else _short(text(prog.step(n).rhs))}
@@ -142,7 +142,7 @@ def _data(prog: Program, text) -> dict:
     term = {(g.name, g.source): k for k, g in enumerate(prog.backward)}
     edges = [{"from": values.index(o), "to": values.index(s.name),
               "term": term.get((grad_of.get(o), s.name))}
-             for s in prog.forward for o in _operands(s)]
+             for s in prog.forward for o in _operands(s) if o in index]
     backward = [{"name": g.name, "of": values.index(value_of[g.name]),
                  "upstream": g.upstream, "ui": grads.index(g.upstream),
                  "source": values.index(g.source), "accumulate": g.accumulate,
