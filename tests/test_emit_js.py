@@ -198,3 +198,14 @@ def test_refusals():
     with pytest.raises(UnsupportedFunctionError, match="matrix"):
         A = sp.MatrixSymbol("A", 2, 2)
         js_source(symdiff.lower(sp.Trace(A * A), wrt=[A]))
+
+
+@needs_node
+def test_unused_and_non_wrt_arguments():
+    """A wrt symbol the formula does not read gets 0; an argument outside wrt gets nothing."""
+    z, c = sp.symbols("z c", real=True)
+    prog = symdiff.lower(sp.sin(x) * c, wrt=[x, z], args=[x, z, c])
+    got = _run_node(f"{js_source(prog)}\nconsole.log(JSON.stringify(value_and_grad(0.7, 2, 3)));")
+    value, grads = prog.compile().value_and_grad(0.7, 2.0, 3.0)
+    assert _close(got[0], value) and len(got[1]) == 2
+    assert _close(got[1][0], grads[0]) and got[1][1] == grads[1] == 0.0
