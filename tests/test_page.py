@@ -162,6 +162,8 @@ def test_step_through_highlights_the_current_step(browser, tmp_path):
             operand, g.source)
         line = browser.find_element("css selector", "#code .current-line").text.strip()
         assert line.startswith(f"{g.name} {'+=' if g.accumulate else '='} ")
+        if g.name == "dden":  # the rule of invden = 1/den, as the page writes it
+            assert "d invden/d den = -invden²" in browser.find_element("id", "explain").text
     explain = browser.find_element("id", "explain").text
     assert "local derivative" in explain
     fork = next(k for k, g in enumerate(prog.backward) if g.accumulate)

@@ -129,10 +129,10 @@
         if (b.whole) {  // a matrix gate's whole term (dW = X.T @ dXW)
             text = head + set + b.local + "\n  = " + fmt(term);
         } else if (local === null) {  // a matrix program's elementwise gate
-            text = head + "local derivative  d" + src.name + "/d" + of + " = " + b.local +
+            text = head + "local derivative  d " + src.name + "/d " + of + " = " + b.local +
                 "\n" + set + b.upstream + " \u00d7 local = " + fmt(term);
         } else {
-            text = head + "local derivative  d" + src.name + "/d" + of + " = " + b.local +
+            text = head + "local derivative  d " + src.name + "/d " + of + " = " + b.local +
                 " = " + fmt(local) + "\n" + set + b.upstream + " \u00d7 local = " + fmt(up) +
                 " \u00d7 " + fmt(local) + " = " + fmt(term);
         }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -119,8 +120,14 @@ def _operands(step) -> list[str]:
     return list(dict.fromkeys(n.name for n in postorder(step.rhs) if n.is_Symbol))
 
 
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def _short(text: str) -> str:
-    text = " ".join(text.split())
+    """An operation as the page shows it: on one line, cut, small integer powers raised
+    (``-invden**2``: ``-invden²``)."""
+    text = re.sub(r"\*\*(\d{1,2})(?![\d.])", lambda m: m.group(1).translate(_SUPERSCRIPT),
+                  " ".join(text.split()))
     return text if len(text) <= OP_CHARS else text[:OP_CHARS - 3] + "..."
 
 
