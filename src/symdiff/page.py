@@ -41,6 +41,8 @@ from .printers import make_printer
 
 LINE = 14  # px per text line
 OP_CHARS = 30  # a node's operation is cut to this many characters
+LEAD = ("the values (black, above each edge) flow forward and the gradients (red, below) "
+        "flow back. Step through the program with the buttons.")
 NUMBER = "-0.000000"  # room for a number on the page (most are this wide: page.js's fmt)
 
 
@@ -73,7 +75,7 @@ def to_html(prog: Program, at: dict | None = None) -> str:
     return _PAGE.format(
         title=html.escape(f"symdiff: {prog.output} = {prog.text}"[:200]),
         style=_asset("page.css"), formula=html.escape(prog.text or prog.output), inputs=inputs,
-        lead="" if "static" in data else "Drag an input: ",
+        lead=LEAD[0].upper() + LEAD[1:] if "static" in data else f"Drag an input: {LEAD}",
         svg=svg, code=_code(prog, data), module=script, data=_json(data),
         script=_asset("page.js"))
 
@@ -298,8 +300,7 @@ _PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <header><h1>{formula}</h1>
-<p>{lead}The values (black, above each edge) flow forward and the gradients (red, below)
-flow back. Step through the program with the buttons.</p></header>
+<p>{lead}</p></header>
 <section id="controls">
 {inputs}
 <div class="buttons"><button id="step-forward">forward &#9654;</button>
