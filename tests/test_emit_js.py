@@ -52,6 +52,7 @@ CONVENTIONS = [
     (sp.sech(x) + sp.csch(y) + sp.acot(x) + sp.sinc(y), [(800.0, -3.0), (0.0, 1e-3)]),
     (x**sp.Rational(1, 3) + y**-2 + sp.sqrt(x) / y, [(8.0, 2.0), (0.3, -0.7)]),
     (sp.polygamma(0, x) * y + sp.EulerGamma * x, [(0.3, 2.0), (-1.5, 1.0), (12.0, 3.0)]),
+    (sp.Add(*(x**k / (k + 1) - y**k for k in range(40))), [(0.9, 0.9), (1.1, -0.7)]),
     (sp.erf(x) * y + sp.erfc(y), [(0.3, 2.0), (-1.97, 1.97), (2.5, -2.5), (6.0, 9.0)]),
 ]
 
@@ -168,6 +169,10 @@ def test_helpers_equal_the_math_helpers():
     points = [-800.0, -708.2, -30.0, -1.5, -1e-3, 0.0, 1e-3, 0.7, 2.5, 30.0, 800.0]
     two = {"xlogy": [(a, b) for a in (0.0, 2.0, -1.5) for b in (0.5, 3.0)]}
     two.update(erf=[(k / 8,) for k in range(-48, 49)], erfc=[(k / 8,) for k in range(-48, 200)])
+    rng = random.Random(7)  # sums that cancel, of terms 40 orders of magnitude apart
+    sums = [[rng.choice((-1, 1)) * 10 ** rng.uniform(-20, 20) for _ in range(rng.randint(1, 50))]
+            for _ in range(40)]
+    two["fsum"] = [(terms + [-t for t in terms[::2]] + [1e-30],) for terms in sums]
     script, expected = [], []
     for name in sorted(JS_HELPERS):
         fn = getattr(runtime_math, name, None) or getattr(math, name)  # erf, erfc: math's

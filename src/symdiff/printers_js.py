@@ -4,7 +4,8 @@
 prints, with the math backend's numbers: each op of the table (ops.py) by its ``math`` column
 (``math.exp`` -> ``Math.exp``), a runtime helper of the same name where the math backend calls
 one (``runtime_js.js``: the overflow-safe ``sigmoid``, ``softplus``, ...), and the same forms
-of powers, conditionals and the non-smooth gates (``sign``, ``Heaviside``, ``Max``/``Min``).
+of powers, conditionals and the non-smooth gates (``sign``, ``Heaviside``, ``Max``/``Min``);
+a long sum is ``fsum([...])``, exactly rounded like the math backend's ``math.fsum``.
 Where the math backend raises (a domain error, an undefined branch) the JavaScript value is
 ``NaN``. JavaScript's Math has no erf or erfc (helpers here, to 1e-13 of math's), and no
 gamma, lgamma or Bessel function: those are refused (``UnsupportedFunctionError``), as are
@@ -29,7 +30,7 @@ from .dag import postorder
 from .errors import UnsupportedFunctionError
 from .ops import OPS, How, row
 from .runtime import NAMED_CONSTANTS
-from .staged_printer import check_supported
+from .staged_printer import LONG_SUM, check_supported
 
 BACKEND = "js"
 
@@ -108,6 +109,13 @@ class JsPrinter(JavascriptCodePrinter):
     def _print_not_supported(self, expr):
         """Raise instead of SymPy's comment, in case a check was missed."""
         raise UnsupportedFunctionError(f"no js-backend implementation of {type(expr).__name__}")
+
+    def _print_Add(self, expr, order=None):
+        """A long sum as ``fsum([...])``, exactly rounded as the math backend's ``math.fsum``."""
+        if len(expr.args) <= LONG_SUM:
+            return super()._print_Add(expr, order=order)
+        self.helpers.add("fsum")
+        return f"fsum([{', '.join(self._print(a) for a in expr.args)}])"
 
     def _print_Symbol(self, expr):
         return js_name(expr.name)

@@ -145,3 +145,48 @@ function erfc(x) {
     }
     return Math.exp(-x * x) / (1.7724538509055159 * f);
 }
+
+// The exactly rounded sum of an array (math.fsum, which the math backend's long sums call):
+// Shewchuk's exact partial sums, then the last partials rounded half to even as one number.
+function fsum(terms) {
+    const partials = [];
+    for (let x of terms) {
+        let i = 0;
+        for (let y of partials) {
+            if (Math.abs(x) < Math.abs(y)) {
+                [x, y] = [y, x];
+            }
+            const hi = x + y;
+            const lo = y - (hi - x);
+            if (lo !== 0) {
+                partials[i++] = lo;
+            }
+            x = hi;
+        }
+        partials.length = i;
+        partials.push(x);
+    }
+    let n = partials.length;
+    if (n === 0) {
+        return 0.0;
+    }
+    let hi = partials[--n];
+    let lo = 0.0;
+    while (n > 0) {
+        const x = hi;
+        const y = partials[--n];
+        hi = x + y;
+        lo = y - (hi - x);
+        if (lo !== 0) {
+            break;
+        }
+    }
+    if (n > 0 && ((lo < 0 && partials[n - 1] < 0) || (lo > 0 && partials[n - 1] > 0))) {
+        const y = lo * 2;
+        const x = hi + y;
+        if (y === x - hi) {
+            hi = x;
+        }
+    }
+    return hi;
+}
