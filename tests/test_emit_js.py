@@ -24,7 +24,7 @@ import sympy as sp
 import symdiff
 from symdiff.emit_js import js_source
 from symdiff.errors import SymdiffError, UnsupportedFunctionError
-from symdiff.functions import relu, sigmoid, softplus
+from symdiff.functions import gelu, relu, sigmoid, softplus
 from symdiff.printers_js import JS_HELPERS, js_name, print_js
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tools"))
@@ -53,6 +53,7 @@ CONVENTIONS = [
     (x**sp.Rational(1, 3) + y**-2 + sp.sqrt(x) / y, [(8.0, 2.0), (0.3, -0.7)]),
     (sp.polygamma(0, x) * y + sp.EulerGamma * x, [(0.3, 2.0), (-1.5, 1.0), (12.0, 3.0)]),
     (sp.Add(*(x**k / (k + 1) - y**k for k in range(40))), [(0.9, 0.9), (1.1, -0.7)]),
+    (gelu(x) * y + gelu(y), [(0.3, 2.0), (-6.0, 1.5), (-30.0, 4.0)]),
     (sp.erf(x) * y + sp.erfc(y), [(0.3, 2.0), (-1.97, 1.97), (2.5, -2.5), (6.0, 9.0)]),
 ]
 

@@ -9,7 +9,7 @@ a long sum is ``fsum([...])``, exactly rounded like the math backend's ``math.fs
 Where the math backend raises (a domain error, an undefined branch) the JavaScript value is
 ``NaN``. JavaScript's Math has no erf or erfc (helpers here, to 1e-13 of math's), and no
 gamma, lgamma or Bessel function: those are refused (``UnsupportedFunctionError``), as are
-gelu (its helper would need erfc) and the whole-array gates of matrix programs.
+the whole-array gates of matrix programs.
 
 Names: every program name is a Python identifier; one that JavaScript reserves or that the
 generated code itself uses (``Math``, ``NaN``, the helpers) is written ``$name`` (``js_name``):
@@ -51,7 +51,8 @@ _MATH_FUNCTIONS = frozenset(_MATH_NAMES.split())
 
 def _helpers(filename: str) -> dict[str, str]:
     """The text of each top-level ``function name(...) {...}`` of a JavaScript runtime file,
-    with the comment block above it, by name (a function ends at the first ``}`` in column 0)."""
+    with the comment block above it, by name (a function ends at the first ``}`` in column 0).
+    A comment line ``// needs: a, b`` names the other helpers a helper calls (``JS_NEEDS``)."""
     text = files(__package__).joinpath(filename).read_text(encoding="utf-8")
     found, comment, current, name = {}, [], [], None
     for line in text.splitlines():
@@ -68,6 +69,10 @@ def _helpers(filename: str) -> dict[str, str]:
 
 
 JS_HELPERS: dict[str, str] = _helpers("runtime_js.js")
+JS_NEEDS: dict[str, tuple[str, ...]] = {
+    name: tuple(n.strip() for line in text.splitlines() if line.startswith("// needs:")
+                for n in line.removeprefix("// needs:").split(","))
+    for name, text in JS_HELPERS.items()}
 RESERVED_JS = _JS_WORDS | frozenset(JS_HELPERS)
 
 
@@ -268,7 +273,7 @@ class JsPrinter(JavascriptCodePrinter):
     def _call(self, helper: str, args, what: str) -> str:
         if helper not in JS_HELPERS:
             raise UnsupportedFunctionError(f"no js-backend implementation of {what}")
-        self.helpers.add(helper)
+        self.helpers.update((helper, *JS_NEEDS[helper]))
         return f"{helper}({', '.join(self._print(a) for a in args)})"
 
 

@@ -2,7 +2,8 @@
 //
 // Each top-level function here is one helper: printers_js.js_helper_source copies its text, with
 // the comment lines right above it, into every generated module that calls it, so each must
-// stand alone (it uses only Math and itself). Each computes what the math backend's helper of
+// stand alone (it uses Math, itself, and the helpers a "// needs:" line above it names, which
+// are copied with it). Each computes what the math backend's helper of
 // the same name computes (runtime_math.py), with the same overflow-safe forms; where that one
 // raises ValueError this one returns NaN. tests/test_emit_js.py runs them under node.
 "use strict";
@@ -189,4 +190,10 @@ function fsum(terms) {
         }
     }
     return hi;
+}
+
+// t*Phi(t), the exact (erf) GELU: Phi(t) = erfc(-t/sqrt(2))/2, which keeps its digits for t << 0.
+// needs: erfc
+function gelu(t) {
+    return 0.5 * t * erfc(-0.7071067811865476 * t);
 }
