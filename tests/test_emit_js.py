@@ -215,3 +215,9 @@ def test_unused_and_non_wrt_arguments():
     value, grads = prog.compile().value_and_grad(0.7, 2.0, 3.0)
     assert _close(got[0], value) and len(got[1]) == 2
     assert _close(got[1][0], grads[0]) and got[1][1] == grads[1] == 0.0
+
+
+def test_staged_example_module_matches_golden(staged, golden):
+    """The signature output in JavaScript: the math module's steps, names and += (reviewed)."""
+    expr, x_, y_ = staged
+    golden("staged.js", js_source(symdiff.lower(expr, wrt=[x_, y_])))

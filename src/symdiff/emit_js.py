@@ -82,9 +82,9 @@ def _header(prog: Program) -> str:
         f"// forward({args}) -> [{js_name(prog.output)}, cache]",
         f"// backward({out}, cache) -> [{grads}]",
         f"// value_and_grad({args}) -> [{js_name(prog.output)}, [{grads}]]",
-        f"// trace({args}{', ' if args else ''}{out}) -> {{values, terms, grads, locals}}: "
-        "every", "// value (arguments, then steps), the term of every backward line, every "
-        "gradient, the local", "// derivative of every backward line"])
+        f"// trace({args}{', ' if args else ''}{out}) -> {{values, terms, grads, locals}}:",
+        "//     every value (arguments, then steps), the term and the local derivative of every",
+        "//     backward line, every gradient"])
 
 
 def _function(name: str, params: str, body: list[str]) -> str:
