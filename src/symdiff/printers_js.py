@@ -109,6 +109,11 @@ class JsPrinter(JavascriptCodePrinter):
                 raise UnsupportedFunctionError(
                     f"no js-backend implementation of {type(node).__name__} (the interactive "
                     "page computes scalar programs only)")
+        negated = expr.is_Mul and len(expr.args) == 2 and expr.args[0] == -1
+        square = expr.args[1] if negated else expr
+        if square.is_Pow and square.exp == 2 and type(square.base) is sp.Symbol:
+            name = self._print(square.base)  # as the math backend writes it: xpy*xpy
+            return f"{'-' if negated else ''}{name}*{name}"
         return self._print(expr)
 
     def _print_not_supported(self, expr):

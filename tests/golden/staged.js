@@ -21,7 +21,7 @@ function forward(x, y) {
     const num = x + sigy;
     const sigx = sigmoid(x);
     const xpy = x + y;
-    const xpysqr = Math.pow(xpy, 2);
+    const xpysqr = xpy*xpy;
     const den = sigx + xpysqr;
     const invden = (1/den);
     const out = num*invden;
@@ -34,11 +34,11 @@ function backward(dout, $cache) {
     let dnum = dout * invden;
     let dinvden = dout * num;
     // backprop invden = (1/den)
-    let dden = dinvden * (-Math.pow(invden, 2));
+    let dden = dinvden * (-invden*invden);
     // backprop den = sigx + xpysqr
     let dsigx = dden;
     let dxpysqr = dden;
-    // backprop xpysqr = Math.pow(xpy, 2)
+    // backprop xpysqr = xpy*xpy
     let dxpy = dxpysqr * (2*xpy);
     // backprop xpy = x + y
     let dx = dxpy;
@@ -63,7 +63,7 @@ function trace(x, y, dout) {
     const num = x + sigy;
     const sigx = sigmoid(x);
     const xpy = x + y;
-    const xpysqr = Math.pow(xpy, 2);
+    const xpysqr = xpy*xpy;
     const den = sigx + xpysqr;
     const invden = (1/den);
     const out = num*invden;
@@ -72,11 +72,11 @@ function trace(x, y, dout) {
     let dnum = ($t[0] = dout * invden);
     let dinvden = ($t[1] = dout * num);
     // backprop invden = (1/den)
-    let dden = ($t[2] = dinvden * (-Math.pow(invden, 2)));
+    let dden = ($t[2] = dinvden * (-invden*invden));
     // backprop den = sigx + xpysqr
     let dsigx = ($t[3] = dden);
     let dxpysqr = ($t[4] = dden);
-    // backprop xpysqr = Math.pow(xpy, 2)
+    // backprop xpysqr = xpy*xpy
     let dxpy = ($t[5] = dxpysqr * (2*xpy));
     // backprop xpy = x + y
     let dx = ($t[6] = dxpy);
@@ -88,6 +88,6 @@ function trace(x, y, dout) {
     let dsigy = ($t[10] = dnum);
     // backprop sigy = sigmoid(y)
     dy += ($t[11] = dsigy * (sigy*(1 - sigy)));
-    const $l = [invden, num, -Math.pow(invden, 2), 1, 1, 2*xpy, 1, 1, sigx*(1 - sigx), 1, 1, sigy*(1 - sigy)];
+    const $l = [invden, num, -invden*invden, 1, 1, 2*xpy, 1, 1, sigx*(1 - sigx), 1, 1, sigy*(1 - sigy)];
     return {values: [x, y, sigy, num, sigx, xpy, xpysqr, den, invden, out], terms: $t, grads: [dout, dnum, dinvden, dden, dsigx, dxpysqr, dxpy, dx, dy, dsigy], locals: $l};
 }
