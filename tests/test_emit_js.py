@@ -33,7 +33,7 @@ import enumerate as corpus  # noqa: E402  (tools/enumerate.py, not the builtin)
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 REL = 1e-12
-CORPUS = 300  # enumerated formulas (about 4 s)
+CORPUS = 240  # enumerated formulas (about 3 s)
 x, y = sp.symbols("x y", real=True)
 
 # (formula, points): the conventions the math backend has, at the points where they show.
@@ -145,7 +145,7 @@ def test_js_equals_math_backend():
                 if not _close(float(a), b):
                     bad.append(f"{label} at {point}: python {a!r}, js {b!r}")
     assert not bad, "\n".join(bad[:20])
-    assert len(cases) > 200 and compared > 1200 and refused < len(cases) / 3
+    assert len(cases) > 170 and compared > 1000 and refused < len(cases) / 3
 
 
 @needs_node
