@@ -22,16 +22,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "symdiff"
 LAYERS = {
     "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
                "runtime_numpy", "runtime_torch", "runtime_jax", "runtime"),
-    "tables": ("ops", "mpeval", "staged_printer", "printers", "backends", "adapters", "rules",
-               "stable"),
+    "tables": ("ops", "mpeval", "staged_printer", "printers", "printers_js", "backends",
+               "adapters", "rules", "stable"),
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "tangent",
                  "sparsity", "matrix", "matrix_forms", "lower_matrix", "api", "writer",
-                 "emit_tangent", "emit"),
+                 "emit_tangent", "emit", "emit_js"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
                   "array_reference", "reports", "diagnose", "matrix_diagnose", "array_diagnose",
                   "hand", "derivative_rows", "array_check", "check",
                   "array_verify", "verify"),
-    "faces": ("graph", "handoffs", "layers", "optimize", "cli", "__main__", "__init__"),
+    "faces": ("graph", "page", "handoffs", "layers", "optimize", "cli", "__main__", "__init__"),
 }
 ORDER = [m for layer in LAYERS.values() for m in layer]
 

@@ -38,9 +38,11 @@ def test_no_code_compares_a_backend_name():
 
 # The stages that treat a matrix program differently, each telling it once: emit (its layout),
 # the listing, check and verify (their array judges), the rows of derivatives (a matrix output's
-# row keeps the whole-array reverse pass), optimize (it refuses matrix formulas).
+# row keeps the whole-array reverse pass), optimize (it refuses matrix formulas), emit_js (it
+# refuses them too), page (a matrix program's page is static).
 KIND_DISPATCH = {"emit.py": 1, "ir.py": 1, "check.py": 1, "verify.py": 1,
-                 "derivative_rows.py": 1, "optimize.py": 1}
+                 "derivative_rows.py": 1, "optimize.py": 1, "emit_js.py": 1,
+                 "page.py": 1}
 
 
 def test_each_stage_tells_matrix_from_scalar_programs_in_one_place():

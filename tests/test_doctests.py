@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import shutil
 
 import pytest
 
@@ -15,11 +16,15 @@ from symdiff.backends import ALL
 MODULES = sorted(m.name for m in pkgutil.iter_modules(symdiff.__path__) if m.name != "__main__")
 # the helpers of a framework backend import the framework (an optional extra)
 NEEDS = {f"runtime_{b.name}": b.library for b in ALL if b.library}
+# programs the examples run (the page's example lays its graph out with Graphviz's dot)
+TOOLS = {"page": "dot"}
 
 
 def imported(name: str):
     if name in NEEDS:
         pytest.importorskip(NEEDS[name])
+    if name in TOOLS and shutil.which(TOOLS[name]) is None:
+        pytest.skip(f"the examples of {name} run {TOOLS[name]}, which is not installed")
     return importlib.import_module(f"symdiff.{name}")
 
 

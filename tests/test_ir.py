@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 import symdiff
-from symdiff import emit, graph, interpret, ir, printers
+from symdiff import emit, graph, interpret, ir, page, printers
 from symdiff.errors import ArgumentError, InvalidProgramError, MissingStageError, SymdiffError
 from symdiff.ir import GradStep, Step
 
@@ -118,7 +118,8 @@ def test_every_hand_off_is_registered_to_its_stage():
     assert {name: ir.service(name) for name in ir.HANDOFFS} == {
         "source": emit.module_source, "compile": emit.compile_module,
         "evaluate": interpret.program_values, "to_dot": graph.to_dot, "to_svg": graph.to_svg,
-        "make_printer": printers.make_printer, "default_backend": emit.default_backend}
+        "to_html": page.to_html, "make_printer": printers.make_printer,
+        "default_backend": emit.default_backend}
 
 
 def test_the_hand_offs_work_whatever_module_is_imported_first():

@@ -5,7 +5,7 @@
     symdiff check EXPR [--wrt x,y] [--samples N] [--seed S] [--domain x=-5:5,y=0:1]
     symdiff verify EXPR --grad FILE.py:FUNCTION [--forward FILE.py:FUNCTION] [--wrt x,y]
                    [--samples N] [--seed S] [--domain x=-5:5,y=0:1]
-    symdiff graph EXPR [--wrt x,y] [--at x=2,y=-1] [-o graph.svg | graph.dot]
+    symdiff graph EXPR [--wrt x,y] [--at x=2,y=-1] [-o graph.svg | graph.dot] [--html page.html]
 
 EXPR is a formula string (parsed with a whitelist, never evaluated), or ``-`` to read it from
 standard input. ``--wrt`` defaults to every symbol of the formula, by name. Exit status: 0 success,
@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-o", "--output",
                        help="write FILE.svg (rendered by Graphviz's dot) or FILE.dot; default: "
                             "DOT text on stdout")
+    graph.add_argument("--html", metavar="FILE.html",
+                       help="write the interactive page: inputs, live values and gradients, "
+                            "step-through (starting at --at, default 1 for every argument)")
     return parser
 
 
@@ -143,6 +146,10 @@ def _check(options, expr, wrt, prog) -> int:
 
 def _graph(options, expr, wrt, prog) -> int:
     at = _point(options.at) if options.at else None
+    if options.html:
+        _write(prog.to_html(at), options.html)
+        if not options.output:
+            return EXIT_OK
     if options.output and options.output.endswith(".svg"):
         text = prog.to_svg(at)
     elif options.output and not options.output.endswith(".dot"):

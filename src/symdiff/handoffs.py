@@ -14,8 +14,9 @@ from . import ir
 from .emit import compile_module, default_backend, module_source
 from .graph import to_dot, to_svg
 from .interpret import program_values
+from .page import to_html
 from .printers import make_printer
 
 ir.register(source=module_source, compile=compile_module, evaluate=program_values,
-            to_dot=to_dot, to_svg=to_svg, make_printer=make_printer,
+            to_dot=to_dot, to_svg=to_svg, to_html=to_html, make_printer=make_printer,
             default_backend=default_backend)

@@ -291,6 +291,10 @@ class Program:
         """The graph rendered to SVG by Graphviz's ``dot`` (MissingToolError if it is absent)."""
         return service("to_svg")(self, at)
 
+    def to_html(self, at: dict | None = None) -> str:
+        """One self-contained interactive page of the graph (``symdiff.page``; Graphviz)."""
+        return service("to_html")(self, at)
+
     def _repr_html_(self) -> str:
         """Jupyter shows the listing, the graph (when Graphviz is installed) and the code."""
         try:
@@ -340,6 +344,7 @@ HANDOFFS = {
     "evaluate": ("Program.evaluate", "interpret.program_values(prog, point, dout)"),
     "to_dot": ("Program.to_dot", "graph.to_dot(prog, at)"),
     "to_svg": ("Program.to_svg", "graph.to_svg(prog, at)"),
+    "to_html": ("Program.to_html", "page.to_html(prog, at)"),
     "make_printer": ("the listing of a matrix Program", "printers.make_printer(backend)"),
     "default_backend": ("Program._repr_html_", "emit.default_backend(prog)"),
 }
@@ -370,11 +375,8 @@ def service(name: str) -> Callable:
 
 
 def validate(prog: Program) -> None:
-    """Check the invariants of a Program (single assignment, defined before use, accumulation).
-
-    Raises InvalidProgramError naming the first that fails (never ``assert``, which ``python -O``
-    removes).
-    """
+    """Check the invariants of a Program (single assignment, defined before use, accumulation);
+    raise InvalidProgramError naming the first that fails (never ``assert``: ``python -O``)."""
     _validate_names(prog)
     forward_names = _validate_forward(prog)
     _validate_backward(prog, forward_names)
