@@ -41,8 +41,8 @@ HAND_EPS_SAFETY = 256  # hand code may differ by HAND_REL (relative to the large
 def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=False,
                   kinds=None) -> VerifyReport:
     """A hand gradient of a matrix formula against the generated (and checked) one."""
-    checked = _self_check(prog, seed, kinds)
     given = [given_arrays(prog, p) for p in points or []]
+    checked = _self_check(prog, seed, kinds, given[0] if given else {})
     samples = (0 if given else ARRAY_SAMPLES) if samples is None else samples
     trials = _trials(prog, given + [{}] * samples, forward is not None, seed, domain, kinds)
     n = len(prog.grads)
@@ -90,13 +90,19 @@ def verify_arrays(prog, grad, forward, points, samples, seed, domain, strict=Fal
                         verdicts, notes, sampled=sampled, value=value)
 
 
-def _self_check(prog, seed, kinds):
-    """symdiff's own gradient checked once per formula, seed and kinds (an LRU of CACHED)."""
-    key = (formula_key(prog), seed, tuple(sorted((str(k), v) for k, v in (kinds or {}).items())))
+def _self_check(prog, seed, kinds, given: dict):
+    """symdiff's own gradient checked once per formula, seed, kinds and sizes (an LRU of
+    CACHED): at the sizes of the first arrays given, if any (a formula may be singular at
+    others: log det(R'R) needs R tall)."""
+    sizes = None
+    if given:
+        sizes = {d.name: int(n) for d, n in trial_sizes(prog, given, random.Random(seed)).items()}
+    key = (formula_key(prog), seed, tuple(sorted((str(k), v) for k, v in (kinds or {}).items())),
+           tuple(sorted((sizes or {}).items())))
     if key not in _CHECKED:
         if len(_CHECKED) >= CACHED:
             _CHECKED.pop(next(iter(_CHECKED)))
-        checked = check(prog, samples=1, seed=seed, kinds=kinds)
+        checked = check(prog, samples=1, seed=seed, kinds=kinds, sizes=sizes)
         if not checked.ok:
             raise CheckError("symdiff's own gradient failed its check\n" + str(checked))
         _CHECKED[key] = checked
