@@ -69,6 +69,10 @@ class How(enum.Enum):
     OWN = "the printer's own _print_ method"
 
 
+# A backend that prints another's column: numba compiles the math backend's program.
+_COLUMN_OF = {"numba": "math"}
+
+
 @dataclass(frozen=True)
 class Op:
     """One scalar op: its SymPy class and every fact the stages need about it."""
@@ -94,7 +98,7 @@ class Op:
 
     def printing(self, column: str) -> str | How:
         """How the backend whose printer reads ``column`` prints the op (see ``torch``)."""
-        how = getattr(self, column)
+        how = getattr(self, _COLUMN_OF.get(column, column))
         return self.numpy if how is None else how
 
     def spellings(self) -> list[tuple[str, int, int | None]]:
