@@ -45,11 +45,15 @@ def array_functions(prog: Program, backend: Backend, fn: dict[str, str], chosen,
 
 
 def _loop(backend: Backend, name: str, point: str, ins: list[str], outs: list[str],
-          cache: list[str] | None = None) -> str:
+          cache: list[str] | None = None, skipped=()) -> str:
     """``def name(*ins, *outs)``: ``outs[i] = point(ins[i])`` at every point, then the name
-    bound to its two compiled forms, (serial, parallel)."""
+    bound to its two compiled forms, (serial, parallel). ``skipped``: which of forward's
+    cached values are not stored (the arguments, already arrays)."""
     at = [f"{a}[{INDEX}]" for a in ins]
     targets = [f"{o}[{INDEX}]" for o in outs]
+    if any(skipped):
+        rest = iter(targets[1:])
+        targets = targets[:1] + ["_" if s else next(rest) for s in skipped]
     if cache is not None:  # backward: the cached values of the point as one tuple
         at.append(as_tuple([f"{c}[{INDEX}]" for c in cache]) if cache else "()")
     if cache is None:  # forward and value_and_grad return (out, (more, ...))
@@ -85,13 +89,16 @@ def _reduced(prog: Program, shape: str = "shape") -> str:
 
 def _forward(prog, backend, fn, cached) -> str:
     out, args = prog.output, list(prog.args)
-    loop = _loop(backend, fn["forward_loop"], fn["forward_point"], args, [out] + cached)
+    steps = [c for c in cached if c not in args]  # a cached argument is its own flat array
+    loop = _loop(backend, fn["forward_loop"], fn["forward_point"], args, [out] + steps,
+                 skipped=[c in args for c in cached])
     kept = [i.name for i in prog.inputs if i.grad]  # backward reads their shapes
+    values = [f"points[{args.index(c)}]" if c in args else c for c in cached]
     body = [call("shape, points = broadcast", args),
-            _unpacked([out] + cached, f"results(shape, {1 + len(cached)})"),
-            call(f"{fn['forward_loop']}[bool(parallel)]", ["*points", out] + cached),
+            _unpacked([out] + steps, f"results(shape, {1 + len(steps)})"),
+            call(f"{fn['forward_loop']}[bool(parallel)]", ["*points", out] + steps),
             f"return shaped({out}, shape), ({as_tuple(kept) if kept else '()'}, shape, "
-            f"{as_tuple(cached) if cached else '()'})"]
+            f"{as_tuple(values) if values else '()'})"]
     doc = (f"{out} and the cache backward reads: {fn['forward_point']} at every point of the "
            "broadcast\narguments (parallel=True: over all cores).")
     return loop + "\n\n\n" + _public(fn["forward"], args, doc, body)

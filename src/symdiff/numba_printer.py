@@ -49,6 +49,14 @@ class NumbaPrinter(MathPrinter):
         """``np.ceil``, a float (see _print_floor)."""
         return f"np.ceil({self._print(expr.args[0])})"
 
+    def _print_helper_call(self, expr):
+        """Integer arguments as floats: numba types ``*terms`` as a tuple of its items' types,
+        and a loop over a tuple of an int and floats (logsumexp(x, y, 0)) does not compile."""
+        name = expr.func.__name__
+        self._helper(name, name)
+        args = [f"{int(a)}.0" if a.is_Integer else self._print(a) for a in expr.args]
+        return f"{name}({', '.join(args)})"
+
     def _nested(self, helper: str, args) -> str:
         self.helpers.add(helper)
         text = self._print(args[0])
