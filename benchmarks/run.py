@@ -369,13 +369,16 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
         ("lambdify(cse=True), numpy", lambdified, (xs, ys), as_arrays),
     ]
     missing = []
-    for label, make in (("JAX", jax_impl), ("PyTorch", torch_impl)):
-        impl = make(xs, ys) if cfg.frameworks else None
-        if impl is None:
+    # PyTorch last: its OpenMP threads spin-wait after each call, which slows whatever runs next
+    for label, make in (("JAX", jax_impl), ("symdiff numba", numba_impls),
+                        ("PyTorch", torch_impl)):
+        made = make(xs, ys) if cfg.frameworks else None
+        if made is None:
             status = "not installed" if cfg.frameworks else f"skipped (--{cfg.mode})"
             missing.append({"implementation": label, "status": status})
         else:
-            impls.append((*impl, as_arrays))
+            impls += [(*impl, as_arrays) for impl in (made if label == "symdiff numba"
+                                                      else [made])]
     rows = measure(impls, cfg, as_arrays(hand_staged(xs, ys, np)))
     for row in rows[4:]:
         row["vs_symdiff_numpy"] = row["seconds"] / rows[1]["seconds"]
@@ -400,6 +403,30 @@ def jax_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
 
     return f"JAX {jax.__version__} jit(vmap(value_and_grad))", call, (jnp.asarray(xs),
                                                                        jnp.asarray(ys))
+
+
+NUMBA_ROWS = ("symdiff numba value_and_grad (1 thread)",
+              "symdiff numba parallel=True, 1 thread", "symdiff numba parallel=True, 2 threads")
+
+
+def numba_impls(xs: np.ndarray, ys: np.ndarray) -> list[tuple] | None:
+    """backend="numba"'s value_and_grad: serial on one thread, and parallel=True (prange) on
+    one and on two threads (numba.set_num_threads, per call); None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    expr, (x, y) = formula("staged", None)
+    module = symdiff.lower(expr, wrt=[x, y]).compile("numba")
+
+    def on(threads: int, parallel: bool):
+        def call(a, b):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            return module.value_and_grad(a, b, parallel=parallel)
+        return call
+
+    return [(name, on(threads, parallel), (xs, ys)) for name, threads, parallel in
+            zip(NUMBA_ROWS, (1, 1, 2), (False, True, True))]
 
 
 def torch_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
@@ -559,11 +586,30 @@ def targets(results: dict) -> list[dict]:
             target(f"chain (depth {results['chain']['depth']:,}) value_and_grad <= 3x forward",
                    chain_ratio(results["chain"]), 3.0, times(chain_ratio(results["chain"])))]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
+    rows += numba_targets(results["frameworks"]["rows"], jax)
     if jax:  # no target: for comparison
         rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
                      "value": 1 / jax[0]["vs_symdiff_numpy"],
                      "shown": times(1 / jax[0]["vs_symdiff_numpy"])})
     return rows
+
+
+def numba_targets(rows: list[dict], jax: list[dict]) -> list[dict]:
+    """numba (1 thread) <= JAX's time, and parallel=True on 2 threads >= 1.7x faster than on
+    1; none when numba's rows were not measured."""
+    seconds = {r["implementation"]: r["seconds"] for r in rows if "seconds" in r}
+    if NUMBA_ROWS[0] not in seconds:
+        return []
+    serial, one, two = (seconds[n] for n in NUMBA_ROWS)
+    out = []
+    if jax:
+        ratio = serial / jax[0]["seconds"]
+        out.append(target("numba backend (1 thread) <= JAX jit(vmap) time", ratio, 1.0,
+                          f"{times(ratio)} of JAX's time"))
+    speedup = one / two  # a target of at least 1.7: met when 1.7/speedup <= 1
+    out.append({**target("numba parallel=True: 2 threads >= 1.7x faster than 1", 1.7 / speedup,
+                         1.0, times(speedup)), "value": speedup})
+    return out
 
 
 def gp_target(gp: dict) -> dict:
@@ -621,7 +667,7 @@ def report(results: dict) -> str:
         timing_table(num["rows"], "ms", 1e3, num["points"]),
         f"symdiff numpy gradient / forward: {times(num['gradient_over_forward'])}. "
         f"Memory: {num['allocator']}.",
-        "### 5. Autodiff frameworks on the same points (float64)",
+        "### 5. Autodiff frameworks and the numba backend on the same points (float64)",
         frameworks_table(results["frameworks"]["rows"]),
         gp_title(results["gp"]),
         gp_table(results["gp"]),
