@@ -8,10 +8,10 @@ principle (Griewank & Walther, *Evaluating Derivatives*, 2008, ch. 4) bounds val
 by a small multiple of the value: the target is <= 3x the forward.
 
 Where the time goes (issue 17 item 6, measured 2026-12-03 on the 2-core VM, fastest of 40
-interleaved rounds, /tmp script in the h/numba report): forward 166 us (its 3,001-entry cache
-tuple included), backward 201 us given that cache, value_and_grad 385 us = 2.31x forward. Above
-FUSE_LIMIT (13,000 lines here) value_and_grad is forward then backward (166 + 201 = 367 us: the calls
-and the cache's packing and unpacking are the other 18 us, 5%), and fusing them anyway (FUSE_LIMIT raised) gives 319 us,
+interleaved rounds): forward 166 us (its 3,001-entry cache tuple included), backward 201 us
+given that cache, value_and_grad 385 us = 2.31x forward. Above FUSE_LIMIT (13,000 lines here)
+value_and_grad is forward then backward (166 + 201 = 367 us: the calls and the cache's packing
+and unpacking are the other 18 us, 5%); fusing them anyway (FUSE_LIMIT raised) gives 319 us,
 1.92x. The 7.9x the issue quotes is not reproduced at this commit: the target holds on the
 default path, so the module is not written twice over for it.
 """
