@@ -152,3 +152,33 @@ def test_check_runs_the_numba_code():
     report = symdiff.check(symdiff.lower("x*exp(-y**2) + relu(x - y)", wrt=["x", "y"]),
                            backends=("numba",))
     assert report.ok and report.backends == ("numba",), report
+
+
+@needs_numba
+def test_an_argument_outside_wrt_and_one_gradient():
+    prog = symdiff.lower("x*y + log(x)", wrt=["x"], args=["x", "y"])
+    fast, ref = prog.compile("numba"), prog.compile("numpy")
+    x, y = np.linspace(0.5, 3.0, 7), np.linspace(-1.0, 1.0, 7)
+    got, want = fast.value_and_grad(x, y), ref.value_and_grad(x, y)
+    _close(got[0], want[0])
+    assert len(got[1]) == 1
+    _close(got[1][0], want[1][0])
+    value, cache = fast.forward(x, y)  # y is a cached argument of backward's: not stored again
+    _close(fast.backward(2.0, cache)[0], ref.backward(2.0, ref.forward(x, y)[1])[0])
+    with pytest.raises(TypeError, match="complex"):
+        fast.value_and_grad(x + 1j, y)
+    with pytest.raises(ValueError):  # an upstream gradient that is not the points' shape
+        fast.backward(np.ones(3), cache)
+    with np.errstate(all="ignore"):  # log(-1) is nan at that point only, as numpy's
+        _close(fast.value_and_grad(np.array([-1.0, 1.0]), 0.0)[0],
+               ref.value_and_grad(np.array([-1.0, 1.0]), 0.0)[0])
+
+
+def test_without_numba_compile_names_the_install(monkeypatch):
+    prog = symdiff.lower("x*y", wrt=["x", "y"])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "numba" else real(name, *a))
+    with pytest.raises(symdiff.MissingToolError, match=r"pip install 'symdiff\[numba\]'"):
+        prog.compile("numba")
+    assert "def value_and_grad(x, y, *, parallel=False):" in prog.source("numba")

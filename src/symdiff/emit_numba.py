@@ -80,11 +80,14 @@ def _public(name: str, args: list[str], doc: str, body: list[str]) -> str:
     return define(name, args + ["*", "parallel=False"], [f'"""{doc}"""'] + body)
 
 
-def _reduced(prog: Program, shape: str = "shape") -> str:
-    """Each gradient in its points' shape, summed down to its argument's shape."""
+def _reduced(prog: Program, head: str = "return ") -> str:
+    """``head`` then the tuple of each gradient in its points' shape, summed down to its
+    argument's shape (wrapped when long)."""
     grad_of = {i.name: i.grad for i in prog.inputs}
-    return as_tuple([f"unbroadcast(shaped({grad_of[a]}, {shape}), {a})"
-                     for a in prog.args if grad_of[a]])
+    items = [f"unbroadcast(shaped({grad_of[a]}, shape), {a})" for a in prog.args if grad_of[a]]
+    if len(items) < 2:
+        return head + (f"({items[0]},)" if items else "()")
+    return call(head, items)
 
 
 def _forward(prog, backend, fn, cached) -> str:
@@ -113,7 +116,7 @@ def _backward(prog, backend, fn, cached) -> str:
             f"{d} = upstream({d}, shape)",
             _unpacked(grads, f"results(shape, {len(grads)})") if grads else "",
             call(f"{fn['backward_loop']}[bool(parallel)]", [d, "*values"] + grads),
-            f"return {_reduced(prog)}" if grads else "return ()"]
+            _reduced(prog)]
     doc = (f"Gradients {as_tuple(grads)} of {out}, given its upstream gradient {d} (broadcast "
            f"to the\npoints): {fn['backward_point']} at every point.")
     return loop + "\n\n\n" + _public(fn["backward"], [d, "cache"], doc, [b for b in body if b])
@@ -126,7 +129,7 @@ def _value_and_grad(prog, backend, fn, cached) -> str:
     body = [call("shape, points = broadcast", args),
             _unpacked([out] + grads, f"results(shape, {1 + len(grads)})"),
             call(f"{fn['value_and_grad_loop']}[bool(parallel)]", ["*points", out] + grads),
-            f"return shaped({out}, shape), {_reduced(prog) if grads else '()'}"]
+            _reduced(prog, f"return shaped({out}, shape), ")]
     doc = (f"{out} and its gradient {as_tuple(grads)}, elementwise (summed if broadcast): "
            f"{fn['value_and_grad_point']}\nin one compiled loop over the broadcast "
            "arguments (parallel=True: over all cores).")

@@ -65,7 +65,10 @@ def logsumexp(*terms):
 
 def broadcast(*args):
     """The arguments as float64 arrays broadcast together: their common shape, and each as
-    a flat contiguous array (a view unless it was broadcast, strided or of another dtype)."""
+    a flat contiguous array (a view unless it was broadcast, strided or of another dtype).
+    A complex argument is a TypeError (float64 would drop its imaginary part)."""
+    if any(np.iscomplexobj(a) for a in args):
+        raise TypeError("a complex argument: the numba backend's code computes over the reals")
     arrays = [np.asarray(a, dtype=np.float64) for a in args]
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     return shape, tuple(np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1)
