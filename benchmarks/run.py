@@ -42,12 +42,18 @@ import timeit
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-import sympy as sp
-from chain import bench_chain, chain_ratio, chain_title
-from gp import bench_gp
+# OpenMP threads (numba's parallel loops, PyTorch) sleep when idle instead of spinning: a
+# spinning thread after one timed call takes a core from the next (on 2 cores, numba's
+# 2-thread loop measured 0.95x its 1-thread time with spinning, 1.81x without). Set before
+# numpy, numba or torch load libgomp, which reads it once.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import symdiff
+import numpy as np  # noqa: E402
+import sympy as sp  # noqa: E402
+from chain import bench_chain, chain_ratio, chain_title
+from gp import bench_gp  # noqa: E402
+
+import symdiff  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 POINT = (3.0, -4.0)  # the staged example's point (SEEDS.md section 3)
@@ -460,7 +466,8 @@ def machine() -> dict:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "sympy": sp.__version__, "symdiff": symdiff.__version__, "git": git_state()}
+            "sympy": sp.__version__, "symdiff": symdiff.__version__, "git": git_state(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def git_state() -> str | None:
@@ -647,7 +654,8 @@ def report(results: dict) -> str:
     parts = [
         f"Machine: {m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
         f"numpy {m['numpy']}, sympy {m['sympy']}, symdiff {m['symdiff']}"
-        + (f" (git {m['git']})" if m["git"] else ""),
+        + (f" (git {m['git']})" if m["git"] else "")
+        + f", OMP_WAIT_POLICY={m.get('omp_wait_policy')}",
         f"Command: `{results['command']}` (SymPy time cap {cfg['timeout']:g} s per formula)",
         f"Load average (1 min): {secs(start)} at the start, {secs(end)} at the end",
         "### 1. Generation time (seconds; SymPy: diff per variable + cse + lambdify, "
