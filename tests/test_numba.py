@@ -105,11 +105,12 @@ def test_corpus_gradients_equal_numpys(corpus):
 @needs_numba
 def test_corpus_edge_points_as_numpy(corpus):
     """inf, -inf, nan, 0 and huge arguments: the same values, infinities and nans as numpy's
-    code (IEEE arithmetic, no fastmath), per formula's own gradient entries."""
+    code (IEEE arithmetic, no fastmath), per formula's own gradient entries; and ties (x = y:
+    Max, Min, abs and relu at their kinks), where both follow the rules' conventions."""
     prog, fast, ref = corpus
     edge = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 800.0, -800.0, 1e-300, 1.5])
     n = len(prog.args)
-    points = [np.roll(edge, k) for k in range(n)]
+    points = [np.concatenate([np.roll(edge, k), [0.0, 1.0, -2.0]]) for k in range(n)]
     with np.errstate(all="ignore"):
         got, want = fast.value_and_grad(*points), ref.value_and_grad(*points)
     _close(got[0], want[0])
