@@ -45,14 +45,20 @@ import timeit
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-import sympy as sp
-from chain import bench_chain, chain_ratio, chain_title
-from gp import bench_gp
-from second_order import bench_second_order, hvp_table, hvp_title
-from second_order import targets as second_order_targets
+# OpenMP threads (numba's parallel loops, PyTorch) sleep when idle instead of spinning: a
+# spinning thread after one timed call takes a core from the next (on 2 cores, numba's
+# 2-thread loop measured 0.95x its 1-thread time with spinning, 1.81x without). Set before
+# numpy, numba or torch load libgomp, which reads it once.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import symdiff
+import numpy as np  # noqa: E402
+import sympy as sp  # noqa: E402
+from chain import bench_chain, chain_ratio, chain_title
+from gp import bench_gp  # noqa: E402
+from second_order import bench_second_order, hvp_table, hvp_title  # noqa: E402
+from second_order import targets as second_order_targets  # noqa: E402
+
+import symdiff  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 POINT = (3.0, -4.0)  # the staged example's point (SEEDS.md section 3)
@@ -374,13 +380,16 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
         ("lambdify(cse=True), numpy", lambdified, (xs, ys), as_arrays),
     ]
     missing = []
-    for label, make in (("JAX", jax_impl), ("PyTorch", torch_impl)):
-        impl = make(xs, ys) if cfg.frameworks else None
-        if impl is None:
+    # PyTorch last: its OpenMP threads spin-wait after each call, which slows whatever runs next
+    for label, make in (("JAX", jax_impl), ("symdiff numba", numba_impls),
+                        ("PyTorch", torch_impl)):
+        made = make(xs, ys) if cfg.frameworks else None
+        if made is None:
             status = "not installed" if cfg.frameworks else f"skipped (--{cfg.mode})"
             missing.append({"implementation": label, "status": status})
         else:
-            impls.append((*impl, as_arrays))
+            impls += [(*impl, as_arrays) for impl in (made if label == "symdiff numba"
+                                                      else [made])]
     rows = measure(impls, cfg, as_arrays(hand_staged(xs, ys, np)))
     for row in rows[4:]:
         row["vs_symdiff_numpy"] = row["seconds"] / rows[1]["seconds"]
@@ -405,6 +414,30 @@ def jax_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
 
     return f"JAX {jax.__version__} jit(vmap(value_and_grad))", call, (jnp.asarray(xs),
                                                                        jnp.asarray(ys))
+
+
+NUMBA_ROWS = ("symdiff numba value_and_grad (1 thread)",
+              "symdiff numba parallel=True, 1 thread", "symdiff numba parallel=True, 2 threads")
+
+
+def numba_impls(xs: np.ndarray, ys: np.ndarray) -> list[tuple] | None:
+    """backend="numba"'s value_and_grad: serial on one thread, and parallel=True (prange) on
+    one and on two threads (numba.set_num_threads, per call); None without numba."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    expr, (x, y) = formula("staged", None)
+    module = symdiff.lower(expr, wrt=[x, y]).compile("numba")
+
+    def on(threads: int, parallel: bool):
+        def call(a, b):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            return module.value_and_grad(a, b, parallel=parallel)
+        return call
+
+    return [(name, on(threads, parallel), (xs, ys)) for name, threads, parallel in
+            zip(NUMBA_ROWS, (1, 1, 2), (False, True, True))]
 
 
 def torch_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
@@ -438,7 +471,8 @@ def machine() -> dict:
         pass
     return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "sympy": sp.__version__, "symdiff": symdiff.__version__, "git": git_state()}
+            "sympy": sp.__version__, "symdiff": symdiff.__version__, "git": git_state(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
 def git_state() -> str | None:
@@ -565,11 +599,30 @@ def targets(results: dict) -> list[dict]:
                    chain_ratio(results["chain"]), 3.0, times(chain_ratio(results["chain"]))),
             *second_order_targets(results["second_order"], target)]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
+    rows += numba_targets(results["frameworks"]["rows"], jax)
     if jax:  # no target: for comparison
         rows.append({"target": "numpy backend time / JAX time (no target)", "met": "info",
                      "value": 1 / jax[0]["vs_symdiff_numpy"],
                      "shown": times(1 / jax[0]["vs_symdiff_numpy"])})
     return rows
+
+
+def numba_targets(rows: list[dict], jax: list[dict]) -> list[dict]:
+    """numba (1 thread) <= JAX's time, and parallel=True on 2 threads >= 1.7x faster than on
+    1; none when numba's rows were not measured."""
+    seconds = {r["implementation"]: r["seconds"] for r in rows if "seconds" in r}
+    if NUMBA_ROWS[0] not in seconds:
+        return []
+    serial, one, two = (seconds[n] for n in NUMBA_ROWS)
+    out = []
+    if jax:
+        ratio = serial / jax[0]["seconds"]
+        out.append(target("numba backend (1 thread) <= JAX jit(vmap) time", ratio, 1.0,
+                          f"{times(ratio)} of JAX's time"))
+    speedup = one / two  # a target of at least 1.7: met when 1.7/speedup <= 1
+    out.append({**target("numba parallel=True: 2 threads >= 1.7x faster than 1", 1.7 / speedup,
+                         1.0, times(speedup)), "value": speedup})
+    return out
 
 
 def gp_target(gp: dict) -> dict:
@@ -607,7 +660,8 @@ def report(results: dict) -> str:
     parts = [
         f"Machine: {m['platform']}, {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
         f"numpy {m['numpy']}, sympy {m['sympy']}, symdiff {m['symdiff']}"
-        + (f" (git {m['git']})" if m["git"] else ""),
+        + (f" (git {m['git']})" if m["git"] else "")
+        + f", OMP_WAIT_POLICY={m.get('omp_wait_policy')}",
         f"Command: `{results['command']}` (SymPy time cap {cfg['timeout']:g} s per formula)",
         f"Load average (1 min): {secs(start)} at the start, {secs(end)} at the end",
         "### 1. Generation time (seconds; SymPy: diff per variable + cse + lambdify, "
@@ -627,7 +681,7 @@ def report(results: dict) -> str:
         timing_table(num["rows"], "ms", 1e3, num["points"]),
         f"symdiff numpy gradient / forward: {times(num['gradient_over_forward'])}. "
         f"Memory: {num['allocator']}.",
-        "### 5. Autodiff frameworks on the same points (float64)",
+        "### 5. Autodiff frameworks and the numba backend on the same points (float64)",
         frameworks_table(results["frameworks"]["rows"]),
         gp_title(results["gp"]),
         gp_table(results["gp"]),

@@ -21,12 +21,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "symdiff"
 # it, in its own layer or an earlier one.
 LAYERS = {
     "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
-               "runtime_numpy", "runtime_torch", "runtime_jax", "runtime"),
-    "tables": ("ops", "mpeval", "staged_printer", "printers", "printers_js", "backends",
-               "adapters", "rules", "stable"),
+               "runtime_numpy", "runtime_torch", "runtime_jax", "runtime_numba", "runtime"),
+    "tables": ("ops", "mpeval", "staged_printer", "printers", "printers_js", "numba_printer",
+               "backends", "adapters", "rules", "stable"),
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "tangent",
                  "sparsity", "matrix", "matrix_forms", "lower_matrix", "api", "writer",
-                 "emit_tangent", "emit", "emit_js"),
+                 "emit_tangent", "emit_numba", "emit", "emit_js"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
                   "array_reference", "reports", "diagnose", "matrix_diagnose", "array_diagnose",
                   "hand", "derivative_rows", "array_check", "check",

@@ -64,7 +64,7 @@ def test_backends_is_defined_in_exactly_one_module():
     files = SOURCES + sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
     defining = [p.relative_to(ROOT).as_posix() for p in files if _defines(p, "BACKENDS")]
     assert defining == ["src/symdiff/backends.py"]
-    assert BACKENDS == ("math", "numpy", "torch", "jax") == tuple(b.name for b in ALL)
+    assert BACKENDS == ("math", "numpy", "torch", "jax", "numba") == tuple(b.name for b in ALL)
     assert BUNDLED == ("math", "numpy")  # the others need their library (an optional extra)
 
 
@@ -72,7 +72,7 @@ def test_backends_imports_only_earlier_modules():
     tree = ast.parse(_text(ROOT / "src" / "symdiff" / "backends.py"))
     local = {node.module for node in ast.walk(tree)
              if isinstance(node, ast.ImportFrom) and node.level == 1}
-    assert local == {"errors", "printers"}
+    assert local == {"errors", "printers", "numba_printer"}
 
 
 def test_each_record_names_its_printer():
@@ -93,7 +93,7 @@ def test_backend_named(name):
 
 @pytest.mark.parametrize("bad", ["tensorflow", "Math", None, ["math"], 3])
 def test_an_unknown_name_is_an_argument_error(bad):
-    message = f"unknown backend {bad!r}: choose 'math' or 'numpy' or 'torch' or 'jax'"
+    message = f"unknown backend {bad!r}: choose 'math' or 'numpy' or 'torch' or 'jax' or 'numba'"
     with pytest.raises(symdiff.ArgumentError) as raised:
         backend_named(bad)
     assert str(raised.value) == message
@@ -103,10 +103,11 @@ def test_an_unknown_name_is_an_argument_error(bad):
 
 
 def test_the_printers_and_check_refuse_unknown_names_too():
-    with pytest.raises(symdiff.ArgumentError, match="expected one of math, numpy, torch, jax$"):
+    with pytest.raises(symdiff.ArgumentError,
+                       match="expected one of math, numpy, torch, jax, numba$"):
         print_expr(x, "tensorflow")
     with pytest.raises(symdiff.ArgumentError,
-                       match="'tensorflow': choose from math, numpy, torch, jax$"):
+                       match="'tensorflow': choose from math, numpy, torch, jax, numba$"):
         symdiff.check(symdiff.lower(x * y, wrt=[x, y]), backends=("math", "tensorflow"))
 
 

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symdiff import runtime_math, runtime_numpy
+from symdiff import runtime_math, runtime_numba, runtime_numpy
 from symdiff.errors import ArgumentError
 from symdiff.runtime import HELPER_NAMES, NAMED_CONSTANTS, helper_source
 
 mp = mpmath.MPContext()  # a private context: the global mpmath.mp is left as it is
 mp.dps = 50
-MODULES = {"math": runtime_math, "numpy": runtime_numpy}
+MODULES = {"math": runtime_math, "numpy": runtime_numpy, "numba": runtime_numba}
 VECTORIZED = {"erf": "erf", "erfc": "erfc", "gamma": "gamma", "loggamma": "lgamma"}
 
 
@@ -105,7 +105,7 @@ def test_runtime_modules_import_only_their_backend(backend):
 
 
 def test_every_helper_name_is_a_runtime_definition():
-    defined = top_level(runtime_math).keys() | top_level(runtime_numpy).keys()
+    defined = set().union(*(top_level(m).keys() for m in MODULES.values()))
     for path in FRAMEWORK_FILES.values():
         defined |= top_level(path).keys()
     assert defined == HELPER_NAMES

@@ -19,6 +19,9 @@ from .ir import Program
 # The names an adapter defines (before a module's name prefix): the torch Function, the jax
 # function and its two rules.
 ADAPTER_NAMES = ("Function", "fn", "fn_forward", "fn_backward")
+# The names a numba module adds (emit_numba): per-point functions and their compiled loops.
+LOOP_NAMES = tuple(f"{f}_{kind}" for kind in ("point", "loop")
+                   for f in ("forward", "backward", "value_and_grad"))
 
 
 def adapter_source(prog: Program, backend: Backend, fn: dict[str, str]

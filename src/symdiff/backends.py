@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ArgumentError, MissingToolError
+from .numba_printer import NumbaPrinter
 from .printers import JaxPrinter, MathPrinter, NumpyPrinter, TorchPrinter
 
 
@@ -53,6 +54,7 @@ class Backend:
     adapter_name: str | None = None  # the name it defines (the jax rules add _forward, _backward)
     arrays: str | None = None  # dotted callable: a float64 NumPy array -> the library's array
     context: str | None = None  # dotted callable; check runs the code under context(True)
+    jit: str | None = None  # compiles per-point functions into loops (numba): {options}
 
     @property
     def module(self) -> str:
@@ -182,7 +184,17 @@ JAX = Backend(
     adapter_name="fn",
     arrays="jax.numpy.asarray", context="jax.enable_x64",  # float64, as the checker's floats
 )
-ALL: tuple[Backend, ...] = (MATH, NUMPY, TORCH, JAX)
+# The math program compiled per point and looped over arrays (emit_numba). The flags keep IEEE
+# arithmetic: no fastmath (it assumes no nan or inf, and reorders sums); error_model="numpy"
+# makes 1/0 inf and 0/0 nan, as NumPy, where "python" would raise ZeroDivisionError.
+NUMBA = Backend(
+    name="numba", printer=NumbaPrinter, imports="import math\n\nimport numba\nimport numpy as np",
+    accumulate=MATH.accumulate, ones=MATH.ones, doc=MATH.doc, folded_doc=MATH.folded_doc,
+    zeros=None, convert=None, reduce=None, shape_of=None, copy=None,  # per point: floats
+    guard=None, blocks=None, matrices=False, batched=True, library="numba",
+    jit='numba.njit(error_model="numpy"{options})',
+)
+ALL: tuple[Backend, ...] = (MATH, NUMPY, TORCH, JAX, NUMBA)
 BACKENDS: tuple[str, ...] = tuple(b.name for b in ALL)
 # The backends whose code runs wherever symdiff does (no optional library): check's default.
 BUNDLED: tuple[str, ...] = tuple(b.name for b in ALL if b.library is None)

@@ -1,6 +1,6 @@
 """The ``symdiff`` command line: generate, show and check backward code for a formula.
 
-    symdiff gen EXPR [--wrt x,y] [--backend math|numpy|torch|jax] [--name NAME] [-o FILE]
+    symdiff gen EXPR [--wrt x,y] [--backend math|numpy|torch|jax|numba] [--name NAME] [-o FILE]
     symdiff show EXPR [--wrt x,y]
     symdiff check EXPR [--wrt x,y] [--samples N] [--seed S] [--domain x=-5:5,y=0:1]
     symdiff verify EXPR --grad FILE.py:FUNCTION [--forward FILE.py:FUNCTION] [--wrt x,y]

@@ -21,9 +21,11 @@ import textwrap
 import types
 
 from ._version import __version__
-from .adapters import ADAPTER_NAMES, adapter_source
+from .adapters import ADAPTER_NAMES, LOOP_NAMES, adapter_source
 from .backends import ALL, Backend, backend_named
 from .dag import gc_paused
+from .emit_numba import HELPERS as ARRAY_HELPERS
+from .emit_numba import array_functions, point_names
 from .emit_tangent import (
     docstring,
     hessian_function,
@@ -157,6 +159,9 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None,
     writers = {"forward": _forward, "backward": _backward, "value_and_grad": _value_and_grad,
                "jvp": jvp_function, "jacobian": jacobian_function, "hvp": hvp_function,
                "hessian": hessian_function}
+    if be.jit:  # numba: the math functions compiled per point, then loops over arrays
+        return _jitted_module(prog, be, w, fn, chosen, [
+            writers[f](prog, w, point_names(fn), forward_lines) for f in chosen])
     code = [writers[f](prog, w, fn, forward_lines) for f in chosen]
     adapter = None
     if {"forward", "backward"} <= set(chosen) and not prog.output_names:
@@ -168,6 +173,18 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None,
     code = helpers + code
     imports = [be.imports] if adapter or any(be.uses_module(c) for c in code) else []
     return "\n\n\n".join([_docstring(prog, be.name, fn, chosen)] + imports + code) + "\n"
+
+
+def _jitted_module(prog: Program, be: Backend, w: Writer, fn: dict, chosen, points) -> str:
+    """A numba module: helpers and per-point functions under the jit decorator, then the
+    array functions (emit_numba), which call the per-point helpers' array companions."""
+    arrays = array_functions(prog, be, fn, chosen, _cached(prog, w))
+    jit = f"@{be.jit.format(options='')}\n"
+    helpers = [(jit if text.startswith("def ") else "") + text
+               for text in (helper_source(h, be.name).strip() for h in sorted(w.helpers))]
+    helpers += [helper_source(h, be.name).strip() for h in sorted(ARRAY_HELPERS)]
+    code = helpers + [jit + p for p in points] + [arrays]
+    return "\n\n\n".join([_docstring(prog, be.name, fn, chosen), be.imports] + code) + "\n"
 
 
 def _chosen(prog: Program, layout, functions) -> tuple[str, ...]:
@@ -219,7 +236,7 @@ def compile_module(prog: Program, backend: str = "math", name: str | None = None
 
 
 def _function_names(prog: Program, name: str | None) -> dict[str, str]:
-    base = FUNCTIONS + ("value_and_grad_block", *ADAPTER_NAMES)
+    base = FUNCTIONS + ("value_and_grad_block", *ADAPTER_NAMES, *LOOP_NAMES)
     if name is None:
         return {b: b for b in base}
     if not is_identifier(name):

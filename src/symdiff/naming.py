@@ -21,7 +21,7 @@ import unicodedata
 import sympy as sp
 
 from . import array_ops
-from .adapters import ADAPTER_NAMES
+from .adapters import ADAPTER_NAMES, LOOP_NAMES
 from .ops import OPS
 from .runtime import HELPER_NAMES
 
@@ -34,7 +34,9 @@ RESERVED = frozenset(
     | set(dir(builtins))
     | set(HELPER_NAMES)
     | {"math", "np", "numpy", "cache", "forward", "backward", "value_and_grad",
-       "value_and_grad_block", "torch", "jax", "jnp", "ctx", *ADAPTER_NAMES}
+       "value_and_grad_block", "torch", "jax", "jnp", "ctx", *ADAPTER_NAMES,
+       # a numba module's own names: its library, loop index and array functions' locals
+       "numba", "ipoint", "points", "shape", "values", "parallel", *LOOP_NAMES}
 )
 
 

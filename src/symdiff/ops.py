@@ -69,6 +69,11 @@ class How(enum.Enum):
     OWN = "the printer's own _print_ method"
 
 
+# The column a backend's printer reads where its own is None: torch and jax print numpy's
+# forms, numba (which compiles the math backend's program) math's.
+_FALLBACK = {"torch": "numpy", "jax": "numpy", "numba": "math"}
+
+
 @dataclass(frozen=True)
 class Op:
     """One scalar op: its SymPy class and every fact the stages need about it."""
@@ -87,6 +92,7 @@ class Op:
     inverse: type | None = None
     torch: str | How | None = None
     jax: str | How | None = None
+    numba: str | How | None = None
 
     def __post_init__(self):
         if not self.stem:
@@ -95,7 +101,7 @@ class Op:
     def printing(self, column: str) -> str | How:
         """How the backend whose printer reads ``column`` prints the op (see ``torch``)."""
         how = getattr(self, column)
-        return self.numpy if how is None else how
+        return getattr(self, _FALLBACK[column]) if how is None else how
 
     def spellings(self) -> list[tuple[str, int, int | None]]:
         """(name, fewest, most arguments) of every string spelling."""
@@ -289,9 +295,9 @@ OPS: tuple[Op, ...] = (
        total=True, names=("floor",)),
     Op(sp.ceiling, lambda out, a: (sp.S.Zero,), mpmath.ceil, OWN, "numpy.ceil", stem="ceil",
        total=True, names=("ceiling", "ceil")),
-    Op(sp.Max, _extremum(larger=True), max, "max", OWN, stem="max", total=True,
+    Op(sp.Max, _extremum(larger=True), max, "max", OWN, stem="max", total=True, numba=OWN,
        names=("max", "Max"), arity=(2, None), build="lattice"),
-    Op(sp.Min, _extremum(larger=False), min, "min", OWN, stem="min", total=True,
+    Op(sp.Min, _extremum(larger=False), min, "min", OWN, stem="min", total=True, numba=OWN,
        names=("min", "Min"), arity=(2, None), build="lattice"),
     # symdiff's own functions (functions.py)
     Op(sigmoid, lambda out, a: (out * (1 - out),), lambda x: 1 / (1 + mpmath.exp(-x)), H, H,

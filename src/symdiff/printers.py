@@ -414,13 +414,23 @@ def _install_ops(printer: type) -> None:
 PRINTERS = (MathPrinter, NumpyPrinter, TorchPrinter, JaxPrinter)
 for _printer in PRINTERS:
     _install_ops(_printer)
-# By name, for print_expr and make_printer; backends.BACKENDS lists the same names (tested).
-_PRINTERS = {p.backend_name: p for p in PRINTERS}
+
+
+def _printers() -> dict[str, type]:
+    """The printers by backend name, for print_expr and make_printer: these and their
+    subclasses in later modules (numba_printer); backends.BACKENDS lists the same (tested)."""
+    found, stack = {}, list(PRINTERS)
+    while stack:
+        printer = stack.pop(0)
+        found.setdefault(printer.backend_name, printer)
+        stack += printer.__subclasses__()
+    return found
 
 
 def _check_backend(backend: str) -> None:
-    if not isinstance(backend, str) or backend not in _PRINTERS:
-        raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(_PRINTERS)}")
+    names = _printers()
+    if not isinstance(backend, str) or backend not in names:
+        raise ArgumentError(f"unknown backend {backend!r}; expected one of {', '.join(names)}")
 
 
 def print_expr(expr: sp.Basic, backend: str) -> tuple[str, frozenset[str]]:
@@ -440,4 +450,4 @@ def make_printer(backend: str):
     """A printer to reuse for many lines of one module (``printer.line(expr)``); its
     ``helpers`` collects the helper functions all the lines call."""
     _check_backend(backend)
-    return _PRINTERS[backend]()
+    return _printers()[backend]()

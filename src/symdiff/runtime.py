@@ -1,10 +1,11 @@
 """The helpers' text: each helper generated modules carry, by backend and name, as source.
 
-The helpers are real, tested code in ``runtime_math``, ``runtime_numpy``, ``runtime_torch`` and
-``runtime_jax`` (each top-level def or assignment is one helper); this module reads those files
-as text, never imports them (importing runtime_numpy would import numpy with symdiff, and
-runtime_torch torch), so ``helper_source`` copies a helper verbatim. The named constants are
-helpers too: plain floats, the same for every backend, kept once in ``runtime_math``.
+The helpers are real, tested code in ``runtime_math``, ``runtime_numpy``, ``runtime_torch``,
+``runtime_jax`` and ``runtime_numba`` (each top-level def or assignment is one helper); this
+module reads those files as text, never imports them (importing runtime_numpy would import
+numpy with symdiff, and runtime_torch torch), so ``helper_source`` copies a helper verbatim.
+The named constants are helpers too: plain floats, the same for every backend, kept once in
+``runtime_math``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ _CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
 _HELPERS = {"math": _MATH_HELPERS,
             **{backend: {**_definitions(f"runtime_{backend}.py"), **_CONSTANTS}
                for backend in ("numpy", "torch", "jax")}}
+# numba compiles the math program: the math helpers, numpy's unbroadcast, and its own few.
+_HELPERS["numba"] = {**_MATH_HELPERS, "unbroadcast": _HELPERS["numpy"]["unbroadcast"],
+                     **_definitions("runtime_numba.py")}
 HELPER_NAMES: frozenset[str] = frozenset().union(*_HELPERS.values())
 
 
