@@ -15,6 +15,7 @@ that every node is supported), and override only what SymPy's printers get wrong
 
 from __future__ import annotations
 
+from functools import partialmethod
 from typing import ClassVar
 
 import sympy as sp
@@ -253,22 +254,18 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
                           for k in range(0, len(entries), int(cols)))
         return f"{self._module_format('numpy.array')}([{table}])"
 
-    def _print_trace(self, expr):
-        return f"{self._module_format('numpy.trace')}({self._print(expr.args[0])})"
+    def _one_call(self, fqn: str, expr) -> str:
+        return f"{self._module_format(fqn)}({self._print(expr.args[0])})"
 
-    def _print_eye(self, expr):
-        return f"{self._module_format('numpy.eye')}({self._print(expr.args[0])})"
-
-    def _print_det(self, expr):
-        return f"{self._module_format('numpy.linalg.det')}({self._print(expr.args[0])})"
+    _print_trace = partialmethod(_one_call, "numpy.trace")
+    _print_eye = partialmethod(_one_call, "numpy.eye")
+    _print_det = partialmethod(_one_call, "numpy.linalg.det")
+    _print_inverse = partialmethod(_one_call, "numpy.linalg.inv")
 
     def _print_logdet(self, expr):
         """A helper around ``np.linalg.slogdet``: nan, not log|det|, where det < 0."""
         self.helpers.add("logdet")
         return f"logdet({self._print(expr.args[0])})"
-
-    def _print_inverse(self, expr):
-        return f"{self._module_format('numpy.linalg.inv')}({self._print(expr.args[0])})"
 
     def _print_solve(self, expr):
         a, b = (self._print(e) for e in expr.args)
@@ -337,9 +334,8 @@ class TorchPrinter(NumpyPrinter):
         return f"torch.tensor({table}, dtype=torch.float64)"
 
     def _print_block(self, expr):
-        """``torch.cat`` of the rows of blocks, each a ``torch.cat``: torch has no ``block``."""
-        rows = ["torch.cat([" + ", ".join(self._print(a) for a in row) + "], 1)"
-                for row in expr.grid]
+        """``torch.cat`` of rows, each a ``torch.cat``: torch has no ``block``."""
+        rows = (f"torch.cat([{', '.join(map(self._print, row))}], 1)" for row in expr.grid)
         return f"torch.cat([{', '.join(rows)}], 0)"
 
     def _print_Piecewise(self, expr):
@@ -417,8 +413,8 @@ for _printer in PRINTERS:
 
 
 def _printers() -> dict[str, type]:
-    """The printers by backend name, for print_expr and make_printer: these and their
-    subclasses in later modules (numba_printer); backends.BACKENDS lists the same (tested)."""
+    """The printers by name, with subclasses in later modules (numba_printer); tested equal
+    to backends.BACKENDS."""
     found, stack = {}, list(PRINTERS)
     while stack:
         printer = stack.pop(0)
