@@ -141,6 +141,20 @@ def test_dask_results_compute_to_the_numpy_backends(da):
     assert db.shape == () and close(db.compute(), staged("numpy").value_and_grad(x, 0.5)[1][1])
 
 
+def test_derivative_functions_on_dask_match_numpy(da):
+    """jvp, hvp, hessian and jacobian (the last two as nested tuples of entries, as torch's)."""
+    prog = symdiff.lower(STAGED, wrt=["x", "y"])
+    functions = ("forward", "backward", "value_and_grad", "jvp", "jacobian", "hvp", "hessian")
+    api, ref = prog.compile("array_api", functions=functions), prog.compile("numpy",
+                                                                            functions=functions)
+    x, y = np.linspace(-3.0, 3.0, 7), np.linspace(-1.0, 2.0, 7)
+    for name, args in (("jvp", (x, y, 1.0, 0.5)), ("hvp", (x, y, 1.0, 0.5)),
+                       ("hessian", (x, y)), ("jacobian", (x, y))):
+        lazy = [da.from_array(a, chunks=3) if np.ndim(a) else a for a in args]
+        got = np.asarray(da.compute(getattr(api, name)(*lazy)[-1])[0], dtype=float)
+        assert close(got, np.asarray(getattr(ref, name)(*args)[-1])), name
+
+
 # ---------------------------------------------------------------- torch
 
 
