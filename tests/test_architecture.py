@@ -21,9 +21,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "symdiff"
 # it, in its own layer or an earlier one.
 LAYERS = {
     "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
-               "runtime_numpy", "runtime_torch", "runtime_jax", "runtime_numba", "runtime"),
-    "tables": ("ops", "mpeval", "staged_printer", "printers", "printers_js", "numba_printer",
-               "backends", "adapters", "rules", "stable"),
+               "runtime_numpy", "runtime_torch", "runtime_jax", "runtime_numba",
+               "runtime_array_api", "runtime"),
+    "tables": ("ops", "mpeval", "staged_printer", "gate_printer", "printers", "printers_js",
+               "numba_printer", "backends", "adapters", "rules", "stable"),
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "tangent",
                  "sparsity", "matrix", "matrix_forms", "lower_matrix", "api", "writer",
                  "emit_tangent", "emit_numba", "emit", "emit_js"),

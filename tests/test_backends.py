@@ -64,7 +64,8 @@ def test_backends_is_defined_in_exactly_one_module():
     files = SOURCES + sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
     defining = [p.relative_to(ROOT).as_posix() for p in files if _defines(p, "BACKENDS")]
     assert defining == ["src/symdiff/backends.py"]
-    assert BACKENDS == ("math", "numpy", "torch", "jax", "numba") == tuple(b.name for b in ALL)
+    assert BACKENDS == ("math", "numpy", "torch", "jax", "numba", "array_api") == tuple(
+        b.name for b in ALL)
     assert BUNDLED == ("math", "numpy")  # the others need their library (an optional extra)
 
 
@@ -93,7 +94,8 @@ def test_backend_named(name):
 
 @pytest.mark.parametrize("bad", ["tensorflow", "Math", None, ["math"], 3])
 def test_an_unknown_name_is_an_argument_error(bad):
-    message = f"unknown backend {bad!r}: choose 'math' or 'numpy' or 'torch' or 'jax' or 'numba'"
+    message = (f"unknown backend {bad!r}: choose 'math' or 'numpy' or 'torch' or 'jax' or "
+               "'numba' or 'array_api'")
     with pytest.raises(symdiff.ArgumentError) as raised:
         backend_named(bad)
     assert str(raised.value) == message
@@ -104,10 +106,11 @@ def test_an_unknown_name_is_an_argument_error(bad):
 
 def test_the_printers_and_check_refuse_unknown_names_too():
     with pytest.raises(symdiff.ArgumentError,
-                       match="expected one of math, numpy, torch, jax, numba$"):
+                       match="expected one of math, numpy, torch, jax, numba, array_api$"):
         print_expr(x, "tensorflow")
     with pytest.raises(symdiff.ArgumentError,
-                       match="'tensorflow': choose from math, numpy, torch, jax, numba$"):
+                       match="'tensorflow': choose from math, numpy, torch, jax, numba, "
+                             "array_api$"):
         symdiff.check(symdiff.lower(x * y, wrt=[x, y]), backends=("math", "tensorflow"))
 
 
@@ -175,6 +178,6 @@ def test_generated_modules_carry_the_record_texts(backend):
 def test_default_backend_is_the_first_that_has_the_program():
     assert default_backend(symdiff.lower(x * y, wrt=[x, y])) == "math"
     assert default_backend(layers.program("affine")) == "numpy"
-    only = "^a matrix formula has only the numpy or torch or jax backend$"
+    only = "^a matrix formula has only the numpy or torch or jax or array_api backend$"
     with pytest.raises(symdiff.ArgumentError, match=only):
         layers.program("affine").source("math")

@@ -13,7 +13,7 @@ import sympy as sp
 import symdiff
 
 
-@pytest.mark.parametrize("backend", ["math", "numpy", "torch", "jax"])
+@pytest.mark.parametrize("backend", ["math", "numpy", "torch", "jax", "array_api"])
 def test_staged_example_module_matches_golden(staged, golden, backend):
     expr, x, y = staged
     golden(f"staged_{backend}.py", symdiff.lower(expr, wrt=[x, y]).source(backend))

@@ -70,9 +70,10 @@ def no_warnings():
 # ---------------------------------------------------------------- the modules themselves
 
 
-# The torch and jax helpers, read as text (their libraries are optional): tests/test_frameworks.py
+# The torch, jax and array_api helpers, read as text (their libraries are optional):
+# tests/test_frameworks.py, tests/test_array_api.py
 FRAMEWORK_FILES = {b: pathlib.Path(runtime_math.__file__).with_name(f"runtime_{b}.py")
-                   for b in ("torch", "jax")}
+                   for b in ("torch", "jax", "array_api")}
 
 
 def top_level(module) -> dict[str, ast.stmt]:

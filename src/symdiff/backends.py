@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import ArgumentError, MissingToolError
 from .numba_printer import NumbaPrinter
-from .printers import JaxPrinter, MathPrinter, NumpyPrinter, TorchPrinter
+from .printers import ArrayApiPrinter, JaxPrinter, MathPrinter, NumpyPrinter, TorchPrinter
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class Backend:
     arrays: str | None = None  # dotted callable: a float64 NumPy array -> the library's array
     context: str | None = None  # dotted callable; check runs the code under context(True)
     jit: str | None = None  # compiles per-point functions into loops (numba): {options}
+    fallback: str | None = None  # what the code runs on without library (then not required)
+    namespace: str | None = None  # helper binding the arrays' namespace: xp = namespace(x, y)
+    guard_helper: str | None = None  # the helper the guard block calls
 
     @property
     def module(self) -> str:
@@ -77,7 +80,8 @@ class Backend:
 
     def require(self) -> None:
         """A MissingToolError, with the install command, if the library is not installed."""
-        if self.library is not None and importlib.util.find_spec(self.library) is None:
+        if (self.library is not None and self.fallback is None
+                and importlib.util.find_spec(self.library) is None):
             raise MissingToolError(f"the {self.name} backend's code needs {self.library}, which "
                                    f"is not installed: pip install 'symdiff[{self.library}]'")
 
@@ -194,9 +198,28 @@ NUMBA = Backend(
     guard=None, blocks=None, matrices=False, batched=True, library="numba",
     jit='numba.njit(error_model="numpy"{options})',
 )
-ALL: tuple[Backend, ...] = (MATH, NUMPY, TORCH, JAX, NUMBA)
+# Code over any Array API array in the arrays' own namespace (xp = namespace(x, y): Dask stays
+# lazy, torch and CuPy on their device). An opt-in record of its own, so numpy modules stay
+# as they are. The import is runtime_array_api's first statement, verbatim (tested).
+ARRAY_API_IMPORT = """try:
+    from array_api_compat import array_namespace
+except ImportError:  # NumPy arrays and numbers only: namespace() refuses any other array
+    array_namespace = None"""
+ARRAY_API = Backend(
+    name="array_api", printer=ArrayApiPrinter, imports=ARRAY_API_IMPORT,
+    accumulate="{name} = {name} {sign} {value}", ones="xp.ones_like({out})",
+    doc=NUMPY.doc, folded_doc=NUMPY.folded_doc,
+    zeros="xp.zeros_like({arg})", convert=None, reduce="unbroadcast",
+    shape_of="{}.shape", copy="xp.asarray({}, copy=True)",
+    guard="with quiet(xp):", guard_helper="quiet",  # NumPy's errstate, for NumPy's arrays
+    blocks=None,  # Dask has its chunks; torch and CuPy their own kernels
+    matrices=True, batched=True, library="array_api_compat", convert_all="asarrays",
+    fallback="NumPy arrays", namespace="namespace",
+)
+ALL: tuple[Backend, ...] = (MATH, NUMPY, TORCH, JAX, NUMBA, ARRAY_API)
 BACKENDS: tuple[str, ...] = tuple(b.name for b in ALL)
-# The backends whose code runs wherever symdiff does (no optional library): check's default.
+# The backends whose code runs wherever symdiff does (no optional library): check's default
+# (array_api, on NumPy arrays the numpy backend's numbers, is checked when named).
 BUNDLED: tuple[str, ...] = tuple(b.name for b in ALL if b.library is None)
 _BY_NAME = {b.name: b for b in ALL}
 

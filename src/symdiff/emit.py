@@ -36,7 +36,7 @@ from .emit_tangent import (
 )
 from .errors import ArgumentError
 from .ir import Program, is_identifier
-from .runtime import helper_source
+from .runtime import helper_source, with_needs
 from .tangent import suffix_for, wrt_args
 from .writer import (
     Writer,
@@ -169,7 +169,7 @@ def module_source(prog: Program, backend: str = "math", name: str | None = None,
     if adapter is not None:
         w.helpers.update(adapter_helpers)
         code.append(adapter)
-    helpers = [helper_source(h, be.name).strip() for h in sorted(w.helpers)]
+    helpers = [helper_source(h, be.name).strip() for h in sorted(with_needs(w.helpers, be.name))]
     code = helpers + code
     imports = [be.imports] if adapter or any(be.uses_module(c) for c in code) else []
     return "\n\n\n".join([_docstring(prog, be.name, fn, chosen)] + imports + code) + "\n"
@@ -289,7 +289,7 @@ def _forward(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
     body = forward_body(prog, w, lines)
     body.append(f"return {packed(prog, list(prog.outputs))}, {as_tuple(_cached(prog, w))}")
     doc = '"""The formula, one step per line; the cache keeps what backward reads."""'
-    return define(fn["forward"], prog.args, [doc] + body)
+    return define(fn["forward"], prog.args, [doc] + body, w)
 
 
 def _converted_together(prog: Program, w: Writer) -> str:
@@ -334,7 +334,7 @@ def _backward(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
     steps, aliases = backward_body(prog, w, lines, fold_dout=False)
     body += steps
     body.append(f"return {as_tuple(returned(prog, w, aliases))}")
-    return define(fn["backward"], seeds + ["cache"], body)
+    return define(fn["backward"], seeds + ["cache"], body, w)
 
 
 def _value_and_grad(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
@@ -344,7 +344,7 @@ def _value_and_grad(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -
         doc = w.backend.doc.format(out=out, grads=grads)
         body = [f'"""{doc}."""', call(f"{out}, cache = {fn['forward']}", prog.args),
                 f"return {out}, {fn['backward']}({w.backend.ones.format(out=out)}, cache)"]
-        return define(fn["value_and_grad"], prog.args, body)
+        return define(fn["value_and_grad"], prog.args, body, w)
     doc = w.backend.folded_doc.format(out=out, grads=grads)
     blocks = w.backend.blocks if prog.args else None
     fused = fn["value_and_grad_block" if blocks else "value_and_grad"]
@@ -353,7 +353,7 @@ def _value_and_grad(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -
     steps, aliases = backward_body(prog, w, lines, fold_dout=True)
     body += steps
     body.append(f"return {out}, {as_tuple(returned(prog, w, aliases, out))}")
-    text = define(fused, prog.args, body)
+    text = define(fused, prog.args, body, w)
     if not blocks:
         return text
     w.helpers.add(blocks)

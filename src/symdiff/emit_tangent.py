@@ -75,7 +75,7 @@ def jvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> s
         else:
             result.append(w.backend.copy.format(t) if w.backend.copy and t in aliases else t)
     body.append(f"return {packed(prog, outs)}, {packed(prog, result)}")
-    return define(fn["jvp"], list(prog.args) + seeds, body)
+    return define(fn["jvp"], list(prog.args) + seeds, body, w)
 
 
 def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
@@ -98,7 +98,7 @@ def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str])
         w.helpers.add(JACOBIAN_HELPER)
         rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
     body.append(f"return {packed(prog, outs)}, {rows}")
-    return define(fn["jacobian"], prog.args, body)
+    return define(fn["jacobian"], prog.args, body, w)
 
 
 def hvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
@@ -118,7 +118,7 @@ def hvp_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> s
           for g, a in zip(prog.grads, wrt)]
     grads = [_returned(g, last, w) for g in prog.grads]
     body.append(f"return {prog.output}, {as_tuple(grads)}, {as_tuple(hv)}")
-    return define(fn["hvp"], list(prog.args) + seeds, body)
+    return define(fn["hvp"], list(prog.args) + seeds, body, w)
 
 
 def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) -> str:
@@ -150,7 +150,7 @@ def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) 
     last = _last_lines(body)
     grads = [_returned(g, last, w) for g in prog.grads]
     body.append(f"return {prog.output}, {as_tuple(grads)}, {rows}")
-    return define(fn["hessian"], prog.args, body)
+    return define(fn["hessian"], prog.args, body, w)
 
 
 def refuse_second(prog: Program, w: Writer, function: str) -> None:

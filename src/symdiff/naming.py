@@ -34,7 +34,8 @@ RESERVED = frozenset(
     | set(dir(builtins))
     | set(HELPER_NAMES)
     | {"math", "np", "numpy", "cache", "forward", "backward", "value_and_grad",
-       "value_and_grad_block", "torch", "jax", "jnp", "ctx", *ADAPTER_NAMES,
+       "value_and_grad_block", "torch", "jax", "jnp", "ctx", "xp", "array_namespace",
+       *ADAPTER_NAMES,
        # a numba module's own names: its library, loop index and array functions' locals
        "numba", "ipoint", "points", "shape", "values", "parallel", *LOOP_NAMES}
 )

@@ -18,8 +18,9 @@ A row (``Op``) says, for one SymPy function class:
   callee SymPy's printers write (``"math.exp"``, ``"numpy.arctan"``; printed through
   ``_module_format``) or a ``How``: a runtime helper, the reciprocal form ``1/g(x)``, the inverse
   form ``g(1/x)``, or the printer's own ``_print_`` method. ``reciprocal``/``inverse`` name ``g``;
-* ``torch``, ``jax``: the same for those backends; ``None`` (most rows) means numpy's column,
-  printed in the backend's own namespace (torch and jax.numpy have numpy's names; ``printing``).
+* ``torch``, ``jax``, ``array_api``: the same for those backends; ``None`` (most rows) means
+  numpy's column, printed in the backend's own namespace (torch and jax.numpy have numpy's
+  names; the array_api printer spells the standard's, ``xp.asin``; ``printing``).
 
 Add, Mul, Pow and Piecewise are not rows: they are the structure every stage handles itself
 (n-ary, rewritten forms by exponent, branches). Adding an elementwise function is one row here,
@@ -93,6 +94,7 @@ class Op:
     torch: str | How | None = None
     jax: str | How | None = None
     numba: str | How | None = None
+    array_api: str | How | None = None
 
     def __post_init__(self):
         if not self.stem:
@@ -232,11 +234,11 @@ OPS: tuple[Op, ...] = (
     Op(sp.csc, lambda out, a: (-out * sp.cot(a),), mpmath.csc, R, R, names=("csc",),
        reciprocal=sp.sin),
     Op(sp.asin, lambda out, a: (1 / sp.sqrt(1 - a**2),), _real_only(mpmath.asin, -1, 1),
-       "math.asin", "numpy.arcsin", names=("asin", "arcsin")),
+       "math.asin", "numpy.arcsin", names=("asin", "arcsin"), array_api="numpy.asin"),
     Op(sp.acos, lambda out, a: (-1 / sp.sqrt(1 - a**2),), _real_only(mpmath.acos, -1, 1),
-       "math.acos", "numpy.arccos", names=("acos", "arccos")),
+       "math.acos", "numpy.arccos", names=("acos", "arccos"), array_api="numpy.acos"),
     Op(sp.atan, lambda out, a: (1 / (1 + a**2),), mpmath.atan, "math.atan", "numpy.arctan",
-       total=True, names=("atan", "arctan")),
+       total=True, names=("atan", "arctan"), array_api="numpy.atan"),
     # atan(1/t): 1/0 raises in math, and numpy's 1/-0.0 is -inf, where acot is pi/2
     Op(sp.acot, lambda out, a: (-1 / (1 + a**2),), _acot, H, H, names=("acot",),
        inverse=sp.atan),
@@ -262,11 +264,14 @@ OPS: tuple[Op, ...] = (
        reciprocal=sp.sinh),
     # a**2 overflows past 1.3e154, where these partials are ~1/|a|: hypot, sqrt(a - 1)*...
     Op(sp.asinh, lambda out, a: (1 / hypot(1, a),), mpmath.asinh, "math.asinh",
-       "numpy.arcsinh", total=True, names=("asinh", "arcsinh")),
+       "numpy.arcsinh", total=True, names=("asinh", "arcsinh"),
+       array_api="numpy.asinh"),
     Op(sp.acosh, lambda out, a: (1 / (sp.sqrt(a - 1) * sp.sqrt(a + 1)),),
-       _real_only(mpmath.acosh, low=1), "math.acosh", "numpy.arccosh", names=("acosh", "arccosh")),
+       _real_only(mpmath.acosh, low=1), "math.acosh", "numpy.arccosh", names=("acosh", "arccosh"),
+       array_api="numpy.acosh"),
     Op(sp.atanh, lambda out, a: (1 / (1 - a**2),), _real_only(mpmath.atanh, -1, 1, True, True),
-       "math.atanh", "numpy.arctanh", names=("atanh", "arctanh")),
+       "math.atanh", "numpy.arctanh", names=("atanh", "arctanh"),
+       array_api="numpy.atanh"),
     Op(sp.acoth, lambda out, a: (1 / (1 - a**2),), None, INV, INV, names=("acoth",),
        inverse=sp.atanh),
     Op(sp.asech, lambda out, a: (-1 / (a * sp.sqrt(1 - a**2)),), None, INV, INV,

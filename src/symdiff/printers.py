@@ -15,7 +15,6 @@ that every node is supported), and override only what SymPy's printers get wrong
 
 from __future__ import annotations
 
-from functools import partialmethod
 from typing import ClassVar
 
 import sympy as sp
@@ -25,6 +24,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
+from .gate_printer import ArrayGates
 from .ops import OPS, How
 from .staged_printer import StagedPrinter
 
@@ -112,7 +112,7 @@ class MathPrinter(StagedPrinter, PythonCodePrinter):
         return f"float(math.ceil({self._print(expr.args[0])}))"
 
 
-class NumpyPrinter(StagedPrinter, NumPyPrinter):
+class NumpyPrinter(StagedPrinter, ArrayGates, NumPyPrinter):
     """Elementwise code over arrays with broadcasting; calls only ``np`` and helpers."""
 
     backend_name = "numpy"
@@ -187,121 +187,42 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         h0 = self._print_value(self._heaviside_at_zero(expr))
         return f"{self._np('heaviside')}({self._print(expr.args[0])}, {h0})"
 
-    # -- whole-array gates of matrix programs (see array_ops) --------------------------------
 
-    def _operand(self, expr) -> str:
-        """An operand of ``.T``, ``.sum(...)`` or ``[0, 0]``: parenthesized unless a name."""
-        return self.parenthesize(expr, PRECEDENCE["Atom"], strict=True)
+class ArraysOnly:
+    """What torch and the Array API share, mixed in before NumpyPrinter: their functions take
+    arrays, not numbers, and they have no ``select``."""
 
-    def _print_matmul(self, expr):
-        a, b = expr.args
-        return (f"{self.parenthesize(a, PRECEDENCE['Mul'], strict=True)} @ "
-                f"{self.parenthesize(b, PRECEDENCE['Mul'], strict=False)}")
-
-    def _print_transpose(self, expr):
-        return f"{self._operand(expr.args[0])}.T"
-
-    def _print_axis_sum(self, expr):
-        return self._reduction("sum", expr)
-
-    def _print_axis_max(self, expr):
-        return self._reduction("max", expr)
-
-    def _reduction(self, method: str, expr) -> str:
-        a, axis = expr.args
-        where = "" if axis == 2 else f"axis={int(axis)}, "
-        return f"{self._operand(a)}.{method}({where}keepdims=True)"
-
-    def _print_total(self, expr):
-        return f"{self._np('sum')}({self._print(expr.args[0])})"
-
-    def _print_item(self, expr):
-        return f"{self._operand(expr.args[0])}[0, 0]"
-
-    def _print_as_1x1(self, expr):
-        return f"{self._np('full')}((1, 1), {self._print(expr.args[0])})"
-
-    def _print_broadcast(self, expr):
-        a, r, c = (self._print(e) for e in expr.args)
-        return f"{self._np('broadcast_to')}({a}, ({r}, {c}))"
-
-    def _print_entry(self, expr):
-        a, i, j = expr.args
-        return f"{self._operand(a)}[{int(i)}, {int(j)}]"
-
-    def _print_entry_grad(self, expr):
-        self.helpers.add("entry_grad")
-        s, i, j, r, c = (self._print(e) for e in expr.args)
-        return f"entry_grad({s}, {i}, {j}, ({r}, {c}))"
-
-    def _print_submatrix(self, expr):
-        a, r0, r1, c0, c1 = expr.args
-        rows, cols = (f"{self._print(lo)}:{self._print(hi)}" for lo, hi in ((r0, r1), (c0, c1)))
-        return f"{self._operand(a)}[{rows}, {cols}]"
+    def _print(self, expr, **kwargs):
+        """A number that is not a literal (``sqrt(2)``, ``log(2)``, ``pi/2``) as the double
+        nearest it: ``torch.sqrt(2)`` raises (torch's functions take tensors)."""
+        if (isinstance(expr, sp.Expr) and not expr.is_Atom and expr.is_number
+                and not isinstance(expr, ARRAY_GATES)):
+            value = expr.evalf(30)
+            if value.is_Float:
+                return self._print_Float(value)
+        return super()._print(expr, **kwargs)
 
     def _print_block(self, expr):
-        rows = ", ".join("[" + ", ".join(self._print(a) for a in row) + "]" for row in expr.grid)
-        return f"{self._module_format('numpy.block')}([{rows}])"
+        """Concatenations of rows, each a concatenation: ``block`` is numpy's alone."""
+        concat = self._np("concat")
+        rows = (f"{concat}([{', '.join(map(self._print, row))}], axis=1)" for row in expr.grid)
+        return f"{concat}([{', '.join(rows)}], axis=0)"
 
-    def _print_submatrix_grad(self, expr):
-        self.helpers.add("submatrix_grad")
-        s, r0, r1, c0, c1, r, c = (self._print(e) for e in expr.args)
-        return f"submatrix_grad({s}, ({r0}, {r1}), ({c0}, {c1}), ({r}, {c}))"
-
-    def _print_constant(self, expr):
-        rows, cols, *entries = expr.args
-        table = ", ".join("[" + ", ".join(self._print(e) for e in entries[k:k + int(cols)]) + "]"
-                          for k in range(0, len(entries), int(cols)))
-        return f"{self._module_format('numpy.array')}([{table}])"
-
-    def _one_call(self, fqn: str, expr) -> str:
-        return f"{self._module_format(fqn)}({self._print(expr.args[0])})"
-
-    _print_trace = partialmethod(_one_call, "numpy.trace")
-    _print_eye = partialmethod(_one_call, "numpy.eye")
-    _print_det = partialmethod(_one_call, "numpy.linalg.det")
-    _print_inverse = partialmethod(_one_call, "numpy.linalg.inv")
-
-    def _print_logdet(self, expr):
-        """A helper around ``np.linalg.slogdet``: nan, not log|det|, where det < 0."""
-        self.helpers.add("logdet")
-        return f"logdet({self._print(expr.args[0])})"
-
-    def _print_solve(self, expr):
-        a, b = (self._print(e) for e in expr.args)
-        return f"{self._module_format('numpy.linalg.solve')}({a}, {b})"
-
-    def _print_cholesky(self, expr):
-        """A helper: np.linalg.cholesky after a symmetry check (it reads one triangle)."""
-        return self._helper_call("cholesky", expr)
-
-    def _print_cho_solve(self, expr):
-        """A helper: SciPy's cho_solve when installed, np.linalg.solve on the factor if not."""
-        return self._helper_call("cho_solve", expr)
-
-    def _print_cho_logdet(self, expr):
-        return self._helper_call("cho_logdet", expr)
-
-    def _print_cho_inverse(self, expr):
-        return self._helper_call("cho_inverse", expr)
-
-    def _helper_call(self, name: str, expr) -> str:
-        self.helpers.add(name)
-        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
-
-    def _print_max_mask(self, expr):
-        return self._mask(expr, "max_mask")
-
-    def _print_first_max_mask(self, expr):
-        return self._mask(expr, "first_max_mask")
-
-    def _mask(self, expr, helper: str) -> str:
-        self.helpers.add(helper)
-        a, m, axis = expr.args
-        return f"{helper}({self._print(a)}, {self._print(m)}, axis={int(axis)})"
+    def _print_Piecewise(self, expr):
+        """Nested ``where``. When every value is a number the default is an array like one of
+        the formula's (``torch.where`` of two numbers would be float32 on the CPU)."""
+        conds, values, text = self._piecewise_parts(expr)
+        if not conds:
+            return f"({text})"
+        if all(pair.expr.is_number for pair in expr.args):
+            like = min(s.name for s in expr.free_symbols)
+            text = f"{self._np('full_like')}({like}, {text})"
+        for cond, value in zip(reversed(conds), reversed(values)):
+            text = f"{self._np('where')}({cond}, {value}, {text})"
+        return text
 
 
-class TorchPrinter(NumpyPrinter):
+class TorchPrinter(ArraysOnly, NumpyPrinter):
     """Elementwise torch code over tensors of any device and float dtype; calls only ``torch``
     and helpers. Where torch is not numpy: its functions take tensors, not numbers, it has no
     ``select``, and reductions say ``dim``/``keepdim``."""
@@ -317,39 +238,11 @@ class TorchPrinter(NumpyPrinter):
             fqn = "torch." + fqn[len("numpy."):]
         return super()._module_format(fqn, register)
 
-    def _print(self, expr, **kwargs):
-        """A number that is not a literal (``sqrt(2)``, ``log(2)``, ``pi/2``) as the double
-        nearest it: ``torch.sqrt(2)`` raises (torch's functions take tensors)."""
-        if (isinstance(expr, sp.Expr) and not expr.is_Atom and expr.is_number
-                and not isinstance(expr, ARRAY_GATES)):
-            value = expr.evalf(30)
-            if value.is_Float:
-                return self._print_Float(value)
-        return super()._print(expr, **kwargs)
-
     def _print_constant(self, expr):
         """``torch.tensor(..., dtype=torch.float64)``: torch has no ``array``, and an integer
         tensor does not multiply a float one."""
         table = super()._print_constant(expr)[len("torch.array("):-1]
         return f"torch.tensor({table}, dtype=torch.float64)"
-
-    def _print_block(self, expr):
-        """``torch.cat`` of rows, each a ``torch.cat``: torch has no ``block``."""
-        rows = (f"torch.cat([{', '.join(map(self._print, row))}], 1)" for row in expr.grid)
-        return f"torch.cat([{', '.join(rows)}], 0)"
-
-    def _print_Piecewise(self, expr):
-        """Nested ``torch.where``. When every value is a number the default is a tensor like
-        one of the formula's (``torch.where`` of two numbers would be float32 on the CPU)."""
-        conds, values, text = self._piecewise_parts(expr)
-        if not conds:
-            return f"({text})"
-        if all(pair.expr.is_number for pair in expr.args):
-            like = min(s.name for s in expr.free_symbols)
-            text = f"torch.full_like({like}, {text})"
-        for cond, value in zip(reversed(conds), reversed(values)):
-            text = f"torch.where({cond}, {value}, {text})"
-        return text
 
     def _fold(self, func: str, args) -> str:
         """``torch.maximum`` takes two tensors: a number operand is a ``torch.clamp`` bound."""
@@ -386,6 +279,51 @@ class TorchPrinter(NumpyPrinter):
                                        "of a trace)")
 
 
+class ArrayApiPrinter(ArraysOnly, NumpyPrinter):
+    """Code over the arrays of any library of the Array API standard, in their namespace ``xp``
+    (each function binds ``xp = namespace(...)``, runtime_array_api): numpy's forms under the
+    standard's names (``xp.atan2``, ``xp.asin`` from the ops table's array_api column,
+    ``xp.linalg.trace``), reductions as functions
+    (an array's methods are not in the standard); what it lacks is a helper (heaviside) or
+    refused (erf, gamma: no array_api helper)."""
+
+    backend_name = "array_api"
+    module = "xp"
+    atan2_call = "xp.atan2"
+    _STANDARD: ClassVar[dict[str, str]] = {"trace": "linalg.trace"}  # (ops rows: their column)
+
+    def _module_format(self, fqn, register=True):
+        """``xp.`` and the standard's name for ``numpy.`` and numpy's name."""
+        if fqn.startswith("numpy."):
+            name = fqn[len("numpy."):]
+            fqn = "xp." + self._STANDARD.get(name, name)
+        return super()._module_format(fqn, register)
+
+    def _print_Heaviside(self, expr):
+        """The ``heaviside`` helper: the standard has none."""
+        self.helpers.add("heaviside")
+        h0 = self._print_value(self._heaviside_at_zero(expr))
+        return f"heaviside({self._print(expr.args[0])}, {h0})"
+
+    def _reduction(self, method: str, expr) -> str:
+        a, axis = expr.args
+        where = "" if axis == 2 else f"axis={int(axis)}, "
+        return f"xp.{method}({self._print(a)}, {where}keepdims=True)"
+
+    def _print_as_1x1(self, expr):
+        return f"xp.reshape({self._print(expr.args[0])}, (1, 1))"
+
+    def _print_constant(self, expr):
+        """``xp.asarray(..., dtype=xp.float64)``: the standard has no ``array``."""
+        table = super()._print_constant(expr)[len("xp.array("):-1]
+        return f"xp.asarray({table}, dtype=xp.float64)"
+
+    def _print_eye(self, expr):
+        """Refused: ``xp.eye(n)`` has the library's default dtype and device, not the inputs'."""
+        raise UnsupportedFunctionError("no array_api-backend implementation of eye (the "
+                                       "gradient of a trace)")
+
+
 class JaxPrinter(NumpyPrinter):
     """jax.numpy code: numpy's, under ``jnp``; it runs under jit, vmap and grad."""
 
@@ -407,7 +345,7 @@ def _install_ops(printer: type) -> None:
             setattr(printer, f"_print_{op.cls.__name__}", printer._print_op)
 
 
-PRINTERS = (MathPrinter, NumpyPrinter, TorchPrinter, JaxPrinter)
+PRINTERS = (MathPrinter, NumpyPrinter, TorchPrinter, JaxPrinter, ArrayApiPrinter)
 for _printer in PRINTERS:
     _install_ops(_printer)
 

@@ -1,11 +1,12 @@
 """The helpers' text: each helper generated modules carry, by backend and name, as source.
 
 The helpers are real, tested code in ``runtime_math``, ``runtime_numpy``, ``runtime_torch``,
-``runtime_jax`` and ``runtime_numba`` (each top-level def or assignment is one helper); this
-module reads those files as text, never imports them (importing runtime_numpy would import
-numpy with symdiff, and runtime_torch torch), so ``helper_source`` copies a helper verbatim.
-The named constants are helpers too: plain floats, the same for every backend, kept once in
-``runtime_math``.
+``runtime_jax``, ``runtime_numba`` and ``runtime_array_api`` (each top-level def or assignment
+is one helper); this module reads those files as text, never imports them (importing
+runtime_numpy would import numpy with symdiff, and runtime_torch torch), so ``helper_source``
+copies a helper verbatim, and ``with_needs`` adds the helpers a helper calls (the array_api ones
+call ``namespace``). The named constants are helpers too: plain floats, the same for every
+backend, kept once in ``runtime_math``.
 """
 
 from __future__ import annotations
@@ -42,11 +43,32 @@ _MATH_HELPERS = _definitions("runtime_math.py")
 _CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
 _HELPERS = {"math": _MATH_HELPERS,
             **{backend: {**_definitions(f"runtime_{backend}.py"), **_CONSTANTS}
-               for backend in ("numpy", "torch", "jax")}}
+               for backend in ("numpy", "torch", "jax", "array_api")}}
 # numba compiles the math program: the math helpers, numpy's unbroadcast, and its own few.
 _HELPERS["numba"] = {**_MATH_HELPERS, "unbroadcast": _HELPERS["numpy"]["unbroadcast"],
                      **_definitions("runtime_numba.py")}
 HELPER_NAMES: frozenset[str] = frozenset().union(*_HELPERS.values())
+# The other helpers of its backend each helper calls (by the names its text reads).
+_NEEDS = {backend: {name: frozenset(n.id for n in ast.walk(ast.parse(text))
+                                    if isinstance(n, ast.Name) and n.id in helpers and n.id != name)
+                    for name, text in helpers.items()}
+          for backend, helpers in _HELPERS.items()}
+
+
+def with_needs(names, backend: str) -> set[str]:
+    """The helpers ``names`` and every helper they call, in turn (a module carries them all).
+
+    >>> sorted(with_needs({"sigmoid"}, "array_api"))
+    ['namespace', 'sigmoid']
+    """
+    needs = _NEEDS.get(backend, {})
+    found, stack = set(), list(names)
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found.add(name)
+            stack.extend(needs.get(name, ()))
+    return found
 
 
 def has_helper(name: str, backend: str) -> bool:

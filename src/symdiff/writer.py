@@ -9,6 +9,8 @@ name or tests the kind of program.
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from .array_ops import broadcast, submatrix, transpose
@@ -164,6 +166,8 @@ def returned(prog: Program, w: Writer, aliases: dict[str, str], out: str | None 
 def guarded(w: Writer, expr, line: str) -> str:
     """NumPy evaluates every Piecewise branch; silence the warnings of the untaken ones."""
     if w.backend.guard is not None and w.has_piecewise(expr):
+        if w.backend.guard_helper:
+            w.helpers.add(w.backend.guard_helper)
         return f"{w.backend.guard}\n    {line}"
     return line
 
@@ -174,10 +178,23 @@ def one_line(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def define(name: str, params, body: list[str]) -> str:
+def define(name: str, params, body: list[str], w: Writer | None = None) -> str:
+    """``def name(params):`` and the body; with ``w``, whose backend reads a namespace
+    (array_api), ``xp = namespace(params)`` after the docstring if a line uses it."""
+    body = bound(w, params, body) if w is not None and w.backend.namespace else body
     lines = "\n".join(body).split("\n")
     text = "\n".join(f"    {line}" if line else "" for line in lines)
     return f"{call(f'def {name}', params, ':')}\n{text}"
+
+
+def bound(w: Writer, params, body: list[str]) -> list[str]:
+    """``xp = namespace(x, y)`` as the first line after the docstring, if another line reads
+    the module's namespace name (``xp.exp``, ``with quiet(xp):``)."""
+    uses = re.compile(rf"\b{re.escape(w.backend.module)}\b")
+    if not any(uses.search(line) for line in body[1:]):
+        return body
+    w.helpers.add(w.backend.namespace)
+    return body[:1] + [call(f"{w.backend.module} = {w.backend.namespace}", params)] + body[1:]
 
 
 def as_tuple(names) -> str:
