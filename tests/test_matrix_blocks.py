@@ -210,10 +210,12 @@ def test_trace_of_a_block_matrix_gram_and_a_stacked_quadratic_form():
     np.testing.assert_allclose(db, 2 * bb, rtol=1e-13)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_slices_and_blocks_run_in_torch_and_jax_as_in_numpy(backend):
-    """The framework printers of submatrix, submatrix_grad and block, against numpy's code."""
-    pytest.importorskip(backend)
+@pytest.mark.parametrize("backend", ["torch", "jax", "array_api"])
+def test_slices_and_blocks_run_in_torch_jax_and_array_api_as_in_numpy(backend):
+    """The other printers of submatrix, submatrix_grad and block, against numpy's code (the
+    array_api module on NumPy arrays, which it takes without array-api-compat)."""
+    if backend != "array_api":
+        pytest.importorskip(backend)
     W = sp.MatrixSymbol("W", D, 2 * H)
     X, h = sp.MatrixSymbol("X", N, D), sp.MatrixSymbol("h", N, H)
     gates = sp.BlockMatrix([[X * W[:, 0:H], h]])
@@ -225,10 +227,12 @@ def test_slices_and_blocks_run_in_torch_and_jax_as_in_numpy(backend):
     if backend == "torch":
         import torch
         got = module.value_and_grad(*(torch.tensor(a) for a in args))
-    else:
+    elif backend == "jax":
         import jax
         with jax.enable_x64(True):
             got = module.value_and_grad(*args)
+    else:
+        got = module.value_and_grad(*args)
     assert np.isclose(float(got[0]), want[0], rtol=1e-12)
     for g, w in zip(got[1], want[1]):
         np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12)

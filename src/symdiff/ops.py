@@ -70,9 +70,9 @@ class How(enum.Enum):
     OWN = "the printer's own _print_ method"
 
 
-# The column a backend's printer reads where its own is None: torch and jax print numpy's
-# forms, numba (which compiles the math backend's program) math's.
-_FALLBACK = {"torch": "numpy", "jax": "numpy", "numba": "math"}
+# The column a backend's printer reads where its own is None: torch, jax and array_api print
+# numpy's forms, numba (which compiles the math backend's program) math's.
+_FALLBACK = {"torch": "numpy", "jax": "numpy", "array_api": "numpy", "numba": "math"}
 
 
 @dataclass(frozen=True)
