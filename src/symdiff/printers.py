@@ -26,6 +26,7 @@ from .array_ops import ARRAY_GATES
 from .errors import ArgumentError, UnsupportedFunctionError
 from .ops import OPS, How
 from .staged_printer import StagedPrinter
+from .tensor_ops import TENSOR_GATES
 
 
 class MathPrinter(StagedPrinter, PythonCodePrinter):
@@ -298,6 +299,15 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
         self.helpers.add(helper)
         a, m, axis = expr.args
         return f"{helper}({self._print(a)}, {self._print(m)}, axis={int(axis)})"
+
+    def _print_tensor_gate(self, expr):
+        """An N-D gate (tensor_ops) is a call of its runtime_tensor helper of the same name."""
+        self.helpers.update(expr.needs)
+        return self._helper_call(type(expr).__name__, expr)
+
+
+for _gate in TENSOR_GATES:  # SymPy finds a Function's printer by the class's own name only
+    setattr(NumpyPrinter, f"_print_{_gate.__name__}", NumpyPrinter._print_tensor_gate)
 
 
 class TorchPrinter(NumpyPrinter):

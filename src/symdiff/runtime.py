@@ -42,6 +42,7 @@ _CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
 _HELPERS = {"math": _MATH_HELPERS,
             **{backend: {**_definitions(f"runtime_{backend}.py"), **_CONSTANTS}
                for backend in ("numpy", "torch", "jax")}}
+_HELPERS["numpy"].update(_definitions("runtime_tensor.py"))  # the N-D gates: numpy only
 HELPER_NAMES: frozenset[str] = frozenset().union(*_HELPERS.values())
 
 

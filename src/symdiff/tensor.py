@@ -1,0 +1,329 @@
+"""N-D array formulas: the layer helpers users write over ``ArraySymbol`` images (NCHW).
+
+``conv2d``, ``max_pool2d``, ``avg_pool2d``, ``dropout``, ``flatten`` and ``apply`` build SymPy
+nodes over ``sympy.tensor.array.expressions.ArraySymbol`` (numeric or symbolic shapes), with
+PyTorch's conventions (``torch.nn.functional.conv2d``: x (N, C, H, W), weights (F, C, KH, KW),
+a cross-correlation, output sizes ``(H + 2 P - KH) // S + 1``). Each node is plain SymPy
+mathematics underneath: ``explicit`` writes its entries at concrete sizes as sums of products of
+its operands' entries (a ``Max`` of a window for max pooling), which is what the reference
+differentiates; ``lowered`` is its expression over the gates of ``tensor_ops`` (for
+``lower_matrix.Converter``). ``flatten`` is a ``MatrixExpr``, so an N-D pipeline continues with
+the matrix helpers (``flatten(P) * W + rows(b, N)``).
+
+Only what is written here is supported: a stride and a padding are one int each (the same along
+H and W), there is no dilation, no groups, no padded pooling; index-notation sums over array
+entries are refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+
+import sympy as sp
+from sympy.matrices.expressions.matexpr import MatrixExpr
+from sympy.tensor.array import ImmutableDenseNDimArray as NDArray
+from sympy.tensor.array.expressions import ArraySymbol
+
+from . import matrix as _mx
+from . import tensor_ops as ops
+from .dag import postorder
+from .errors import ArgumentError, UnsupportedFunctionError
+from .tensor_ops import out_size
+
+__all__ = ["ArraySymbol", "apply", "avg_pool2d", "conv2d", "dropout", "flatten", "is_array",
+           "max_pool2d"]
+
+
+def is_array(node) -> bool:
+    """Whether ``node`` is an N-D array: an ArraySymbol or one of the nodes below."""
+    return isinstance(node, (ArraySymbol, TensorExpr))
+
+
+class TensorExpr(sp.Expr):
+    """An N-D array node; its first ``arrays`` arguments are arrays, the rest ints or scalars."""
+
+    arrays = 1
+    is_commutative = True
+
+    @property
+    def shape(self) -> tuple:
+        raise NotImplementedError
+
+
+class Conv2d(TensorExpr):
+    """``conv2d(X, Wt, stride=S, padding=P)`` (no bias: see ``ChannelBias``)."""
+
+    arrays = 2
+
+    @property
+    def shape(self):
+        return ops.conv2d(*self.args).shape_from([a.shape for a in self.args[:2]])
+
+    def lowered(self, x, w, s, p):
+        return ops.conv2d(x, w, s, p)
+
+    def explicit(self, x, w, s, p):
+        (n, c, h, wd), (f, _, kh, kw), s, p = x.shape, w.shape, int(s), int(p)
+        oh, ow = (int(out_size(k, m, s, p)) for k, m in ((h, kh), (wd, kw)))
+
+        def at(a, i, j):  # the zero padding: entries outside the image are 0
+            return x[a[0], a[1], i - p, j - p] if p <= i < h + p and p <= j < wd + p else 0
+
+        def entry(b, g, i, j):
+            return sp.Add(*(w[g, k, u, v] * at((b, k), s * i + u, s * j + v)
+                            for k in range(c) for u in range(kh) for v in range(kw)))
+        return _array((n, f, oh, ow), entry)
+
+
+class ChannelBias(TensorExpr):
+    """``Y + b`` with ``b[f]`` added to every entry of channel f (axis 1)."""
+
+    arrays = 2
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def lowered(self, y, b):
+        return ops.add_channels(y, b)
+
+    def explicit(self, y, b):
+        return _array(y.shape, lambda n, f, i, j: y[n, f, i, j] + b[f])
+
+
+class Pool2d(TensorExpr):
+    """The maximum (``MaxPool2d``) or mean (``AvgPool2d``) of each size x size window."""
+
+    gate = None
+
+    @property
+    def shape(self):
+        return self.gate(*self.args).shape_from([self.args[0].shape])
+
+    def lowered(self, x, k, s):
+        return self.gate(x, k, s)
+
+    def explicit(self, x, k, s):
+        n, c, h, w = x.shape
+        k, s = int(k), int(s)
+        oh, ow = int(out_size(h, k, s)), int(out_size(w, k, s))
+
+        def entry(b, f, i, j):
+            window = [x[b, f, s * i + u, s * j + v] for u in range(k) for v in range(k)]
+            return self.reduce(window)
+        return _array((n, c, oh, ow), entry)
+
+
+class MaxPool2d(Pool2d):
+    gate = ops.max_pool2d
+    reduce = staticmethod(lambda window: sp.Max(*window))
+
+
+class AvgPool2d(Pool2d):
+    gate = ops.avg_pool2d
+    reduce = staticmethod(lambda window: sp.Add(*window) / len(window))
+
+
+class Dropout(TensorExpr):
+    """``X * M / (1 - p)`` entry by entry: inverted dropout with the mask ``M`` an input."""
+
+    arrays = 2
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def lowered(self, x, m, p):
+        return x * m * (1 / (1 - p))
+
+    def explicit(self, x, m, p):
+        return _array(x.shape, lambda *k: x[k] * m[k] / (1 - p))
+
+
+class TensorApply(TensorExpr):
+    """``f`` of every entry of an N-D array (``apply(f, X)``); read like SymPy's
+    ``ElementwiseApplyFunction`` (``function``, ``expr``)."""
+
+    @property
+    def function(self) -> sp.Lambda:
+        return self.args[0]
+
+    @property
+    def expr(self):
+        return self.args[1]
+
+    @property
+    def shape(self):
+        return self.expr.shape
+
+
+class Flatten(MatrixExpr):
+    """``X.reshape(N, -1)``: an N-D array as the N x (C H W) matrix of its rows, in C order."""
+
+    def __new__(cls, arg):
+        return sp.Basic.__new__(cls, arg)
+
+    @property
+    def shape(self):
+        n, *rest = self.args[0].shape
+        return (n, sp.Mul(*rest))
+
+    def lowered(self, x):
+        return ops.flatten(x)
+
+    def explicit(self, x):
+        return sp.ImmutableMatrix(x.shape[0], len(x) // x.shape[0], list(x))
+
+    def _entry(self, i, j, **kwargs):
+        raise UnsupportedFunctionError("an entry of flatten() is not supported: use the "
+                                       "matrix whole (flatten(X) * W)")
+
+
+LOWERED = (Conv2d, ChannelBias, Pool2d, Dropout, Flatten)  # converted with ``lowered``
+
+
+def refused(node, shapes=()) -> None:
+    """Refuse what N-D formulas do not support: index notation (an entry ``X[n, c, i, j]`` of
+    an array, ``Indexed``, a ``Sum`` over them), SymPy's array-expression nodes, and any
+    operation on N-D values but a sum of arrays of one shape or a scalar multiple of one."""
+    inner = [n for n in (postorder(node) if isinstance(node, sp.Sum) else [node])
+             if type(n).__module__.startswith("sympy.tensor")]
+    if inner:
+        raise UnsupportedFunctionError(
+            f"{type(inner[0]).__name__} ({_mx.short(inner[0])}) is not supported: index "
+            "notation over arrays is not lowered yet; write symdiff.conv2d, max_pool2d, "
+            "avg_pool2d, dropout, flatten or apply(f, X)")
+    nd = [s for s in shapes if len(s) > 2]
+    if nd and not (isinstance(node, sp.Add) or isinstance(node, sp.Mul) and len(
+            [s for s in shapes if s]) == 1):
+        raise UnsupportedFunctionError(
+            f"{type(node).__name__} of an N-D array is not supported: {_mx.short(node)} (for "
+            "the function of every entry write symdiff.apply(f, X); N-D arrays are added, or "
+            "multiplied by scalars)")
+
+
+def explicit_arithmetic(node, args):
+    """A sum or scalar multiple of explicit N-D arrays (None when no operand is one)."""
+    if not any(isinstance(a, NDArray) for a in args):
+        return None
+    if isinstance(node, sp.Add):
+        return functools.reduce(operator.add, args)
+    return functools.reduce(operator.mul, args)  # refused() let only a scalar multiple in
+
+
+def _array(shape, entry) -> NDArray:
+    """The explicit array of ``shape`` whose entry at index k is ``entry(*k)``."""
+    shape = tuple(int(n) for n in shape)
+    return NDArray([entry(*k) for k in itertools.product(*map(range, shape))], shape)
+
+
+# -- what users write ---------------------------------------------------------------------------
+
+
+def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, dilation: int = 1,
+           groups: int = 1):
+    """The 2-D convolution of ``x`` (N, C, H, W) with ``weight`` (F, C, KH, KW), plus ``bias``
+    (F,) per output channel: PyTorch's ``conv2d`` (a cross-correlation), (N, F, OH, OW).
+
+    >>> from sympy.tensor.array.expressions import ArraySymbol
+    >>> n, h = sp.symbols("N H", integer=True, positive=True)
+    >>> y = conv2d(ArraySymbol("X", (n, 3, h, h)), ArraySymbol("Wt", (8, 3, 3, 3)), padding=1)
+    >>> y.shape
+    (N, 8, H, H)
+    """
+    _unsupported("conv2d", dilation=dilation, groups=groups)
+    x, weight = _image(x, "conv2d"), _image(weight, "conv2d", "weight")
+    stride, padding = _int(stride, "conv2d", "stride", 1), _int(padding, "conv2d", "padding", 0)
+    if x.shape[1] != weight.shape[1]:
+        raise ArgumentError(f"conv2d: x has {x.shape[1]} channels but the weight takes "
+                            f"{weight.shape[1]} (weight is (F, C, KH, KW))")
+    for size, k in ((x.shape[2], weight.shape[2]), (x.shape[3], weight.shape[3])):
+        if (size + 2 * padding - k).is_negative:
+            raise ArgumentError(f"conv2d: a {k}-wide kernel does not fit in {size} + 2*{padding}")
+    out = Conv2d(x, weight, sp.Integer(stride), sp.Integer(padding))
+    if bias is None:
+        return out
+    if not isinstance(bias, ArraySymbol) or tuple(bias.shape) != (weight.shape[0],):
+        raise ArgumentError(f"conv2d: bias must be an ArraySymbol of shape ({weight.shape[0]},) "
+                            f"(one entry per output channel), got {bias!r}")
+    return ChannelBias(out, bias)
+
+
+def max_pool2d(x, size: int, stride: int | None = None, padding: int = 0, dilation: int = 1,
+               ceil_mode: bool = False):
+    """The maximum of each ``size`` x ``size`` window of ``x`` (N, C, H, W), windows
+    ``stride`` apart (default ``size``); the gradient goes to the maximum of each window, split
+    evenly between ties."""
+    return _pool(MaxPool2d, "max_pool2d", x, size, stride, padding, dilation, ceil_mode)
+
+
+def avg_pool2d(x, size: int, stride: int | None = None, padding: int = 0,
+               ceil_mode: bool = False):
+    """The mean of each ``size`` x ``size`` window of ``x``, windows ``stride`` apart."""
+    return _pool(AvgPool2d, "avg_pool2d", x, size, stride, padding, 1, ceil_mode)
+
+
+def _pool(cls, where, x, size, stride, padding, dilation, ceil_mode):
+    _unsupported(where, padding=(padding, 0), dilation=dilation, ceil_mode=(ceil_mode, False))
+    x = _image(x, where)
+    size = _int(size, where, "size", 1)
+    stride = size if stride is None else _int(stride, where, "stride", 1)
+    if any((n - size).is_negative for n in x.shape[2:]):
+        raise ArgumentError(f"{where}: a {size} x {size} window does not fit in "
+                            f"{x.shape[2]} x {x.shape[3]}")
+    return cls(x, sp.Integer(size), sp.Integer(stride))
+
+
+def dropout(x, mask, p):
+    """Inverted dropout: ``x * mask / (1 - p)`` entry by entry, ``mask`` an input array of 0s
+    and 1s of x's shape (drawn by the caller), ``p`` the drop probability (a number in [0, 1)
+    or a scalar Symbol)."""
+    if not is_array(x) or not isinstance(mask, ArraySymbol):
+        raise ArgumentError("dropout(x, mask, p) takes an N-D array x and an ArraySymbol mask")
+    if tuple(mask.shape) != tuple(x.shape):
+        raise ArgumentError(f"dropout: the mask is {mask.shape}, x is {x.shape}")
+    p = sp.sympify(p)
+    if p.is_number and not (0 <= p < 1):
+        raise ArgumentError(f"dropout: p must be in [0, 1), got {p}")
+    return Dropout(x, mask, p)
+
+
+def flatten(x) -> MatrixExpr:
+    """``x`` (N, ...) as the N x (product of the other sizes) matrix of its rows (C order)."""
+    if not is_array(x) or len(x.shape) < 2:
+        raise ArgumentError(f"flatten() takes an N-D array, got {type(x).__name__}")
+    return Flatten(x)
+
+
+def apply(f, a):
+    """``f`` applied to every entry of ``a``, an N-D array or a matrix (``matrix.apply``)."""
+    if not is_array(a):
+        return _mx.apply(f, a)
+    t = sp.Dummy("t", real=True)
+    return TensorApply(sp.Lambda(t, f(t)), a)
+
+
+def _image(x, where: str, what: str = "x"):
+    if not is_array(x) or len(x.shape) != 4:
+        raise ArgumentError(f"{where}: {what} must be a 4-D array (an ArraySymbol of shape "
+                            f"(N, C, H, W)), got {x!r}")
+    return x
+
+
+def _int(value, where: str, what: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, sp.Integer)) or value < least:
+        raise UnsupportedFunctionError(
+            f"{where}: {what} must be one int >= {least} (the same along H and W), got "
+            f"{value!r}")
+    return int(value)
+
+
+def _unsupported(where: str, **given) -> None:
+    """Refuse an option other than its default: (value, default) pairs, or value vs 1."""
+    for name, value in given.items():
+        value, default = value if isinstance(value, tuple) else (value, 1)
+        if value != default:
+            raise UnsupportedFunctionError(f"{where}: {name}={value!r} is not supported "
+                                           f"(only {name}={default!r})")
