@@ -174,7 +174,7 @@ class Flatten(MatrixExpr):
         return ops.flatten(x)
 
     def explicit(self, x):
-        return sp.ImmutableMatrix(x.shape[0], len(x) // x.shape[0], list(x))
+        return sp.ImmutableMatrix(x.shape[0], len(x) // x.shape[0], sp.flatten(x))
 
     def _entry(self, i, j, **kwargs):
         raise UnsupportedFunctionError("an entry of flatten() is not supported: use the "
