@@ -28,7 +28,6 @@ from .ir import GradStep, Program, Step
 from .matrix import (  # noqa: F401
     add_scalar,
     amax,
-    apply,
     cols,
     divide,
     hadamard,
@@ -40,6 +39,7 @@ from .matrix import (  # noqa: F401
     sum,
 )
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
+from .tensor import apply, avg_pool2d, conv2d, dropout, flatten, max_pool2d  # N-D and matrix
 from .verify import assert_gradient, verify, verify_layer
 
 __all__ = [
@@ -53,5 +53,5 @@ __all__ = [
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "add_scalar", "amax", "apply", "cols", "divide", "hadamard", "maximum", "minimum", "rows",
     # not sum/mean: builtins on import *
-    "spd",
+    "spd", "avg_pool2d", "conv2d", "dropout", "flatten", "max_pool2d",
 ]
