@@ -3,8 +3,8 @@
 Each function is copied verbatim into generated modules that use it (``runtime.helper_source``);
 none is imported by symdiff itself. Arrays are NCHW, weights (F, C, KH, KW), as in PyTorch.
 Forward passes read windows with ``sliding_window_view`` (a view, no copy) and contract them
-with one ``tensordot``; the gradient by an input is an accumulation over the KH*KW kernel
-offsets, each a strided slice addition: never a Python loop over N, H or W.
+with one ``einsum``; the gradient by an input is one matrix product, then an accumulation over
+the KH*KW kernel offsets, each a strided slice addition: never a Python loop over N, H or W.
 """
 
 import numpy as np
@@ -30,27 +30,29 @@ def conv2d_windows(x, kh, kw, stride, padding):
 def conv2d(x, w, stride, padding):
     """The cross-correlation of x (N, C, H, W) with w (F, C, KH, KW): (N, F, OH, OW)."""
     win = conv2d_windows(x, w.shape[2], w.shape[3], stride, padding)
-    out = np.tensordot(win, w, axes=((1, 4, 5), (1, 2, 3)))  # (N, OH, OW, F)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return np.einsum("nchwpq,fcpq->nfhw", win, w, optimize=True)
 
 
 def conv2d_dx(d, w, x, stride, padding):
     """The gradient of conv2d by x: d (N, F, OH, OW) sent back through each kernel offset."""
     n, c, h, wd = x.shape
-    kh, kw = w.shape[2:]
+    f, _, kh, kw = w.shape
     oh, ow = d.shape[2:]
-    cols = np.tensordot(d, w, axes=((1,), (0,)))  # (N, OH, OW, C, KH, KW): one product
-    dx = np.zeros((n, h + 2 * padding, wd + 2 * padding, c), dtype=cols.dtype)
+    cols = w.reshape(f, -1).T @ d.reshape(n, f, oh * ow)  # (N, C KH KW, OH OW): one product
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    dx = np.zeros((n, c, h + 2 * padding, wd + 2 * padding), dtype=cols.dtype)
     for p in range(kh):
         for q in range(kw):
-            dx[:, p:p + stride * oh:stride, q:q + stride * ow:stride] += cols[..., p, q]
-    return dx[:, padding:padding + h, padding:padding + wd].transpose(0, 3, 1, 2)
+            dx[:, :, p:p + stride * oh:stride, q:q + stride * ow:stride] += cols[:, :, p, q]
+    return dx[:, :, padding:padding + h, padding:padding + wd]
 
 
 def conv2d_dw(d, x, w, stride, padding):
     """The gradient of conv2d by w: d (N, F, OH, OW) against the windows of x."""
+    n, f, oh, ow = d.shape
     win = conv2d_windows(x, w.shape[2], w.shape[3], stride, padding)
-    return np.tensordot(d, win, axes=((0, 2, 3), (0, 2, 3)))
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh * ow, -1)  # (N, OH OW, C KH KW)
+    return (d.reshape(n, f, oh * ow) @ cols).sum(axis=0).reshape(w.shape)
 
 
 def add_channels(y, b):
