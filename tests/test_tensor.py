@@ -17,7 +17,7 @@ import sympy as sp
 from sympy.tensor.array.expressions import ArraySymbol
 
 import symdiff
-from symdiff import tensor
+from symdiff import layers, runtime, tensor
 from symdiff.array_reference import finite_differences, reference_at
 from symdiff.errors import ArgumentError, SymdiffError, UnsupportedFunctionError
 from symdiff.runtime import has_helper
@@ -227,3 +227,29 @@ def test_unsupported_options_are_refused(build, word):
 def test_unsupported_formulas_are_refused(build, word):
     with pytest.raises(UnsupportedFunctionError, match=word):
         symdiff.lower(build(), wrt=[X4])
+
+
+@pytest.mark.parametrize("name, options, kinds", [
+    ("conv2d", {"stride": 2, "padding": 1}, None), ("max_pool2d", {"size": 2, "stride": 1}, None),
+    ("avg_pool2d", {"size": 2}, None), ("dropout", {"p": 0.5}, {"M": "mask"}),
+    ("flatten", {}, None)])
+def test_check_of_image_layers(name, options, kinds):
+    """symdiff.check expands an N-D formula entry by entry at small sizes where its windows
+    fit, and judges the 50-digit program and the NumPy code."""
+    report = symdiff.check(layers.program(name, **options), kinds=kinds)
+    assert report.ok, report
+
+
+def test_check_catches_a_wrong_helper(monkeypatch):
+    """conv2d_dx with the stride ignored in the backward (a typical bug) fails check."""
+    helpers = runtime._HELPERS["numpy"]
+    wrong = helpers["conv2d_dx"].replace("p:p + stride * oh:stride", "p:p + oh")
+    monkeypatch.setitem(helpers, "conv2d_dx", wrong)
+    report = symdiff.check(layers.program("conv2d", stride=2), sizes={
+        "N": 2, "C": 1, "F": 1, "H": 5, "W": 4, "KH": 2, "KW": 2})
+    assert not report.ok and [p.ok for p in report.partials] == [False, True, True]
+
+
+def test_check_refuses_sizes_where_the_kernel_does_not_fit():
+    with pytest.raises(ArgumentError, match="does not fit"):
+        symdiff.check(layers.program("conv2d"), sizes={"H": 2, "KH": 4})
