@@ -29,6 +29,7 @@ from .tensor import LOWERED, ArraySymbol
 CHECK_SIZES = (3, 2, 4, 5, 6)  # concrete sizes for the symbolic dimensions, in name order
 TRIAL_SIZES = range(2, 9)  # the sizes random trials draw from, distinct while they last
 WINDOW_SIZES = (3, 2, 4, 1)  # sizes of formulas with N-D windows: small, the reference expands
+WINDOW_TRIALS, WINDOW_COST = range(1, 6), 1000  # their random trials: sizes, product at most
 ARRAYS = (sp.MatrixSymbol, ArraySymbol)  # array arguments: matrices, N-D arrays (tensor.py)
 
 
@@ -186,12 +187,19 @@ def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
                 elif int(dim) != n:
                     raise ArgumentError(f"{i.name} must have {dim} at that axis, got {n}")
     _derived_sizes(derived, sizes)
-    free = [n for n in TRIAL_SIZES if n not in sizes.values()]
-    rng.shuffle(free)
-    for dim in dimension_symbols(prog):
-        if dim not in sizes:
-            sizes[dim] = free.pop() if free else rng.randint(TRIAL_SIZES[0], TRIAL_SIZES[-1])
-    return sizes
+    windows = any(isinstance(n, LOWERED) for n in postorder(prog.expr))
+    pool = WINDOW_TRIALS if windows else TRIAL_SIZES
+    for _ in range(500 if windows else 1):  # N-D: small sizes where every window fits
+        drawn = dict(sizes)
+        free = [n for n in pool if n not in drawn.values()]
+        rng.shuffle(free)
+        for dim in dimension_symbols(prog):
+            if dim not in drawn:
+                drawn[dim] = free.pop() if free else rng.randint(pool[0], pool[-1])
+        if not windows or fits(prog, drawn) and math.prod(drawn.values()) <= WINDOW_COST:
+            return drawn
+    raise ArgumentError("no small random sizes fit the windows of the formula with the arrays "
+                        "given")
 
 
 def _derived_sizes(derived: list, sizes: dict) -> None:
