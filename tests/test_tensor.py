@@ -253,3 +253,30 @@ def test_check_catches_a_wrong_helper(monkeypatch):
 def test_check_refuses_sizes_where_the_kernel_does_not_fit():
     with pytest.raises(ArgumentError, match="does not fit"):
         symdiff.check(layers.program("conv2d"), sizes={"H": 2, "KH": 4})
+
+
+def test_two_convolutions_with_dropout_and_sums_against_torch():
+    """conv(tanh(conv(X - 2Y)) * M / (1 - p), stride 2) then avg-pool, p a scalar argument:
+    an N-D formula written with sums of arrays, matched against torch autograd."""
+    torch = pytest.importorskip("torch")
+    functional = torch.nn.functional
+    x, y = ArraySymbol("X", (N, 2, 6, 6)), ArraySymbol("Y", (N, 2, 6, 6))
+    k1, k2 = ArraySymbol("K1", (3, 2, 3, 3)), ArraySymbol("K2", (4, 3, 2, 2))
+    m, p = ArraySymbol("M", (N, 3, 6, 6)), sp.Symbol("p")
+    h = tensor.dropout(tensor.apply(sp.tanh, tensor.conv2d(x - 2 * y, k1, padding=1)), m, p)
+    expr = tensor.avg_pool2d(tensor.conv2d(h, k2, stride=2), 2, 1)
+    module = symdiff.lower(expr, wrt=[x, y, k1, k2], args=[x, y, k1, k2, m, p]).compile("numpy")
+    rng = np.random.default_rng(7)
+    values = [rng.normal(size=s) for s in ((3, 2, 6, 6), (3, 2, 6, 6), (3, 2, 3, 3),
+                                           (4, 3, 2, 2))]
+    mask = (rng.random((3, 3, 6, 6)) > 0.3).astype(float)
+    out, cache = module.forward(*values, mask, 0.3)
+    dout = rng.normal(size=out.shape)
+    grads = module.backward(dout, cache)
+    t = [torch.tensor(v, requires_grad=True) for v in values]
+    th = torch.tanh(functional.conv2d(t[0] - 2 * t[1], t[2], padding=1)) * torch.tensor(mask)
+    tout = functional.avg_pool2d(functional.conv2d(th / 0.7, t[3], stride=2), 2, 1)
+    (tout * torch.tensor(dout)).sum().backward()
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, t):
+        np.testing.assert_allclose(got, want.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -37,8 +37,19 @@ __all__ = ["ArraySymbol", "apply", "avg_pool2d", "conv2d", "dropout", "flatten",
 
 
 def is_array(node) -> bool:
-    """Whether ``node`` is an N-D array: an ArraySymbol or one of the nodes below."""
-    return isinstance(node, (ArraySymbol, TensorExpr))
+    """Whether ``node`` is an N-D array: an ArraySymbol, one of the nodes below, or a sum or
+    scalar multiple of them (``X - 2*Y``)."""
+    return array_shape(node) is not None
+
+
+def array_shape(node) -> tuple | None:
+    """The shape of an N-D array value (see ``is_array``), None for anything else."""
+    if isinstance(node, (ArraySymbol, TensorExpr)):
+        return tuple(node.shape)
+    if isinstance(node, (sp.Add, sp.Mul)):  # SymPy flattens sums: one level, seldom two
+        shapes = [s for s in map(array_shape, node.args) if s is not None]
+        return shapes[0] if shapes else None
+    return None
 
 
 class TensorExpr(sp.Expr):
@@ -59,7 +70,7 @@ class Conv2d(TensorExpr):
 
     @property
     def shape(self):
-        return ops.conv2d(*self.args).shape_from([a.shape for a in self.args[:2]])
+        return ops.conv2d(*self.args).shape_from([array_shape(a) for a in self.args[:2]])
 
     def lowered(self, x, w, s, p):
         return ops.conv2d(x, w, s, p)
@@ -84,7 +95,7 @@ class ChannelBias(TensorExpr):
 
     @property
     def shape(self):
-        return self.args[0].shape
+        return array_shape(self.args[0])
 
     def lowered(self, y, b):
         return ops.add_channels(y, b)
@@ -100,7 +111,7 @@ class Pool2d(TensorExpr):
 
     @property
     def shape(self):
-        return self.gate(*self.args).shape_from([self.args[0].shape])
+        return self.gate(*self.args).shape_from([array_shape(self.args[0])])
 
     def lowered(self, x, k, s):
         return self.gate(x, k, s)
@@ -133,7 +144,7 @@ class Dropout(TensorExpr):
 
     @property
     def shape(self):
-        return self.args[0].shape
+        return array_shape(self.args[0])
 
     def lowered(self, x, m, p):
         return x * m * (1 / (1 - p))
@@ -156,7 +167,7 @@ class TensorApply(TensorExpr):
 
     @property
     def shape(self):
-        return self.expr.shape
+        return array_shape(self.expr)
 
 
 class Flatten(MatrixExpr):
@@ -167,7 +178,7 @@ class Flatten(MatrixExpr):
 
     @property
     def shape(self):
-        n, *rest = self.args[0].shape
+        n, *rest = array_shape(self.args[0])
         return (n, sp.Mul(*rest))
 
     def lowered(self, x):
@@ -235,18 +246,19 @@ def conv2d(x, weight, bias=None, stride: int = 1, padding: int = 0, dilation: in
     """
     _unsupported("conv2d", dilation=dilation, groups=groups)
     x, weight = _image(x, "conv2d"), _image(weight, "conv2d", "weight")
+    xs, ws = array_shape(x), array_shape(weight)
     stride, padding = _int(stride, "conv2d", "stride", 1), _int(padding, "conv2d", "padding", 0)
-    if x.shape[1] != weight.shape[1]:
-        raise ArgumentError(f"conv2d: x has {x.shape[1]} channels but the weight takes "
-                            f"{weight.shape[1]} (weight is (F, C, KH, KW))")
-    for size, k in ((x.shape[2], weight.shape[2]), (x.shape[3], weight.shape[3])):
+    if xs[1] != ws[1]:
+        raise ArgumentError(f"conv2d: x has {xs[1]} channels but the weight takes "
+                            f"{ws[1]} (weight is (F, C, KH, KW))")
+    for size, k in ((xs[2], ws[2]), (xs[3], ws[3])):
         if (size + 2 * padding - k).is_negative:
             raise ArgumentError(f"conv2d: a {k}-wide kernel does not fit in {size} + 2*{padding}")
     out = Conv2d(x, weight, sp.Integer(stride), sp.Integer(padding))
     if bias is None:
         return out
-    if not isinstance(bias, ArraySymbol) or tuple(bias.shape) != (weight.shape[0],):
-        raise ArgumentError(f"conv2d: bias must be an ArraySymbol of shape ({weight.shape[0]},) "
+    if not isinstance(bias, ArraySymbol) or tuple(bias.shape) != (ws[0],):
+        raise ArgumentError(f"conv2d: bias must be an ArraySymbol of shape ({ws[0]},) "
                             f"(one entry per output channel), got {bias!r}")
     return ChannelBias(out, bias)
 
@@ -268,11 +280,12 @@ def avg_pool2d(x, size: int, stride: int | None = None, padding: int = 0,
 def _pool(cls, where, x, size, stride, padding, dilation, ceil_mode):
     _unsupported(where, padding=(padding, 0), dilation=dilation, ceil_mode=(ceil_mode, False))
     x = _image(x, where)
+    xs = array_shape(x)
     size = _int(size, where, "size", 1)
     stride = size if stride is None else _int(stride, where, "stride", 1)
-    if any((n - size).is_negative for n in x.shape[2:]):
+    if any((n - size).is_negative for n in xs[2:]):
         raise ArgumentError(f"{where}: a {size} x {size} window does not fit in "
-                            f"{x.shape[2]} x {x.shape[3]}")
+                            f"{xs[2]} x {xs[3]}")
     return cls(x, sp.Integer(size), sp.Integer(stride))
 
 
@@ -282,8 +295,8 @@ def dropout(x, mask, p):
     or a scalar Symbol)."""
     if not is_array(x) or not isinstance(mask, ArraySymbol):
         raise ArgumentError("dropout(x, mask, p) takes an N-D array x and an ArraySymbol mask")
-    if tuple(mask.shape) != tuple(x.shape):
-        raise ArgumentError(f"dropout: the mask is {mask.shape}, x is {x.shape}")
+    if tuple(mask.shape) != array_shape(x):
+        raise ArgumentError(f"dropout: the mask is {mask.shape}, x is {array_shape(x)}")
     p = sp.sympify(p)
     if p.is_number and not (0 <= p < 1):
         raise ArgumentError(f"dropout: p must be in [0, 1), got {p}")
@@ -292,7 +305,7 @@ def dropout(x, mask, p):
 
 def flatten(x) -> MatrixExpr:
     """``x`` (N, ...) as the N x (product of the other sizes) matrix of its rows (C order)."""
-    if not is_array(x) or len(x.shape) < 2:
+    if not is_array(x) or len(array_shape(x)) < 2:
         raise ArgumentError(f"flatten() takes an N-D array, got {type(x).__name__}")
     return Flatten(x)
 
@@ -306,7 +319,7 @@ def apply(f, a):
 
 
 def _image(x, where: str, what: str = "x"):
-    if not is_array(x) or len(x.shape) != 4:
+    if not is_array(x) or len(array_shape(x)) != 4:
         raise ArgumentError(f"{where}: {what} must be a 4-D array (an ArraySymbol of shape "
                             f"(N, C, H, W)), got {x!r}")
     return x
