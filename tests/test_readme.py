@@ -82,7 +82,8 @@ def test_readme_shows_the_batchnorm_code_symdiff_writes():
     assert shown_python("batchnorm-numpy") == "\n\n\n".join(functions) + "\n"
 
 
-@pytest.mark.parametrize("marker", ["verify-arrays", "verify-staged", "verify-layers"])
+@pytest.mark.parametrize("marker", ["verify-arrays", "verify-staged", "verify-layers",
+                                    "verify-conv"])
 def test_readme_verify_reports_are_the_real_ones(capsys, marker):
     exec(shown_python(marker), {})  # our own README's code
     printed = capsys.readouterr().out
