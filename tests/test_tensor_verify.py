@@ -67,6 +67,8 @@ def test_convolution_bugs_are_caught_in_their_partials(bug, wrong):
     report = _conv_verify(bug)
     assert not report.ok
     assert [p.name for p in report.partials if not p.ok] == wrong, report
+    if bug == "bias over N only":
+        assert "misses the sum over axes (1, 2)" in str(report)
 
 
 def pool_forward(x, size=2):
