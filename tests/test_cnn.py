@@ -55,3 +55,12 @@ def test_the_net_learns_the_synthetic_strokes(cnn):
             adam.update(params, dict(zip(example.PARAMS, module.backward(1.0, cache))))
             losses.append(value)
     assert np.mean(losses[-8:]) < 0.5 * np.mean(losses[:8])
+
+
+def test_check_of_the_whole_net_is_refused_not_hung(cnn):
+    """Written out entry by entry at its fixed 8 x 8 size the net has ~19,000 window terms;
+    SymPy would take minutes, so the reference refuses it and names what to check instead."""
+    example, _ = cnn
+    loss, wrt, args, _ = example.cnn_formula()
+    with pytest.raises(symdiff.InputTooLargeError, match="check its layers separately"):
+        symdiff.check(symdiff.lower(loss, wrt=wrt, args=args), kinds={"Y": "one_hot"})

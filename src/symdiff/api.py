@@ -24,7 +24,7 @@ from .naming import Namer, natural_key, sanitize
 from .parse import parse
 from .printers import make_printer
 from .reverse import reverse
-from .tensor import ArraySymbol, is_array
+from .tensor import ARRAY_NODES, ArraySymbol, is_array
 
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
 MAX_PRINTED_NODES = 300  # a formula longer than this (as a tree) is not quoted in listings
@@ -63,7 +63,7 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     exprs = [e if isinstance(e, MatrixExpr) else  # an output of matrix value (vector only)
              as_expression(e, variables=declared_names(wrt, args)) for e in vector or [expr]]
     nodes = postorder(sp.Tuple(*exprs) if vector else exprs[0])  # one walk: matrices? symbols?
-    if any(isinstance(n, MatrixExpr) or is_array(n) for n in nodes):  # a Trace: a scalar
+    if any(isinstance(n, (MatrixExpr, *ARRAY_NODES)) for n in nodes):  # a Trace: a scalar
         return _lower_matrix(exprs, wrt, args, allow_unused, vector=bool(vector), given=given)
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
                      key=lambda s: (natural_key(s.name), str(s.assumptions0)))

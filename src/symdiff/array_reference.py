@@ -20,11 +20,11 @@ from sympy.matrices.expressions.slice import MatrixSlice
 from sympy.tensor.array import ImmutableDenseNDimArray as NDArray
 
 from .dag import postorder
-from .errors import ArgumentError
+from .errors import ArgumentError, InputTooLargeError
 from .matrix import AxisMax, explicit_node
 from .numeric import DPS, evaluate_many, within_budget
 from .reference import DIFF_MAX_TREE, DIFF_SECONDS, tree_size
-from .tensor import LOWERED, ArraySymbol, TensorApply, explicit_arithmetic
+from .tensor import LOWERED, ArraySymbol, TensorApply, explicit_arithmetic, explicit_terms
 
 
 def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
@@ -129,6 +129,7 @@ def formula_key(prog) -> tuple:
 _REFERENCES: dict = {}
 
 
+EXPLICIT_TERMS = 5_000  # products and window entries of the N-D steps the reference writes out
 FD_DPS, FD_STEP = 60, mpmath.mpf("1e-20")  # the central difference of the explicit formula
 
 
@@ -143,6 +144,12 @@ class ExplicitReference:
     def __init__(self, prog, sizes: dict):
         self.prog, self.sizes = prog, sizes
         expr = prog.expr.subs(sizes)
+        terms = explicit_terms(expr)
+        if terms > EXPLICIT_TERMS:  # written out, SymPy would take minutes (a whole CNN)
+            raise InputTooLargeError(
+                f"written out entry by entry at {', '.join(f'{d}={n}' for d, n in sizes.items())}"
+                f" the formula's N-D steps have {terms:,} terms (the reference expands at most "
+                f"{EXPLICIT_TERMS:,}): check its layers separately, with symbolic sizes")
         self.grids, self.entries, self.scalars = {}, {}, {}
         for i in prog.inputs:
             user = i.symbol

@@ -43,12 +43,16 @@ def is_array(node) -> bool:
 
 
 def array_shape(node) -> tuple | None:
-    """The shape of an N-D array value (see ``is_array``), None for anything else."""
-    if isinstance(node, (ArraySymbol, TensorExpr)):
-        return tuple(node.shape)
-    if isinstance(node, (sp.Add, sp.Mul)):  # SymPy flattens sums: one level, seldom two
-        shapes = [s for s in map(array_shape, node.args) if s is not None]
-        return shapes[0] if shapes else None
+    """The shape of an N-D array value (see ``is_array``), None for anything else; the walk
+    goes down sums and products only, each once (an explicit stack: no recursion)."""
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ARRAY_NODES):
+            return tuple(n.shape)
+        if isinstance(n, (sp.Add, sp.Mul)) and id(n) not in seen:
+            seen.add(id(n))
+            stack.extend(n.args)
     return None
 
 
@@ -61,6 +65,9 @@ class TensorExpr(sp.Expr):
     @property
     def shape(self) -> tuple:
         raise NotImplementedError
+
+
+ARRAY_NODES = (ArraySymbol, TensorExpr)  # the nodes whose value is an N-D array
 
 
 class Conv2d(TensorExpr):
@@ -222,6 +229,21 @@ def explicit_arithmetic(node, args):
     if isinstance(node, sp.Add):
         return functools.reduce(operator.add, args)
     return functools.reduce(operator.mul, args)  # refused() let only a scalar multiple in
+
+
+def explicit_terms(expr) -> int:
+    """How many products and window entries writing out the N-D nodes of ``expr`` (at concrete
+    sizes) makes: each output entry of a convolution costs C*KH*KW, of a pooling size**2."""
+    total = 0
+    for node in postorder(expr):
+        if isinstance(node, (TensorExpr, Flatten)):
+            count = sp.Mul(*node.shape)
+            if isinstance(node, Conv2d):
+                count *= sp.Mul(*array_shape(node.args[1])[1:])
+            elif isinstance(node, Pool2d):
+                count *= node.args[1] ** 2
+            total += int(count) if count.is_Integer else 0
+    return total
 
 
 def _array(shape, entry) -> NDArray:
