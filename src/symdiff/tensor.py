@@ -57,9 +57,8 @@ def array_shape(node) -> tuple | None:
 
 
 class TensorExpr(sp.Expr):
-    """An N-D array node; its first ``arrays`` arguments are arrays, the rest ints or scalars."""
+    """An N-D array node: its array operands first, then ints (stride, size) or a scalar (p)."""
 
-    arrays = 1
     is_commutative = True
 
     @property
@@ -72,8 +71,6 @@ ARRAY_NODES = (ArraySymbol, TensorExpr)  # the nodes whose value is an N-D array
 
 class Conv2d(TensorExpr):
     """``conv2d(X, Wt, stride=S, padding=P)`` (no bias: see ``ChannelBias``)."""
-
-    arrays = 2
 
     @property
     def shape(self):
@@ -97,8 +94,6 @@ class Conv2d(TensorExpr):
 
 class ChannelBias(TensorExpr):
     """``Y + b`` with ``b[f]`` added to every entry of channel f (axis 1)."""
-
-    arrays = 2
 
     @property
     def shape(self):
@@ -146,8 +141,6 @@ class AvgPool2d(Pool2d):
 
 class Dropout(TensorExpr):
     """``X * M / (1 - p)`` entry by entry: inverted dropout with the mask ``M`` an input."""
-
-    arrays = 2
 
     @property
     def shape(self):
