@@ -108,7 +108,7 @@ def test_gradient_is_finite_differences(name):
 
 
 TORCH_CASES = [("conv", 1, 1), ("conv", 2, 0), ("conv", 2, 2), ("max", 2, 2), ("max", 3, 2),
-               ("avg", 3, 2)]
+               ("max", 2, 3), ("avg", 3, 2), ("avg", 2, 3)]  # stride 3 > size 2: gaps
 
 
 @pytest.mark.parametrize("kind, a, b", TORCH_CASES)
