@@ -280,3 +280,36 @@ def test_two_convolutions_with_dropout_and_sums_against_torch():
     np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-12, atol=1e-12)
     for got, want in zip(grads, t):
         np.testing.assert_allclose(got, want.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("spec, shapes", [
+    ("nchw,fc->nfhw", [(N, 2, 3, 2), (3, 2)]),
+    ("ij,jk,kl->il", [(N, 3), (3, 2), (2, 4)]),
+    ("nc,nc->", [(N, 3), (N, 3)]),
+    ("ijk,kj->ik", [(2, N, 3), (3, N)]),
+])
+def test_einsum_gradients_are_einsums_and_check(spec, shapes):
+    """Each input's gradient is one einsum of the upstream gradient and the other inputs; the
+    value is NumPy's einsum's, the gradients pass check (sympy.diff of the entries)."""
+    arrays = [ArraySymbol(name, shape) for name, shape in zip("ABC", shapes)]
+    prog = symdiff.lower(tensor.einsum(spec, *arrays), wrt=arrays)
+    prog.validate()
+    assert all("einsum(" in str(g.local) for g in prog.backward)
+    rng = np.random.default_rng(8)
+    values = [rng.normal(size=tuple(int(sp.sympify(n).subs(N, 4)) for n in s)) for s in shapes]
+    out, _ = prog.compile("numpy").forward(*values)
+    np.testing.assert_allclose(out, np.einsum(spec, *values), rtol=1e-13)
+    report = symdiff.check(prog)
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("spec, shapes, word", [
+    ("ij,jk", [(2, 3), (3, 4)], "output explicitly"),
+    ("ii->i", [(3, 3)], "no diagonals"),
+    ("ij->i", [(2, 3)], "another input"),
+    ("ij,jk->ik", [(2, 3), (4, 5)], "sizes"),
+    ("ij,jk,kl->il", [(2, 3), (3, 4)], "3 inputs")])
+def test_einsum_refusals(spec, shapes, word):
+    arrays = [ArraySymbol(name, shape) for name, shape in zip("ABC", shapes)]
+    with pytest.raises(SymdiffError, match=word):
+        tensor.einsum(spec, *arrays)

@@ -39,7 +39,15 @@ from .matrix import (  # noqa: F401
     sum,
 )
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
-from .tensor import apply, avg_pool2d, conv2d, dropout, flatten, max_pool2d  # N-D and matrix
+from .tensor import (  # N-D and matrix
+    apply,
+    avg_pool2d,
+    conv2d,
+    dropout,
+    einsum,
+    flatten,
+    max_pool2d,
+)
 from .verify import assert_gradient, verify, verify_layer
 
 __all__ = [
@@ -53,5 +61,5 @@ __all__ = [
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "add_scalar", "amax", "apply", "cols", "divide", "hadamard", "maximum", "minimum", "rows",
     # not sum/mean: builtins on import *
-    "spd", "avg_pool2d", "conv2d", "dropout", "flatten", "max_pool2d",
+    "spd", "avg_pool2d", "conv2d", "dropout", "einsum", "flatten", "max_pool2d",
 ]

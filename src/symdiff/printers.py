@@ -303,7 +303,8 @@ class NumpyPrinter(StagedPrinter, NumPyPrinter):
     def _print_tensor_gate(self, expr):
         """An N-D gate (tensor_ops) is a call of its runtime_tensor helper of the same name."""
         self.helpers.update(expr.needs)
-        return self._helper_call(type(expr).__name__, expr)
+        self.helpers.add(type(expr).__name__)
+        return f"{type(expr).__name__}({', '.join(expr.printed(self._print))})"
 
 
 for _gate in TENSOR_GATES:  # SymPy finds a Function's printer by the class's own name only

@@ -19,6 +19,11 @@ def astensor(a, name, shape):
     return a
 
 
+def einsum(spec, *arrays):
+    """np.einsum with the contraction order optimised (a product of several arrays)."""
+    return np.einsum(spec, *arrays, optimize=True)
+
+
 def conv2d_windows(x, kh, kw, stride, padding):
     """The (N, C, OH, OW, KH, KW) windows of x zero-padded by padding (a view when unpadded)."""
     if padding:

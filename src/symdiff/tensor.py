@@ -32,8 +32,8 @@ from .dag import postorder
 from .errors import ArgumentError, UnsupportedFunctionError
 from .tensor_ops import out_size
 
-__all__ = ["ArraySymbol", "apply", "avg_pool2d", "conv2d", "dropout", "flatten", "is_array",
-           "max_pool2d"]
+__all__ = ["ArraySymbol", "apply", "avg_pool2d", "conv2d", "dropout", "einsum", "flatten",
+           "is_array", "max_pool2d"]
 
 
 def is_array(node) -> bool:
@@ -170,6 +170,41 @@ class TensorApply(TensorExpr):
         return array_shape(self.expr)
 
 
+class Einsum(TensorExpr):
+    """``einsum(spec, *arrays)``: the arrays, the spec as ints, the number of arrays (the
+    layout of the ``tensor_ops.einsum`` gate)."""
+
+    @property
+    def count(self) -> int:
+        return int(self.args[-1])
+
+    @property
+    def shape(self):
+        arrays = self.args[:self.count]
+        return ops.einsum(*self.args).shape_from([_shape_any(a) for a in arrays])
+
+    def lowered(self, *args):
+        return ops.einsum(*args)
+
+    def explicit(self, *args):
+        inputs, output = ops.spec_text(args[self.count:-1], self.count)
+        arrays = args[:self.count]
+        size = {c: int(n) for sub, a in zip(inputs, arrays) for c, n in zip(sub, a.shape)}
+        summed = sorted({c for sub in inputs for c in sub} - set(output))
+
+        def entry(*index):
+            at = dict(zip(output, index))
+            terms = []
+            for inner in itertools.product(*(range(size[c]) for c in summed)):
+                at.update(zip(summed, inner))
+                terms.append(sp.Mul(*(a[tuple(at[c] for c in sub)]
+                                      for sub, a in zip(inputs, arrays))))
+            return sp.Add(*terms)
+        if not output:
+            return entry()
+        return _array(tuple(size[c] for c in output), entry)
+
+
 class Flatten(MatrixExpr):
     """``X.reshape(N, -1)``: an N-D array as the N x (C H W) matrix of its rows, in C order."""
 
@@ -192,7 +227,7 @@ class Flatten(MatrixExpr):
                                        "matrix whole (flatten(X) * W)")
 
 
-LOWERED = (Conv2d, ChannelBias, Pool2d, Dropout, Flatten)  # converted with ``lowered``
+LOWERED = (Conv2d, ChannelBias, Pool2d, Dropout, Einsum, Flatten)  # converted with ``lowered``
 
 
 def refused(node, shapes=()) -> None:
@@ -323,6 +358,45 @@ def flatten(x) -> MatrixExpr:
     if not is_array(x) or len(array_shape(x)) < 2:
         raise ArgumentError(f"flatten() takes an N-D array, got {type(x).__name__}")
     return Flatten(x)
+
+
+def einsum(spec: str, *arrays):
+    """``np.einsum(spec, *arrays)`` over N-D arrays and matrices, e.g. ``einsum("nchw,fc->nfhw",
+    X, V)``; the output subscripts are explicit (``->``), each index is in the output or in two
+    or more inputs, and no input repeats an index (no diagonals, no ``...``)."""
+    if not isinstance(spec, str) or spec.count("->") != 1:
+        raise UnsupportedFunctionError(f"einsum: the spec {spec!r} must name its output "
+                                       "explicitly, as in 'ij,jk->ik'")
+    left, output = spec.replace(" ", "").split("->")
+    inputs = left.split(",")
+    if len(inputs) != len(arrays) or not arrays:
+        raise ArgumentError(f"einsum: the spec {spec!r} has {len(inputs)} inputs, "
+                            f"{len(arrays)} arrays given")
+    size: dict = {}
+    for sub, a in zip(inputs, arrays):
+        shape = _shape_any(a)
+        if shape is None or len(sub) != len(shape):
+            raise ArgumentError(f"einsum: {sub!r} does not index {a} (shape {shape})")
+        bad = [c for c in sub if c not in ops.LETTERS or sub.count(c) > 1]
+        if bad:
+            raise UnsupportedFunctionError(f"einsum: the index {bad[0]!r} of {sub!r} is not "
+                                           "supported (a letter, once per input: no diagonals)")
+        for c, n in zip(sub, shape):
+            if size.setdefault(c, n) != n:
+                raise ArgumentError(f"einsum: the index {c!r} has sizes {size[c]} and {n}")
+    lonely = [c for c in size if c not in output and "".join(inputs).count(c) == 1]
+    if lonely or len(set(output)) != len(output) or not set(output) <= set(size):
+        raise UnsupportedFunctionError(
+            f"einsum: in {spec!r} every output index must be an input's, once, and every input "
+            "index must appear in the output or another input (sum an operand first with "
+            "symdiff.sum)")
+    return Einsum(*arrays, *map(sp.Integer, ops.spec_ints(inputs, output)),
+                  sp.Integer(len(arrays)))
+
+
+def _shape_any(a) -> tuple | None:
+    """The shape of an N-D array or a matrix expression (None for anything else)."""
+    return tuple(a.shape) if isinstance(a, MatrixExpr) else array_shape(a)
 
 
 def apply(f, a):

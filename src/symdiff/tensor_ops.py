@@ -44,6 +44,10 @@ class TensorGate(sp.Function):
         """This gate's shape from its operands' ``shapes``."""
         raise NotImplementedError
 
+    def printed(self, print_) -> list[str]:
+        """The helper call's arguments as text (``print_`` prints one expression)."""
+        return [print_(a) for a in self.args]
+
     def terms(self, out: sp.Symbol, d: sp.Symbol) -> list[tuple[sp.Basic, sp.Basic]]:
         """(operand, its gradient term) for the upstream gradient ``d`` of ``out`` (a backward-
         only gate has none: nothing differentiates a backward pass)."""
@@ -269,5 +273,65 @@ class unflatten(TensorGate):
         return d.reshape(x.shape)
 
 
-TENSOR_GATES = (conv2d, conv2d_dx, conv2d_dw, add_channels, channel_sum, max_pool2d,
+LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def spec_ints(inputs: list[str], output: str) -> list[int]:
+    """An einsum spec as integers (gate arguments are numbers): each subscript's length, then
+    its letters' positions in LETTERS; the inputs', then the output's."""
+    return [k for sub in [*inputs, output] for k in [len(sub), *map(LETTERS.index, sub)]]
+
+
+def spec_text(ints, count: int) -> tuple[list[str], str]:
+    """The inverse of ``spec_ints`` for ``count`` inputs: (input subscripts, output)."""
+    subs, k = [], 0
+    for _ in range(count + 1):
+        n = int(ints[k])
+        subs.append("".join(LETTERS[int(i)] for i in ints[k + 1:k + 1 + n]))
+        k += 1 + n
+    return subs[:-1], subs[-1]
+
+
+class einsum(TensorGate):
+    """``np.einsum(spec, *arrays)``: the arrays first, then the spec as ints (``spec_ints``),
+    then the number of arrays. Every index of an input is in the output or another input (so
+    each backward is an einsum too: for input k, the output's and the other inputs' subscripts
+    -> input k's)."""
+
+    @property
+    def operands(self) -> int:
+        return int(self.args[-1])
+
+    def spec(self) -> tuple[list[str], str]:
+        return spec_text(self.args[self.operands:-1], self.operands)
+
+    def printed(self, print_):
+        inputs, output = self.spec()
+        return [repr(",".join(inputs) + "->" + output)] + [
+            print_(a) for a in self.args[:self.operands]]
+
+    def shape_from(self, shapes):
+        inputs, output = self.spec()
+        size = {c: n for sub, shape in zip(inputs, shapes) for c, n in zip(sub, shape)}
+        return tuple(size[c] for c in output)
+
+    def terms(self, out, d):
+        inputs, output = self.spec()
+        arrays = self.args[:self.operands]
+        found = []
+        for k, a in enumerate(arrays):
+            others = [output] + [s for j, s in enumerate(inputs) if j != k]
+            rest = [d] + [b for j, b in enumerate(arrays) if j != k]
+            ints = map(sp.Integer, [*spec_ints(others, inputs[k]), len(rest)])
+            found.append((a, einsum(*rest, *ints)))
+        return found
+
+    @staticmethod
+    def apply(*args):
+        count = int(args[-1])
+        inputs, output = spec_text(args[count:-1], count)
+        return np.einsum(",".join(inputs) + "->" + output, *args[:count])
+
+
+TENSOR_GATES = (einsum, conv2d, conv2d_dx, conv2d_dw, add_channels, channel_sum, max_pool2d,
                 max_pool2d_dx, avg_pool2d, avg_pool2d_dx, flatten, unflatten)
