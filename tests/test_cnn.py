@@ -64,3 +64,18 @@ def test_check_of_the_whole_net_is_refused_not_hung(cnn):
     loss, wrt, args, _ = example.cnn_formula()
     with pytest.raises(symdiff.InputTooLargeError, match="check its layers separately"):
         symdiff.check(symdiff.lower(loss, wrt=wrt, args=args), kinds={"Y": "one_hot"})
+
+
+def test_conv_benchmark_quick_run_agrees(capsys):
+    """benchmarks/conv.py --quick: the generated layer, the textbook im2col layer and (when
+    installed) torch compute the same output and gradients."""
+    spec = importlib.util.spec_from_file_location(
+        "conv_benchmark", PATH.parents[1] / "benchmarks" / "conv.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(quick=True)
+    printed = capsys.readouterr().out
+    differences = [float(line.rsplit("= ", 1)[1]) for line in printed.splitlines()
+                   if "max relative difference" in line]
+    assert len(differences) >= 2 and max(differences) < 1e-12
+    assert "| im2col (hand NumPy) |" in printed
