@@ -179,7 +179,7 @@ def test_helper_names_cover_everything():
         # runtime_tensor (the N-D gates of tensor_ops)
         "astensor", "conv2d_windows", "conv2d", "conv2d_dx", "conv2d_dw", "add_channels",
         "channel_sum", "max_pool2d", "max_pool2d_dx", "avg_pool2d", "avg_pool2d_dx", "flatten",
-        "unflatten", "einsum",
+        "unflatten", "einsum", "max_pool2d_first_dx",
     } | CONSTANT_NAMES | TORCH_ONLY
     for name in HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY - TORCH_ONLY:
         source = helper_source(name, "numpy")

@@ -21,7 +21,7 @@ from symdiff import layers, runtime, tensor
 from symdiff.array_reference import finite_differences, reference_at
 from symdiff.errors import ArgumentError, SymdiffError, UnsupportedFunctionError
 from symdiff.runtime import has_helper
-from symdiff.tensor_ops import TENSOR_GATES
+from symdiff.tensor_ops import TENSOR_GATES, max_pool2d_first_dx
 
 N, C, H, W = sp.symbols("N C H W", integer=True, positive=True)
 TINY = {N: 2, C: 1, H: 4, W: 3}  # sympy.diff of every entry: seconds
@@ -313,3 +313,20 @@ def test_einsum_refusals(spec, shapes, word):
     arrays = [ArraySymbol(name, shape) for name, shape in zip("ABC", shapes)]
     with pytest.raises(SymdiffError, match=word):
         tensor.einsum(spec, *arrays)
+
+
+def test_first_maximum_helper_is_torch_rule_at_ties():
+    """runtime_tensor.max_pool2d_first_dx (verify's other subgradient at a tie) is PyTorch's
+    max_pool2d gradient on images full of ties."""
+    torch = pytest.importorskip("torch")
+    from symdiff import runtime_tensor
+
+    x = np.round(np.random.default_rng(9).normal(size=(2, 3, 6, 7)))  # many equal entries
+    tx = torch.tensor(x, requires_grad=True)
+    tout = torch.nn.functional.max_pool2d(tx, 3, 2)
+    dout = np.random.default_rng(10).normal(size=tout.shape)
+    (tout * torch.tensor(dout)).sum().backward()
+    got = runtime_tensor.max_pool2d_first_dx(dout, x, tout.detach().numpy(), 3, 2)
+    np.testing.assert_allclose(got, tx.grad.numpy(), rtol=1e-15)
+    interpreted = max_pool2d_first_dx.apply(dout, x, tout.detach().numpy(), 3, 2)
+    np.testing.assert_allclose(interpreted.astype(float), tx.grad.numpy(), rtol=1e-15)

@@ -116,3 +116,24 @@ def test_pooling_bugs_are_caught():
     assert _pool_verify("every maximum").ok  # no ties in random data: the same gradient
     tied = _pool_verify("every maximum", points=[{"X": TIED}])
     assert not tied.ok and "4" in str(tied), tied  # four times the gradient at 4-way ties
+
+
+def first_max_backward(dout, x, size=2):
+    """PyTorch's rule: each window's gradient whole to its first maximum (row-major)."""
+    n, c, h, w = x.shape
+    windows = x.reshape(n, c, h // size, size, w // size, size).transpose(0, 1, 2, 4, 3, 5)
+    flat = windows.reshape(n, c, h // size, w // size, size * size)
+    first = np.eye(size * size)[flat.argmax(axis=-1)]
+    dx = (first * dout[..., None]).reshape(windows.shape).transpose(0, 1, 2, 4, 3, 5)
+    return (dx.reshape(x.shape),)
+
+
+def test_the_first_maximum_rule_is_another_valid_subgradient_at_ties():
+    """Argmax code gives a tied window's gradient to its first maximum: right (another valid
+    subgradient, noted), where symdiff splits it; and the same as symdiff without ties."""
+    for points in (None, [{"X": TIED}]):
+        report = symdiff.verify(POOL.expr, POOL.wrt, first_max_backward, args=POOL.args,
+                                forward=pool_forward,
+                                points=points or [{"X": _even(k)} for k in range(3)])
+        assert report.ok, report
+    assert "first" in str(report)

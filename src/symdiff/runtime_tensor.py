@@ -91,6 +91,19 @@ def max_pool2d_dx(d, x, out, size, stride):
     return dx
 
 
+def max_pool2d_first_dx(d, x, out, size, stride):
+    """The gradient of max_pool2d whole to the first maximum of each window (row-major)."""
+    oh, ow = out.shape[2:]
+    taken = np.zeros(out.shape, dtype=bool)
+    dx = np.zeros(x.shape, dtype=np.result_type(d, float))
+    for p in range(size):
+        for q in range(size):
+            hit = (x[:, :, p:p + stride * oh:stride, q:q + stride * ow:stride] == out) & ~taken
+            taken |= hit
+            dx[:, :, p:p + stride * oh:stride, q:q + stride * ow:stride] += hit * d
+    return dx
+
+
 def avg_pool2d(x, size, stride):
     """The mean of each size x size window of x, windows stride apart."""
     return conv2d_windows(x, size, size, stride, 0).mean(axis=(4, 5))

@@ -205,6 +205,28 @@ class max_pool2d_dx(TensorGate):
                         one - one)
 
 
+class max_pool2d_first_dx(TensorGate):
+    """The other valid subgradient of ``max_pool2d`` at a tie: each window's ``d`` whole to the
+    first of its maxima in row-major order, as argmax-based code (PyTorch) does (backward only:
+    verify accepts it at ties, ``diagnose.kink_variants``)."""
+
+    nargs = 5
+    operands = 3
+
+    def shape_from(self, shapes):
+        return shapes[1]
+
+    @staticmethod
+    def apply(d, x, out, size, stride):
+        win = _windows(x, size, size, stride, 0)
+        one = d.flat[0] ** 0
+        hits = np.where(win == out[..., None, None], one, one - one).reshape(*out.shape, -1)
+        first = np.cumsum(hits != 0, axis=-1) == 1
+        hits = np.where(first & (hits != 0), one, one - one).reshape(win.shape)
+        return _scatter(lambda p, q: hits[..., p, q] * d, x.shape, size, size, stride, 0,
+                        one - one)
+
+
 class avg_pool2d(TensorGate):
     """``avg_pool2d(x, size, stride)``: the mean of each size x size window."""
 
@@ -334,4 +356,4 @@ class einsum(TensorGate):
 
 
 TENSOR_GATES = (einsum, conv2d, conv2d_dx, conv2d_dw, add_channels, channel_sum, max_pool2d,
-                max_pool2d_dx, avg_pool2d, avg_pool2d_dx, flatten, unflatten)
+                max_pool2d_dx, max_pool2d_first_dx, avg_pool2d, avg_pool2d_dx, flatten, unflatten)
