@@ -20,13 +20,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "symdiff"
 # The module order (the list at the top of docs/DESIGN.md): a module imports only modules before
 # it, in its own layer or an earlier one.
 LAYERS = {
-    "ground": ("errors", "_version", "dag", "ir", "functions", "array_ops", "runtime_math",
-               "runtime_numpy", "runtime_torch", "runtime_jax", "runtime_numba",
-               "runtime_array_api", "runtime"),
+    "ground": ("errors", "_version", "dag", "ir", "functions", "tensor_ops", "array_ops",
+               "runtime_math", "runtime_numpy", "runtime_tensor", "runtime_torch", "runtime_jax",
+               "runtime_numba", "runtime_array_api", "runtime"),
     "tables": ("ops", "mpeval", "staged_printer", "gate_printer", "printers", "printers_js",
                "numba_printer", "backends", "adapters", "rules", "stable"),
     "pipeline": ("guards", "spellings", "parse", "naming", "lower", "reverse", "tangent",
-                 "sparsity", "matrix", "matrix_forms", "lower_matrix", "api", "writer",
+                 "sparsity", "matrix", "tensor", "matrix_forms", "lower_matrix", "api", "writer",
                  "emit_tangent", "emit_numba", "emit", "emit_js"),
     "judgement": ("numeric", "sampling", "interpret", "roundoff", "tolerance", "reference",
                   "array_reference", "reports", "diagnose", "matrix_diagnose", "array_diagnose",

@@ -180,6 +180,10 @@ def test_helper_names_cover_everything():
         "acot", "undefined", "besseli", "gelu", "elu", "selu", "mish", "xlogy",
         "sinc", "entry_grad", "logdet", "first_max_mask", "cholesky", "cho_solve", "cho_logdet",
         "cho_inverse", "jacobian_array", "submatrix_grad",
+        # runtime_tensor (the N-D gates of tensor_ops)
+        "astensor", "conv2d_windows", "conv2d", "conv2d_dx", "conv2d_dw", "add_channels",
+        "channel_sum", "max_pool2d", "max_pool2d_dx", "avg_pool2d", "avg_pool2d_dx", "flatten",
+        "unflatten", "einsum", "max_pool2d_first_dx",
     } | CONSTANT_NAMES | TORCH_ONLY | NUMBA_ONLY | ARRAY_API_ONLY
     for name in (HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY - TORCH_ONLY - NUMBA_ONLY
                  - ARRAY_API_ONLY):

@@ -51,6 +51,14 @@ def test_readme_shows_the_affine_module_symdiff_writes():
     assert shown_python("affine-numpy") == expected
 
 
+def test_readme_shows_the_conv_backward_symdiff_writes():
+    source = layers.program("conv2d", stride=2, padding=1).source("numpy", name="conv2d")
+    functions = {node.name: ast.get_source_segment(source, node)
+                 for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+    expected = functions["conv2d_backward"] + "\n\n\n" + functions["conv2d_dx"] + "\n"
+    assert shown_python("conv-backward") == expected
+
+
 def test_readme_shows_the_torch_function_symdiff_writes(staged):
     expr, x, y = staged
     source = symdiff.lower(expr, wrt=[x, y]).source("torch")
@@ -74,7 +82,8 @@ def test_readme_shows_the_batchnorm_code_symdiff_writes():
     assert shown_python("batchnorm-numpy") == "\n\n\n".join(functions) + "\n"
 
 
-@pytest.mark.parametrize("marker", ["verify-arrays", "verify-staged", "verify-layers"])
+@pytest.mark.parametrize("marker", ["verify-arrays", "verify-staged", "verify-layers",
+                                    "verify-conv"])
 def test_readme_verify_reports_are_the_real_ones(capsys, marker):
     exec(shown_python(marker), {})  # our own README's code
     printed = capsys.readouterr().out

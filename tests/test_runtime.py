@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symdiff import runtime_math, runtime_numba, runtime_numpy
+from symdiff import runtime_math, runtime_numba, runtime_numpy, runtime_tensor
 from symdiff.errors import ArgumentError
 from symdiff.runtime import HELPER_NAMES, NAMED_CONSTANTS, helper_source
 
@@ -106,7 +106,8 @@ def test_runtime_modules_import_only_their_backend(backend):
 
 
 def test_every_helper_name_is_a_runtime_definition():
-    defined = set().union(*(top_level(m).keys() for m in MODULES.values()))
+    defined = set().union(*(top_level(m).keys() for m in MODULES.values()),
+                          top_level(runtime_tensor).keys())
     for path in FRAMEWORK_FILES.values():
         defined |= top_level(path).keys()
     assert defined == HELPER_NAMES
@@ -117,6 +118,8 @@ def test_every_helper_name_is_a_runtime_definition():
                 assert source == inspect.getsource(getattr(module, name))
             else:
                 assert source.startswith(f"{name} = {getattr(module, name)!r}  # ")
+    for name in top_level(runtime_tensor):  # the N-D gates' helpers, numpy's only
+        assert helper_source(name, "numpy") == inspect.getsource(getattr(runtime_tensor, name))
     for name, _ in NAMED_CONSTANTS.values():  # the numpy backend takes runtime_math's line
         assert helper_source(name, "numpy") == helper_source(name, "math")
 

@@ -28,7 +28,6 @@ from .ir import GradStep, Program, Step
 from .matrix import (  # noqa: F401
     add_scalar,
     amax,
-    apply,
     cols,
     divide,
     hadamard,
@@ -40,6 +39,15 @@ from .matrix import (  # noqa: F401
     sum,
 )
 from .reports import CheckReport, PartialReport, PartialVerdict, VerifyReport
+from .tensor import (  # N-D and matrix
+    apply,
+    avg_pool2d,
+    conv2d,
+    dropout,
+    einsum,
+    flatten,
+    max_pool2d,
+)
 from .verify import assert_gradient, verify, verify_layer
 
 __all__ = [
@@ -53,5 +61,5 @@ __all__ = [
     "elu", "gelu", "mish", "relu", "selu", "sigmoid", "softplus", "xlogy",
     "add_scalar", "amax", "apply", "cols", "divide", "hadamard", "maximum", "minimum", "rows",
     # not sum/mean: builtins on import *
-    "spd",
+    "spd", "avg_pool2d", "conv2d", "dropout", "einsum", "flatten", "max_pool2d",
 ]

@@ -24,6 +24,7 @@ from .naming import Namer, natural_key, sanitize
 from .parse import parse
 from .printers import make_printer
 from .reverse import reverse
+from .tensor import ARRAY_NODES, ArraySymbol, is_array
 
 _CONDITIONS = (Relational, BooleanAtom, BooleanFunction)
 MAX_PRINTED_NODES = 300  # a formula longer than this (as a tree) is not quoted in listings
@@ -56,13 +57,13 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     given: tuple[str, ...] = ()
     if isinstance(expr, Mapping):  # {"h_next": h, "c_next": c}: outputs named by the user
         given, expr = _named_outputs(expr)
-    if isinstance(expr, MatrixExpr):
+    if isinstance(expr, MatrixExpr) or is_array(expr):
         return _lower_matrix([expr], wrt, args, allow_unused)
     vector = _as_vector(expr)
     exprs = [e if isinstance(e, MatrixExpr) else  # an output of matrix value (vector only)
              as_expression(e, variables=declared_names(wrt, args)) for e in vector or [expr]]
     nodes = postorder(sp.Tuple(*exprs) if vector else exprs[0])  # one walk: matrices? symbols?
-    if any(isinstance(n, MatrixExpr) for n in nodes):  # e.g. a Trace: a scalar of matrices
+    if any(isinstance(n, (MatrixExpr, *ARRAY_NODES)) for n in nodes):  # a Trace: a scalar
         return _lower_matrix(exprs, wrt, args, allow_unused, vector=bool(vector), given=given)
     symbols = sorted({n for n in nodes if isinstance(n, sp.Symbol)},
                      key=lambda s: (natural_key(s.name), str(s.assumptions0)))
@@ -133,7 +134,8 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
     """``lower`` for formulas over MatrixSymbols (see ``symdiff.matrix``); several (``vector``)
     are staged in one forward program, outputs ``out0``, ``out1``, ... sharing common steps."""
     whole = sp.Tuple(*exprs) if vector else exprs[0]
-    matrices = [s for s in whole.free_symbols if isinstance(s, sp.MatrixSymbol)]
+    arrays = {n for n in postorder(whole) if isinstance(n, ArraySymbol)}  # N-D (tensor.py)
+    matrices = [s for s in whole.free_symbols if isinstance(s, sp.MatrixSymbol)] + list(arrays)
     dims = sorted({d for m in matrices for n in m.shape for d in n.free_symbols},
                   key=lambda d: d.name)  # a size may be an expression in them (4*H)
     for m in matrices:
@@ -142,8 +144,9 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
         if bad:
             raise ArgumentError(f"the shape of {m.name} must be integers, symbols or "
                                 f"polynomials in symbols (4*H), not {bad[0]}")
-    scalars = [s for s in whole.free_symbols if isinstance(s, sp.Symbol) and s not in dims]
-    symbols = sorted(matrices + scalars, key=lambda s: (natural_key(s.name), str(type(s))))
+    scalars = [s for s in whole.free_symbols if isinstance(s, sp.Symbol) and s not in dims
+               and s not in {a.args[0] for a in arrays}]  # an ArraySymbol's name is a Symbol
+    symbols = sorted(matrices + scalars, key=lambda s: (natural_key(str(s.name)), str(type(s))))
     real = {s: s for s in symbols}
     wrt_pairs = _resolve_wrt(wrt, symbols, real, allow_unused)
     for user, _ in wrt_pairs:
@@ -153,7 +156,8 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
     namer, inputs, codes, grads = _name_inputs(arg_pairs, wrt_pairs)
     codes.update((d, sp.Symbol(namer.claim(sanitize(d.name), paired=False), real=True))
                  for d in dims)
-    shapes = {codes[u].name: tuple(d.xreplace(codes) for d in u.shape) if u.is_Matrix else ()
+    shapes = {codes[u].name: tuple(d.xreplace(codes) for d in u.shape) if u in arrays
+              or u.is_Matrix else ()
               for u, _ in arg_pairs}
     lowerer, outputs, texts = Lowerer(namer, {c: c for c in codes.values()}), [], []
     for k, e in enumerate(exprs):
@@ -167,7 +171,7 @@ def _lower_matrix(exprs, wrt, args, allow_unused, vector=False, given=()) -> Pro
     backward = reverse_arrays(forward, all_shapes, {codes[u].name: g for u, g in grads.items()},
                               outputs=names)
     found = runtime_dims([codes[d] for d in dims], [(codes[u].name, shapes[codes[u].name])
-                                                    for u, _ in arg_pairs if u.is_Matrix])
+                                                    for u, _ in arg_pairs if shapes[codes[u].name]])
     runtime = tuple((d.name, arg, axis) for d, (arg, axis) in found.items())
     user_wrt = tuple(user for user, _ in wrt_pairs)
     text = f"({', '.join(texts)})" if vector else texts[0]
@@ -182,7 +186,7 @@ def _name_inputs(arg_pairs, wrt_pairs):
     symbol and the gradient name of each wrt one.
     """
     namer = Namer()
-    names = [namer.claim(sanitize(user.name), paired=False) for user, _ in arg_pairs]
+    names = [namer.claim(sanitize(str(user.name)), paired=False) for user, _ in arg_pairs]
     wrt_internal = {internal for _, internal in wrt_pairs}
     grads = {internal: namer.claim("d" + name, paired=False)
              for name, (_, internal) in zip(names, arg_pairs) if internal in wrt_internal}
@@ -368,7 +372,7 @@ def _resolve_symbol(item, symbols, real, what, allow_unused) -> tuple[sp.Symbol,
     if isinstance(item, str):
         if not item.strip():
             raise ArgumentError(f"{what} contains an empty name")
-        matches = [s for s in symbols if s.name == item]
+        matches = [s for s in symbols if str(s.name) == item]
         if len(matches) > 1 and len({real[s] for s in matches}) > 1:
             raise ArgumentError(f"{what}: the name {item!r} is ambiguous: the formula has "
                                 f"{len(matches)} different symbols of that name")
@@ -378,14 +382,14 @@ def _resolve_symbol(item, symbols, real, what, allow_unused) -> tuple[sp.Symbol,
         return user, real[user] if user in real else real_symbol(user)
     if isinstance(item, sp.Symbol):
         return item, real.get(item, real_symbol(item))
-    if isinstance(item, sp.MatrixSymbol):
+    if isinstance(item, (sp.MatrixSymbol, ArraySymbol)):
         return item, item
     raise ArgumentError(f"{what} entries must be Symbols or names, got {item!r}")
 
 
 def _unknown_name(item: str, symbols, what: str) -> ArgumentError:
     """The error for a name in wrt/args that the formula does not contain (a typo, usually)."""
-    known = ", ".join(dict.fromkeys(s.name for s in symbols)) or "none"
+    known = ", ".join(dict.fromkeys(str(s.name) for s in symbols)) or "none"
     if any(c in item for c in " ,;"):
         return ArgumentError(f"{what} entry {item!r} is not one name: list the names separately "
                              f"({what}=['x', 'y'], or --{what} x,y); the formula's variables: "

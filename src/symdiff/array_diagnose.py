@@ -103,8 +103,21 @@ def _shape(arg, pairs, rel) -> str:
                         f"{e.shape}; sum it with {how}")
         if h.size == e.size and close(h.reshape(e.shape), e, rel):
             return f"has the right values in the wrong shape: {h.shape}, expected {e.shape}"
-        return f"has shape {h.shape} where {arg} has shape {e.shape}"
+        return (_missing_sums(arg, h, e, rel)
+                or f"has shape {h.shape} where {arg} has shape {e.shape}")
     return "has the wrong shape"
+
+
+def _missing_sums(arg, h, e, rel) -> str:
+    """A 1-D gradient (a channel bias) left unsummed over some axes of an N-D hand array."""
+    if e.ndim != 1 or h.ndim < 2:
+        return ""
+    for keep in (k for k in range(h.ndim) if h.shape[k] == e.shape[0]):
+        axes = tuple(k for k in range(h.ndim) if k != keep)
+        if close(h.sum(axis=axes), e, rel):
+            return (f"misses the sum over axes {axes}: shape {h.shape} where {arg} has shape "
+                    f"{e.shape}; sum it with .sum(axis={axes})")
+    return ""
 
 
 def _scalars(prog, trials) -> dict[str, list[float]]:

@@ -15,6 +15,8 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
+from .tensor_ops import TENSOR_GATES
+
 
 class _ArrayGate(sp.Function):
     """An unevaluated gate: SymPy never rewrites it. ``apply`` computes it on NumPy arrays (of
@@ -319,7 +321,7 @@ class cho_inverse(_ArrayGate):
 CHOLESKY_GATES = (cho_solve, cho_logdet, cho_inverse)  # gates over a factor, first argument
 ARRAY_GATES = (matmul, transpose, axis_sum, total, axis_max, max_mask, first_max_mask, item,
                as_1x1, broadcast, entry, entry_grad, submatrix, submatrix_grad, block, constant,
-               trace, eye, det, logdet, inverse, solve, cholesky, *CHOLESKY_GATES)
+               trace, eye, det, logdet, inverse, solve, cholesky, *CHOLESKY_GATES, *TENSOR_GATES)
 
 
 def _axes(axis) -> int | tuple[int, int]:

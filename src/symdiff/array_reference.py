@@ -17,12 +17,14 @@ import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.matrices.expressions.slice import MatrixSlice
+from sympy.tensor.array import ImmutableDenseNDimArray as NDArray
 
 from .dag import postorder
-from .errors import ArgumentError
+from .errors import ArgumentError, InputTooLargeError
 from .matrix import AxisMax, explicit_node
 from .numeric import DPS, evaluate_many, within_budget
 from .reference import DIFF_MAX_TREE, DIFF_SECONDS, tree_size
+from .tensor import LOWERED, ArraySymbol, TensorApply, explicit_arithmetic, explicit_terms
 
 
 def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
@@ -47,7 +49,7 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
             done[node] = sp.ImmutableMatrix(node)
         elif isinstance(node, sp.Sum):  # an entry of a product: SymPy's sum at concrete sizes
             done[node] = explicit(node.doit(), grids)
-        elif isinstance(node, ElementwiseApplyFunction):
+        elif isinstance(node, (ElementwiseApplyFunction, TensorApply)):
             done[node] = done[node.expr].applyfunc(node.function)
         else:
             done[node] = _explicit_node(node, [done.get(a) for a in node.args])
@@ -55,6 +57,11 @@ def explicit(expr: sp.Basic, grids: dict) -> sp.Basic:
 
 
 def _explicit_node(node, args):
+    if isinstance(node, LOWERED):  # the N-D nodes write their own entries (tensor.py)
+        return node.explicit(*args)
+    arithmetic = explicit_arithmetic(node, args)
+    if arithmetic is not None:
+        return arithmetic
     linear = explicit_node(node, args)
     if linear is not None:
         return linear
@@ -127,6 +134,7 @@ def formula_key(prog) -> tuple:
 _REFERENCES: dict = {}
 
 
+EXPLICIT_TERMS = 5_000  # products and window entries of the N-D steps the reference writes out
 FD_DPS, FD_STEP = 60, mpmath.mpf("1e-20")  # the central difference of the explicit formula
 
 
@@ -141,10 +149,19 @@ class ExplicitReference:
     def __init__(self, prog, sizes: dict):
         self.prog, self.sizes = prog, sizes
         expr = prog.expr.subs(sizes)
+        terms = explicit_terms(expr)
+        if terms > EXPLICIT_TERMS:  # written out, SymPy would take minutes (a whole CNN)
+            raise InputTooLargeError(
+                f"written out entry by entry at {', '.join(f'{d}={n}' for d, n in sizes.items())}"
+                f" the formula's N-D steps have {terms:,} terms (the reference expands at most "
+                f"{EXPLICIT_TERMS:,}): check its layers separately, with symbolic sizes")
         self.grids, self.entries, self.scalars = {}, {}, {}
         for i in prog.inputs:
             user = i.symbol
-            if isinstance(user, sp.MatrixSymbol):
+            if isinstance(user, ArraySymbol):
+                self.grids[user.subs(sizes)] = self.entries[i.name] = _grid(
+                    i.name, user.subs(sizes).shape)
+            elif isinstance(user, sp.MatrixSymbol):
                 concrete = user.subs(sizes)
                 r, c = (int(n) for n in concrete.shape)
                 grid = sp.ImmutableMatrix(r, c, lambda a, b, n=i.name: sp.Symbol(
@@ -155,22 +172,21 @@ class ExplicitReference:
                 self.scalars[i.name] = sp.Symbol(i.name, real=True)
         real = {i.symbol: self.scalars[i.name] for i in prog.inputs if i.name in self.scalars}
         out = explicit(expr.xreplace(real), self.grids)
-        self.matrix_out = isinstance(out, sp.MatrixBase)
+        self.matrix_out = isinstance(out, (sp.MatrixBase, NDArray))
         if self.matrix_out:
-            self.dout = sp.ImmutableMatrix(out.rows, out.cols, lambda a, b: sp.Symbol(
-                f"dout[{a},{b}]", real=True))
-            objective = sp.Add(*(o * d for o, d in zip(out, self.dout)))
+            self.dout = _grid("dout", out.shape)
+            objective = sp.Add(*(o * d for o, d in zip(_flat(out), _flat(self.dout))))
         else:
             self.dout = sp.Symbol("dout", real=True)
             objective = out * self.dout
-        self.shape_out = (out.rows, out.cols) if self.matrix_out else ()
+        self.shape_out = tuple(out.shape) if self.matrix_out else ()
         self.objective = objective
         by_grad = {i.grad: i.name for i in prog.inputs if i.grad is not None}
         self.wrt = [self.entries.get(by_grad[g], self.scalars.get(by_grad[g])) for g in prog.grads]
         self.diffs = None  # a large formula (as a tree) goes straight to the difference oracle
         if tree_size(objective, DIFF_MAX_TREE) <= DIFF_MAX_TREE:
             self.diffs = within_budget(lambda: [w.applyfunc(lambda s: sp.diff(objective, s))
-                                                if isinstance(w, sp.MatrixBase)
+                                                if isinstance(w, (sp.MatrixBase, NDArray))
                                                 else sp.diff(objective, w) for w in self.wrt],
                                        DIFF_SECONDS, default=None)
         self.oracle = ("sympy.diff of the explicit formula" if self.diffs is not None else
@@ -181,24 +197,26 @@ class ExplicitReference:
         env = {}
         for name, grid in self.entries.items():
             arr = np.asarray(values[name], dtype=float)
-            env.update((s, mpmath.mpf(float(v))) for s, v in zip(grid, arr.ravel()))
+            env.update((s, mpmath.mpf(float(v))) for s, v in zip(_flat(grid), arr.ravel()))
         env.update((s, mpmath.mpf(float(values[n]))) for n, s in self.scalars.items())
         if self.matrix_out:
-            env.update((s, mpmath.mpf(float(v))) for s, v in zip(self.dout, np.ravel(dout)))
+            env.update((s, mpmath.mpf(float(v))) for s, v in zip(_flat(self.dout),
+                                                                 np.ravel(dout)))
         else:
             env[self.dout] = mpmath.mpf(float(dout))
         if self.diffs is None:
             got = self._differences(env)
         else:
-            flat = [e for d in self.diffs for e in (d if isinstance(d, sp.MatrixBase) else [d])]
+            flat = [e for d in self.diffs for e in (_flat(d) if isinstance(
+                d, (sp.MatrixBase, NDArray)) else [d])]
             got = evaluate_many(flat, env, DPS)
         if any(v is None for v in got):
             return None
         result, k = [], 0
         for d in self.diffs or self.wrt:
-            if isinstance(d, sp.MatrixBase):
-                n = d.rows * d.cols
-                result.append(np.array([float(v) for v in got[k:k + n]]).reshape(d.rows, d.cols))
+            if isinstance(d, (sp.MatrixBase, NDArray)):
+                n = len(_flat(d))
+                result.append(np.array([float(v) for v in got[k:k + n]]).reshape(d.shape))
                 k += n
             else:
                 result.append(float(got[k]))
@@ -211,12 +229,25 @@ class ExplicitReference:
         got = []
         with mpmath.workdps(FD_DPS):
             for w in self.wrt:
-                for s in (w if isinstance(w, sp.MatrixBase) else [w]):
+                for s in (_flat(w) if isinstance(w, (sp.MatrixBase, NDArray)) else [w]):
                     h = FD_STEP * max(1, abs(env[s]))
                     up = evaluate_many([self.objective], {**env, s: env[s] + h}, FD_DPS)[0]
                     down = evaluate_many([self.objective], {**env, s: env[s] - h}, FD_DPS)[0]
                     got.append(None if up is None or down is None else (up - down) / (2 * h))
         return got
+
+
+def _grid(name: str, shape) -> sp.Basic:
+    """A matrix (2 axes) or N-D array of real symbols ``name[a,b,...]`` of a concrete shape."""
+    shape = tuple(int(n) for n in shape)
+    entries = [sp.Symbol(f"{name}[{','.join(map(str, k))}]", real=True)
+               for k in np.ndindex(shape)]
+    return sp.ImmutableMatrix(*shape, entries) if len(shape) == 2 else NDArray(entries, shape)
+
+
+def _flat(a) -> list:
+    """The entries of an explicit matrix or N-D array, in C order."""
+    return list(a) if isinstance(a, sp.MatrixBase) else list(sp.flatten(a))
 
 
 def finite_differences(module, prog, args, dout, h: float = 1e-6, symmetric=()) -> list:

@@ -30,6 +30,7 @@ from .array_ops import first_max_mask, max_mask
 from .dag import postorder, substitute
 from .functions import relu, sigmoid, softplus
 from .numeric import evaluate_many
+from .tensor_ops import max_pool2d_dx, max_pool2d_first_dx
 
 
 @dataclass
@@ -306,6 +307,7 @@ def confusion_variants(prog):
             yield backward, f"a wrong local derivative at `{step}`: {said}"
 
 
+FIRST_MAX = {max_mask: first_max_mask, max_pool2d_dx: max_pool2d_first_dx}  # even -> first
 KINK_VALUES = (sp.Integer(0), sp.Rational(1, 2), sp.Integer(1))  # Heaviside(0): the conventions
 
 
@@ -323,10 +325,10 @@ def kink_variants(prog):
             g.local, {n: sp.Heaviside(n.args[0], value) for n in found if n.args[1] != value}))
             for g, found in zip(prog.backward, steps)]
         yield backward, f"the step of relu, |u| or max at 0 taken as {value}"
-    masks = [{n for n in postorder(g.local) if isinstance(n, max_mask)} for g in prog.backward]
-    if any(masks):  # a tie of a row's maximum: all of it to the first, as argmax code does
+    masks = [{n for n in postorder(g.local) if type(n) in FIRST_MAX} for g in prog.backward]
+    if any(masks):  # a tie of a row's (a window's) maximum: all to the first, as argmax code
         yield ([dataclasses.replace(g, local=substitute(
-            g.local, {n: first_max_mask(*n.args) for n in found}))
+            g.local, {n: FIRST_MAX[type(n)](*n.args) for n in found}))
             for g, found in zip(prog.backward, masks)],
             "all of a tied maximum's gradient to the first of the tied entries, where symdiff "
             "splits it evenly")

@@ -311,8 +311,12 @@ def _matrix_arguments(prog: Program, w: Writer) -> list[str]:
             w.helpers.add(w.backend.convert)
             lines.append(f"{a} = {w.backend.convert}({a})")
             continue
-        w.helpers.add("asmatrix")
         fixed = tuple(int(n) if n.is_Integer else None for n in shape)
+        if len(shape) != 2:  # an N-D array (tensor.py): its number of axes is checked too
+            w.helpers.add("astensor")
+            lines.append(f'{a} = astensor({a}, "{a}", {fixed})')
+            continue
+        w.helpers.add("asmatrix")
         extra = f", {fixed}" if any(n is not None for n in fixed) else ""
         lines.append(f'{a} = asmatrix({a}, "{a}"{extra})')
     return lines

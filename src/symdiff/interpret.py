@@ -15,6 +15,7 @@ import math
 import mpmath
 import numpy as np
 import sympy as sp
+from sympy.tensor.array.expressions import ArraySymbol
 
 from .array_ops import ARRAY_GATES
 from .dag import postorder
@@ -61,10 +62,10 @@ def _arguments(prog, point: dict) -> dict:
     dims: dict[sp.Symbol, tuple[int, str]] = {}
     for i in prog.inputs:
         value = point[i.name]
-        if not isinstance(i.symbol, sp.MatrixSymbol):
+        if not isinstance(i.symbol, (sp.MatrixSymbol, ArraySymbol)):
             env[sp.Symbol(i.name, real=True)] = mpmath.mpf(value)
             continue
-        array = _array(i.name, value)
+        array = _array(i.name, value, len(i.symbol.shape))
         for d, n in zip(i.symbol.shape, array.shape):
             _fix(d, n, i.name, dims)
         env[sp.Symbol(i.name, real=True)] = array
@@ -73,13 +74,14 @@ def _arguments(prog, point: dict) -> dict:
     return env
 
 
-def _array(name: str, value) -> np.ndarray:
+def _array(name: str, value, ndim: int) -> np.ndarray:
     try:
         array = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
         raise ArgumentError(f"the value of {name} is not an array of numbers") from None
-    if array.ndim != 2:
-        raise ArgumentError(f"the value of {name} must be a 2-D array, not of shape {array.shape}")
+    if array.ndim != ndim:
+        raise ArgumentError(f"the value of {name} must be a {ndim}-D array, not of shape "
+                            f"{array.shape}")
     return np.vectorize(mpmath.mpf, otypes=[object])(array) if array.size else array.astype(object)
 
 

@@ -21,6 +21,14 @@ The layers (N is the batch size; every dimension is read from the arguments at r
   and (biased) variance, then ``scale * xhat + shift`` with scale and shift 1 x D rows (gamma
   and beta in the literature); wrt X, scale, shift.
 
+Image layers (``IMAGE_LAYERS``, NCHW arrays over ``ArraySymbol``s, PyTorch's conventions; each
+takes its options, and ``module_source`` writes them by name or as ``{name: formula}``):
+
+- ``conv2d(stride, padding)``: X (N, C, H, W), Wt (F, C, KH, KW), b (F,); wrt X, Wt, b.
+- ``max_pool2d(size, stride)``, ``avg_pool2d(size, stride)``: X (N, C, H, W); wrt X.
+- ``dropout(p)``: ``X * M / (1 - p)``, the 0/1 mask M an argument; wrt X.
+- ``flatten()``: X (N, C, H, W) as an N x (C H W) matrix; wrt X.
+
 The loss layers (``softmax_cross_entropy``, ``mse``) return a scalar and differentiate by the
 prediction only: labels and targets are data. ``mse`` is the mean over *all* entries (NumPy's
 ``np.mean``, PyTorch's ``mse_loss``), not ``1/N`` times the sum; the two agree when M = 1.
@@ -32,9 +40,11 @@ import ast
 from typing import NamedTuple
 
 import sympy as sp
+from sympy.tensor.array.expressions import ArraySymbol
 
 from . import functions as _functions
 from . import matrix as _mx
+from . import tensor as _tensor
 from ._version import __version__
 from .api import lower
 from .errors import ArgumentError
@@ -121,6 +131,54 @@ def batchnorm() -> Formula:
     return Formula(out, (x, scale, shift), (x, scale, shift, eps))
 
 
+def _image(names: str = "N C H W") -> ArraySymbol:
+    return ArraySymbol("X", _dims(names))
+
+
+def conv2d(stride: int = 1, padding: int = 0) -> Formula:
+    """``out = conv2d(X, Wt) + b`` (PyTorch's conv2d, a cross-correlation): X (N, C, H, W),
+    the weight Wt (F, C, KH, KW), one bias b per output channel (F,)."""
+    f, c, kh, kw = _dims("F C KH KW")
+    x, w, b = _image(), ArraySymbol("Wt", (f, c, kh, kw)), ArraySymbol("b", (f,))
+    return Formula(_tensor.conv2d(x, w, b, stride=stride, padding=padding), (x, w, b), (x, w, b))
+
+
+def max_pool2d(size: int = 2, stride: int | None = None) -> Formula:
+    """The maximum of each size x size window of X (N, C, H, W), windows ``stride`` apart
+    (default ``size``); the gradient is split evenly between a window's maxima."""
+    x = _image()
+    return Formula(_tensor.max_pool2d(x, size, stride), (x,), (x,))
+
+
+def avg_pool2d(size: int = 2, stride: int | None = None) -> Formula:
+    """The mean of each size x size window of X (N, C, H, W), windows ``stride`` apart."""
+    x = _image()
+    return Formula(_tensor.avg_pool2d(x, size, stride), (x,), (x,))
+
+
+def dropout(p=0.5) -> Formula:
+    """Inverted dropout ``X * M / (1 - p)``: the 0/1 mask M (X's shape) is an argument, drawn
+    by the caller (``rng.random(X.shape) >= p``), so forward and backward use the same one."""
+    x = _image()
+    m = ArraySymbol("M", x.shape)
+    return Formula(_tensor.dropout(x, m, p), (x,), (x, m))
+
+
+def flatten() -> Formula:
+    """X (N, C, H, W) as the N x (C H W) matrix of its rows, in C order (NumPy's reshape)."""
+    x = _image()
+    return Formula(_tensor.flatten(x), (x,), (x,))
+
+
+IMAGE_LAYERS = {
+    "conv2d": conv2d,
+    "max_pool2d": max_pool2d,
+    "avg_pool2d": avg_pool2d,
+    "dropout": dropout,
+    "flatten": flatten,
+}
+"""The layers over N-D arrays, by name, each with its default options."""
+
 LAYERS = {
     "affine": affine,
     "relu": relu,
@@ -133,35 +191,47 @@ LAYERS = {
 """Every layer by name, in the order ``module_source`` writes them."""
 
 
-def program(name: str) -> Program:
-    """The staged Program of layer ``name`` (``lower(expr, wrt, args)`` of its formula)."""
-    return lower(*_formula(name))
+def program(name: str, **options) -> Program:
+    """The staged Program of layer ``name`` (``lower(expr, wrt, args)`` of its formula); an
+    image layer takes its options (``program("conv2d", stride=2, padding=1)``)."""
+    return lower(*_formula(name, options))
 
 
-def _formula(name: str) -> Formula:
-    if name not in LAYERS:
-        raise ArgumentError(f"unknown layer {name!r}: choose from {', '.join(LAYERS)}")
-    return LAYERS[name]()
+def _formula(name: str, options=None) -> Formula:
+    every = {**LAYERS, **IMAGE_LAYERS}
+    if not isinstance(name, str) or name not in every:
+        raise ArgumentError(f"unknown layer {name!r}: choose from {', '.join(every)}")
+    if options and name in LAYERS:
+        raise ArgumentError(f"the layer {name} takes no options, got {', '.join(options)}")
+    return every[name](**(options or {}))
 
 
 def module_source(names=None) -> str:
-    """One self-contained NumPy module with the generated code of the layers ``names`` (all).
+    """One self-contained NumPy module with the generated code of the layers ``names`` (all of
+    ``LAYERS``): names of LAYERS or IMAGE_LAYERS (with default options), or a dict
+    ``{name: formula}`` (``{"conv2d": layers.conv2d(stride=2, padding=1)}``).
 
     It is the generated modules of ``program(name).source("numpy", name=name)`` put together:
     one docstring, ``import numpy as np`` once, each helper function once (``asfloat``,
     ``relu``, ...), then ``<layer>_forward``, ``<layer>_backward`` and
     ``<layer>_value_and_grad`` for each layer.
     """
-    names = list(LAYERS) if names is None else list(names)
-    if not names:
+    if isinstance(names, dict):  # {name: Formula}: image layers with their options
+        formulas = dict(names)
+        bad = [n for n, f in formulas.items() if not (isinstance(n, str) and n.isidentifier()
+                                                      and isinstance(f, Formula))]
+        if bad:
+            raise ArgumentError(f"module_source: {bad[0]!r} must name a layers.Formula")
+    else:
+        names = list(LAYERS) if names is None else list(names)
+        formulas = {name: _formula(name) for name in names}  # clear errors before any work
+        if len(formulas) != len(names):
+            raise ArgumentError("module_source lists a layer twice")
+    if not formulas:
         raise ArgumentError("module_source needs at least one layer")
-    for name in names:
-        _formula(name)  # a clear error for an unknown name, before any work
-    if len(set(names)) != len(names):
-        raise ArgumentError("module_source lists a layer twice")
     summaries, imports, helpers, layer_code = [], [], {}, []
-    for name in names:
-        source = program(name).source("numpy", name=name)
+    for name, formula in formulas.items():
+        source = lower(*formula).source("numpy", name=name)
         parts = _split_module(source, {f"{name}_{f}" for f in
                                        ("forward", "backward", "value_and_grad")})
         summaries.append(_summary(name, parts["docstring"]))

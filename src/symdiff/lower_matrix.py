@@ -45,6 +45,7 @@ from .dag import postorder
 from .errors import ArgumentError, UnsupportedFunctionError
 from .matrix import SPD, AxisMax, Pairwise, Shape, broadcast_shapes, short
 from .matrix_forms import fold_transposes
+from .tensor import LOWERED, TensorApply, is_array, refused
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Converter:
         for node in postorder(root, stop=stop):
             if node in done:
                 continue
-            if isinstance(node, ElementwiseApplyFunction):
+            if isinstance(node, (ElementwiseApplyFunction, TensorApply)):
                 done[node] = self._apply(node, self._walk(node.expr))
             elif isinstance(node, MatrixSlice):
                 done[node] = self._slice(node, self._walk(node.parent))
@@ -95,6 +96,7 @@ class Converter:
                 blocks = [self._materialized(self._walk(b)).expr for b in grid]
                 done[node] = _Value(block(*blocks, grid.rows, grid.cols), node.shape, node.shape)
             elif isinstance(node, sp.Sum):
+                refused(node)  # index notation over N-D arrays
                 done[node] = self._walk(_index_sum(node))
             elif not isinstance(node, sp.Lambda):
                 done[node] = self._convert(node, [done.get(a) for a in node.args])
@@ -136,8 +138,12 @@ class Converter:
     def _convert(self, node, args: list) -> _Value:
         if node in self.codes:
             code = self.codes[node]
-            shape = tuple(node.shape) if node.is_Matrix else ()
+            shape = tuple(node.shape) if node.is_Matrix or is_array(node) else ()
             return _Value(code, shape, shape)
+        if isinstance(node, LOWERED):  # the N-D nodes of tensor.py
+            expr = node.lowered(*(self._materialized(a).expr for a in args))
+            return _Value(expr, tuple(node.shape), tuple(node.shape))
+        refused(node)
         if isinstance(node, sp.OneMatrix):
             return _Value(None, node.shape, node.shape)
         if isinstance(node, sp.MatrixBase):
@@ -197,6 +203,7 @@ class Converter:
                 "function of every entry write symdiff.apply(f, A))")
         if any(a is None for a in args):
             raise UnsupportedFunctionError(f"cannot lower {type(node).__name__}: {node}")
+        refused(node, [a.phys for a in args])
         return self._elementwise(node, node.func, args)
 
     def _power(self, node, args: list[_Value]) -> _Value:

@@ -10,10 +10,9 @@ along an axis, elementwise division.
 gates of ``array_ops``); the scalar Lowerer stages it; ``step_shapes`` gives every step its NumPy
 shape, and ``reverse_arrays`` writes the backward steps with the matrix-calculus rules: for
 ``out = a @ b``, ``da = dout @ b.T`` and ``db = a.T @ dout``; a broadcast operand's gradient
-is summed over the broadcast axis; every gradient has its variable's shape.
-
-Symbolic dimensions (``N``, ``D``) are read from the argument shapes at run time
-(``N, D = X.shape``), so one generated module serves every batch size.
+is summed over the broadcast axis; every gradient has its variable's shape. The N-D gates of
+``tensor_ops`` (convolution, pooling) give their own shapes and backward terms. Symbolic
+dimensions (``N``, ``D``) are read from the argument shapes at run time (``N, D = X.shape``).
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ from .errors import ArgumentError, UnsupportedFunctionError
 from .ir import GradStep, Step
 from .reverse import reverse
 from .rules import local_partials
+from .tensor_ops import TensorGate
 
 Shape = tuple  # () for a scalar, (rows, cols) for an array; entries are SymPy integers or symbols
 
@@ -98,10 +98,9 @@ def mean(a, axis: int | None = None):
     """The mean over ``axis`` (see ``sum``)."""
     a = _matrix(a, "mean")
     n, m = a.shape
-    count = {None: n * m, 0: n, 1: m}.get(axis)
-    if count is None:
-        raise ArgumentError(f"axis must be 0, 1 or None, got {axis!r}")
-    return sum(a, axis) / count if axis is None else sum(a, axis) * (sp.S.One / count)
+    summed = sum(a, axis)  # an axis other than 0, 1 or None is refused here
+    count = {None: n * m, 0: n, 1: m}[axis]
+    return summed / count if axis is None else summed * (sp.S.One / count)
 
 
 def amax(a, axis: int) -> MatrixExpr:
@@ -267,12 +266,12 @@ def broadcast_shapes(shapes: list[Shape], node) -> Shape:
     arrays = [s for s in shapes if s]
     if not arrays:
         return ()
-    rows_, cols_ = {s[0] for s in arrays} - {1}, {s[1] for s in arrays} - {1}
-    if len(rows_) > 1 or len(cols_) > 1:
+    axes = [{s[k] for s in arrays} - {1} for k in range(len(arrays[0]))]
+    if len({len(s) for s in arrays}) > 1 or any(len(sizes) > 1 for sizes in axes) or len(
+            arrays[0]) > 2 and len(set(arrays)) > 1:  # N-D: elementwise at one shape only
         raise UnsupportedFunctionError(f"shapes {', '.join(map(str, arrays))} do not broadcast "
                                        f"in {short(node)}")
-    return (next(iter(rows_), sp.S.One), next(iter(cols_), sp.S.One))
-
+    return tuple(next(iter(sizes), sp.S.One) for sizes in axes)
 
 
 def short(node, limit: int = 60) -> str:
@@ -309,6 +308,8 @@ def _gate_shape(rhs, shapes) -> Shape:
     def of(a):
         return _operand_shape(a, shapes)
 
+    if isinstance(rhs, TensorGate):  # the N-D gates know their shapes
+        return rhs.shape_from([of(a) for a in rhs.args[:rhs.operands]])
     if isinstance(rhs, matmul):
         return (of(rhs.args[0])[0], of(rhs.args[1])[1])
     if isinstance(rhs, transpose):
@@ -347,6 +348,8 @@ def _terms(step: Step, d: sp.Symbol, shapes, factored) -> list[tuple[sp.Symbol, 
     rhs, out = step.rhs, sp.Symbol(step.name, real=True)
     if isinstance(rhs, sp.Symbol):  # a copy: an output that is an earlier value (out1 = dot)
         return [(rhs, d)]
+    if isinstance(rhs, TensorGate):  # the N-D gates know their backward
+        return rhs.terms(out, d)
     if isinstance(rhs, matmul):
         a, b = rhs.args
         return [(a, matmul(d, transpose(b))), (b, matmul(transpose(a), d))]

@@ -44,6 +44,7 @@ _CONSTANTS = {name: _MATH_HELPERS[name] for name, _ in NAMED_CONSTANTS.values()}
 _HELPERS = {"math": _MATH_HELPERS,
             **{backend: {**_definitions(f"runtime_{backend}.py"), **_CONSTANTS}
                for backend in ("numpy", "torch", "jax", "array_api")}}
+_HELPERS["numpy"].update(_definitions("runtime_tensor.py"))  # the N-D gates: numpy only
 # numba compiles the math program: the math helpers, numpy's unbroadcast, and its own few.
 _HELPERS["numba"] = {**_MATH_HELPERS, "unbroadcast": _HELPERS["numpy"]["unbroadcast"],
                      **_definitions("runtime_numba.py")}

@@ -24,9 +24,13 @@ import sympy as sp
 from .dag import postorder
 from .errors import ArgumentError
 from .matrix import SPD
+from .tensor import LOWERED, ArraySymbol
 
 CHECK_SIZES = (3, 2, 4, 5, 6)  # concrete sizes for the symbolic dimensions, in name order
 TRIAL_SIZES = range(2, 9)  # the sizes random trials draw from, distinct while they last
+WINDOW_SIZES = (3, 2, 4, 1)  # sizes of formulas with N-D windows: small, the reference expands
+WINDOW_TRIALS, WINDOW_COST = range(1, 6), 1000  # their random trials: sizes, product at most
+ARRAYS = (sp.MatrixSymbol, ArraySymbol)  # array arguments: matrices, N-D arrays (tensor.py)
 
 
 # -- scalar points ----------------------------------------------------------------------------
@@ -117,7 +121,7 @@ def _interval(name: str, interval) -> tuple[float, float]:
 
 def dimension_symbols(prog) -> list[sp.Symbol]:
     """The symbolic dimensions of a matrix program's arguments, by name."""
-    dims = {d for i in prog.inputs if isinstance(i.symbol, sp.MatrixSymbol)
+    dims = {d for i in prog.inputs if isinstance(i.symbol, ARRAYS)
             for n in i.symbol.shape for d in n.free_symbols}  # H of a size 4*H too
     return sorted(dims, key=lambda d: d.name)
 
@@ -127,7 +131,7 @@ def check_sizes(prog, sizes: dict | None = None) -> dict:
     3, 2, 4, 5, 6 in name order."""
     dims = dimension_symbols(prog)
     if sizes is None:
-        return {d: CHECK_SIZES[k % len(CHECK_SIZES)] for k, d in enumerate(dims)}
+        return _fitting(prog, dims)
     if not isinstance(sizes, dict):
         raise ArgumentError(f"sizes must be a dict of dimension -> int, got {sizes!r}")
     chosen = {}
@@ -140,7 +144,32 @@ def check_sizes(prog, sizes: dict | None = None) -> dict:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ArgumentError(f"the size of {name} must be a positive integer, got {v!r}")
         chosen[dim] = int(v)
-    return {d: chosen.get(d, CHECK_SIZES[k % len(CHECK_SIZES)]) for k, d in enumerate(dims)}
+    found = {d: chosen.get(d, CHECK_SIZES[k % len(CHECK_SIZES)]) for k, d in enumerate(dims)}
+    if not fits(prog, found):
+        raise ArgumentError(f"at the sizes {sizes_text(found)} a window of the formula (a "
+                            "kernel, a pooling window) does not fit in its image")
+    return found
+
+
+def fits(prog, sizes: dict) -> bool:
+    """Whether every N-D node (a convolution, a pooling) has a positive size at ``sizes``."""
+    nodes = [n for n in postorder(prog.expr) if isinstance(n, LOWERED)]
+    return all(sp.sympify(k).subs(sizes) >= 1 for n in nodes for k in n.shape)
+
+
+def _fitting(prog, dims) -> dict:
+    """The check sizes: 3, 2, 4, ... in name order; for a formula with N-D windows the first
+    rotation of WINDOW_SIZES (or, failing them, a seeded random choice) where they fit."""
+    if not any(isinstance(n, LOWERED) for n in postorder(prog.expr)):
+        return {d: CHECK_SIZES[k % len(CHECK_SIZES)] for k, d in enumerate(dims)}
+    pool = WINDOW_SIZES
+    rng = random.Random(0)
+    tries = [{d: pool[(k + r) % len(pool)] for k, d in enumerate(dims)} for r in range(len(pool))]
+    tries += [{d: rng.choice(pool) for d in dims} for _ in range(500)]
+    found = next((t for t in tries if fits(prog, t)), None)
+    if found is None:
+        raise ArgumentError("no small sizes fit the windows of the formula: give sizes=")
+    return found
 
 
 def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
@@ -148,7 +177,7 @@ def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
     sizes: dict = {}
     derived: list = []
     for i in prog.inputs:
-        if i.name in fixed and isinstance(i.symbol, sp.MatrixSymbol):
+        if i.name in fixed and isinstance(i.symbol, ARRAYS):
             for dim, n in zip(i.symbol.shape, np.shape(fixed[i.name])):
                 if isinstance(dim, sp.Symbol):
                     if sizes.setdefault(dim, n) != n:
@@ -158,12 +187,19 @@ def trial_sizes(prog, fixed: dict, rng: random.Random) -> dict:
                 elif int(dim) != n:
                     raise ArgumentError(f"{i.name} must have {dim} at that axis, got {n}")
     _derived_sizes(derived, sizes)
-    free = [n for n in TRIAL_SIZES if n not in sizes.values()]
-    rng.shuffle(free)
-    for dim in dimension_symbols(prog):
-        if dim not in sizes:
-            sizes[dim] = free.pop() if free else rng.randint(TRIAL_SIZES[0], TRIAL_SIZES[-1])
-    return sizes
+    windows = any(isinstance(n, LOWERED) for n in postorder(prog.expr))
+    pool = WINDOW_TRIALS if windows else TRIAL_SIZES
+    for _ in range(500 if windows else 1):  # N-D: small sizes where every window fits
+        drawn = dict(sizes)
+        free = [n for n in pool if n not in drawn.values()]
+        rng.shuffle(free)
+        for dim in dimension_symbols(prog):
+            if dim not in drawn:
+                drawn[dim] = free.pop() if free else rng.randint(pool[0], pool[-1])
+        if not windows or fits(prog, drawn) and math.prod(drawn.values()) <= WINDOW_COST:
+            return drawn
+    raise ArgumentError("no small random sizes fit the windows of the formula with the arrays "
+                        "given")
 
 
 def _derived_sizes(derived: list, sizes: dict) -> None:
@@ -205,7 +241,7 @@ def argument_kinds(prog, kinds) -> dict[str, str]:
         if kind not in KINDS:
             raise ArgumentError(f"unknown kind {kind!r} for {arg.symbol.name}: choose from "
                                 f"{', '.join(KINDS)}")
-        if not isinstance(arg.symbol, sp.MatrixSymbol):
+        if not isinstance(arg.symbol, ARRAYS):
             raise ArgumentError(f"{arg.symbol.name} is a scalar: kinds are for arrays (domain= "
                                 f"gives a scalar's interval)")
         found[arg.name] = kind
@@ -228,11 +264,11 @@ def drawing_rules(prog, domain=None, kinds=None) -> dict:
 
 
 def _of_kind(kind: str, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    if kind == "mask":  # any number of axes
+        return (rng.random(shape) < 0.5).astype(float)
     rows, cols = shape
     if kind == "one_hot":
         return np.eye(cols)[rng.integers(0, cols, size=rows)]
-    if kind == "mask":
-        return (rng.random(shape) < 0.5).astype(float)
     if kind == "spd":
         a = rng.normal(size=shape)
         return a @ a.T + rows * np.eye(rows)
@@ -265,7 +301,7 @@ def random_arguments(prog, sizes: dict, rng: np.random.Generator, positive: bool
 
 def array_shape(i, sizes: dict) -> tuple[int, ...]:
     """The concrete shape of input ``i`` at ``sizes`` (``()`` for a scalar)."""
-    if not isinstance(i.symbol, sp.MatrixSymbol):
+    if not isinstance(i.symbol, ARRAYS):
         return ()
     return tuple(int(n) for n in i.symbol.subs(sizes).shape)
 
@@ -302,9 +338,10 @@ def given_arrays(prog, point) -> dict:
             array = np.asarray(value, dtype=float)
         except (TypeError, ValueError):
             raise ArgumentError(f"the value of {name} is not an array of numbers") from None
-        if isinstance(arg.symbol, sp.MatrixSymbol) and array.ndim != 2:
-            raise ArgumentError(f"{name} must be a 2-D array, got shape {array.shape}")
-        if not isinstance(arg.symbol, sp.MatrixSymbol) and array.ndim:
+        if isinstance(arg.symbol, ARRAYS) and array.ndim != len(arg.symbol.shape):
+            raise ArgumentError(f"{name} must be a {len(arg.symbol.shape)}-D array, got shape "
+                                f"{array.shape}")
+        if not isinstance(arg.symbol, ARRAYS) and array.ndim:
             raise ArgumentError(f"{name} is a scalar, got an array of shape {array.shape}")
         fixed[arg.name] = array if array.ndim else float(array)
     return fixed
