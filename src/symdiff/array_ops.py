@@ -149,7 +149,7 @@ class submatrix(_ArrayGate):
     precedence = PRECEDENCE["Atom"]  # printed as a subscript
     apply = staticmethod(lambda a, r0, r1, c0, c1: a[r0:r1, c0:c1])
 
-    def shape_from(self, of) -> tuple:
+    def shape_from(self, shapes: list) -> tuple:
         _, r0, r1, c0, c1 = self.args
         return (r1 - r0, c1 - c0)
 
@@ -178,10 +178,12 @@ class block(_ArrayGate):
         *blocks, rows, cols = args
         return np.block([[blocks[i * cols + j] for j in range(cols)] for i in range(rows)])
 
-    def shape_from(self, of) -> tuple:
-        """(rows, cols) from ``of``, each block's shape: a block row's height, a column's width."""
-        grid = self.grid
-        return (sp.Add(*(of(row[0])[0] for row in grid)), sp.Add(*(of(a)[1] for a in grid[0])))
+    def shape_from(self, shapes: list) -> tuple:
+        """(rows, cols) from the blocks' shapes (row by row): the heights of the first block
+        column's, the widths of the first block row's."""
+        rows, cols = (int(n) for n in self.args[-2:])
+        return (sp.Add(*(shapes[i * cols][0] for i in range(rows))),
+                sp.Add(*(s[1] for s in shapes[:cols])))
 
     def grads(self, d, of) -> list[tuple]:
         """Each block's gradient: the block of ``d`` where it sits."""

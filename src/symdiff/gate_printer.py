@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from sympy.printing.precedence import PRECEDENCE
 
+from .tensor_ops import TENSOR_GATES
+
 
 class ArrayGates:
     """The ``_print_<gate>`` methods of the whole-array gates; mixed in before SymPy's printer."""
@@ -129,3 +131,13 @@ class ArrayGates:
         self.helpers.add(helper)
         a, m, axis = expr.args
         return f"{helper}({self._print(a)}, {self._print(m)}, axis={int(axis)})"
+
+    def _print_tensor_gate(self, expr):
+        """An N-D gate (tensor_ops) is a call of its runtime_tensor helper of the same name."""
+        self.helpers.update(expr.needs)
+        self.helpers.add(type(expr).__name__)
+        return f"{type(expr).__name__}({', '.join(expr.printed(self._print))})"
+
+
+for _gate in TENSOR_GATES:  # SymPy finds a Function's printer by the class's own name only
+    setattr(ArrayGates, f"_print_{_gate.__name__}", ArrayGates._print_tensor_gate)

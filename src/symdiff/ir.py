@@ -25,7 +25,6 @@ from html import escape
 from typing import Any
 
 import sympy as sp
-from sympy.tensor.array.expressions import ArraySymbol
 
 from . import errors
 from .errors import ArgumentError, InvalidProgramError, MissingStageError, MissingToolError
@@ -249,7 +248,7 @@ class Program:
             name = key if isinstance(key, str) else getattr(key, "name", None)
             if name not in by_name:
                 raise ArgumentError(f"the point names {key!r}, which is not an argument")
-            if isinstance(by_name[name].symbol, (sp.MatrixSymbol, ArraySymbol)):  # an array
+            if not isinstance(by_name[name].symbol, sp.Symbol):  # an array (matrix, N-D)
                 point[by_name[name].name] = value
                 continue
             try:

@@ -308,7 +308,7 @@ def _gate_shape(rhs, shapes) -> Shape:
     def of(a):
         return _operand_shape(a, shapes)
 
-    if isinstance(rhs, TensorGate):  # the N-D gates know their shapes
+    if isinstance(rhs, (TensorGate, submatrix, block)):  # these gates know their shapes
         return rhs.shape_from([of(a) for a in rhs.args[:rhs.operands]])
     if isinstance(rhs, matmul):
         return (of(rhs.args[0])[0], of(rhs.args[1])[1])
@@ -323,8 +323,6 @@ def _gate_shape(rhs, shapes) -> Shape:
         return of(rhs.args[0])
     if isinstance(rhs, (cho_solve, solve)):
         return (of(rhs.args[0])[1], of(rhs.args[1])[1])
-    if isinstance(rhs, (submatrix, block)):
-        return rhs.shape_from(of)
     if isinstance(rhs, broadcast):
         return (rhs.args[1], rhs.args[2])
     if isinstance(rhs, (constant, eye)):

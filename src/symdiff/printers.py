@@ -27,7 +27,6 @@ from .errors import ArgumentError, UnsupportedFunctionError
 from .gate_printer import ArrayGates
 from .ops import OPS, How
 from .staged_printer import StagedPrinter
-from .tensor_ops import TENSOR_GATES
 
 
 class MathPrinter(StagedPrinter, PythonCodePrinter):
@@ -222,15 +221,6 @@ class ArraysOnly:
             text = f"{self._np('where')}({cond}, {value}, {text})"
         return text
 
-    def _print_tensor_gate(self, expr):
-        """An N-D gate (tensor_ops) is a call of its runtime_tensor helper of the same name."""
-        self.helpers.update(expr.needs)
-        self.helpers.add(type(expr).__name__)
-        return f"{type(expr).__name__}({', '.join(expr.printed(self._print))})"
-
-
-for _gate in TENSOR_GATES:  # SymPy finds a Function's printer by the class's own name only
-    setattr(NumpyPrinter, f"_print_{_gate.__name__}", NumpyPrinter._print_tensor_gate)
 
 
 class TorchPrinter(ArraysOnly, NumpyPrinter):
