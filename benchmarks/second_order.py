@@ -195,7 +195,7 @@ def _row(row: dict) -> list:
     gen = row["generation"]
     return [row["formula"], size, f"{row['ops_ratio']:.2f}",
             f"{hvp * 1e6:.3g}", f"{hvp / row['rows'][0]['seconds']:.2f}x",
-            *[f"{hvp / o['seconds']:.2f}x" if o else "-" for o in others],
+            *[f"{hvp / o['seconds']:.3g}x" if o else "-" for o in others],
             f"{gen['symdiff']:.3g}",
             *[f"{gen[k]:.3g}" if k in gen else "-" for k in ("jax", "casadi")],
             "yes" if all(r["agrees"] for r in row["rows"]) else "NO"]

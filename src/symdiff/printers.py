@@ -202,6 +202,16 @@ class ArraysOnly:
                 return self._print_Float(value)
         return super()._print(expr, **kwargs)
 
+    def _print_Heaviside(self, expr):
+        """The ``heaviside`` helper: the standard has none, and torch.heaviside takes its value
+        at 0 as a tensor."""
+        self.helpers.add("heaviside")
+        h0 = self._print_value(self._heaviside_at_zero(expr))
+        return f"heaviside({self._print(expr.args[0])}, {h0})"
+
+    def _print_as_1x1(self, expr):
+        return f"{self._np('reshape')}({self._print(expr.args[0])}, (1, 1))"
+
     def _print_block(self, expr):
         """Concatenations of rows, each a concatenation: ``block`` is numpy's alone."""
         concat = self._np("concat")
@@ -259,20 +269,12 @@ class TorchPrinter(ArraysOnly, NumpyPrinter):
         self.helpers.add("atan2")
         return super()._print_atan2(expr)
 
-    def _print_Heaviside(self, expr):
-        """The ``heaviside`` helper: torch.heaviside takes its value at 0 as a tensor."""
-        self.helpers.add("heaviside")
-        h0 = self._print_value(self._heaviside_at_zero(expr))
-        return f"heaviside({self._print(expr.args[0])}, {h0})"
-
     def _reduction(self, method: str, expr) -> str:
         a, axis = expr.args
         dim = "(0, 1)" if axis == 2 else str(int(axis))
         name = "amax" if method == "max" else method  # Tensor.max(dim) returns (values, indices)
         return f"{self._operand(a)}.{name}(dim={dim}, keepdim=True)"
 
-    def _print_as_1x1(self, expr):
-        return f"torch.reshape({self._print(expr.args[0])}, (1, 1))"
 
     def _print_eye(self, expr):
         """Refused: ``torch.eye(n)`` has torch's default dtype and device, not the inputs'."""
@@ -300,19 +302,11 @@ class ArrayApiPrinter(ArraysOnly, NumpyPrinter):
             fqn = "xp." + self._STANDARD.get(name, name)
         return super()._module_format(fqn, register)
 
-    def _print_Heaviside(self, expr):
-        """The ``heaviside`` helper: the standard has none."""
-        self.helpers.add("heaviside")
-        h0 = self._print_value(self._heaviside_at_zero(expr))
-        return f"heaviside({self._print(expr.args[0])}, {h0})"
-
     def _reduction(self, method: str, expr) -> str:
         a, axis = expr.args
         where = "" if axis == 2 else f"axis={int(axis)}, "
         return f"xp.{method}({self._print(a)}, {where}keepdims=True)"
 
-    def _print_as_1x1(self, expr):
-        return f"xp.reshape({self._print(expr.args[0])}, (1, 1))"
 
     def _print_constant(self, expr):
         """``xp.asarray(..., dtype=xp.float64)``: the standard has no ``array``."""
