@@ -382,13 +382,13 @@ def bench_arrays(cfg: Config) -> tuple[dict, dict]:
     missing = []
     # PyTorch last: its OpenMP threads spin-wait after each call, which slows whatever runs next
     for label, make in (("JAX", jax_impl), ("symdiff numba", numba_impls),
-                        ("PyTorch", torch_impl)):
+                        ("symdiff torch/jax backends", backend_impls), ("PyTorch", torch_impl)):
         made = make(xs, ys) if cfg.frameworks else None
         if made is None:
             status = "not installed" if cfg.frameworks else f"skipped (--{cfg.mode})"
             missing.append({"implementation": label, "status": status})
         else:
-            impls += [(*impl, as_arrays) for impl in (made if label == "symdiff numba"
+            impls += [(*impl, as_arrays) for impl in (made if isinstance(made, list)
                                                       else [made])]
     rows = measure(impls, cfg, as_arrays(hand_staged(xs, ys, np)))
     for row in rows[4:]:
@@ -438,6 +438,31 @@ def numba_impls(xs: np.ndarray, ys: np.ndarray) -> list[tuple] | None:
 
     return [(name, on(threads, parallel), (xs, ys)) for name, threads, parallel in
             zip(NUMBA_ROWS, (1, 1, 2), (False, True, True))]
+
+
+def backend_impls(xs: np.ndarray, ys: np.ndarray) -> list[tuple] | None:
+    """symdiff's own torch and jax backends (the generated modules, float64): torch's
+    value_and_grad on tensors, jax's under jit; None when neither is installed."""
+    expr, (x, y) = formula("staged", None)
+    prog, impls = symdiff.lower(expr, wrt=[x, y]), []
+    try:
+        import torch
+        module = prog.compile("torch")
+        impls.append(("symdiff torch backend value_and_grad", module.value_and_grad,
+                      (torch.from_numpy(xs), torch.from_numpy(ys))))
+    except ImportError:
+        pass
+    try:
+        import jax
+        import jax.numpy as jnp
+        jax.config.update("jax_enable_x64", True)
+        fused = jax.jit(prog.compile("jax").value_and_grad)
+        impls.append(("symdiff jax backend jit(value_and_grad)",
+                      lambda a, b: jax.block_until_ready(fused(a, b)),
+                      (jnp.asarray(xs), jnp.asarray(ys))))
+    except ImportError:
+        pass
+    return impls or None
 
 
 def torch_impl(xs: np.ndarray, ys: np.ndarray) -> tuple | None:
@@ -681,7 +706,8 @@ def report(results: dict) -> str:
         timing_table(num["rows"], "ms", 1e3, num["points"]),
         f"symdiff numpy gradient / forward: {times(num['gradient_over_forward'])}. "
         f"Memory: {num['allocator']}.",
-        "### 5. Autodiff frameworks and the numba backend on the same points (float64)",
+        "### 5. Autodiff frameworks and symdiff's numba, torch and jax backends on the same points "
+        "(float64)",
         frameworks_table(results["frameworks"]["rows"]),
         gp_title(results["gp"]),
         gp_table(results["gp"]),
