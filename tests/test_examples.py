@@ -187,3 +187,13 @@ def test_worked_number_through_grad(case, backend):
     if value is not None:
         assert close(value, plain.evalf(30, subs=exact_point))
         assert close(got_value, value), (got_value, value)
+
+
+def test_ridge_and_mvn_example_meets_the_closed_forms():
+    """examples/ridge_and_mvn.py: gradient descent on the generated ridge gradient reaches the
+    normal equations' solution; the MVN log density and its gradients equal the closed forms."""
+    out = run_example("ridge_and_mvn")
+    errors = [float(v) for v in re.findall(rf"max \|[^=]*= ({NUMBER})", out)]
+    assert len(errors) == 4 and max(errors) < 1e-10, out
+    value, closed = re.search(rf"log density = ({NUMBER}) \(closed form ({NUMBER})\)", out).groups()
+    assert close(value, closed) and "check OK" in out
