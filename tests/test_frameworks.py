@@ -283,3 +283,25 @@ def test_a_formula_a_framework_backend_cannot_write_is_refused_by_name():
         with pytest.raises(symdiff.ArgumentError,
                            match=f"the {backend} backend cannot write this formula yet"):
             prog.source(backend)
+
+
+def test_jax_jacobian_and_hessian_match_numpy(jax):
+    """The jax backend's jacobian and hessian (its jacobian_array helper), at array points."""
+    x, y = sp.symbols("x y", real=True)
+    xs, ys = np.array([2.0, -1.0, 0.5]), 3.0
+    for make, exprs in ((symdiff.jacobian, [x * y, sp.sin(x) + y]),
+                        (symdiff.hessian, x**2 * y + sp.exp(x * y))):
+        want = make(exprs, [x, y], backend="numpy")(xs, ys)
+        with jax.enable_x64(True):
+            got = make(exprs, [x, y], backend="jax")(xs, ys)
+        np.testing.assert_allclose(np.asarray(got[-1]), want[-1], rtol=1e-13)
+        assert np.asarray(got[-1]).shape == want[-1].shape
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_complex_argument_is_refused_not_cut_to_its_real_part(backend):
+    pytest.importorskip(backend)
+    x, y = sp.symbols("x y", real=True)
+    module = symdiff.lower(x * y, wrt=[x, y]).compile(backend)
+    with pytest.raises(TypeError, match="complex"):
+        module.value_and_grad(np.array([1 + 2j]), 3.0)

@@ -12,9 +12,22 @@ import jax.numpy as jnp
 
 
 def asfloat(a):
-    """a as a jax array of a floating dtype (an integer one becomes jax's default float)."""
+    """a as a jax array of a floating dtype (an integer one becomes jax's default float); a
+    complex one is refused (its imaginary part would be dropped)."""
     a = jnp.asarray(a)
+    if jnp.iscomplexobj(a):
+        raise TypeError(f"a real number or array was expected, got the complex {a!r}")
     return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(float)
+
+
+def jacobian_array(rows, *args):
+    """rows[i][j] (numbers, or arrays that broadcast with args) as one new float array of
+    shape (m, n) + the broadcast shape of args and entries: one Jacobian per point."""
+    entries = [jnp.asarray(e) for row in rows for e in row]
+    shape = jnp.broadcast_shapes(*(jnp.shape(a) for a in args), *(e.shape for e in entries))
+    dtype = jnp.result_type(float, *entries)
+    flat = jnp.stack([jnp.broadcast_to(e.astype(dtype), shape) for e in entries])
+    return flat.reshape((len(rows), len(rows[0])) + shape)
 
 
 def asmatrix(a, name, shape=(None, None)):

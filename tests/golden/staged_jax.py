@@ -13,8 +13,11 @@ import jax.numpy as jnp
 
 
 def asfloat(a):
-    """a as a jax array of a floating dtype (an integer one becomes jax's default float)."""
+    """a as a jax array of a floating dtype (an integer one becomes jax's default float); a
+    complex one is refused (its imaginary part would be dropped)."""
     a = jnp.asarray(a)
+    if jnp.iscomplexobj(a):
+        raise TypeError(f"a real number or array was expected, got the complex {a!r}")
     return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(float)
 
 

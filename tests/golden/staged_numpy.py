@@ -12,8 +12,11 @@ import numpy as np
 
 
 def asfloat(a):
-    """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy)."""
+    """a as a float array, or a NumPy float scalar (so 1/0 gives inf, as in NumPy); a complex
+    one is refused (NumPy would drop its imaginary part with only a warning)."""
     a = np.asarray(a)
+    if np.iscomplexobj(a):
+        raise TypeError(f"a real number or array was expected, got the complex {a!r}")
     if not np.issubdtype(a.dtype, np.floating):
         a = a.astype(float)
     return a[()]
