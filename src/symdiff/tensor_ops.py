@@ -165,8 +165,8 @@ class channel_sum(TensorGate):
         return d.sum(axis=(0, 2, 3))
 
 
-class max_pool2d(TensorGate):
-    """``max_pool2d(x, size, stride)``: the maximum of each size x size window."""
+class _Pool(TensorGate):
+    """A pooling gate ``pool(x, size, stride)``: one value per size x size window."""
 
     needs = ("conv2d_windows",)
     nargs = 3
@@ -174,6 +174,10 @@ class max_pool2d(TensorGate):
     def shape_from(self, shapes):
         (n, c, h, w), (k, s) = shapes[0], self.ints
         return (n, c, out_size(h, k, s), out_size(w, k, s))
+
+
+class max_pool2d(_Pool):
+    """``max_pool2d(x, size, stride)``: the maximum of each size x size window."""
 
     def terms(self, out, d):
         x, k, s = self.args
@@ -227,15 +231,8 @@ class max_pool2d_first_dx(TensorGate):
                         one - one)
 
 
-class avg_pool2d(TensorGate):
+class avg_pool2d(_Pool):
     """``avg_pool2d(x, size, stride)``: the mean of each size x size window."""
-
-    needs = ("conv2d_windows",)
-    nargs = 3
-
-    def shape_from(self, shapes):
-        (n, c, h, w), (k, s) = shapes[0], self.ints
-        return (n, c, out_size(h, k, s), out_size(w, k, s))
 
     def terms(self, out, d):
         x, k, s = self.args
