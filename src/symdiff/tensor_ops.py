@@ -189,9 +189,9 @@ class max_pool2d(_Pool):
         return win.max(axis=(4, 5))
 
 
-class max_pool2d_dx(TensorGate):
-    """The gradient of ``max_pool2d``: each window's ``d`` to the entries equal to its maximum
-    ``out``, split evenly between ties (as ``max_mask`` splits it; backward only)."""
+class _MaxPoolGrad(TensorGate):
+    """A gradient of ``max_pool2d``, ``grad(d, x, out, size, stride)`` (x's shape; backward
+    only); ``_hits`` marks each window's entries equal to its maximum ``out``."""
 
     nargs = 5
     operands = 3
@@ -200,31 +200,34 @@ class max_pool2d_dx(TensorGate):
         return shapes[1]
 
     @staticmethod
-    def apply(d, x, out, size, stride):
+    def _hits(x, out, size, stride, one):
         win = _windows(x, size, size, stride, 0)
+        return np.where(win == out[..., None, None], one, one - one)
+
+
+class max_pool2d_dx(_MaxPoolGrad):
+    """The gradient of ``max_pool2d``: each window's ``d`` to the entries equal to its maximum
+    ``out``, split evenly between ties (as ``max_mask`` splits it)."""
+
+    @staticmethod
+    def apply(d, x, out, size, stride):
         one = d.flat[0] ** 0
-        hits = np.where(win == out[..., None, None], one, one - one)
+        hits = _MaxPoolGrad._hits(x, out, size, stride, one)
         share = d / hits.sum(axis=(4, 5))
         return _scatter(lambda p, q: hits[..., p, q] * share, x.shape, size, size, stride, 0,
                         one - one)
 
 
-class max_pool2d_first_dx(TensorGate):
+class max_pool2d_first_dx(_MaxPoolGrad):
     """The other valid subgradient of ``max_pool2d`` at a tie: each window's ``d`` whole to the
-    first of its maxima in row-major order, as argmax-based code (PyTorch) does (backward only:
-    verify accepts it at ties, ``diagnose.kink_variants``)."""
-
-    nargs = 5
-    operands = 3
-
-    def shape_from(self, shapes):
-        return shapes[1]
+    first of its maxima in row-major order, as argmax-based code (PyTorch) does (verify accepts
+    it at ties, ``diagnose.kink_variants``)."""
 
     @staticmethod
     def apply(d, x, out, size, stride):
-        win = _windows(x, size, size, stride, 0)
         one = d.flat[0] ** 0
-        hits = np.where(win == out[..., None, None], one, one - one).reshape(*out.shape, -1)
+        win = _MaxPoolGrad._hits(x, out, size, stride, one)
+        hits = win.reshape(*out.shape, -1)
         first = np.cumsum(hits != 0, axis=-1) == 1
         hits = np.where(first & (hits != 0), one, one - one).reshape(win.shape)
         return _scatter(lambda p, q: hits[..., p, q] * d, x.shape, size, size, stride, 0,
