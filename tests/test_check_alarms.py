@@ -228,6 +228,26 @@ def test_a_reference_that_cancels_at_70_digits_is_refined_not_believed():
     assert_coherent(report)
 
 
+def test_a_tie_only_at_50_digits_is_judged_at_500_not_called_wrong():
+    # 2**erfc(17.4) is 1 + 1e-134: 1.0 at 50 digits and in floats, so Max(1.0, .) is a tie
+    # there to the program while the reference's gradient is -1.6e-132 (sweep seed 25: WRONG)
+    zeta = sp.Symbol("zeta", real=True)
+    prog = symdiff.lower(sp.Max(sp.Float(1.0), 2**sp.erfc(zeta)), wrt=[zeta])
+    report = symdiff.check(prog, points=[{"zeta": 17.4128}], samples=2)
+    assert report.ok, str(report)
+    assert_coherent(report)
+    assert "500 digits" in str(report) and "undecided in floats" in str(report)
+
+
+def test_a_wrong_rule_at_a_50_digit_tie_is_still_caught():
+    # the same region (ties at 50 digits), the Max rule's share doubled: wrong at 500 digits too
+    zeta = sp.Symbol("zeta", real=True)
+    prog = symdiff.lower(sp.Max(sp.Float(1.0), 2**sp.erfc(zeta)), wrt=[zeta])
+    wrong = broken_local(prog, prog.backward[0].name, lambda local: 2 * local)
+    report = symdiff.check(wrong, samples=2, domain={"zeta": (17, 18)}, backends=())
+    assert not report.ok, str(report)
+
+
 def test_a_formula_with_no_point_in_its_domain_is_not_checked_not_wrong():
     report = symdiff.check(symdiff.lower("gamma((z + 123.456)**2 + 1)", wrt=["z"]), samples=2)
     assert not report.ok and report.verdict().startswith("NOT CHECKED")

@@ -22,7 +22,7 @@ from .dag import postorder, substitute
 from .errors import SymdiffError, VectorOutputError
 from .functions import to_elementary
 from .ir import Program
-from .numeric import evaluate_many, within_budget
+from .numeric import DPS, evaluate_many, within_budget
 from .roundoff import FLOAT_MAX, FLOAT_TINY, UNIT, exact_floats, float_constant, magnitude, times
 from .rules import derivative
 from .sampling import domain_intervals, sample_points
@@ -36,6 +36,7 @@ PROOF_MAX_STEPS = 30
 
 FLOAT_LIMIT = 1e300  # values beyond this overflow float code somewhere along the way
 CONFIRM_DPS = 90  # a point is in the domain when the formula is defined at 50 and at 90 digits
+TIE_DIGITS = 500  # sides of a choice equal at 50 digits are compared again at this precision
 CONFIRM_REL = mpmath.mpf(10) ** -25  # ... with values this close (the 50-digit one is right)
 
 
@@ -58,6 +59,7 @@ class Reference:
                 "judge each output's own program, symdiff.tangent.row_program(prog, k) (the "
                 "reverse sweep of row k of its Jacobian)")
         self.prog = prog
+        self._digits = DPS  # the program's precision (program_gradient(digits=...) raises it)
         self.args = [sp.Symbol(n, real=True) for n in prog.args]
         by_real = {real_symbol(i.symbol): a for i, a in zip(prog.inputs, self.args)}
         symbols = [n for n in postorder(prog.expr) if n.is_Symbol]
@@ -196,8 +198,9 @@ class Reference:
             env[sp.Symbol(step.name, real=True)] = value
         return values
 
-    def program_gradient(self, point: dict) -> list:
-        """The backward program at 50 digits: gradients, then two error bounds per gradient.
+    def program_gradient(self, point: dict, digits: int | None = None) -> list:
+        """The backward program at 50 digits (or ``digits``, computed afresh): gradients, then
+        two error bounds per gradient.
 
         The first bound is a first-order running error analysis of the float program: each
         operation rounds by at most ``UNIT`` times its result, and errors in its inputs propagate
@@ -207,6 +210,10 @@ class Reference:
         lowering computed (0.9 in ``0.1/x**0.9``, the derivative of ``x**0.1``) is a 53-bit
         rounding of the exact constant at any precision.
         """
+        if digits is not None:
+            values, bounds, constant = self._at_digits(digits, lambda: self._backward(
+                self.forward_state(point), self.prog.backward))
+            return values + [bounds, constant]
         _, (values, bounds, constant), _ = self._program(point)
         return values + [bounds, constant]
 
@@ -239,32 +246,59 @@ class Reference:
                      for v in values)
         shaky = any(local != 0 and not lerr < abs(local) for local, lerr, _ in seen)
         out = sp.Symbol(self.prog.output, real=True)
-        undecided = any(self._undecided(step.rhs, state) for step in self.prog.forward)
+        deeper = []  # the forward state at TIE_DIGITS, computed once if a tie needs it
+        def deep_state():
+            if not deeper:
+                deeper.append(self._at_digits(TIE_DIGITS, lambda: self.forward_state(point)))
+            return deeper[0]
+        undecided = any(self._undecided(step.rhs, state, deep_state)
+                        for step in self.prog.forward)
         return FloatView(beyond, (env.get(out), err.get(out, 0), cerr.get(out, 0)), shaky,
                          undecided)
 
-    def _undecided(self, rhs, state) -> bool:
+    def _undecided(self, rhs, state, deep_state) -> bool:
         """Does a choice in ``rhs`` turn on a difference below the float error bounds of its
         sides (Min(sin(pi), sech(E)) at E = 38: sin(math.pi) is 1.2e-16, sech(38) 6e-17, the
         exact sin(pi) 0; floor(u) within its bound of an integer; |u| or sign(u) within its
-        bound of 0)? Then float code may take the other branch, rightly."""
+        bound of 0)? Then float code may take the other branch, rightly. Sides equal at 50
+        digits are compared again at ``TIE_DIGITS`` (``deep_state()``): 2**erfc(17.4) is
+        1 + 1e-134, 1 at 50 digits and in floats, so Max(1.0, 2**erfc(zeta)) is undecided there,
+        while Max(x, 0) at x = 0 is a tie (the non-smooth convention's, judged)."""
         for node in postorder(rhs):
-            if isinstance(node, (sp.floor, sp.ceiling)):  # sigmoid(49) rounds up to 1.0
-                v, e = self._rounded(node.args[0], *state)[:2]
-                sides = [(v, e), (mpmath.floor(v) if v - mpmath.floor(v) < 0.5
-                                  else mpmath.ceil(v), 0)]
-            elif isinstance(node, (sp.Heaviside, sp.sign, sp.Abs)):
-                sides = [self._rounded(node.args[0], *state)[:2], (0, 0)]
-            elif isinstance(node, (sp.Max, sp.Min)):
-                sides = [self._rounded(a, *state)[:2] for a in node.args]
-            elif isinstance(node, Relational) and isinstance(node.lhs, sp.Expr):
-                sides = [self._rounded(a, *state)[:2] for a in (node.lhs, node.rhs)]
-            else:
+            sides = self._sides(node, state)
+            if sides is None:
                 continue
-            if any(0 < abs(v - w) <= e + f for k, (v, e) in enumerate(sides)
-                   for w, f in sides[k + 1:]):
-                return True
+            for k, (v, e) in enumerate(sides):
+                for j, (w, f) in enumerate(sides[k + 1:], k + 1):
+                    if 0 < abs(v - w) <= e + f:
+                        return True
+                    if v == w and e + f > 0:
+                        deep = self._sides(node, deep_state())
+                        if deep[k][0] != deep[j][0]:
+                            return True
         return False
+
+    def _sides(self, node, state) -> list | None:
+        """(value, float error bound) of the two sides of a choice ``node`` (None if none)."""
+        if isinstance(node, (sp.floor, sp.ceiling)):  # sigmoid(49) rounds up to 1.0
+            v, e = self._rounded(node.args[0], *state)[:2]
+            return [(v, e), (mpmath.floor(v) if v - mpmath.floor(v) < 0.5 else mpmath.ceil(v), 0)]
+        if isinstance(node, (sp.Heaviside, sp.sign, sp.Abs)):
+            return [self._rounded(node.args[0], *state)[:2], (0, 0)]
+        if isinstance(node, (sp.Max, sp.Min)):
+            return [self._rounded(a, *state)[:2] for a in node.args]
+        if isinstance(node, Relational) and isinstance(node.lhs, sp.Expr):
+            return [self._rounded(a, *state)[:2] for a in (node.lhs, node.rhs)]
+        return None
+
+    def _at_digits(self, digits: int, task):
+        """``task()`` with the program evaluated at ``digits`` instead of 50."""
+        self._digits = digits
+        try:
+            with mpmath.workdps(digits):
+                return task()
+        finally:
+            self._digits = DPS
 
     def forward_state(self, point: dict) -> tuple[dict, dict, dict]:
         """Forward values at 50 digits, their float error bounds, and the constants' share."""
@@ -314,7 +348,7 @@ class Reference:
             self._partials[expr] = self._shape_partials(expr)
         ops, shape, inputs, partials = self._partials[expr]
         local = self._local(shape, expr, inputs, env)
-        values = evaluate_many([shape] + partials, local)
+        values = evaluate_many([shape] + partials, local, self._digits)
         if values[0] is None:
             return mpmath.nan, mpmath.inf, mpmath.inf
         value, constant = values[0], mpmath.mpf(0)
