@@ -15,7 +15,7 @@ import numpy as np
 
 from .interpret import program_values
 from .matrix_diagnose import close
-from .tensor_ops import _scatter, _windows, conv2d_dw, conv2d_dx, max_pool2d_dx
+from .tensor_ops import conv2d_dw, conv2d_dx, max_pool2d_dx, scatter, windows
 
 __all__ = ["tensor_diagnosis"]
 
@@ -108,7 +108,7 @@ def _dw_bugs(stride: int, padding: int):
     if stride != 1:
         def unstrided(d, x, w):
             oh, ow = d.shape[2:]
-            win = _windows(x, w.shape[2], w.shape[3], 1, padding)[:, :, :oh, :ow]
+            win = windows(x, w.shape[2], w.shape[3], 1, padding)[:, :, :oh, :ow]
             return np.tensordot(d, win, axes=((0, 2, 3), (0, 2, 3)))
         yield (f"the stride {stride} is ignored in the backward: dout (i, j) is paired with the "
                f"input window at (i, j) where ({stride}*i, {stride}*j) belongs"), unstrided
@@ -117,12 +117,12 @@ def _dw_bugs(stride: int, padding: int):
 def _pool_bugs(x_name: str, size: int, stride: int):
     def corner(p, q):
         def wrong(d, x, out):
-            return _scatter(lambda a, b: d * ((a, b) == (p, q)), x.shape, size, size, stride, 0,
+            return scatter(lambda a, b: d * ((a, b) == (p, q)), x.shape, size, size, stride, 0,
                             0.0)
         return wrong
 
     def minimum(d, x, out):
-        lowest = -_windows(x, size, size, stride, 0).min(axis=(4, 5))
+        lowest = -windows(x, size, size, stride, 0).min(axis=(4, 5))
         return max_pool2d_dx.apply(d, -x, lowest, size, stride)
 
     yield ("the gradient goes to the first (top-left) entry of each window, not to its "
