@@ -66,8 +66,9 @@ def im2col_backward(dout, cache):
     return dxp[:, :, padding:padding + h, padding:padding + wd], dw, db
 
 
-def implementations(values, dout):
-    """name -> a function of no arguments returning (out, (dX, dWt, db)) as NumPy arrays."""
+def implementations(values, dout, frameworks: bool = True):
+    """name -> a function of no arguments returning (out, (dX, dWt, db)) as NumPy arrays
+    (PyTorch's when ``frameworks`` and it is installed)."""
     gen = layers.program("conv2d", padding=1).compile("numpy")
 
     def generated():
@@ -79,6 +80,8 @@ def implementations(values, dout):
         return out, im2col_backward(dout, cache)
 
     found = {"symdiff (generated)": generated, "im2col (hand NumPy)": im2col}
+    if not frameworks:
+        return found
     try:
         import torch
         import torch.nn.functional as functional
@@ -97,13 +100,70 @@ def implementations(values, dout):
     return found
 
 
-def main(quick: bool = False) -> None:
-    n, c, side, f = (4, 3, 12, 5) if quick else (32, 8, 28, 16)
-    rounds, number = (2, 2) if quick else (5, 5)
+SIZES = {"quick": (4, 3, 12, 5), "full": (32, 8, 28, 16)}  # N, C, side, F
+
+
+def problem(n: int, c: int, side: int, f: int):
+    """Seeded random (X, Wt, b) and upstream gradient of a 3x3, padding-1 convolution."""
     rng = np.random.default_rng(0)
     values = [rng.normal(size=(n, c, side, side)), rng.normal(size=(f, c, 3, 3)),
               rng.normal(size=f)]
-    dout = rng.normal(size=(n, f, side, side))
+    return values, rng.normal(size=(n, f, side, side))
+
+
+def bench_conv(cfg, measure) -> dict:
+    """Section 9 of benchmarks/run.py: each implementation timed by run.py's ``measure`` (its
+    fastest batch over cfg.rounds), checked against symdiff's out, dX, dWt, db; torch only when
+    cfg.frameworks (not in --smoke)."""
+    n, c, side, f = SIZES["quick" if cfg.mode == "smoke" else "full"]
+    values, dout = problem(n, c, side, f)
+    impls = implementations(values, dout, frameworks=cfg.frameworks)
+    first = next(iter(impls.values()))
+    out, grads = first()
+    rows = measure([(name, fn, (), lambda r: [r[0], *r[1]]) for name, fn in impls.items()],
+                   cfg, [out, *grads])
+    if "torch" not in " ".join(impls):
+        rows.append({"implementation": "torch", "status": "not installed" if cfg.frameworks
+                     else f"skipped (--{cfg.mode})"})
+    return {"shape": {"N": n, "C": c, "H": side, "W": side, "F": f, "K": 3}, "rows": rows}
+
+
+def conv_title(section: dict) -> str:
+    s = section["shape"]
+    return (f"### 9. Convolution forward + backward (benchmarks/conv.py): N={s['N']}, C={s['C']}, "
+            f"{s['H']}x{s['W']}, F={s['F']}, {s['K']}x{s['K']}, stride 1, padding 1, float64")
+
+
+def conv_table(section: dict) -> str:
+    lines = ["| implementation | ms/call | vs symdiff | agrees |", "|---|---|---|---|"]
+    for r in section["rows"]:
+        if "seconds" not in r:
+            lines.append(f"| {r['implementation']} | - | - | {r['status']} |")
+        else:
+            lines.append(f"| {r['implementation']} | {r['seconds'] * 1e3:,.3g} | "
+                         f"{r['vs_reference']:.2f}x | {'yes' if r['agrees'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def conv_targets(section: dict, target) -> list[dict]:
+    """symdiff's conv layer no slower than hand im2col; the torch ratio for information."""
+    rows = {r["implementation"]: r for r in section["rows"] if "seconds" in r}
+    mine = rows["symdiff (generated)"]["seconds"]
+    ratio = mine / rows["im2col (hand NumPy)"]["seconds"]
+    out = [target("conv2d forward + backward <= hand im2col time", ratio, 1.0,
+                  f"{ratio:.2f}x of im2col's time")]
+    torch = [r for name, r in rows.items() if name.startswith("torch")]
+    if torch:
+        out.append({"target": "conv2d time / torch time (no target)", "met": "info",
+                    "value": mine / torch[0]["seconds"],
+                    "shown": f"{mine / torch[0]['seconds']:.2f}x"})
+    return out
+
+
+def main(quick: bool = False) -> None:
+    n, c, side, f = SIZES["quick" if quick else "full"]
+    rounds, number = (2, 2) if quick else (5, 5)
+    values, dout = problem(n, c, side, f)
     impls = implementations(values, dout)
     first = None
     for name, fn in impls.items():

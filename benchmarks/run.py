@@ -16,7 +16,9 @@ benchmarks/results.json):
    vs a hand-written NumPy gradient and PyTorch autograd (``--only gp`` runs just this one);
 7. the cheap-gradient principle on the chain of depth 1,000 (benchmarks/chain.py);
 8. Hessian-vector products vs value_and_grad, JAX jit(hvp) and CasADi, and Jacobian op counts
-   (benchmarks/second_order.py).
+   (benchmarks/second_order.py);
+9. a convolution layer's forward + backward vs hand-written im2col and PyTorch
+   (benchmarks/conv.py; ``--only conv`` runs just this one).
 
 Formulas are built outside the timed regions; generation is timed once (a first generation,
 as a user meets it: repeating a small formula hits SymPy's caches). SymPy's route runs in a
@@ -54,6 +56,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 from chain import bench_chain, chain_ratio, chain_title
+from conv import bench_conv, conv_table, conv_targets, conv_title  # noqa: E402
 from gp import bench_gp  # noqa: E402
 from second_order import bench_second_order, hvp_table, hvp_title  # noqa: E402
 from second_order import targets as second_order_targets  # noqa: E402
@@ -622,7 +625,8 @@ def targets(results: dict) -> list[dict]:
             gp_target(results["gp"]),
             target(f"chain (depth {results['chain']['depth']:,}) value_and_grad <= 3x forward",
                    chain_ratio(results["chain"]), 3.0, times(chain_ratio(results["chain"]))),
-            *second_order_targets(results["second_order"], target)]
+            *second_order_targets(results["second_order"], target),
+            *conv_targets(results["conv"], target)]
     jax = [r for r in results["frameworks"]["rows"] if r["implementation"].startswith("JAX ")]
     rows += numba_targets(results["frameworks"]["rows"], jax)
     if jax:  # no target: for comparison
@@ -715,6 +719,8 @@ def report(results: dict) -> str:
         timing_table(results["chain"]["rows"], "us", 1e6, versus="forward"),
         hvp_title(),
         hvp_table(results["second_order"]),
+        conv_title(results["conv"]),
+        conv_table(results["conv"]),
         "### Targets",
         targets_table(results["targets"]),
     ]
@@ -729,9 +735,9 @@ def main(argv: list[str] | None = None) -> dict:
     mode.add_argument("--smoke", action="store_true", help="size 10 only, quick (CI)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json",
                         help="where to write the results (default: %(default)s)")
-    parser.add_argument("--only", choices=["gp", "second_order"], default=None,
+    parser.add_argument("--only", choices=["gp", "second_order", "conv"], default=None,
                         help="run one section only (gp: the Gaussian-process NLL; "
-                             "second_order: section 8)")
+                             "second_order: section 8; conv: section 9)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds SymPy's route may take per formula (default 60 with "
                              "--full, 10 otherwise)")
@@ -745,6 +751,8 @@ def main(argv: list[str] | None = None) -> dict:
         return run_gp_only(results, cfg)
     if args.only == "second_order":
         return run_second_order_only(results, cfg)
+    if args.only == "conv":
+        return run_conv_only(results, cfg)
     results["generation"] = bench_generation(cfg)
     results["growth"] = growth(results["generation"])
     results["math"] = bench_math(cfg)
@@ -752,6 +760,7 @@ def main(argv: list[str] | None = None) -> dict:
     results["gp"] = bench_gp(cfg, measure, as_arrays, cfg.gp_size)
     results["chain"] = bench_chain(cfg, measure, formula)
     results["second_order"] = bench_second_order(cfg, measure, formula)
+    results["conv"] = bench_conv(cfg, measure)
     results["targets"] = targets(results)
     results["load_average"]["end"] = load()
     print(report(results))
@@ -779,6 +788,18 @@ def run_second_order_only(results: dict, cfg: Config) -> dict:
     results["second_order"] = bench_second_order(cfg, measure, formula)
     rows = second_order_targets(results["second_order"], target)
     print("\n\n".join([hvp_title(), hvp_table(results["second_order"]), targets_table(rows),
+                        f"Load average (1 min): {secs(results['load_average']['start'])} at "
+                        f"the start, {secs(load())} at the end"]))
+    return results
+
+
+def run_conv_only(results: dict, cfg: Config) -> dict:
+    """``--only conv``: section 9 and its targets, printed; nothing is written."""
+    reuse_freed_memory()  # as the array sections do, before it in a whole run
+    results["conv"] = bench_conv(cfg, measure)
+    rows = conv_targets(results["conv"], target)
+    print("\n\n".join([conv_title(results["conv"]), conv_table(results["conv"]),
+                        targets_table(rows),
                         f"Load average (1 min): {secs(results['load_average']['start'])} at "
                         f"the start, {secs(load())} at the end"]))
     return results

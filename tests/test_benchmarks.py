@@ -74,7 +74,7 @@ def test_every_implementation_agrees_and_ratios_are_to_the_first_row(smoke):
 def test_report_is_markdown_with_every_section(smoke):
     written, printed = smoke
     assert printed.startswith("Machine: ") and written["machine"]["cpu"] in printed
-    for title in ("### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### Targets"):
+    for title in ("### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### 9.", "### Targets"):
         assert title in printed
     assert printed.count("|---|") >= 6
     assert {t["met"] for t in written["targets"]} <= {True, False, None, "info"}
@@ -93,3 +93,13 @@ def test_second_order_figures_are_consistent(smoke):
         assert row["bound"] == min(row["m"], row["n"])
         assert row["sweeps"] == ("forward" if row["m"] > row["n"] else "reverse")
     assert "### 8. Second order" in printed
+
+
+def test_the_convolution_section_agrees_with_symdiff(smoke):
+    written, _ = smoke
+    rows = written["conv"]["rows"]
+    assert [r["implementation"] for r in rows[:2]] == ["symdiff (generated)",
+                                                       "im2col (hand NumPy)"]
+    assert all(r["agrees"] for r in rows[:2]) and rows[0]["vs_reference"] == 1.0
+    assert rows[2]["status"] == "skipped (--smoke)"
+    assert any(t["target"].startswith("conv2d forward + backward") for t in written["targets"])

@@ -69,6 +69,8 @@ def test_convolution_bugs_are_caught_in_their_partials(bug, wrong):
     assert [p.name for p in report.partials if not p.ok] == wrong, report
     if bug == "bias over N only":
         assert "misses the sum over axes (1, 2)" in str(report)
+    if bug == "kernel flipped":
+        assert "the kernel is flipped (rotated 180 degrees)" in str(report)
 
 
 def pool_forward(x, size=2):
@@ -137,3 +139,90 @@ def test_the_first_maximum_rule_is_another_valid_subgradient_at_ties():
                                 points=points or [{"X": _even(k)} for k in range(3)])
         assert report.ok, report
     assert "first" in str(report)
+
+
+def conv_backward_naive(dout, cache, bug=None):
+    """The textbook loop (cs231n's conv_backward_naive): each output entry sends dout back to
+    its window of the padded input and pairs with it for dw; ``bug`` is one typical mistake."""
+    x, w, _, stride, pad = cache
+    _, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    step = 1 if bug == "stride ignored" else stride
+    for n, f, i, j in np.ndindex(*dout.shape):
+        rows, cols = slice(i * step, i * step + kh), slice(j * step, j * step + kw)
+        kernel = w[f, :, ::-1, ::-1] if bug == "kernel flipped" else w[f]
+        if bug == "kernel flipped in H only":
+            kernel = w[f, :, ::-1, :]
+        dxp[n, :, rows, cols] += kernel * dout[n, f, i, j]
+        window = xp[n, :, rows, cols]
+        dw[f] += (window[:, ::-1, ::-1] if bug == "dw flipped" else window) * dout[n, f, i, j]
+    h, wd = x.shape[2:]
+    crop = {"not cropped": (0, h + 2 * pad), "cropped at 0": (0, h)}.get(bug, (pad, pad + h))
+    dx = dxp[:, :, crop[0]:crop[1], crop[0]:crop[1] - h + wd]
+    return dx, dw, dout.sum(axis=(0, 2, 3))
+
+
+NAIVE = {"kernel flipped": {"dX": "the kernel is flipped (rotated 180 degrees)"},
+         "dw flipped": {"dWt": "the kernel gradient is flipped (rotated 180 degrees)"},
+         "stride ignored": {"dX": "the stride 2 is ignored", "dWt": "the stride 2 is ignored"},
+         "not cropped": {"dX": "the padding 1 is not cut off"},
+         "cropped at 0": {"dX": "the padding 1 is cut at the wrong offset: the padded gradient "
+                                "is cropped at [0:0 + H]"}}
+
+
+def _naive_verify(bug=None):
+    return symdiff.verify(CONV.expr, CONV.wrt,
+                          lambda d, cache: conv_backward_naive(d, cache, bug), args=CONV.args,
+                          forward=lambda x, w, b: conv_forward(x, w, b, 2, 1))
+
+
+def test_a_right_naive_loop_convolution_is_right():
+    report = _naive_verify()
+    assert report.ok, report
+
+
+@pytest.mark.parametrize("bug", sorted(NAIVE))
+def test_the_typical_convolution_backward_bugs_are_named(bug):
+    report = _naive_verify(bug)
+    wrong = {p.name: p.diagnosis for p in report.partials if not p.ok}
+    assert sorted(wrong) == sorted(NAIVE[bug]), report
+    for name, cause in NAIVE[bug].items():
+        assert cause in wrong[name], report
+
+
+def test_a_kernel_flipped_along_one_axis_is_not_called_rotated():
+    report = _naive_verify("kernel flipped in H only")
+    wrong = {p.name: p.diagnosis for p in report.partials if not p.ok}
+    assert list(wrong) == ["dX"] and "rotated" not in wrong["dX"], report
+
+
+def pool_backward_loop(dout, x, size=2, bug=None):
+    """The textbook loop: each window's dout to the argmax of the window (or, with a bug, to
+    its argmin or its first entry)."""
+    dx = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(*dout.shape):
+        window = x[n, c, i * size:(i + 1) * size, j * size:(j + 1) * size]
+        pick = {"argmin": window.argmin(), "first entry": 0}.get(bug, window.argmax())
+        p, q = np.unravel_index(pick, window.shape)
+        dx[n, c, i * size + p, j * size + q] += dout[n, c, i, j]
+    return (dx,)
+
+
+POOL_BUGS = {"argmin": "the gradient goes to the minimum of each window of X",
+             "first entry": "the gradient goes to the first (top-left) entry of each window"}
+
+
+@pytest.mark.parametrize("bug", [None, *sorted(POOL_BUGS)])
+def test_the_typical_pooling_backward_bugs_are_named(bug):
+    report = symdiff.verify(POOL.expr, POOL.wrt, lambda d, x: pool_backward_loop(d, x, bug=bug),
+                            args=POOL.args, forward=pool_forward,
+                            points=[{"X": _even(k)} for k in range(3)])
+    assert report.ok == (bug is None), report
+    if bug:
+        assert POOL_BUGS[bug] in report.partials[0].diagnosis, report
+
+
+def test_a_pooling_gradient_one_column_over_is_named():
+    report = _pool_verify("wrong window")  # np.roll(dx, 1, axis=3)
+    assert "wrong window: shifted one column right" in report.partials[0].diagnosis, report

@@ -25,6 +25,7 @@ from .dag import postorder, substitute
 from .diagnose import _drop, _nice, _text, confusion_variants, fork_variants
 from .interpret import program_values
 from .matrix_diagnose import close, explains, matrix_diagnosis, step_factor
+from .tensor_diagnose import tensor_diagnosis
 
 __all__ = ["Trial", "close", "diagnose_arrays"]
 
@@ -49,8 +50,9 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
     name = prog.grads[k]
     arg = next(i.name for i in prog.inputs if i.grad == name)
     pairs = [(h[k], t.exact[k]) for h, t in zip(hands, trials)]
-    if any(h.shape != e.shape for h, e in pairs):
-        return _shape(arg, pairs, rel)
+    if any(h.shape != e.shape for h, e in pairs):  # a padding not cut off (tensor_diagnose)
+        return tensor_diagnosis(prog, k, trials, [h for h, _ in pairs], rel) or _shape(
+            arg, pairs, rel)
     if all(not np.any(h) for h, _ in pairs):
         return "is zero everywhere"
     if half is not None and not close(np.asarray(half[1][k], dtype=float), pairs[0][0], rel):
@@ -70,6 +72,9 @@ def diagnose_arrays(k: int, prog, trials: list[Trial], hands: list, rel: float,
     for j, other in enumerate(prog.grads):
         if j != k and all(close(h, t.exact[j], rel) for (h, _), t in zip(pairs, trials)):
             return f"swapped: it equals the partial {other}"
+    tensor = tensor_diagnosis(prog, k, trials, [h for h, _ in pairs], rel)
+    if tensor:  # a kernel flipped, a stride ignored, a pooling window missed (tensor_diagnose)
+        return tensor
     relevant = _relevant(prog, k)
     for variants in (_forks, confusion_variants, _argmin, _passed_through, _scaled_terms,
                      _transposes, _wrong_arrays, _fork_pairs):

@@ -54,7 +54,7 @@ class TensorGate(sp.Function):
         return []
 
 
-def _windows(x, kh: int, kw: int, stride: int, padding: int):
+def windows(x, kh: int, kw: int, stride: int, padding: int):
     """The (N, C, OH, OW, KH, KW) windows of ``x`` (any dtype; zeros of its kind padded)."""
     if padding:
         zero = x.flat[0] * 0
@@ -63,8 +63,8 @@ def _windows(x, kh: int, kw: int, stride: int, padding: int):
     return win[:, :, ::stride, ::stride]
 
 
-def _scatter(d_entries, x_shape, kh: int, kw: int, stride: int, padding: int, zero):
-    """The adjoint of ``_windows``: ``d_entries(p, q)`` (N, C, OH, OW) added at window offset
+def scatter(d_entries, x_shape, kh: int, kw: int, stride: int, padding: int, zero):
+    """The adjoint of ``windows``: ``d_entries(p, q)`` (N, C, OH, OW) added at window offset
     (p, q) of a zero array of the padded ``x_shape``, the padding cut off."""
     n, c, h, w = x_shape
     out = np.full((n, c, h + 2 * padding, w + 2 * padding), zero, dtype=object)
@@ -96,7 +96,7 @@ class conv2d(TensorGate):
 
     @staticmethod
     def apply(x, w, stride, padding):
-        win = _windows(x, w.shape[2], w.shape[3], stride, padding)
+        win = windows(x, w.shape[2], w.shape[3], stride, padding)
         return np.tensordot(win, w, axes=((1, 4, 5), (1, 2, 3))).transpose(0, 3, 1, 2)
 
 
@@ -114,7 +114,7 @@ class conv2d_dx(TensorGate):
     def apply(d, w, x, stride, padding):
         def part(p, q):
             return np.tensordot(d, w[:, :, p, q], axes=((1,), (0,))).transpose(0, 3, 1, 2)
-        return _scatter(part, x.shape, w.shape[2], w.shape[3], stride, padding, d.flat[0] * 0)
+        return scatter(part, x.shape, w.shape[2], w.shape[3], stride, padding, d.flat[0] * 0)
 
 
 class conv2d_dw(TensorGate):
@@ -130,7 +130,7 @@ class conv2d_dw(TensorGate):
 
     @staticmethod
     def apply(d, x, w, stride, padding):
-        win = _windows(x, w.shape[2], w.shape[3], stride, padding)
+        win = windows(x, w.shape[2], w.shape[3], stride, padding)
         return np.tensordot(d, win, axes=((0, 2, 3), (0, 2, 3)))
 
 
@@ -185,7 +185,7 @@ class max_pool2d(_Pool):
 
     @staticmethod
     def apply(x, size, stride):
-        win = _windows(x, size, size, stride, 0)
+        win = windows(x, size, size, stride, 0)
         return win.max(axis=(4, 5))
 
 
@@ -201,7 +201,7 @@ class _MaxPoolGrad(TensorGate):
 
     @staticmethod
     def _hits(x, out, size, stride, one):
-        win = _windows(x, size, size, stride, 0)
+        win = windows(x, size, size, stride, 0)
         return np.where(win == out[..., None, None], one, one - one)
 
 
@@ -214,7 +214,7 @@ class max_pool2d_dx(_MaxPoolGrad):
         one = d.flat[0] ** 0
         hits = _MaxPoolGrad._hits(x, out, size, stride, one)
         share = d / hits.sum(axis=(4, 5))
-        return _scatter(lambda p, q: hits[..., p, q] * share, x.shape, size, size, stride, 0,
+        return scatter(lambda p, q: hits[..., p, q] * share, x.shape, size, size, stride, 0,
                         one - one)
 
 
@@ -230,7 +230,7 @@ class max_pool2d_first_dx(_MaxPoolGrad):
         hits = win.reshape(*out.shape, -1)
         first = np.cumsum(hits != 0, axis=-1) == 1
         hits = np.where(first & (hits != 0), one, one - one).reshape(win.shape)
-        return _scatter(lambda p, q: hits[..., p, q] * d, x.shape, size, size, stride, 0,
+        return scatter(lambda p, q: hits[..., p, q] * d, x.shape, size, size, stride, 0,
                         one - one)
 
 
@@ -243,7 +243,7 @@ class avg_pool2d(_Pool):
 
     @staticmethod
     def apply(x, size, stride):
-        win = _windows(x, size, size, stride, 0)
+        win = windows(x, size, size, stride, 0)
         return win.sum(axis=(4, 5)) / size**2
 
 
@@ -260,7 +260,7 @@ class avg_pool2d_dx(TensorGate):
     @staticmethod
     def apply(d, x, size, stride):
         share = d / size**2
-        return _scatter(lambda p, q: share, x.shape, size, size, stride, 0, d.flat[0] * 0)
+        return scatter(lambda p, q: share, x.shape, size, size, stride, 0, d.flat[0] * 0)
 
 
 class flatten(TensorGate):
