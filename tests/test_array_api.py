@@ -142,7 +142,7 @@ def test_dask_results_compute_to_the_numpy_backends(da):
 
 
 def test_derivative_functions_on_dask_match_numpy(da):
-    """jvp, hvp, hessian and jacobian (the last two as nested tuples of entries, as torch's)."""
+    """jvp, hvp, hessian and jacobian: computed, the numpy backend's values."""
     prog = symdiff.lower(STAGED, wrt=["x", "y"])
     functions = ("forward", "backward", "value_and_grad", "jvp", "jacobian", "hvp", "hessian")
     api, ref = prog.compile("array_api", functions=functions), prog.compile("numpy",
@@ -153,6 +153,43 @@ def test_derivative_functions_on_dask_match_numpy(da):
         lazy = [da.from_array(a, chunks=3) if np.ndim(a) else a for a in args]
         got = np.asarray(da.compute(getattr(api, name)(*lazy)[-1])[0], dtype=float)
         assert close(got, np.asarray(getattr(ref, name)(*args)[-1])), name
+
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch", "dask"])
+@pytest.mark.parametrize("formula, wrt", [(STAGED, ["x", "y"]),
+                                          ("x*y, sin(x) + y, exp(x - y)", ["x", "y"]),
+                                          ("x*exp(y)", ["x", "y"])])
+def test_jacobian_and_hessian_are_arrays_of_the_inputs_library(library, formula, wrt):
+    """One array each, (m, n) or (n, n) plus the points' shape, of the inputs' own library
+    (lazy on Dask), equal to the numpy backend's arrays; a number argument broadcasts."""
+    prog = symdiff.lower([sp.sympify(f) for f in formula.split(", ")] if "," in formula
+                         else formula, wrt=wrt)
+    functions = ("jacobian",) + (("hessian",) if not prog.output_names else ())
+    api, ref = (prog.compile(b, functions=functions) for b in ("array_api", "numpy"))
+    x, y = np.linspace(-2.0, 2.0, 6), np.linspace(-1.0, 1.5, 6)[::-1].copy()
+    kind = {"numpy": np.ndarray}
+    for args in ((x, y), (x, 0.5)):
+        given = _library_arrays(library, args)
+        if library != "numpy":
+            kind[library] = type(given[0])
+        for name in functions:
+            got, want = getattr(api, name)(*given)[-1], getattr(ref, name)(*args)[-1]
+            assert isinstance(got, kind[library]) and tuple(got.shape) == want.shape, name
+            if library == "dask":
+                got = got.compute()
+            assert close(np.asarray(got), want), (name, args)
+
+
+def test_torch_jacobian_keeps_dtype_and_device(torch):
+    m = symdiff.lower(STAGED, wrt=["x", "y"]).compile("array_api",
+                                                     functions=("jacobian", "hessian"))
+    x = torch.linspace(-1.0, 1.0, 5, dtype=torch.float32)
+    for name in ("jacobian", "hessian"):
+        got = getattr(m, name)(x, 0.5)[-1]
+        assert got.dtype == torch.float32 and got.shape[-1] == 5, name
+        meta = getattr(m, name)(torch.ones(4, device="meta"), 2.0)[-1]
+        assert meta.device.type == "meta" and meta.shape[-1] == 4, name
 
 
 # ---------------------------------------------------------------- torch
@@ -265,3 +302,41 @@ def test_without_array_api_compat_numpy_arrays_only():
 
     with pytest.raises(TypeError, match="pip install array-api-compat"):
         m.value_and_grad(Foreign(), 1.0)
+
+
+def test_dask_untaken_branches_do_not_warn_at_compute(da):
+    """A where line's untaken branch (log(0) and 1/0 in one chunk) is silent when Dask computes
+    it later, as the numpy backend's errstate makes it; the values are numpy's."""
+    import warnings
+    prog = symdiff.lower("Piecewise((log(x), x > 0), (x, True))*y", wrt=["x", "y"])
+    functions = ("value_and_grad", "jvp", "hessian")
+    api, ref = (prog.compile(b, functions=functions) for b in ("array_api", "numpy"))
+    x, y = np.array([1.0, 2.0, 0.0, -1.0, 3.0, 0.5]), np.linspace(0.5, 2.0, 6)
+    lazy = (da.from_array(x, chunks=2), da.from_array(y, chunks=2))
+    for name, extra in (("value_and_grad", ()), ("jvp", (1.0, 0.5)), ("hessian", ())):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            want = getattr(ref, name)(x, y, *extra)
+            got = da.compute(getattr(api, name)(*lazy, *extra))[0]
+        assert all(close(g, w) for g, w in zip(np.broadcast_arrays(*_flat(got)),
+                                                np.broadcast_arrays(*_flat(want)))), name
+
+
+def test_dask_taken_log0_warns_as_numpy(da):
+    """A log(0) that is the answer (-inf) warns in both backends: NumPy's own warning, at the
+    numpy call and at Dask's compute."""
+    api, ref = (symdiff.lower("log(x)", wrt=["x"]).compile(b) for b in ("array_api", "numpy"))
+    x = np.array([1.0, 0.0, 2.0, 3.0])
+    with pytest.warns(RuntimeWarning):
+        want = ref.value_and_grad(x)
+    lazy = api.value_and_grad(da.from_array(x, chunks=2))
+    with pytest.warns(RuntimeWarning):
+        got = da.compute(lazy)[0]
+    assert close(got[0], want[0]) and close(got[1][0], want[1][0])
+
+
+def _flat(result):
+    out = []
+    for r in result if isinstance(result, (tuple, list)) else (result,):
+        out += _flat(r) if isinstance(r, (tuple, list)) else [np.asarray(r, dtype=float)]
+    return out

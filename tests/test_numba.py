@@ -149,6 +149,35 @@ def test_parallel_gives_the_serial_numbers(staged):
 
 
 @needs_numba
+def test_parallel_on_one_thread_runs_the_serial_loop(staged):
+    """prange's scheduler on one thread only costs time: parallel=True takes the serial loop
+    there (the parallel one is swapped for a trap), and the parallel one on more threads."""
+    import numba
+    _, fast, _ = staged
+    x, y = np.linspace(-2.0, 2.0, 101), np.linspace(1.0, 3.0, 101)
+    want = fast.value_and_grad(x, y)
+    serial, parallel = fast.value_and_grad_loop
+    calls = []
+
+    def trap(*args):
+        calls.append(len(args))
+        return parallel(*args)
+    before = numba.get_num_threads()
+    fast.value_and_grad_loop = (serial, trap)
+    try:
+        numba.set_num_threads(1)
+        got = fast.value_and_grad(x, y, parallel=True)
+        assert not calls and np.array_equal(got[0], want[0])
+        if numba.config.NUMBA_NUM_THREADS > 1:
+            numba.set_num_threads(2)
+            got = fast.value_and_grad(x, y, parallel=True)
+            assert calls and all(np.array_equal(a, b) for a, b in zip(got[1], want[1]))
+    finally:
+        fast.value_and_grad_loop = (serial, parallel)
+        numba.set_num_threads(before)
+
+
+@needs_numba
 def test_check_runs_the_numba_code():
     report = symdiff.check(symdiff.lower("x*exp(-y**2) + relu(x - y)", wrt=["x", "y"]),
                            backends=("numba",))

@@ -58,6 +58,8 @@ class Backend:
     fallback: str | None = None  # what the code runs on without library (then not required)
     namespace: str | None = None  # helper binding the arrays' namespace: xp = namespace(x, y)
     guard_helper: str | None = None  # the helper the guard block calls
+    guard_call: str | None = None  # helper an elementwise guarded line calls instead of guard:
+    # name = guard_call(lambda xp, a, b: <rhs>, xp, a, b) (Dask: the guard inside each chunk)
 
     @property
     def module(self) -> str:
@@ -212,6 +214,7 @@ ARRAY_API = Backend(
     zeros="xp.zeros_like({arg})", convert=None, reduce="unbroadcast",
     shape_of="{}.shape", copy="xp.asarray({}, copy=True)",
     guard="with quiet(xp):", guard_helper="quiet",  # NumPy's errstate, for NumPy's arrays
+    guard_call="quietly",  # ... and in each chunk's task, for Dask's (computed later)
     blocks=None,  # Dask has its chunks; torch and CuPy their own kernels
     matrices=True, batched=True, library="array_api_compat", convert_all="asarrays",
     fallback="NumPy arrays", namespace="namespace",

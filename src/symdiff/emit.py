@@ -70,6 +70,7 @@ class _Scalar:
     vector_default = VECTOR_DEFAULT  # the functions of a module of several outputs
     fused = True  # value_and_grad may repeat forward and backward with dout = 1 folded away
     forward_mode = True  # jvp and jacobian: every gate has its scalar tangent rule
+    elementwise = True  # every line is elementwise (a guarded one may run chunk by chunk)
 
     @staticmethod
     def accepts(backend: Backend) -> bool:
@@ -114,6 +115,7 @@ class _Matrix:
     vector_default = ("forward", "backward")  # (forward mode has no array gates yet)
     fused = False  # forward, then backward with a dout of ones
     forward_mode = False  # no tangent rules for the whole-array gates yet
+    elementwise = False  # lines reduce and multiply whole arrays
 
     @staticmethod
     def accepts(backend: Backend) -> bool:

@@ -22,6 +22,9 @@ from .ir import Program
 from .writer import as_tuple, call, define
 
 INDEX = "ipoint"  # the loop's index (a reserved name: no formula name meets it)
+# Which compiled loop runs: the parallel one only when there is more than one thread (on one
+# thread, prange's scheduler costs a few per cent over the serial loop, for the same numbers).
+PARALLEL = "bool(parallel) and numba.get_num_threads() > 1"
 # The helpers the array functions call (the per-point helpers are the printer's).
 HELPERS = frozenset({"broadcast", "upstream", "results", "shaped", "unbroadcast"})
 
@@ -99,7 +102,7 @@ def _forward(prog, backend, fn, cached) -> str:
     values = [f"points[{args.index(c)}]" if c in args else c for c in cached]
     body = [call("shape, points = broadcast", args),
             _unpacked([out] + steps, f"results(shape, {1 + len(steps)})"),
-            call(f"{fn['forward_loop']}[bool(parallel)]", ["*points", out] + steps),
+            call(f"{fn['forward_loop']}[{PARALLEL}]", ["*points", out] + steps),
             f"return shaped({out}, shape), ({as_tuple(kept) if kept else '()'}, shape, "
             f"{as_tuple(values) if values else '()'})"]
     doc = (f"{out} and the cache backward reads: {fn['forward_point']} at every point of the "
@@ -115,7 +118,7 @@ def _backward(prog, backend, fn, cached) -> str:
     body = [f"{as_tuple(kept) if kept else '_'}, shape, values = cache",
             f"{d} = upstream({d}, shape)",
             _unpacked(grads, f"results(shape, {len(grads)})") if grads else "",
-            call(f"{fn['backward_loop']}[bool(parallel)]", [d, "*values"] + grads),
+            call(f"{fn['backward_loop']}[{PARALLEL}]", [d, "*values"] + grads),
             _reduced(prog)]
     doc = (f"Gradients {as_tuple(grads)} of {out}, given its upstream gradient {d} (broadcast "
            f"to the\npoints): {fn['backward_point']} at every point.")
@@ -128,7 +131,7 @@ def _value_and_grad(prog, backend, fn, cached) -> str:
                  [out] + grads)
     body = [call("shape, points = broadcast", args),
             _unpacked([out] + grads, f"results(shape, {1 + len(grads)})"),
-            call(f"{fn['value_and_grad_loop']}[bool(parallel)]", ["*points", out] + grads),
+            call(f"{fn['value_and_grad_loop']}[{PARALLEL}]", ["*points", out] + grads),
             _reduced(prog, f"return shaped({out}, shape), ")]
     doc = (f"{out} and its gradient {as_tuple(grads)}, elementwise (summed if broadcast): "
            f"{fn['value_and_grad_point']}\nin one compiled loop over the broadcast "

@@ -6,8 +6,9 @@ its tangent parameters are the wrt arguments' names plus the program's tangent s
 (``x_t``). ``jacobian(*args) -> (out, J)``, ``J[i][j] = d out_i / d wrt_j``, runs the forward
 lines once, then ``min(m, n)`` sweeps, each with its unit seed folded away: a tangent sweep per
 wrt variable (``n <= m``) or a reverse sweep per output (the backward lines of that output
-alone, its upstream gradient 1). Nested tuples in math; NumPy's ``jacobian_array`` makes one
-float array of shape ``(m, n)`` plus the broadcast shape of the arguments (a Jacobian per point).
+alone, its upstream gradient 1). Nested tuples in math and torch; the ``jacobian_array`` helper of
+numpy, jax and array_api makes one float array of shape ``(m, n)`` plus the broadcast shape of
+the arguments (a Jacobian per point; array_api's in the arguments' namespace, by ``xp.stack``).
 
 Both are self-contained (they call no other generated function). Every difference between the
 backends is a field of the ``backends.Backend`` record (``convert``, ``zeros``, ``copy``,
@@ -20,6 +21,7 @@ import textwrap
 
 from .errors import UnsupportedFunctionError
 from .ir import Program
+from .runtime import has_helper
 from .tangent import (
     Tangent,
     row_program,
@@ -43,7 +45,8 @@ from .writer import (
     one_line,
 )
 
-JACOBIAN_HELPER = "jacobian_array"  # runtime_numpy: rows of entries -> one (m, n, ...) array
+JACOBIAN_HELPER = "jacobian_array"  # rows of entries -> one (m, n, ...) array (numpy, jax,
+# array_api: each backend that has the helper; math and torch return nested tuples)
 
 
 def refuse_matrix(w: Writer, function: str) -> None:
@@ -94,7 +97,7 @@ def jacobian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str])
     sweep = _forward_sweeps if mode == "forward" else _reverse_sweeps
     body += sweep(prog, w, lines, jac)
     rows = f"tuple(zip({', '.join(jac)}))" if mode == "forward" else as_tuple(jac)
-    if w.backend.convert is not None:  # numpy: one array, (m, n) + the arguments' shape
+    if has_helper(JACOBIAN_HELPER, w.backend.name):  # one array, (m, n) + the arguments' shape
         w.helpers.add(JACOBIAN_HELPER)
         rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
     body.append(f"return {packed(prog, outs)}, {rows}")
@@ -144,7 +147,7 @@ def hessian_function(prog: Program, w: Writer, fn: dict, lines: dict[str, str]) 
         body.append(f"{column} = {as_tuple(entries)}")
     rows = as_tuple([as_tuple([f"{columns[max(i, j)]}[{min(i, j)}]" for j in range(n)])
                      for i in range(n)])
-    if w.backend.convert is not None:  # numpy: one array, (n, n) + the arguments' shape
+    if has_helper(JACOBIAN_HELPER, w.backend.name):  # one array, (n, n) + the arguments' shape
         w.helpers.add(JACOBIAN_HELPER)
         rows = call(JACOBIAN_HELPER, [rows] + list(prog.args))
     last = _last_lines(body)

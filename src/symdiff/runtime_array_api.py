@@ -67,6 +67,35 @@ def asarrays(*args):
     return tuple(out)
 
 
+def jacobian_array(rows, *args):
+    """rows[i][j] (numbers, or arrays that broadcast with args) as one new array of shape
+    (m, n) + the broadcast shape of args and entries (one Jacobian per point), by xp.stack in
+    the arrays' namespace (Dask stays lazy, torch on its device), of the floating dtype the
+    arrays promote to (the namespace's default one if there are none)."""
+    xp = namespace(*args, rows)
+    arrays = [a for a in args + tuple(e for row in rows for e in row)
+              if not isinstance(a, (bool, int, float, complex))]
+    floats = [a.dtype for a in arrays if xp.isdtype(a.dtype, "real floating")]
+    if floats:
+        dtype = xp.result_type(*floats)
+    else:
+        dtype = xp.__array_namespace_info__().default_dtypes()["real floating"]
+    shape = []
+    for dims in (tuple(a.shape) for a in arrays):
+        shape = [1] * (len(dims) - len(shape)) + shape
+        for i, n in enumerate(dims, len(shape) - len(dims)):
+            shape[i] = n if shape[i] == 1 else shape[i]
+    where = getattr(arrays[0], "device", None) if arrays else None
+
+    def entry(e):
+        if isinstance(e, (bool, int, float, complex)):
+            e = xp.asarray(float(e), dtype=dtype, device=where)
+        elif e.dtype != dtype:
+            e = xp.astype(e, dtype)
+        return xp.broadcast_to(e, tuple(shape))
+    return xp.stack([xp.stack([entry(e) for e in row]) for row in rows])
+
+
 def unbroadcast(grad, like, shape=()):
     """grad (broadcast to shape) summed down to the shape of the array like: the adjoint of
     broadcasting like up. A number is a gradient of like's dtype and device; the result is
@@ -103,6 +132,24 @@ def quiet(xp):
         return np.errstate(all="ignore")
     return contextlib.nullcontext()
 
+
+
+def quietly(step, xp, *args):
+    """step(xp, *args), an elementwise line with a where, under quiet(xp): every branch is
+    evaluated, and an untaken one must not warn. Dask computes later, so for Dask arrays the
+    step runs in each chunk's task (map_blocks), under the quiet of the chunks' namespace; a
+    branch that is taken still gives its inf or nan, as NumPy's."""
+    if not any(type(a).__module__.split(".")[0] == "dask" for a in args):
+        with quiet(xp):
+            return step(xp, *args)
+    import dask.array
+
+    def chunk(*blocks):
+        inner = namespace(*blocks)
+        with quiet(inner):
+            return step(inner, *blocks)
+    floats = [a.dtype for a in args if not isinstance(a, (bool, int, float, complex))]
+    return dask.array.map_blocks(chunk, *args, dtype=xp.result_type(*floats))
 
 def sigmoid(t):
     """The logistic function 1/(1 + exp(-t)), elementwise, with no overflow: exp(-|t|) is at

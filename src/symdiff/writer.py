@@ -9,6 +9,7 @@ name or tests the kind of program.
 
 from __future__ import annotations
 
+import ast
 import re
 
 import sympy as sp
@@ -166,11 +167,28 @@ def returned(prog: Program, w: Writer, aliases: dict[str, str], out: str | None 
 def guarded(w: Writer, expr, line: str) -> str:
     """NumPy evaluates every Piecewise branch; silence the warnings of the untaken ones."""
     if w.backend.guard is not None and w.has_piecewise(expr):
+        if w.backend.guard_call and w.layout.elementwise:
+            return _guard_call(w, line)
         if w.backend.guard_helper:
             w.helpers.add(w.backend.guard_helper)
         return f"{w.backend.guard}\n    {line}"
     return line
 
+
+
+def _guard_call(w: Writer, line: str) -> str:
+    """``name = rhs`` as ``name = quietly(lambda xp, a, b: rhs, xp, a, b)``: the names rhs
+    reads become the step's parameters, so a Dask array's chunks can be given to it in each
+    task (under the guard there, where the errstate of the generated function is long gone)."""
+    target, rhs = line.split(" = ", 1)
+    reads: list[str] = []
+    calls = {id(n.func) for n in ast.walk(ast.parse(rhs)) if isinstance(n, ast.Call)}
+    for n in ast.walk(ast.parse(rhs)):
+        if isinstance(n, ast.Name) and id(n) not in calls and n.id != "xp" and n.id not in reads:
+            reads.append(n.id)
+    w.helpers.add(w.backend.guard_call)
+    params = ", ".join(["xp"] + reads)
+    return f"{target} = {w.backend.guard_call}(lambda {params}: {rhs}, {params})"
 
 def one_line(text: str, limit: int = 80) -> str:
     """A step as one comment line: a wrapped long sum collapses and is cut with '...'."""
