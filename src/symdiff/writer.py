@@ -175,7 +175,6 @@ def guarded(w: Writer, expr, line: str) -> str:
     return line
 
 
-
 def _guard_call(w: Writer, line: str) -> str:
     """``name = rhs`` as ``name = quietly(lambda xp, a, b: rhs, xp, a, b)``: the names rhs
     reads become the step's parameters, so a Dask array's chunks can be given to it in each
@@ -189,6 +188,7 @@ def _guard_call(w: Writer, line: str) -> str:
     w.helpers.add(w.backend.guard_call)
     params = ", ".join(["xp"] + reads)
     return f"{target} = {w.backend.guard_call}(lambda {params}: {rhs}, {params})"
+
 
 def one_line(text: str, limit: int = 80) -> str:
     """A step as one comment line: a wrapped long sum collapses and is cut with '...'."""
