@@ -298,6 +298,23 @@ def test_jax_jacobian_and_hessian_match_numpy(jax):
         assert np.asarray(got[-1]).shape == want[-1].shape
 
 
+def test_torch_jacobian_and_hessian_are_tensors_matching_numpy(torch):
+    """The torch backend's jacobian and hessian (its jacobian_array helper): one tensor, of
+    the inputs' dtype, with numpy's values and shape; a float32 point stays float32."""
+    x, y = sp.symbols("x y", real=True)
+    xs, ys = np.array([2.0, -1.0, 0.5]), 3.0
+    for make, exprs in ((symdiff.jacobian, [x * y, sp.sin(x) + y]),
+                        (symdiff.hessian, x**2 * y + sp.exp(x * y)),
+                        (symdiff.jacobian, [x + 2 * y, sp.Integer(3) * y])):
+        want = make(exprs, [x, y], backend="numpy")(xs, ys)[-1]
+        got = make(exprs, [x, y], backend="torch")(torch.tensor(xs), ys)[-1]
+        assert isinstance(got, torch.Tensor) and got.dtype == torch.float64
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-13)
+        assert tuple(got.shape) == want.shape
+        low = make(exprs, [x, y], backend="torch")(torch.tensor(xs, dtype=torch.float32), ys)
+        assert low[-1].dtype == torch.float32
+
+
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
 def test_a_complex_argument_is_refused_not_cut_to_its_real_part(backend):
     pytest.importorskip(backend)

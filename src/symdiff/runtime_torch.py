@@ -25,6 +25,23 @@ def astensors(*args):
                  else torch.as_tensor(a, dtype=dtype, device=device) for a in args)
 
 
+def jacobian_array(rows, *args):
+    """rows[i][j] (numbers, or tensors that broadcast with args) as one new tensor of shape
+    (m, n) + the broadcast shape of args and entries (one Jacobian per point), of the float
+    dtype the tensors promote to (torch's default if there are none), on their device."""
+    entries = [e for row in rows for e in row]
+    tensors = [a for a in args + tuple(entries) if isinstance(a, torch.Tensor)]
+    floats = [a.dtype for a in tensors if a.is_floating_point()]
+    dtype = floats[0] if floats else torch.get_default_dtype()
+    for other in floats[1:]:
+        dtype = torch.promote_types(dtype, other)
+    device = tensors[0].device if tensors else None
+    shape = torch.broadcast_shapes(*(a.shape for a in tensors))
+    flat = torch.stack([torch.as_tensor(e, dtype=dtype, device=device).broadcast_to(shape)
+                        for e in entries])
+    return flat.reshape((len(rows), len(rows[0])) + tuple(shape))
+
+
 def asmatrix(a, name, shape=(None, None)):
     """a (a tensor) checked to be 2-D, with the sizes the formula fixes (None: any size)."""
     if a.dim() != 2 or any(n is not None and n != m for n, m in zip(shape, a.shape)):
