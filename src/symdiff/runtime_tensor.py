@@ -155,7 +155,7 @@ def reduce_to(x, spec):
 def expand_to(x, like, spec):
     """x broadcast onto like's axes ("f->nfij"), copied."""
     sub, out = spec.split("->")
-    kept = "".join(c for c in out if c in sub)
+    kept, x = "".join(c for c in out if c in sub), np.asarray(x, dtype=like.dtype)
     x = np.einsum(sub + "->" + kept, x).reshape(
         [n if c in sub else 1 for c, n in zip(out, like.shape)])
     return np.broadcast_to(x, like.shape).copy()

@@ -439,7 +439,7 @@ class expand_to(TensorGate):
     def apply(x, like, *spec):
         (sub,), out = spec_text(spec, 1)
         kept = "".join(c for c in out if c in sub)
-        x = np.einsum(sub + "->" + kept, x).reshape(
+        x = np.asarray(np.einsum(sub + "->" + kept, x), dtype=like.dtype).reshape(
             [n if c in sub else 1 for c, n in zip(out, like.shape)])
         return np.broadcast_to(x, like.shape).copy()
 
