@@ -24,6 +24,7 @@ from .errors import (
 )
 from .functions import elu, gelu, mish, relu, selu, sigmoid, softplus, xlogy
 from .hand import drawn_masks
+from .index_notation import from_index, index_array
 from .ir import GradStep, Program, Step
 from .matrix import (  # noqa: F401
     add_scalar,
@@ -62,4 +63,5 @@ __all__ = [
     "add_scalar", "amax", "apply", "cols", "divide", "hadamard", "maximum", "minimum", "rows",
     # not sum/mean: builtins on import *
     "spd", "avg_pool2d", "conv2d", "dropout", "einsum", "flatten", "max_pool2d",
+    "from_index", "index_array",
 ]

@@ -16,6 +16,7 @@ from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from .dag import gc_paused, postorder, substitute
 from .errors import ArgumentError, SymdiffError, VectorOutputError
+from .index_notation import from_index
 from .ir import Input, Program, is_identifier
 from .lower import Lowerer, canonicalize
 from .lower_matrix import Converter
@@ -57,6 +58,8 @@ def lower(expr, wrt: Sequence, args: Sequence | None = None, *,
     given: tuple[str, ...] = ()
     if isinstance(expr, Mapping):  # {"h_next": h, "c_next": c}: outputs named by the user
         given, expr = _named_outputs(expr)
+    if isinstance(expr, sp.Basic):
+        expr = from_index(expr)  # index notation over arrays: array nodes
     if isinstance(expr, MatrixExpr) or is_array(expr):
         return _lower_matrix([expr], wrt, args, allow_unused)
     vector = _as_vector(expr)

@@ -128,3 +128,34 @@ def flatten(x):
 def unflatten(d, x):
     """The gradient of flatten: d in the shape of x."""
     return d.reshape(x.shape)
+
+
+def window(x, axis, k, stride, offset, count):
+    """x[..., offset + stride*o + t, ...] at (..., o, ..., t): a sliding window view, no copy."""
+    v = np.moveaxis(x, axis, -1)[..., offset:offset + stride * (count - 1) + k]
+    win = np.lib.stride_tricks.sliding_window_view(v, k, axis=-1)[..., ::stride, :]
+    return np.moveaxis(win, -2, axis)
+
+
+def window_dx(d, x, axis, k, stride, offset, count):
+    """The gradient of window: d added back at each of the k offsets (a strided slice each)."""
+    out = np.zeros(x.shape, dtype=d.dtype)
+    for t in range(k):
+        at = [slice(None)] * x.ndim
+        at[axis] = slice(offset + t, offset + t + stride * (count - 1) + 1, stride)
+        out[tuple(at)] += d[..., t]
+    return out
+
+
+def reduce_to(x, spec):
+    """x summed over the axes spec's output drops ("nfij->f")."""
+    return np.einsum(spec, x)
+
+
+def expand_to(x, like, spec):
+    """x broadcast onto like's axes ("f->nfij"), copied."""
+    sub, out = spec.split("->")
+    kept, x = "".join(c for c in out if c in sub), np.asarray(x, dtype=like.dtype)
+    x = np.einsum(sub + "->" + kept, x).reshape(
+        [n if c in sub else 1 for c, n in zip(out, like.shape)])
+    return np.broadcast_to(x, like.shape).copy()

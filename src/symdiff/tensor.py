@@ -227,7 +227,11 @@ class Flatten(MatrixExpr):
                                        "matrix whole (flatten(X) * W)")
 
 
-LOWERED = (Conv2d, ChannelBias, Pool2d, Dropout, Einsum, Flatten)  # converted with ``lowered``
+class IndexNode(TensorExpr):
+    """A node of index notation (``index_notation``: windows, reductions, broadcasts)."""
+
+
+LOWERED = (Conv2d, ChannelBias, Pool2d, Dropout, Einsum, Flatten, IndexNode)  # by ``lowered``
 
 
 def refused(node, shapes=()) -> None:

@@ -355,5 +355,95 @@ class einsum(TensorGate):
         return np.einsum(",".join(inputs) + "->" + output, *args[:count])
 
 
+class window(TensorGate):
+    """``window(x, axis, k, stride, offset, count)``: out[..., o, ..., t] = x[..., offset +
+    stride*o + t, ...], o < count on ``axis``, the window axis t < k last (a sliding window
+    view; index notation's strided reads, ``index_notation``)."""
+
+    nargs = 6
+
+    def shape_from(self, shapes):
+        axis, k, _, _, count = self.ints
+        shape = list(shapes[0])
+        shape[axis] = sp.Integer(count)
+        return (*shape, sp.Integer(k))
+
+    def terms(self, out, d):
+        return [(self.args[0], window_dx(d, *self.args))]
+
+    @staticmethod
+    def apply(x, axis, k, stride, offset, count):
+        v = np.moveaxis(x, axis, -1)[..., offset:offset + stride * (count - 1) + k]
+        win = np.lib.stride_tricks.sliding_window_view(v, k, axis=-1)[..., ::stride, :]
+        return np.moveaxis(win, -2, axis)
+
+
+class window_dx(TensorGate):
+    """``window``'s adjoint: d added back at each of the k offsets (a strided slice each)."""
+
+    nargs = 7
+    operands = 2
+
+    def shape_from(self, shapes):
+        return shapes[1]
+
+    @staticmethod
+    def apply(d, x, axis, k, stride, offset, count):
+        out = np.full(x.shape, d.flat[0] * 0, dtype=d.dtype)
+        for t in range(k):
+            at = [slice(None)] * x.ndim
+            at[axis] = slice(offset + t, offset + t + stride * (count - 1) + 1, stride)
+            out[tuple(at)] += d[..., t]
+        return out
+
+
+class reduce_to(TensorGate):
+    """``reduce_to(x, *spec)``: ``np.einsum("nfij->f", x)`` (spec as ``spec_ints``)."""
+
+    def printed(self, print_):
+        (sub,), out = spec_text(self.args[1:], 1)
+        return [print_(self.args[0]), repr(sub + "->" + out)]
+
+    def shape_from(self, shapes):
+        (sub,), out = spec_text(self.args[1:], 1)
+        return tuple(dict(zip(sub, shapes[0]))[c] for c in out)
+
+    def terms(self, out, d):
+        (sub,), dropped = spec_text(self.args[1:], 1)
+        return [(self.args[0], expand_to(d, self.args[0], *map(sp.Integer,
+                                                              spec_ints([dropped], sub))))]
+
+    @staticmethod
+    def apply(x, *spec):
+        (sub,), out = spec_text(spec, 1)
+        return np.einsum(sub + "->" + out, x)
+
+
+class expand_to(TensorGate):
+    """``expand_to(x, like, *spec)``: x broadcast onto ``like``'s axes ("f->nfij"), copied."""
+
+    operands = 2
+
+    def printed(self, print_):
+        (sub,), out = spec_text(self.args[2:], 1)
+        return [print_(self.args[0]), print_(self.args[1]), repr(sub + "->" + out)]
+
+    def shape_from(self, shapes):
+        return shapes[1]
+
+    def terms(self, out, d):
+        (sub,), full = spec_text(self.args[2:], 1)
+        return [(self.args[0], reduce_to(d, *map(sp.Integer, spec_ints([full], sub))))]
+
+    @staticmethod
+    def apply(x, like, *spec):
+        (sub,), out = spec_text(spec, 1)
+        kept = "".join(c for c in out if c in sub)
+        x = np.asarray(np.einsum(sub + "->" + kept, x), dtype=like.dtype).reshape(
+            [n if c in sub else 1 for c, n in zip(out, like.shape)])
+        return np.broadcast_to(x, like.shape).copy()
+
+
 TENSOR_GATES = (einsum, conv2d, conv2d_dx, conv2d_dw, add_channels, channel_sum, max_pool2d,
-                max_pool2d_dx, max_pool2d_first_dx, avg_pool2d, avg_pool2d_dx, flatten, unflatten)
+                max_pool2d_dx, max_pool2d_first_dx, avg_pool2d, avg_pool2d_dx, flatten, unflatten,
+                window, window_dx, reduce_to, expand_to)
