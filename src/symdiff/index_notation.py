@@ -28,8 +28,9 @@ import sympy as sp
 from sympy.tensor.array.expressions import ArrayElement, ArraySymbol
 
 from . import tensor_ops as ops
+from .dag import postorder, rebuild
 from .errors import ArgumentError, UnsupportedFunctionError
-from .tensor import Einsum, IndexNode, TensorApply, _array, array_shape
+from .tensor import Einsum, IndexNode, TensorApply, array_shape, explicit_array
 
 __all__ = ["from_index", "index_array"]
 
@@ -52,7 +53,7 @@ class Window(IndexNode):
             t = at.pop()
             at[axis] = offset + s * at[axis] + t
             return x[tuple(at)]
-        return _array(self.shape, entry)
+        return explicit_array(self.shape, entry)
 
 
 class Reduce(IndexNode):
@@ -74,7 +75,7 @@ class Reduce(IndexNode):
             free = [c for c in sub if c not in fixed]
             return sp.Add(*(x[tuple({**fixed, **dict(zip(free, k))}[c] for c in sub)]
                             for k in itertools.product(*(range(size[c]) for c in free))))
-        return entry() if not out else _array(self.shape, entry)
+        return entry() if not out else explicit_array(self.shape, entry)
 
 
 class Expand(IndexNode):
@@ -89,7 +90,7 @@ class Expand(IndexNode):
 
     def explicit(self, x, like, *spec):
         (sub,), out = ops.spec_text(spec, 1)
-        return _array(like.shape, lambda *at: x[tuple(dict(zip(out, at))[c] for c in sub)])
+        return explicit_array(like.shape, lambda *at: x[tuple(dict(zip(out, at))[c] for c in sub)])
 
 
 def _refuse(what, node, instead: str):
@@ -293,8 +294,11 @@ def _array_of(read):
     return ArraySymbol(str(base.label), tuple(base.shape))
 
 
+_ENTRY = (ArrayElement, sp.Indexed)
+
+
 def _reads(expr) -> bool:
-    return any(isinstance(n, (ArrayElement, sp.Indexed)) for n in sp.preorder_traversal(expr))
+    return any(isinstance(n, _ENTRY) for n in postorder(expr))  # a DAG walk: each node once
 
 
 def index_array(indices, body, shape=None):
@@ -317,8 +321,8 @@ def index_array(indices, body, shape=None):
 
 
 def _inferred(v, body):
-    for read in sp.preorder_traversal(body):
-        if isinstance(read, (ArrayElement, sp.Indexed)) and v in read.indices:
+    for read in postorder(body):
+        if isinstance(read, _ENTRY) and v in read.indices:
             return array_shape(_array_of(read))[list(read.indices).index(v)]
     raise ArgumentError(f"index_array: the size of {v} is not read off an array: give shape=")
 
@@ -329,15 +333,13 @@ def from_index(expr):
     if not _reads(expr):
         return expr
 
-    def convert(node):
-        if isinstance(node, (sp.Sum, ArrayElement, sp.Indexed)):
-            got = _Converter({}).convert(node)
-            if got.axes or _reads(got.node):
-                raise UnsupportedFunctionError(
-                    f"index notation: the free index {got.axes[0] if got.axes else ''} in "
-                    f"{node} is left in a scalar formula: bind it with a Sum")
-            return got.node
-        if not node.args:
-            return node
-        return node.func(*map(convert, node.args))
-    return convert(sp.sympify(expr))
+    def convert(node, args):
+        if not isinstance(node, (sp.Sum, *_ENTRY)):
+            return None
+        got = _Converter({}).convert(node)
+        if got.axes or _reads(got.node):
+            raise UnsupportedFunctionError(
+                f"index notation: the free index {got.axes[0] if got.axes else ''} in "
+                f"{node} is left in a scalar formula: bind it with a Sum")
+        return got.node
+    return rebuild(sp.sympify(expr), convert, stop=lambda n: isinstance(n, (sp.Sum, *_ENTRY)))

@@ -89,7 +89,7 @@ class Conv2d(TensorExpr):
         def entry(b, g, i, j):
             return sp.Add(*(w[g, k, u, v] * at((b, k), s * i + u, s * j + v)
                             for k in range(c) for u in range(kh) for v in range(kw)))
-        return _array((n, f, oh, ow), entry)
+        return explicit_array((n, f, oh, ow), entry)
 
 
 class ChannelBias(TensorExpr):
@@ -103,7 +103,7 @@ class ChannelBias(TensorExpr):
         return ops.add_channels(y, b)
 
     def explicit(self, y, b):
-        return _array(y.shape, lambda n, f, i, j: y[n, f, i, j] + b[f])
+        return explicit_array(y.shape, lambda n, f, i, j: y[n, f, i, j] + b[f])
 
 
 class Pool2d(TensorExpr):
@@ -126,7 +126,7 @@ class Pool2d(TensorExpr):
         def entry(b, f, i, j):
             window = [x[b, f, s * i + u, s * j + v] for u in range(k) for v in range(k)]
             return self.reduce(window)
-        return _array((n, c, oh, ow), entry)
+        return explicit_array((n, c, oh, ow), entry)
 
 
 class MaxPool2d(Pool2d):
@@ -150,7 +150,7 @@ class Dropout(TensorExpr):
         return x * m * (1 / (1 - p))
 
     def explicit(self, x, m, p):
-        return _array(x.shape, lambda *k: x[k] * m[k] / (1 - p))
+        return explicit_array(x.shape, lambda *k: x[k] * m[k] / (1 - p))
 
 
 class TensorApply(TensorExpr):
@@ -202,7 +202,7 @@ class Einsum(TensorExpr):
             return sp.Add(*terms)
         if not output:
             return entry()
-        return _array(tuple(size[c] for c in output), entry)
+        return explicit_array(tuple(size[c] for c in output), entry)
 
 
 class Flatten(MatrixExpr):
@@ -278,7 +278,7 @@ def explicit_terms(expr) -> int:
     return total
 
 
-def _array(shape, entry) -> NDArray:
+def explicit_array(shape, entry) -> NDArray:
     """The explicit array of ``shape`` whose entry at index k is ``entry(*k)``."""
     shape = tuple(int(n) for n in shape)
     return NDArray([entry(*k) for k in itertools.product(*map(range, shape))], shape)
