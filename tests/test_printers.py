@@ -170,7 +170,7 @@ TORCH_ONLY = {"astensors", "needed", "save", "saved", "atan2", "hypot", "heavisi
 # numba's nan-propagating extrema and the array helpers around its loops (tests/test_numba.py)
 NUMBA_ONLY = {"maximum", "minimum", "broadcast", "upstream", "results", "shaped"}
 # the array_api code finds its namespace, converts all arguments at once, and silences NumPy
-ARRAY_API_ONLY = {"namespace", "asarrays", "quiet"}
+ARRAY_API_ONLY = {"namespace", "asarrays", "quiet", "quietly"}
 
 
 def test_helper_names_cover_everything():
@@ -184,6 +184,7 @@ def test_helper_names_cover_everything():
         "astensor", "conv2d_windows", "conv2d", "conv2d_dx", "conv2d_dw", "add_channels",
         "channel_sum", "max_pool2d", "max_pool2d_dx", "avg_pool2d", "avg_pool2d_dx", "flatten",
         "unflatten", "einsum", "max_pool2d_first_dx",
+        "window", "window_dx", "reduce_to", "expand_to",  # index notation (index_notation)
     } | CONSTANT_NAMES | TORCH_ONLY | NUMBA_ONLY | ARRAY_API_ONLY
     for name in (HELPER_NAMES - CONSTANT_NAMES - MATH_ONLY - TORCH_ONLY - NUMBA_ONLY
                  - ARRAY_API_ONLY):
