@@ -181,8 +181,9 @@ def _guard_call(w: Writer, line: str) -> str:
     task (under the guard there, where the errstate of the generated function is long gone)."""
     target, rhs = line.split(" = ", 1)
     reads: list[str] = []
-    calls = {id(n.func) for n in ast.walk(ast.parse(rhs)) if isinstance(n, ast.Call)}
-    for n in ast.walk(ast.parse(rhs)):
+    nodes = list(ast.walk(ast.parse(rhs)))
+    calls = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    for n in nodes:
         if isinstance(n, ast.Name) and id(n) not in calls and n.id != "xp" and n.id not in reads:
             reads.append(n.id)
     w.helpers.add(w.backend.guard_call)
